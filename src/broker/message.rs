@@ -1,0 +1,175 @@
+//! The headers the worker reads from and writes onto messages: retries and dead letters.
+
+use std::time::Duration;
+
+use lapin::BasicProperties;
+use lapin::message::Delivery;
+use lapin::types::{AMQPValue, FieldTable, LongString};
+
+use crate::protocol::{
+    HEADER_ATTEMPT, HEADER_DEAD_AT, HEADER_DEAD_KIND, HEADER_ERROR, HEADER_INTEGRATION,
+    HEADER_ORIGINAL_EXCHANGE, HEADER_ORIGINAL_ROUTING_KEY, HEADER_RUN_ID,
+};
+
+/// Persistent delivery mode.
+const PERSISTENT: u8 = 2;
+
+/// What the worker needs to know of a consumed message besides its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inbound {
+    /// AMQP `message-id`, for logs (`-` when the publisher set none).
+    pub message_id: String,
+    /// Set on retries: the one integration the message is for.
+    pub integration: Option<String>,
+    /// The attempt this message makes (1 for a new event).
+    pub attempt: u32,
+    /// Where the event was first published, carried through retries into dead letters.
+    pub original_exchange: String,
+    pub original_routing_key: String,
+}
+
+impl Inbound {
+    pub fn from_delivery(delivery: &Delivery) -> Self {
+        let headers = delivery.properties.headers().as_ref();
+        let header = |name| headers.and_then(|h| text(h, name));
+        Self {
+            message_id: delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |id| id.to_string()),
+            integration: header(HEADER_INTEGRATION),
+            attempt: headers
+                .and_then(|h| number(h, HEADER_ATTEMPT))
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|&n| n >= 1)
+                .unwrap_or(1),
+            original_exchange: header(HEADER_ORIGINAL_EXCHANGE)
+                .unwrap_or_else(|| delivery.exchange.to_string()),
+            original_routing_key: header(HEADER_ORIGINAL_ROUTING_KEY)
+                .unwrap_or_else(|| delivery.routing_key.to_string()),
+        }
+    }
+
+    /// Properties for the next attempt of `integration`: the original properties, plus where it
+    /// came from and which attempt it will be; `delay` becomes its per-message TTL.
+    pub fn retry(
+        &self,
+        original: &BasicProperties,
+        integration: &str,
+        next_attempt: u32,
+        last_error: &str,
+        delay: Option<Duration>,
+    ) -> BasicProperties {
+        let mut headers = self.carried_headers(original);
+        headers.insert(HEADER_INTEGRATION.into(), long(integration));
+        headers.insert(HEADER_ATTEMPT.into(), AMQPValue::LongLongInt(next_attempt.into()));
+        headers.insert(HEADER_ERROR.into(), long(last_error));
+        let properties = carried_properties(original, headers);
+        match delay {
+            Some(delay) => properties.with_expiration(delay.as_millis().to_string().into()),
+            None => properties,
+        }
+    }
+
+    /// Properties of a dead letter: why, and for a failed delivery, which integration gave up
+    /// after how many attempts.
+    pub fn dead_letter(&self, original: &BasicProperties, dead: &DeadLetter<'_>) -> BasicProperties {
+        let mut headers = self.carried_headers(original);
+        headers.insert(HEADER_ERROR.into(), long(dead.error));
+        headers.insert(HEADER_DEAD_KIND.into(), long(dead.kind));
+        headers.insert(
+            HEADER_DEAD_AT.into(),
+            AMQPValue::LongLongInt(chrono::Utc::now().timestamp()),
+        );
+        if let Some(integration) = dead.integration {
+            headers.insert(HEADER_INTEGRATION.into(), long(integration));
+            headers.insert(HEADER_ATTEMPT.into(), AMQPValue::LongLongInt(dead.attempts.into()));
+        }
+        if let Some(run_id) = dead.run_id {
+            headers.insert(HEADER_RUN_ID.into(), long(run_id));
+        }
+        carried_properties(original, headers)
+    }
+
+    /// The original headers without the previous attempt's, plus where the event came from.
+    fn carried_headers(&self, original: &BasicProperties) -> FieldTable {
+        let mut map = original.headers().clone().unwrap_or_default().inner().clone();
+        map.remove(HEADER_ATTEMPT);
+        map.remove(HEADER_INTEGRATION);
+        map.remove(HEADER_ERROR);
+        let mut headers = FieldTable::from(map);
+        headers.insert(HEADER_ORIGINAL_EXCHANGE.into(), long(&self.original_exchange));
+        headers.insert(HEADER_ORIGINAL_ROUTING_KEY.into(), long(&self.original_routing_key));
+        headers
+    }
+}
+
+/// A fresh, persistent set of properties keeping what identifies the message. Not copied: the
+/// expiration (a retry's TTL must not expire a dead letter) and `user-id` (the broker checks it
+/// against the publishing user).
+fn carried_properties(original: &BasicProperties, headers: FieldTable) -> BasicProperties {
+    let mut properties = BasicProperties::default()
+        .with_headers(headers)
+        .with_delivery_mode(PERSISTENT);
+    if let Some(value) = original.content_type() {
+        properties = properties.with_content_type(value.clone());
+    }
+    if let Some(value) = original.content_encoding() {
+        properties = properties.with_content_encoding(value.clone());
+    }
+    if let Some(value) = original.message_id() {
+        properties = properties.with_message_id(value.clone());
+    }
+    if let Some(value) = original.correlation_id() {
+        properties = properties.with_correlation_id(value.clone());
+    }
+    if let Some(value) = original.timestamp() {
+        properties = properties.with_timestamp(*value);
+    }
+    if let Some(value) = original.kind() {
+        properties = properties.with_type(value.clone());
+    }
+    if let Some(value) = original.app_id() {
+        properties = properties.with_app_id(value.clone());
+    }
+    properties
+}
+
+/// Why a message goes to the dead-letter queue.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadLetter<'a> {
+    /// `invalid` for bad input, `delivery` for an integration that gave up.
+    pub kind: &'a str,
+    pub error: &'a str,
+    pub integration: Option<&'a str>,
+    pub attempts: u32,
+    pub run_id: Option<&'a str>,
+}
+
+/// A header as text, whichever string type the publisher used.
+pub fn text(headers: &FieldTable, name: &str) -> Option<String> {
+    match headers.inner().get(name)? {
+        AMQPValue::LongString(value) => Some(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+        AMQPValue::ShortString(value) => Some(value.to_string()),
+        _ => None,
+    }
+}
+
+/// A header as a number, whichever integer type the publisher used.
+pub fn number(headers: &FieldTable, name: &str) -> Option<i64> {
+    match *headers.inner().get(name)? {
+        AMQPValue::ShortShortInt(n) => Some(n.into()),
+        AMQPValue::ShortShortUInt(n) => Some(n.into()),
+        AMQPValue::ShortInt(n) => Some(n.into()),
+        AMQPValue::ShortUInt(n) => Some(n.into()),
+        AMQPValue::LongInt(n) => Some(n.into()),
+        AMQPValue::LongUInt(n) => Some(n.into()),
+        AMQPValue::LongLongInt(n) => Some(n),
+        _ => None,
+    }
+}
+
+fn long(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}

@@ -1,0 +1,142 @@
+//! Everything the worker declares at start, idempotently, and the retry tier of a delay.
+
+use std::time::Duration;
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{Channel, ExchangeKind};
+
+use crate::config::BrokerConfig;
+
+/// Exchange, queues and bindings. Queue arguments never depend on anything but names, so that
+/// re-declaring after a config change cannot fail with `PRECONDITION_FAILED`.
+#[derive(Debug, Clone)]
+pub struct Topology {
+    pub exchange: String,
+    pub queue: String,
+    pub routing_key: String,
+    pub dead_letter_queue: String,
+    retry_queue_prefix: String,
+    delivery_limit: u32,
+    /// Retry tiers in seconds: 1, 2, 4, … up to the longest delay.
+    tiers: Vec<u64>,
+}
+
+impl Topology {
+    pub fn new(broker: &BrokerConfig, longest_delay: Duration) -> Self {
+        let mut tiers = vec![1u64];
+        while tiers.last().is_some_and(|&t| t * 2 <= longest_delay.as_secs()) {
+            tiers.push(tiers.last().unwrap() * 2);
+        }
+        Self {
+            exchange: broker.exchange.clone(),
+            queue: broker.queue.clone(),
+            routing_key: broker.routing_key.clone(),
+            dead_letter_queue: broker.dead_letter_queue.clone(),
+            retry_queue_prefix: broker.retry_queue_prefix.clone(),
+            delivery_limit: broker.delivery_limit,
+            tiers,
+        }
+    }
+
+    /// The retry queue for `delay`: the tier `[2^k s, 2^(k+1) s)` holding it. Each message
+    /// carries its exact delay as per-message TTL; since TTL only expires at a queue's head,
+    /// sharing a queue only with delays of the same tier bounds the extra wait to that tier.
+    pub fn retry_queue(&self, delay: Duration) -> String {
+        let tier = self
+            .tiers
+            .iter()
+            .rev()
+            .find(|&&t| t <= delay.as_secs())
+            .unwrap_or(&self.tiers[0]);
+        self.tier_queue(*tier)
+    }
+
+    fn tier_queue(&self, secs: u64) -> String {
+        format!("{}.{secs}s", self.retry_queue_prefix)
+    }
+
+    /// Declares exchange, event queue, binding, retry queues and dead-letter queue.
+    pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        let durable = QueueDeclareOptions::durable();
+        channel
+            .exchange_declare(
+                self.exchange.as_str().into(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_declare(self.dead_letter_queue.as_str().into(), durable, quorum())
+            .await?;
+        // The broker dead-letters messages redelivered too often (a crash loop on one message).
+        let mut events = quorum();
+        events.insert("x-delivery-limit".into(), AMQPValue::LongInt(self.delivery_limit as i32));
+        events.insert("x-dead-letter-exchange".into(), text(""));
+        events.insert("x-dead-letter-routing-key".into(), text(&self.dead_letter_queue));
+        channel
+            .queue_declare(self.queue.as_str().into(), durable, events)
+            .await?;
+        channel
+            .queue_bind(
+                self.queue.as_str().into(),
+                self.exchange.as_str().into(),
+                self.routing_key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        for &tier in &self.tiers {
+            // Expired retries go straight back to the event queue through the default exchange,
+            // not through the topic exchange, so no other subscriber sees them again.
+            let mut retry = FieldTable::default();
+            retry.insert("x-dead-letter-exchange".into(), text(""));
+            retry.insert("x-dead-letter-routing-key".into(), text(&self.queue));
+            channel
+                .queue_declare(self.tier_queue(tier).as_str().into(), durable, retry)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn quorum() -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-queue-type".into(), text("quorum"));
+    arguments
+}
+
+fn text(value: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topology(longest: u64) -> Topology {
+        Topology::new(&BrokerConfig::default(), Duration::from_secs(longest))
+    }
+
+    #[test]
+    fn tiers_are_powers_of_two_up_to_the_longest_delay() {
+        assert_eq!(topology(1).tiers, [1]);
+        assert_eq!(topology(40).tiers, [1, 2, 4, 8, 16, 32]);
+        assert_eq!(topology(3_600).tiers.last(), Some(&2_048));
+    }
+
+    #[test]
+    fn a_delay_goes_to_the_tier_at_or_below_it() {
+        let topology = topology(60);
+        let queue = |ms| topology.retry_queue(Duration::from_millis(ms));
+        assert_eq!(queue(0), "run-notifier.retry.1s");
+        assert_eq!(queue(1_999), "run-notifier.retry.1s");
+        assert_eq!(queue(2_000), "run-notifier.retry.2s");
+        assert_eq!(queue(45_000), "run-notifier.retry.32s");
+        assert_eq!(queue(3_600_000), "run-notifier.retry.32s");
+    }
+}

@@ -1,0 +1,237 @@
+//! The typed configuration: one YAML file, `${VAR}` expansion, validated once at load.
+
+mod duration;
+mod secret;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use duration::HumanDuration;
+pub use secret::Secret;
+
+use crate::integrations::IntegrationConfig;
+
+/// Where the config is read from when neither `--config` nor `RUN_NOTIFIER_CONFIG` says.
+pub const DEFAULT_PATH: &str = "config/run-notifier.yaml";
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// RabbitMQ connection and topology names.
+    #[serde(default)]
+    pub broker: BrokerConfig,
+    /// Concurrency and shutdown of the consumer.
+    #[serde(default)]
+    pub worker: WorkerConfig,
+    /// How transient failures are retried.
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// The admin HTTP listener (`/healthz`, `/readyz`).
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Where each event goes.
+    pub integrations: Vec<IntegrationConfig>,
+}
+
+/// RabbitMQ connection and the names of everything the worker declares.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// `amqp://` or `amqps://` URL; it may hold a password, so it is a secret.
+    pub url: Secret,
+    /// Durable topic exchange the dashboard publishes to.
+    pub exchange: String,
+    /// The worker's durable quorum queue.
+    pub queue: String,
+    /// Binding key of `queue` on `exchange`.
+    pub routing_key: String,
+    /// Prefix of the TTL retry queues (one per delay tier).
+    pub retry_queue_prefix: String,
+    /// Where bad input, permanent failures and exhausted retries end up.
+    pub dead_letter_queue: String,
+    /// Unacked messages the broker may push to this worker at once (its concurrency).
+    pub prefetch: u16,
+    /// Larger bodies are dead-lettered unread.
+    pub max_message_bytes: usize,
+    /// Redeliveries after which the broker itself dead-letters a message (a poison-message guard).
+    pub delivery_limit: u32,
+    /// Longest wait between reconnection attempts.
+    pub reconnect_max_delay: HumanDuration,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            exchange: "runs".into(),
+            queue: "run-notifier.events".into(),
+            routing_key: "run.canceled".into(),
+            retry_queue_prefix: "run-notifier.retry".into(),
+            dead_letter_queue: "run-notifier.dead".into(),
+            prefetch: 64,
+            max_message_bytes: 1024 * 1024,
+            delivery_limit: 20,
+            reconnect_max_delay: HumanDuration::secs(30),
+        }
+    }
+}
+
+/// The consumer's shutdown behaviour.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// After SIGTERM, how long in-flight deliveries may still finish before they are aborted.
+    pub shutdown_grace: HumanDuration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            shutdown_grace: HumanDuration::secs(10),
+        }
+    }
+}
+
+/// Retry schedule of transient failures.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Attempts in all, the first one included.
+    pub max_attempts: u32,
+    /// Delay before the second attempt.
+    pub initial_delay: HumanDuration,
+    /// Each further delay is the previous one times this.
+    pub multiplier: f32,
+    /// Longest delay the schedule computes (jitter may add up to as much again).
+    pub max_delay: HumanDuration,
+    /// Random extra delay, so that many failures do not come back at once.
+    pub jitter: bool,
+    /// A receiver's `Retry-After` is honoured up to this long.
+    pub max_retry_after: HumanDuration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            initial_delay: HumanDuration::secs(10),
+            multiplier: 2.0,
+            max_delay: HumanDuration::secs(600),
+            jitter: true,
+            max_retry_after: HumanDuration::secs(3_600),
+        }
+    }
+}
+
+/// The admin HTTP listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address of `/healthz` and `/readyz`.
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+        }
+    }
+}
+
+/// A config that could not be loaded: the file and what is wrong, with line and column.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+impl Config {
+    /// Reads, expands and validates the file at `path` against the process environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
+            path: path.to_owned(),
+            message: format!("cannot read the config file: {err}"),
+        })?;
+        Self::parse(&text, std::env::vars().collect()).map_err(|message| ConfigError {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses YAML text with `${VAR}` taken from `env`, then validates it.
+    pub fn parse(text: &str, env: HashMap<String, String>) -> Result<Self, String> {
+        let options = serde_saphyr::options! {}.with_properties(env);
+        let config: Config =
+            serde_saphyr::from_str_with_options(text, options).map_err(|err| err.to_string())?;
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems.join("\n"))
+        }
+    }
+
+    /// Every rule that a well-formed file can still break, as plain sentences.
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let broker = &self.broker;
+        let url = broker.url.expose();
+        if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+            problems.push("broker.url must start with amqp:// or amqps://".to_owned());
+        }
+        for (field, value) in [
+            ("broker.exchange", &broker.exchange),
+            ("broker.queue", &broker.queue),
+            ("broker.routing_key", &broker.routing_key),
+            ("broker.retry_queue_prefix", &broker.retry_queue_prefix),
+            ("broker.dead_letter_queue", &broker.dead_letter_queue),
+        ] {
+            if value.is_empty() || value.len() > 200 {
+                problems.push(format!("{field} must be 1 to 200 characters long"));
+            }
+        }
+        if broker.prefetch == 0 {
+            problems.push("broker.prefetch must be at least 1".to_owned());
+        }
+        if broker.max_message_bytes == 0 {
+            problems.push("broker.max_message_bytes must be at least 1".to_owned());
+        }
+        let retry = &self.retry;
+        if retry.max_attempts == 0 {
+            problems.push("retry.max_attempts must be at least 1 (the first attempt counts)".to_owned());
+        }
+        if !(retry.multiplier >= 1.0 && retry.multiplier <= 100.0) {
+            problems.push("retry.multiplier must be between 1 and 100".to_owned());
+        }
+        if retry.initial_delay > retry.max_delay {
+            problems.push("retry.initial_delay must not be longer than retry.max_delay".to_owned());
+        }
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for (index, integration) in self.integrations.iter().enumerate() {
+            let name = integration.name();
+            if let Some(first) = seen.insert(name, index) {
+                problems.push(format!(
+                    "integrations[{index}]: the name `{name}` is already used by integrations[{first}]; names must be unique because retries and the ledger refer to them"
+                ));
+            }
+            problems.extend(
+                integration
+                    .problems()
+                    .into_iter()
+                    .map(|problem| format!("integrations[{index}] ({name}): {problem}")),
+            );
+        }
+        problems
+    }
+
+    /// The integration called `name`, if configured.
+    pub fn integration(&self, name: &str) -> Option<&IntegrationConfig> {
+        self.integrations.iter().find(|i| i.name() == name)
+    }
+}

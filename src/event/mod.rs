@@ -1,0 +1,323 @@
+//! The run-canceled CloudEvent, parsed at the edge into typed values with every field rule checked.
+
+mod repo;
+
+use std::fmt;
+
+use chrono::{DateTime, FixedOffset, SecondsFormat};
+use serde::{Deserialize, Deserializer, Serialize, de};
+use url::Url;
+
+pub use repo::Repo;
+
+use crate::protocol::EVENT_TYPE;
+
+/// Why a message body is not a valid run-canceled event; the sentence names the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error("body is not JSON: {0}")]
+    NotJson(String),
+    #[error("not a CloudEvent: {0}")]
+    NotCloudEvent(String),
+    #[error("CloudEvent type is `{0}`, but this worker only handles `{EVENT_TYPE}`")]
+    WrongType(String),
+    #[error("field `{field}`: {problem}")]
+    Field { field: String, problem: String },
+}
+
+/// A run was cancelled: everything the integrations may use, already validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunCanceled {
+    /// CloudEvents `id` (differs between two cancels of one run).
+    pub event_id: String,
+    /// CloudEvents `source`.
+    pub source: String,
+    pub data: RunData,
+}
+
+/// The `data` member of the event.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunData {
+    pub run_id: RunId,
+    #[serde(deserialize_with = "web_url")]
+    pub run_url: Url,
+    #[serde(deserialize_with = "non_empty")]
+    pub project_id: String,
+    #[serde(default)]
+    pub project_name: Option<String>,
+    #[serde(default)]
+    pub build_id: Option<String>,
+    #[serde(default)]
+    pub group_id: Option<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub tags: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub commit: Commit,
+    #[serde(default)]
+    pub pull_request: Option<PullRequestNumber>,
+    pub results: Results,
+    pub cancellation: Cancellation,
+}
+
+/// The run's commit; any part may be missing (a run started outside git).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Commit {
+    #[serde(default)]
+    pub sha: Option<CommitSha>,
+    #[serde(default)]
+    pub branch: Option<String>,
+    #[serde(default)]
+    pub default_branch: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub author_name: Option<String>,
+    #[serde(default)]
+    pub author_email: Option<String>,
+    #[serde(default)]
+    pub remote_origin: Option<String>,
+}
+
+impl Commit {
+    /// The repository named by `remoteOrigin`, when it names one.
+    pub fn repo(&self) -> Option<Repo> {
+        self.remote_origin.as_deref().and_then(Repo::from_remote)
+    }
+}
+
+/// The last known results of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Results {
+    pub overall: u64,
+    pub passes: u64,
+    pub failures: u64,
+    pub pending: u64,
+    pub skipped: u64,
+    pub retries: u64,
+    pub flaky: u64,
+}
+
+impl Results {
+    /// The dashboard's documented rule: no failed test so far means the run passed.
+    pub fn status(&self) -> RunStatus {
+        if self.failures == 0 {
+            RunStatus::Passed
+        } else {
+            RunStatus::Failed
+        }
+    }
+}
+
+/// Outcome of the cancelled run by the last known results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Passed,
+    Failed,
+}
+
+/// Who cancelled the run, when and why.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cancellation {
+    #[serde(serialize_with = "rfc3339")]
+    pub canceled_at: DateTime<FixedOffset>,
+    pub reason: Reason,
+    #[serde(deserialize_with = "non_empty")]
+    pub actor: String,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// What cancelled the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Reason {
+    User,
+    Api,
+    FailFast,
+    Ci,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 4] = [Reason::User, Reason::Api, Reason::FailFast, Reason::Ci];
+
+    /// The name used in events and config (`failFast`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::User => "user",
+            Reason::Api => "api",
+            Reason::FailFast => "failFast",
+            Reason::Ci => "ci",
+        }
+    }
+}
+
+/// The dashboard's run id: non-empty, at most 200 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct RunId(String);
+
+impl RunId {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Err("must not be empty".into());
+        }
+        if text.len() > 200 || text.chars().any(char::is_control) {
+            return Err("must be at most 200 characters without control characters".into());
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RunId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for RunId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        RunId::parse(&String::deserialize(deserializer)?).map_err(de::Error::custom)
+    }
+}
+
+/// A git commit id: 7 to 64 hexadecimal digits (SHA-1 or SHA-256), lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct CommitSha(String);
+
+impl CommitSha {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if (7..=64).contains(&text.len()) && text.chars().all(|c| c.is_ascii_hexdigit()) {
+            Ok(Self(text.to_ascii_lowercase()))
+        } else {
+            Err("must be a git commit id of 7 to 64 hexadecimal digits".into())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CommitSha {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for CommitSha {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        CommitSha::parse(&String::deserialize(deserializer)?).map_err(de::Error::custom)
+    }
+}
+
+/// A pull request number (positive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PullRequestNumber(pub u64);
+
+impl<'de> Deserialize<'de> for PullRequestNumber {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match u64::deserialize(deserializer)? {
+            0 => Err(de::Error::custom("must be a positive integer")),
+            n => Ok(Self(n)),
+        }
+    }
+}
+
+/// The CloudEvents structured-mode envelope; unknown members are ignored.
+#[derive(Deserialize)]
+struct Envelope {
+    specversion: Option<String>,
+    id: Option<String>,
+    source: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    data: Option<serde_json::Value>,
+}
+
+impl RunCanceled {
+    /// Parses and validates a message body.
+    pub fn parse(body: &[u8]) -> Result<Self, EventError> {
+        let envelope: Envelope = match serde_json::from_slice(body) {
+            Ok(envelope) => envelope,
+            Err(err) if err.is_data() => {
+                return Err(EventError::NotCloudEvent(format!("expected a JSON object: {err}")));
+            }
+            Err(err) => return Err(EventError::NotJson(err.to_string())),
+        };
+        let required = |value: Option<String>, name: &str| {
+            value.filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                EventError::NotCloudEvent(format!("`{name}` is missing or empty"))
+            })
+        };
+        let specversion = required(envelope.specversion, "specversion")?;
+        if specversion != "1.0" {
+            return Err(EventError::NotCloudEvent(format!(
+                "`specversion` is `{specversion}`, expected `1.0`"
+            )));
+        }
+        let event_id = required(envelope.id, "id")?;
+        let source = required(envelope.source, "source")?;
+        let kind = required(envelope.kind, "type")?;
+        if kind != EVENT_TYPE {
+            return Err(EventError::WrongType(kind));
+        }
+        let data = envelope.data.ok_or_else(|| EventError::Field {
+            field: "data".into(),
+            problem: "is missing".into(),
+        })?;
+        let data: RunData = serde_path_to_error::deserialize(data).map_err(|err| {
+            let path = err.path().to_string();
+            EventError::Field {
+                field: if path == "." { "data".into() } else { format!("data.{path}") },
+                problem: err.into_inner().to_string(),
+            }
+        })?;
+        Ok(Self {
+            event_id,
+            source,
+            data,
+        })
+    }
+}
+
+fn non_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.trim().is_empty() {
+        Err(de::Error::custom("must not be empty"))
+    } else {
+        Ok(text)
+    }
+}
+
+fn web_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Url, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let url = Url::parse(&text).map_err(|err| de::Error::custom(format!("not a URL ({err})")))?;
+    if matches!(url.scheme(), "http" | "https") {
+        Ok(url)
+    } else {
+        Err(de::Error::custom("must be an http or https URL"))
+    }
+}
+
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+fn rfc3339<S: serde::Serializer>(time: &DateTime<FixedOffset>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&time.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+}
+
+#[cfg(test)]
+mod tests;

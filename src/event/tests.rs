@@ -1,0 +1,218 @@
+//! Field rules of the run-canceled event, one test per rule.
+
+use serde_json::{Value, json};
+
+use super::*;
+
+const EXAMPLE: &str = include_str!("../../config/example-event.json");
+
+fn example() -> Value {
+    serde_json::from_str(EXAMPLE).unwrap()
+}
+
+fn parse(value: &Value) -> Result<RunCanceled, EventError> {
+    RunCanceled::parse(value.to_string().as_bytes())
+}
+
+fn field_error(value: &Value) -> (String, String) {
+    match parse(value) {
+        Err(EventError::Field { field, problem }) => (field, problem),
+        other => panic!("expected a field error, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_documented_example_parses_into_typed_values() {
+    let event = RunCanceled::parse(EXAMPLE.as_bytes()).unwrap();
+    assert_eq!(event.event_id, "evt_01JD3X9Q8W7Y");
+    let data = &event.data;
+    assert_eq!(data.run_id.as_str(), "950a13c3edf4f28b6e8ce301a404b4aa");
+    assert_eq!(data.results.failures, 2);
+    assert_eq!(data.results.status(), RunStatus::Failed);
+    assert_eq!(data.cancellation.reason, Reason::User);
+    assert_eq!(data.pull_request, Some(PullRequestNumber(42)));
+    assert_eq!(data.commit.repo().unwrap().to_string(), "acme/web-app");
+}
+
+#[test]
+fn outcome_rule_is_passed_only_without_failures() {
+    let mut results = RunCanceled::parse(EXAMPLE.as_bytes()).unwrap().data.results;
+    results.failures = 0;
+    assert_eq!(results.status(), RunStatus::Passed);
+    results.failures = 1;
+    assert_eq!(results.status(), RunStatus::Failed);
+}
+
+#[test]
+fn optional_members_may_be_missing_or_null() {
+    let mut event = example();
+    let data = event["data"].as_object_mut().unwrap();
+    for key in ["projectName", "buildId", "groupId", "tags", "commit", "pullRequest"] {
+        data.remove(key);
+    }
+    let parsed = parse(&event).unwrap();
+    assert_eq!(parsed.data.commit, Commit::default());
+    assert!(parsed.data.tags.is_empty());
+
+    let mut event = example();
+    event["data"]["commit"] = Value::Null;
+    event["data"]["tags"] = Value::Null;
+    assert_eq!(parse(&event).unwrap().data.commit.repo(), None);
+}
+
+#[test]
+fn partial_commit_is_accepted() {
+    let mut event = example();
+    event["data"]["commit"] = json!({ "branch": "main" });
+    let commit = parse(&event).unwrap().data.commit;
+    assert_eq!(commit.branch.as_deref(), Some("main"));
+    assert_eq!(commit.sha, None);
+}
+
+#[test]
+fn unknown_members_are_ignored() {
+    let mut event = example();
+    event["extension"] = json!("x");
+    event["data"]["futureField"] = json!({ "a": 1 });
+    event["data"]["results"]["newCount"] = json!(3);
+    assert!(parse(&event).is_ok());
+}
+
+#[test]
+fn not_json_is_named_as_such() {
+    for body in [&b"{not json"[..], b"", b"\xff\xfe"] {
+        assert!(matches!(RunCanceled::parse(body), Err(EventError::NotJson(_))), "{body:?}");
+    }
+}
+
+#[test]
+fn json_that_is_no_cloudevent_is_rejected() {
+    for body in [json!([1, 2]), json!("text"), json!({ "hello": "world" })] {
+        assert!(matches!(parse(&body), Err(EventError::NotCloudEvent(_))), "{body}");
+    }
+    let mut event = example();
+    event["specversion"] = json!("0.3");
+    assert!(parse(&event).unwrap_err().to_string().contains("`specversion` is `0.3`"));
+    for member in ["id", "source", "specversion", "type"] {
+        let mut event = example();
+        event.as_object_mut().unwrap().remove(member);
+        let message = parse(&event).unwrap_err().to_string();
+        assert!(message.contains(&format!("`{member}` is missing")), "{message}");
+    }
+}
+
+#[test]
+fn another_event_type_is_rejected_by_name() {
+    let mut event = example();
+    event["type"] = json!("run.finished");
+    assert_eq!(parse(&event), Err(EventError::WrongType("run.finished".into())));
+}
+
+#[test]
+fn every_required_data_member_is_named_when_missing() {
+    for path in [
+        "runId",
+        "runUrl",
+        "projectId",
+        "results",
+        "results.overall",
+        "results.passes",
+        "results.failures",
+        "results.pending",
+        "results.skipped",
+        "results.retries",
+        "results.flaky",
+        "cancellation",
+        "cancellation.canceledAt",
+        "cancellation.reason",
+        "cancellation.actor",
+    ] {
+        let mut event = example();
+        let (parent, key) = match path.rsplit_once('.') {
+            Some((parent, key)) => (&mut event["data"][parent], key),
+            None => (&mut event["data"], path),
+        };
+        parent.as_object_mut().unwrap().remove(key);
+        let message = parse(&event).unwrap_err().to_string();
+        assert!(message.contains(&format!("missing field `{key}`")), "{path}: {message}");
+    }
+    let mut event = example();
+    event.as_object_mut().unwrap().remove("data");
+    assert_eq!(field_error(&event).0, "data");
+}
+
+#[test]
+fn counts_must_be_non_negative_integers() {
+    for bad in [json!(-1), json!(1.5), json!("3"), Value::Null] {
+        let mut event = example();
+        event["data"]["results"]["passes"] = bad.clone();
+        let (field, problem) = field_error(&event);
+        assert_eq!(field, "data.results.passes", "{bad}: {problem}");
+    }
+}
+
+#[test]
+fn reason_is_one_of_the_four() {
+    for (text, reason) in [("user", Reason::User), ("api", Reason::Api), ("failFast", Reason::FailFast), ("ci", Reason::Ci)] {
+        let mut event = example();
+        event["data"]["cancellation"]["reason"] = json!(text);
+        assert_eq!(parse(&event).unwrap().data.cancellation.reason, reason);
+        assert_eq!(reason.as_str(), text);
+    }
+    let mut event = example();
+    event["data"]["cancellation"]["reason"] = json!("timeout");
+    let (field, problem) = field_error(&event);
+    assert_eq!(field, "data.cancellation.reason");
+    assert!(problem.contains("unknown variant `timeout`"), "{problem}");
+}
+
+#[test]
+fn strings_that_break_a_rule_name_their_field() {
+    for (path, bad) in [
+        ("runId", json!("")),
+        ("runId", json!("a\nb")),
+        ("runId", json!("x".repeat(201))),
+        ("runUrl", json!("not a url")),
+        ("runUrl", json!("javascript:alert(1)")),
+        ("projectId", json!("  ")),
+        ("pullRequest", json!(0)),
+        ("pullRequest", json!(-4)),
+        ("tags", json!("nightly")),
+    ] {
+        let mut event = example();
+        event["data"][path] = bad.clone();
+        assert_eq!(field_error(&event).0, format!("data.{path}"), "{bad}");
+    }
+    for (path, bad) in [
+        ("commit.sha", json!("not-a-sha")),
+        ("commit.sha", json!("abc")),
+        ("cancellation.actor", json!("")),
+        ("cancellation.canceledAt", json!("yesterday")),
+    ] {
+        let mut event = example();
+        let (parent, key) = path.split_once('.').unwrap();
+        event["data"][parent][key] = bad.clone();
+        assert_eq!(field_error(&event).0, format!("data.{path}"), "{bad}");
+    }
+}
+
+#[test]
+fn hostile_strings_are_kept_verbatim_for_the_integrations_to_escape() {
+    let hostile = "\"quote\" \\back\\slash <script>alert(1)</script> @everyone\nnew line";
+    let long = "x".repeat(10_000);
+    let mut event = example();
+    event["data"]["commit"]["branch"] = json!(hostile);
+    event["data"]["commit"]["message"] = json!(long);
+    event["data"]["cancellation"]["actor"] = json!(hostile);
+    event["data"]["tags"] = json!([hostile]);
+    let data = parse(&event).unwrap().data;
+    assert_eq!(data.commit.branch.as_deref(), Some(hostile));
+    assert_eq!(data.commit.message.as_deref(), Some(long.as_str()));
+    assert_eq!(data.cancellation.actor, hostile);
+}
+
+#[test]
+fn sha_is_normalised_to_lower_case() {
+    let sha = CommitSha::parse("5A7EDC9A156E417068060D67109021351FC7D9B8").unwrap();
+    assert_eq!(sha.as_str(), "5a7edc9a156e417068060d67109021351fc7d9b8");
+}

@@ -1,0 +1,99 @@
+//! The HTTP side shared by integrations: one client, a request value that can be sent or
+//! previewed, and sending with cancellation and classification.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, redirect};
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::failure::{DeliveryError, classify_response, classify_transport};
+use crate::protocol::USER_AGENT;
+
+/// Response bodies are read up to this size; the rest is not needed to classify an answer.
+const MAX_RESPONSE_BODY: usize = 64 * 1024;
+
+/// The one HTTP client of the process: connection pooling across integrations, no redirects.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .redirect(redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .expect("a client with static settings builds")
+}
+
+/// An HTTP request, complete, before it is sent. Header values marked sensitive are secrets.
+#[derive(Debug, Clone)]
+pub struct OutgoingRequest {
+    pub method: Method,
+    pub url: Url,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl OutgoingRequest {
+    pub fn post_json(url: Url, body: Vec<u8>) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        Self {
+            method: Method::POST,
+            url,
+            headers,
+            body,
+        }
+    }
+
+    /// Adds a header; a value that is not a valid header value is a config error caught at load.
+    pub fn header(&mut self, name: HeaderName, value: &str, sensitive: bool) {
+        if let Ok(mut value) = HeaderValue::from_str(value) {
+            value.set_sensitive(sensitive);
+            self.headers.insert(name, value);
+        }
+    }
+
+    /// Sends the request and classifies the answer. Returns the status and body of a 2xx.
+    pub async fn send(
+        self,
+        client: &reqwest::Client,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<(reqwest::StatusCode, String), DeliveryError> {
+        let request = client
+            .request(self.method, self.url)
+            .headers(self.headers)
+            .body(self.body)
+            .timeout(timeout);
+        let exchange = async {
+            // URLs may carry tokens (Slack, Teams): errors never include them.
+            let mut response = request
+                .send()
+                .await
+                .map_err(|err| classify_transport(&err.without_url()))?;
+            let status = response.status();
+            let headers = response.headers().clone();
+            let mut body = Vec::new();
+            while body.len() < MAX_RESPONSE_BODY {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                    Ok(None) => break,
+                    Err(err) => return Err(classify_transport(&err.without_url())),
+                }
+            }
+            let body = String::from_utf8_lossy(&body).into_owned();
+            classify_response(status, &headers, &body, Utc::now())?;
+            Ok((status, body))
+        };
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => Err(DeliveryError::Canceled),
+            result = exchange => result,
+        }
+    }
+}

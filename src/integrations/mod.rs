@@ -1,0 +1,173 @@
+//! The closed set of integrations: their config, one delivery trait, and enum dispatch.
+
+mod http;
+pub mod webhook;
+
+use std::future::Future;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+pub use http::{OutgoingRequest, http_client};
+
+use crate::config::HumanDuration;
+use crate::event::RunCanceled;
+use crate::failure::DeliveryError;
+use crate::protocol::EVENT_TYPE;
+use crate::route::Filters;
+
+/// One configured integration, tagged by `type:` in the YAML.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum IntegrationConfig {
+    /// A signed HTTP POST (Standard Webhooks).
+    Webhook(webhook::WebhookConfig),
+}
+
+/// Settings every integration has.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Common {
+    /// Unique name: retries, dead letters, the ledger and metrics refer to it.
+    pub name: String,
+    /// Which runs this integration is for.
+    #[serde(flatten)]
+    pub filters: Filters,
+    /// Longest wait for one request's answer.
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
+}
+
+fn default_timeout() -> HumanDuration {
+    HumanDuration::secs(10)
+}
+
+impl IntegrationConfig {
+    pub fn common(&self) -> &Common {
+        match self {
+            IntegrationConfig::Webhook(config) => &config.common,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.common().name
+    }
+
+    /// The `type:` of the integration, a bounded metrics label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            IntegrationConfig::Webhook(_) => "webhook",
+        }
+    }
+
+    /// Rules the YAML grammar cannot express, as plain sentences.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let name = self.name();
+        let name_ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !name_ok {
+            problems.push(
+                "`name` must be 1 to 64 characters of letters, digits, `-`, `_` and `.`".to_owned(),
+            );
+        }
+        if self.common().timeout.is_zero() {
+            problems.push("`timeout` must be longer than 0ms".to_owned());
+        }
+        match self {
+            IntegrationConfig::Webhook(config) => problems.extend(config.problems()),
+        }
+        problems
+    }
+}
+
+/// What an integration is asked to deliver: one event, to one integration, at one attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Notification<'a> {
+    pub event: &'a RunCanceled,
+    pub integration: &'a str,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+}
+
+impl Notification<'_> {
+    /// Stable id of this run's notification to this integration: the same on every retry and
+    /// for every event of the same run, so receivers can deduplicate on it.
+    pub fn delivery_id(&self) -> String {
+        let mut hash = Sha256::new();
+        for part in [self.event.data.run_id.as_str(), EVENT_TYPE, self.integration] {
+            hash.update(part.as_bytes());
+            hash.update([0]);
+        }
+        format!("msg_{}", hex::encode(&hash.finalize()[..16]))
+    }
+}
+
+/// What a delivery achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Receipt {
+    /// The receiver took it; the text says what it answered (`HTTP 204`).
+    Sent(String),
+    /// Nothing to do for this event (for example no commit to put a status on); says why.
+    Skipped(String),
+}
+
+/// Delivers notifications to one kind of receiver. Implementations check `cancel` between steps
+/// and return [`DeliveryError::Canceled`] once it fires.
+pub trait Deliver {
+    fn deliver(
+        &self,
+        notification: &Notification<'_>,
+        cancel: &CancellationToken,
+    ) -> impl Future<Output = Result<Receipt, DeliveryError>> + Send;
+}
+
+/// A ready-to-use integration, built once from its config.
+#[derive(Debug)]
+pub enum Integration {
+    Webhook(webhook::Webhook),
+}
+
+impl Integration {
+    pub fn build(config: &IntegrationConfig, client: &reqwest::Client) -> Self {
+        match config {
+            IntegrationConfig::Webhook(config) => {
+                Integration::Webhook(webhook::Webhook::new(config.clone(), client.clone()))
+            }
+        }
+    }
+
+    pub fn common(&self) -> &Common {
+        match self {
+            Integration::Webhook(webhook) => &webhook.config().common,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.common().name
+    }
+
+    /// The `type:` of the integration, a bounded metrics label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Integration::Webhook(_) => "webhook",
+        }
+    }
+
+    pub async fn deliver(
+        &self,
+        notification: &Notification<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<Receipt, DeliveryError> {
+        if cancel.is_cancelled() {
+            return Err(DeliveryError::Canceled);
+        }
+        match self {
+            Integration::Webhook(webhook) => webhook.deliver(notification, cancel).await,
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! `run-notifier` consumes **run-canceled** events from RabbitMQ and fans each one out, with
+//! retries, to GitHub, Bitbucket, Slack, Teams and Standard Webhooks receivers.
+//!
+//! # Layout
+//!
+//! ```text
+//! AMQP delivery ─► event::RunCanceled::parse ─► dispatch (route::Filters, one task per integration)
+//!      │ bad                                        │
+//!      ▼                                            ▼  Outcome per integration
+//! dead-letter queue      Delivered │ RetryIn → TTL retry queue (broker) │ GiveUp → dead-letter queue
+//! ```
+//!
+//! - [`config`]: typed YAML config, `${VAR}` expansion, validation at load.
+//! - [`event`]: the CloudEvent into typed values; field rules; git remotes into [`event::Repo`].
+//! - [`route`]: per-integration filters.
+//! - [`integrations`]: the closed set of integrations behind one `Deliver` trait.
+//! - [`failure`]: the one place that classifies failures as transient or permanent.
+//! - [`retry`]: the retry schedule, a pure function.
+//! - [`dispatch`]: fan-out of one event and its typed [`dispatch::Outcome`]s; no AMQP.
+//! - [`broker`]: lapin connection, topology, headers, publishing with confirms.
+//! - [`worker`]: the consumer, its reconnects, and shutdown; acks by outcome; no HTTP.
+//! - [`signature`]: Standard Webhooks signing and verification.
+//! - [`admin`], [`telemetry`]: health endpoints and logs.
+//! - [`commands`]: the command-line verbs besides `run`.
+
+pub mod admin;
+pub mod broker;
+pub mod commands;
+pub mod config;
+pub mod dispatch;
+pub mod event;
+pub mod failure;
+pub mod integrations;
+pub mod protocol;
+pub mod retry;
+pub mod route;
+pub mod signature;
+pub mod telemetry;
+pub mod worker;

@@ -1,0 +1,167 @@
+//! Which integrations an event reaches: the per-integration routing filters.
+
+use globset::GlobMatcher;
+use serde::{Deserialize, Deserializer, de};
+
+use crate::event::{Reason, RunData};
+
+/// Routing filters of one integration; an empty list lets everything through.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Filters {
+    /// Project ids the integration is for.
+    #[serde(default)]
+    pub projects: Vec<String>,
+    /// Branch globs (`main`, `release/*`); a run without a branch never matches a non-empty list.
+    #[serde(default)]
+    pub branches: Vec<BranchGlob>,
+    /// The run must carry at least one of these tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Cancellation reasons the integration is for.
+    #[serde(default)]
+    pub reasons: Vec<Reason>,
+    /// Notify only when the last known results have a failed test.
+    #[serde(default)]
+    pub only_failed: bool,
+}
+
+impl Filters {
+    /// `Ok` when the run passes every filter, otherwise the first filter it fails, as a sentence.
+    pub fn admit(&self, run: &RunData) -> Result<(), String> {
+        if !self.projects.is_empty() && !self.projects.contains(&run.project_id) {
+            return Err(format!("project `{}` is not in `projects`", run.project_id));
+        }
+        if !self.branches.is_empty() {
+            let Some(branch) = run.commit.branch.as_deref() else {
+                return Err("the run has no branch and `branches` is set".into());
+            };
+            if !self.branches.iter().any(|glob| glob.matcher.is_match(branch)) {
+                return Err(format!("branch `{branch}` matches none of `branches`"));
+            }
+        }
+        if !self.tags.is_empty() && !run.tags.iter().any(|tag| self.tags.contains(tag)) {
+            return Err("the run has none of `tags`".into());
+        }
+        let reason = run.cancellation.reason;
+        if !self.reasons.is_empty() && !self.reasons.contains(&reason) {
+            return Err(format!("reason `{}` is not in `reasons`", reason.as_str()));
+        }
+        if self.only_failed && run.results.failures == 0 {
+            return Err("`only_failed` is set and the run has no failed test".into());
+        }
+        Ok(())
+    }
+}
+
+/// A branch glob, compiled when the config loads.
+#[derive(Debug, Clone)]
+pub struct BranchGlob {
+    matcher: GlobMatcher,
+}
+
+impl<'de> Deserialize<'de> for BranchGlob {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        // `*` must not cross `/`, so that `release/*` does not match `release/1/hotfix`.
+        let glob = globset::GlobBuilder::new(&text)
+            .literal_separator(true)
+            .build()
+            .map_err(|err| de::Error::custom(format!("`{text}` is not a branch glob: {err}")))?;
+        Ok(Self {
+            matcher: glob.compile_matcher(),
+        })
+    }
+}
+
+impl BranchGlob {
+    #[cfg(test)]
+    fn new(text: &str) -> Self {
+        Self {
+            matcher: globset::Glob::new(text).unwrap().compile_matcher(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::RunCanceled;
+
+    fn run() -> RunData {
+        RunCanceled::parse(include_bytes!("../config/example-event.json"))
+            .unwrap()
+            .data
+    }
+
+    #[test]
+    fn empty_filters_admit_everything() {
+        assert_eq!(Filters::default().admit(&run()), Ok(()));
+    }
+
+    #[test]
+    fn projects_filter_by_id() {
+        let mut filters = Filters {
+            projects: vec!["Xm2k9".into()],
+            ..Filters::default()
+        };
+        assert_eq!(filters.admit(&run()), Ok(()));
+        filters.projects = vec!["other".into()];
+        assert!(filters.admit(&run()).unwrap_err().contains("`Xm2k9`"));
+    }
+
+    #[test]
+    fn branches_are_globs() {
+        let filters = |globs: &[&str]| Filters {
+            branches: globs.iter().map(|g| BranchGlob::new(g)).collect(),
+            ..Filters::default()
+        };
+        assert_eq!(filters(&["feature-*"]).admit(&run()), Ok(()));
+        assert_eq!(filters(&["main", "feature-?"]).admit(&run()), Ok(()));
+        assert!(filters(&["main"]).admit(&run()).is_err());
+        let mut no_branch = run();
+        no_branch.commit.branch = None;
+        assert!(filters(&["*"]).admit(&no_branch).unwrap_err().contains("no branch"));
+    }
+
+    #[test]
+    fn configured_globs_do_not_cross_slashes() {
+        let glob: BranchGlob = serde_json::from_str("\"release/*\"").unwrap();
+        assert!(glob.matcher.is_match("release/1.2"));
+        assert!(!glob.matcher.is_match("release/1.2/hotfix"));
+        assert!(serde_json::from_str::<BranchGlob>("\"[\"").is_err());
+    }
+
+    #[test]
+    fn tags_need_one_in_common() {
+        let mut filters = Filters {
+            tags: vec!["nightly".into(), "smoke".into()],
+            ..Filters::default()
+        };
+        assert_eq!(filters.admit(&run()), Ok(()));
+        filters.tags = vec!["smoke".into()];
+        assert!(filters.admit(&run()).is_err());
+    }
+
+    #[test]
+    fn reasons_filter_by_cancellation_reason() {
+        let mut filters = Filters {
+            reasons: vec![Reason::FailFast],
+            ..Filters::default()
+        };
+        assert!(filters.admit(&run()).unwrap_err().contains("`user`"));
+        filters.reasons.push(Reason::User);
+        assert_eq!(filters.admit(&run()), Ok(()));
+    }
+
+    #[test]
+    fn only_failed_needs_a_failure() {
+        let filters = Filters {
+            only_failed: true,
+            ..Filters::default()
+        };
+        assert_eq!(filters.admit(&run()), Ok(()));
+        let mut passed = run();
+        passed.results.failures = 0;
+        assert!(filters.admit(&passed).is_err());
+    }
+}

@@ -1,0 +1,26 @@
+//! Logging setup: JSON lines when stdout is not a terminal, human-readable on one; `RUST_LOG`.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
+
+/// Installs the global subscriber. Log field names used across the crate: `run_id`,
+/// `message_id`, `project`, `integration`, `attempt`, `outcome`, `reason`, `error`.
+pub fn init() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_span_events(FmtSpan::NONE)
+        .with_writer(std::io::stdout);
+    if std::io::stdout().is_terminal() {
+        builder.init();
+    } else {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .init();
+    }
+}

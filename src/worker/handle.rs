@@ -1,0 +1,181 @@
+//! One message: parse, dispatch, then turn the outcomes into retries, dead letters and one ack.
+
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, Span, error, field, info_span, warn};
+
+use super::Worker;
+use crate::broker::Publisher;
+use crate::broker::message::{DeadLetter, Inbound};
+use crate::dispatch::{Outcome, Targets};
+use crate::event::RunCanceled;
+
+/// What to tell the broker about the source message.
+enum Disposition {
+    /// Everything it asked for is done or safely republished.
+    Ack,
+    /// Nothing finished (shutdown) or a republish failed: the broker keeps it for another try.
+    Requeue,
+}
+
+impl Worker {
+    pub(super) async fn handle(
+        &self,
+        delivery: Delivery,
+        publisher: &Publisher,
+        stop: &CancellationToken,
+        abort: &CancellationToken,
+    ) {
+        let inbound = Inbound::from_delivery(&delivery);
+        let span = info_span!(
+            "event",
+            message_id = %inbound.message_id,
+            run_id = field::Empty,
+            project = field::Empty,
+        );
+        async {
+            let disposition = self.process(&delivery, &inbound, publisher, stop, abort).await;
+            let settled = match disposition {
+                Disposition::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
+                Disposition::Requeue => {
+                    delivery
+                        .acker
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..BasicNackOptions::default()
+                        })
+                        .await
+                }
+            };
+            if let Err(err) = settled {
+                warn!(error = %err, "cannot settle the message; the broker will redeliver it");
+            }
+        }
+        .instrument(span)
+        .await;
+    }
+
+    async fn process(
+        &self,
+        delivery: &Delivery,
+        inbound: &Inbound,
+        publisher: &Publisher,
+        stop: &CancellationToken,
+        abort: &CancellationToken,
+    ) -> Disposition {
+        let limit = self.config.broker.max_message_bytes;
+        let event = if delivery.data.len() > limit {
+            Err(format!(
+                "message is {} bytes, over the limit of {limit} bytes",
+                delivery.data.len()
+            ))
+        } else {
+            RunCanceled::parse(&delivery.data).map_err(|err| err.to_string())
+        };
+        let event = match event {
+            Ok(event) => event,
+            Err(reason) => {
+                warn!(message_id = %inbound.message_id, reason, "invalid event: dead-lettered");
+                let dead = DeadLetter {
+                    kind: "invalid",
+                    error: &reason,
+                    integration: None,
+                    attempts: 0,
+                    run_id: None,
+                };
+                return self.dead_letter(delivery, inbound, publisher, &dead).await;
+            }
+        };
+        let run_id = event.data.run_id.as_str();
+        Span::current().record("run_id", run_id);
+        Span::current().record("project", event.data.project_id.as_str());
+
+        let targets = match &inbound.integration {
+            Some(integration) => Targets::Retry {
+                integration,
+                attempt: inbound.attempt,
+            },
+            None => Targets::Routed,
+        };
+        let deliveries = self.dispatcher.dispatch(&event, targets, stop, abort).await;
+        if deliveries.iter().all(|d| d.outcome == Outcome::Interrupted) && !deliveries.is_empty() {
+            return Disposition::Requeue;
+        }
+        for delivery_result in &deliveries {
+            let integration = delivery_result.integration.as_str();
+            let attempt = delivery_result.attempt;
+            let settled = match &delivery_result.outcome {
+                Outcome::Delivered(_) | Outcome::Skipped(_) => continue,
+                Outcome::RetryIn { delay, error } => {
+                    let queue = self.topology.retry_queue(*delay);
+                    let properties = inbound.retry(
+                        &delivery.properties,
+                        integration,
+                        attempt + 1,
+                        &error.to_string(),
+                        Some(*delay),
+                    );
+                    publisher.publish("", &queue, &delivery.data, properties).await
+                }
+                Outcome::Interrupted => {
+                    // Others finished: hand back just this one, straight to the event queue.
+                    let properties = inbound.retry(
+                        &delivery.properties,
+                        integration,
+                        attempt,
+                        "interrupted by shutdown",
+                        None,
+                    );
+                    publisher
+                        .publish("", &self.topology.queue, &delivery.data, properties)
+                        .await
+                }
+                Outcome::GiveUp(failure) => {
+                    let reason = failure.to_string();
+                    let dead = DeadLetter {
+                        kind: "delivery",
+                        error: &reason,
+                        integration: Some(integration),
+                        attempts: attempt,
+                        run_id: Some(run_id),
+                    };
+                    if let Disposition::Requeue = self.dead_letter(delivery, inbound, publisher, &dead).await {
+                        return Disposition::Requeue;
+                    }
+                    error!(
+                        integration,
+                        attempts = attempt,
+                        reason = failure.kind().map(|k| k.as_str()),
+                        error = %failure,
+                        "delivery failed for good: dead-lettered"
+                    );
+                    continue;
+                }
+            };
+            if let Err(err) = settled {
+                warn!(integration, error = %err, "cannot publish the retry; the message will be redelivered");
+                return Disposition::Requeue;
+            }
+        }
+        Disposition::Ack
+    }
+
+    async fn dead_letter(
+        &self,
+        delivery: &Delivery,
+        inbound: &Inbound,
+        publisher: &Publisher,
+        dead: &DeadLetter<'_>,
+    ) -> Disposition {
+        let properties = inbound.dead_letter(&delivery.properties, dead);
+        let queue = &self.topology.dead_letter_queue;
+        match publisher.publish("", queue, &delivery.data, properties).await {
+            Ok(()) => Disposition::Ack,
+            Err(err) => {
+                warn!(error = %err, "cannot publish the dead letter; the message will be redelivered");
+                Disposition::Requeue
+            }
+        }
+    }
+}
