@@ -114,10 +114,13 @@ impl Dispatcher {
         abort: &CancellationToken,
     ) -> Delivery {
         let started = Instant::now();
-        let outcome = if let Err(reason) = routed
-            .then(|| integration.common().filters.admit(&event.data))
-            .unwrap_or(Ok(()))
-        {
+        // Filters route new events only: a retry was admitted when it was new.
+        let filtered = if routed {
+            integration.filters().admit(&event.data).err()
+        } else {
+            None
+        };
+        let outcome = if let Some(reason) = filtered {
             debug!(reason, "filtered out");
             Outcome::Skipped(format!("filtered out: {reason}"))
         } else if stop.is_cancelled() {

@@ -25,15 +25,13 @@ pub enum IntegrationConfig {
     Webhook(webhook::WebhookConfig),
 }
 
-/// Settings every integration has.
+/// Settings every integration has. Flattened, like [`Filters`], into each integration's own
+/// struct, which rejects unknown keys. (A flattened struct must not flatten another: serde
+/// would then hand all keys on and the outer struct would reject them.)
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Common {
     /// Unique name: retries, dead letters, the ledger and metrics refer to it.
     pub name: String,
-    /// Which runs this integration is for.
-    #[serde(flatten)]
-    pub filters: Filters,
     /// Longest wait for one request's answer.
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
@@ -47,6 +45,12 @@ impl IntegrationConfig {
     pub fn common(&self) -> &Common {
         match self {
             IntegrationConfig::Webhook(config) => &config.common,
+        }
+    }
+
+    pub fn filters(&self) -> &Filters {
+        match self {
+            IntegrationConfig::Webhook(config) => &config.filters,
         }
     }
 
@@ -144,6 +148,12 @@ impl Integration {
     pub fn common(&self) -> &Common {
         match self {
             Integration::Webhook(webhook) => &webhook.config().common,
+        }
+    }
+
+    pub fn filters(&self) -> &Filters {
+        match self {
+            Integration::Webhook(webhook) => &webhook.config().filters,
         }
     }
 

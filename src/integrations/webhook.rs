@@ -9,6 +9,7 @@ use url::Url;
 
 use super::{Common, Deliver, Notification, OutgoingRequest, Receipt};
 use crate::config::Secret;
+use crate::route::Filters;
 use crate::event::{Cancellation, Commit, RunCanceled, RunStatus};
 use crate::failure::DeliveryError;
 use crate::protocol::{HUB_SIGNATURE, WEBHOOK_EVENT, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
@@ -20,6 +21,8 @@ use crate::signature::{SigningSecret, hub_signature, sign};
 pub struct WebhookConfig {
     #[serde(flatten)]
     pub common: Common,
+    #[serde(flatten)]
+    pub filters: Filters,
     /// Where to POST (http or https).
     pub url: Url,
     /// `whsec_…` secrets; each signs the post, so a new one can be added before the old goes.
