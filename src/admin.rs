@@ -53,6 +53,13 @@ async fn ready(State(health): State<Health>) -> (StatusCode, Json<Value>) {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let broker = if consuming { "consuming" } else { "not consuming" };
-    (status, Json(json!({ "ready": consuming, "broker": broker })))
+    let broker = if consuming {
+        "consuming"
+    } else {
+        "not consuming"
+    };
+    (
+        status,
+        Json(json!({ "ready": consuming, "broker": broker })),
+    )
 }

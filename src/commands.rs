@@ -22,20 +22,22 @@ pub fn describe(config: &Config) -> String {
     format!(
         "config is valid: {} integration(s): {}",
         names.len(),
-        if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
     )
 }
 
 /// Reads an event file; unless `unchecked`, refuses one the worker would dead-letter.
 pub fn read_event(path: &Path, unchecked: bool) -> anyhow::Result<Vec<u8>> {
     let body = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if !unchecked {
-        if let Err(err) = RunCanceled::parse(&body) {
-            bail!(
-                "{}: the worker would dead-letter this event: {err} (pass --unchecked to publish it anyway)",
-                path.display()
-            );
-        }
+    if !unchecked && let Err(err) = RunCanceled::parse(&body) {
+        bail!(
+            "{}: the worker would dead-letter this event: {err} (pass --unchecked to publish it anyway)",
+            path.display()
+        );
     }
     Ok(body)
 }
@@ -75,8 +77,17 @@ pub fn verify(
     body: &[u8],
     tolerance_secs: i64,
 ) -> anyhow::Result<()> {
-    let secret = SigningSecret::parse(secret).map_err(|err| anyhow::anyhow!("bad secret: {err}"))?;
+    let secret =
+        SigningSecret::parse(secret).map_err(|err| anyhow::anyhow!("bad secret: {err}"))?;
     let now = chrono::Utc::now().timestamp();
-    signature::verify(&secret, id, timestamp, body, signature_header, now, tolerance_secs)?;
+    signature::verify(
+        &secret,
+        id,
+        timestamp,
+        body,
+        signature_header,
+        now,
+        tolerance_secs,
+    )?;
     Ok(())
 }

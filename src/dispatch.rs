@@ -29,7 +29,10 @@ pub enum Outcome {
     /// Nothing to send: filtered out, or the event lacks what the integration needs.
     Skipped(String),
     /// A transient failure: try again after `delay`.
-    RetryIn { delay: Duration, error: DeliveryError },
+    RetryIn {
+        delay: Duration,
+        error: DeliveryError,
+    },
     /// A permanent failure or the last attempt failed: dead-letter it.
     GiveUp(DeliveryError),
     /// Stopped by shutdown or cancellation before it finished: hand it back unchanged.

@@ -226,7 +226,10 @@ mod tests {
         }
         assert_eq!(wait(&[("retry-after", "2")]), Some(Duration::from_secs(2)));
         let date = (now() + chrono::Duration::seconds(90)).to_rfc2822();
-        assert_eq!(wait(&[("retry-after", &date)]), Some(Duration::from_secs(90)));
+        assert_eq!(
+            wait(&[("retry-after", &date)]),
+            Some(Duration::from_secs(90))
+        );
         assert_eq!(wait(&[("retry-after", "soon")]), None);
         assert_eq!(wait(&[]), None);
     }
@@ -234,7 +237,13 @@ mod tests {
     #[test]
     fn github_rate_limit_403_waits_until_the_reset() {
         let reset = (now().timestamp() + 120).to_string();
-        let error = classify(403, &[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", &reset)]);
+        let error = classify(
+            403,
+            &[
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-reset", &reset),
+            ],
+        );
         assert_eq!(
             error.unwrap_err(),
             DeliveryError::Retryable {
@@ -253,8 +262,17 @@ mod tests {
     #[test]
     fn messages_explain_redirects_and_rejected_credentials() {
         let redirect = classify(302, &[("location", "https://elsewhere.example/")]).unwrap_err();
-        assert!(redirect.to_string().contains("redirect to https://elsewhere.example/ not followed"));
-        assert!(classify(401, &[]).unwrap_err().to_string().contains("credential was rejected"));
+        assert!(
+            redirect
+                .to_string()
+                .contains("redirect to https://elsewhere.example/ not followed")
+        );
+        assert!(
+            classify(401, &[])
+                .unwrap_err()
+                .to_string()
+                .contains("credential was rejected")
+        );
     }
 
     #[test]
@@ -263,6 +281,9 @@ mod tests {
         let error = classify_response(StatusCode::BAD_REQUEST, &HeaderMap::new(), &body, now());
         let message = error.unwrap_err().to_string();
         assert!(message.starts_with("HTTP 400 Bad Request: éé"));
-        assert_eq!(message.chars().count(), "HTTP 400 Bad Request: ".len() + BODY_EXCERPT + 1);
+        assert_eq!(
+            message.chars().count(),
+            "HTTP 400 Bad Request: ".len() + BODY_EXCERPT + 1
+        );
     }
 }

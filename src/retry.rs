@@ -50,7 +50,10 @@ impl RetryPolicy {
 
     /// The longest delay `next_delay` can return (jitter adds up to the delay again).
     pub fn longest_delay(&self) -> Duration {
-        let backoff = self.config.max_delay.saturating_mul(if self.config.jitter { 2 } else { 1 });
+        let backoff = self
+            .config
+            .max_delay
+            .saturating_mul(if self.config.jitter { 2 } else { 1 });
         backoff.max(*self.config.max_retry_after)
     }
 }
@@ -84,7 +87,12 @@ mod tests {
     fn delays_grow_exponentially_up_to_the_maximum() {
         let policy = policy(false);
         let delays: Vec<_> = (1..=4)
-            .map(|attempt| policy.next_delay(attempt, &transient(None)).unwrap().as_secs())
+            .map(|attempt| {
+                policy
+                    .next_delay(attempt, &transient(None))
+                    .unwrap()
+                    .as_secs()
+            })
             .collect();
         assert_eq!(delays, [1, 2, 4, 5]);
     }
@@ -97,7 +105,10 @@ mod tests {
     #[test]
     fn permanent_failures_and_cancellations_are_never_retried() {
         let policy = policy(false);
-        assert_eq!(policy.next_delay(1, &DeliveryError::permanent("HTTP 400")), None);
+        assert_eq!(
+            policy.next_delay(1, &DeliveryError::permanent("HTTP 400")),
+            None
+        );
         assert_eq!(policy.next_delay(1, &DeliveryError::Canceled), None);
     }
 
@@ -106,7 +117,10 @@ mod tests {
         let policy = policy(true);
         for _ in 0..200 {
             let delay = policy.next_delay(2, &transient(None)).unwrap();
-            assert!(delay >= Duration::from_secs(2) && delay <= Duration::from_secs(4), "{delay:?}");
+            assert!(
+                delay >= Duration::from_secs(2) && delay <= Duration::from_secs(4),
+                "{delay:?}"
+            );
         }
     }
 

@@ -35,7 +35,11 @@ impl Filters {
             let Some(branch) = run.commit.branch.as_deref() else {
                 return Err("the run has no branch and `branches` is set".into());
             };
-            if !self.branches.iter().any(|glob| glob.matcher.is_match(branch)) {
+            if !self
+                .branches
+                .iter()
+                .any(|glob| glob.matcher.is_match(branch))
+            {
                 return Err(format!("branch `{branch}` matches none of `branches`"));
             }
         }
@@ -120,7 +124,12 @@ mod tests {
         assert!(filters(&["main"]).admit(&run()).is_err());
         let mut no_branch = run();
         no_branch.commit.branch = None;
-        assert!(filters(&["*"]).admit(&no_branch).unwrap_err().contains("no branch"));
+        assert!(
+            filters(&["*"])
+                .admit(&no_branch)
+                .unwrap_err()
+                .contains("no branch")
+        );
     }
 
     #[test]

@@ -93,13 +93,19 @@ pub fn hub_signature(secret: &str, body: &[u8]) -> String {
 pub enum VerifyError {
     #[error("the timestamp `{0}` is not Unix seconds")]
     BadTimestamp(String),
-    #[error("the timestamp is {0} s old, outside the tolerance of {1} s (a replay, or a clock that is off)")]
+    #[error(
+        "the timestamp is {0} s old, outside the tolerance of {1} s (a replay, or a clock that is off)"
+    )]
     TooOld(i64, i64),
-    #[error("the timestamp is {0} s in the future, outside the tolerance of {1} s (a clock that is off)")]
+    #[error(
+        "the timestamp is {0} s in the future, outside the tolerance of {1} s (a clock that is off)"
+    )]
     InFuture(i64, i64),
     #[error("the signature header has no `{SIGNATURE_VERSION},` signature")]
     NoSignature,
-    #[error("no signature matches: the secret, the id, the timestamp or the body differ from what was signed")]
+    #[error(
+        "no signature matches: the secret, the id, the timestamp or the body differ from what was signed"
+    )]
     NoMatch,
 }
 
@@ -140,7 +146,11 @@ pub fn verify(
         mac.update(&content);
         mac.verify_slice(&expected).is_ok()
     });
-    if matches { Ok(()) } else { Err(VerifyError::NoMatch) }
+    if matches {
+        Ok(())
+    } else {
+        Err(VerifyError::NoMatch)
+    }
 }
 
 #[cfg(test)]
@@ -170,7 +180,10 @@ mod tests {
         let parts: Vec<_> = header.split(' ').collect();
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0], SIGNATURE);
-        assert_eq!(verify(&other, ID, "1649367553", BODY, &header, TIMESTAMP, 300), Ok(()));
+        assert_eq!(
+            verify(&other, ID, "1649367553", BODY, &header, TIMESTAMP, 300),
+            Ok(())
+        );
     }
 
     #[test]
@@ -179,12 +192,24 @@ mod tests {
             verify(&secret(), ID, "1649367553", body, header, now, 300)
         };
         assert_eq!(ok(SIGNATURE, BODY, TIMESTAMP), Ok(()));
-        assert_eq!(ok(&format!("v2,abc {SIGNATURE}"), BODY, TIMESTAMP + 300), Ok(()));
+        assert_eq!(
+            ok(&format!("v2,abc {SIGNATURE}"), BODY, TIMESTAMP + 300),
+            Ok(())
+        );
         assert_eq!(ok(SIGNATURE, b"{}", TIMESTAMP), Err(VerifyError::NoMatch));
-        assert_eq!(ok("v1,not-base64!", BODY, TIMESTAMP), Err(VerifyError::NoMatch));
+        assert_eq!(
+            ok("v1,not-base64!", BODY, TIMESTAMP),
+            Err(VerifyError::NoMatch)
+        );
         assert_eq!(ok("v2,abc", BODY, TIMESTAMP), Err(VerifyError::NoSignature));
-        assert_eq!(ok(SIGNATURE, BODY, TIMESTAMP + 301), Err(VerifyError::TooOld(301, 300)));
-        assert_eq!(ok(SIGNATURE, BODY, TIMESTAMP - 400), Err(VerifyError::InFuture(400, 300)));
+        assert_eq!(
+            ok(SIGNATURE, BODY, TIMESTAMP + 301),
+            Err(VerifyError::TooOld(301, 300))
+        );
+        assert_eq!(
+            ok(SIGNATURE, BODY, TIMESTAMP - 400),
+            Err(VerifyError::InFuture(400, 300))
+        );
         assert_eq!(
             verify(&secret(), ID, "yesterday", BODY, SIGNATURE, TIMESTAMP, 300),
             Err(VerifyError::BadTimestamp("yesterday".into()))
@@ -193,9 +218,21 @@ mod tests {
 
     #[test]
     fn secrets_must_be_whsec_base64() {
-        assert!(SigningSecret::parse("C2FVsBQIhrscChlQIMV").unwrap_err().contains("must start with `whsec_`"));
-        assert!(SigningSecret::parse("whsec_***").unwrap_err().contains("not valid base64"));
-        assert!(SigningSecret::parse("whsec_c2hvcnQ=").unwrap_err().contains("at least 16"));
+        assert!(
+            SigningSecret::parse("C2FVsBQIhrscChlQIMV")
+                .unwrap_err()
+                .contains("must start with `whsec_`")
+        );
+        assert!(
+            SigningSecret::parse("whsec_***")
+                .unwrap_err()
+                .contains("not valid base64")
+        );
+        assert!(
+            SigningSecret::parse("whsec_c2hvcnQ=")
+                .unwrap_err()
+                .contains("at least 16")
+        );
         assert!(SigningSecret::parse("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD").is_ok());
         assert_eq!(format!("{:?}", secret()), "whsec_***");
     }

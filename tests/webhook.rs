@@ -102,8 +102,16 @@ async fn filters_keep_an_event_from_an_integration() {
     let received = receiver.wait_for(3).await;
     worker.stop().await;
     let paths: Vec<_> = receiver.received().iter().map(|r| r.path.clone()).collect();
-    assert_eq!(paths.iter().filter(|p| *p == "/all").count(), 2, "{paths:?}");
-    assert_eq!(paths.iter().filter(|p| *p == "/main").count(), 1, "{paths:?}");
+    assert_eq!(
+        paths.iter().filter(|p| *p == "/all").count(),
+        2,
+        "{paths:?}"
+    );
+    assert_eq!(
+        paths.iter().filter(|p| *p == "/main").count(),
+        1,
+        "{paths:?}"
+    );
     assert_eq!(received.len(), 3);
     broker.cleanup().await;
 }

@@ -63,7 +63,10 @@ impl Inbound {
     ) -> BasicProperties {
         let mut headers = self.carried_headers(original);
         headers.insert(HEADER_INTEGRATION.into(), long(integration));
-        headers.insert(HEADER_ATTEMPT.into(), AMQPValue::LongLongInt(next_attempt.into()));
+        headers.insert(
+            HEADER_ATTEMPT.into(),
+            AMQPValue::LongLongInt(next_attempt.into()),
+        );
         headers.insert(HEADER_ERROR.into(), long(last_error));
         let properties = carried_properties(original, headers);
         match delay {
@@ -74,7 +77,11 @@ impl Inbound {
 
     /// Properties of a dead letter: why, and for a failed delivery, which integration gave up
     /// after how many attempts.
-    pub fn dead_letter(&self, original: &BasicProperties, dead: &DeadLetter<'_>) -> BasicProperties {
+    pub fn dead_letter(
+        &self,
+        original: &BasicProperties,
+        dead: &DeadLetter<'_>,
+    ) -> BasicProperties {
         let mut headers = self.carried_headers(original);
         headers.insert(HEADER_ERROR.into(), long(dead.error));
         headers.insert(HEADER_DEAD_KIND.into(), long(dead.kind));
@@ -84,7 +91,10 @@ impl Inbound {
         );
         if let Some(integration) = dead.integration {
             headers.insert(HEADER_INTEGRATION.into(), long(integration));
-            headers.insert(HEADER_ATTEMPT.into(), AMQPValue::LongLongInt(dead.attempts.into()));
+            headers.insert(
+                HEADER_ATTEMPT.into(),
+                AMQPValue::LongLongInt(dead.attempts.into()),
+            );
         }
         if let Some(run_id) = dead.run_id {
             headers.insert(HEADER_RUN_ID.into(), long(run_id));
@@ -94,13 +104,24 @@ impl Inbound {
 
     /// The original headers without the previous attempt's, plus where the event came from.
     fn carried_headers(&self, original: &BasicProperties) -> FieldTable {
-        let mut map = original.headers().clone().unwrap_or_default().inner().clone();
+        let mut map = original
+            .headers()
+            .clone()
+            .unwrap_or_default()
+            .inner()
+            .clone();
         map.remove(HEADER_ATTEMPT);
         map.remove(HEADER_INTEGRATION);
         map.remove(HEADER_ERROR);
         let mut headers = FieldTable::from(map);
-        headers.insert(HEADER_ORIGINAL_EXCHANGE.into(), long(&self.original_exchange));
-        headers.insert(HEADER_ORIGINAL_ROUTING_KEY.into(), long(&self.original_routing_key));
+        headers.insert(
+            HEADER_ORIGINAL_EXCHANGE.into(),
+            long(&self.original_exchange),
+        );
+        headers.insert(
+            HEADER_ORIGINAL_ROUTING_KEY.into(),
+            long(&self.original_routing_key),
+        );
         headers
     }
 }
@@ -150,7 +171,9 @@ pub struct DeadLetter<'a> {
 /// A header as text, whichever string type the publisher used.
 pub fn text(headers: &FieldTable, name: &str) -> Option<String> {
     match headers.inner().get(name)? {
-        AMQPValue::LongString(value) => Some(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+        AMQPValue::LongString(value) => {
+            Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+        }
         AMQPValue::ShortString(value) => Some(value.to_string()),
         _ => None,
     }

@@ -25,7 +25,10 @@ pub struct Topology {
 impl Topology {
     pub fn new(broker: &BrokerConfig, longest_delay: Duration) -> Self {
         let mut tiers = vec![1u64];
-        while tiers.last().is_some_and(|&t| t * 2 <= longest_delay.as_secs()) {
+        while tiers
+            .last()
+            .is_some_and(|&t| t * 2 <= longest_delay.as_secs())
+        {
             tiers.push(tiers.last().unwrap() * 2);
         }
         Self {
@@ -75,9 +78,15 @@ impl Topology {
             .await?;
         // The broker dead-letters messages redelivered too often (a crash loop on one message).
         let mut events = quorum();
-        events.insert("x-delivery-limit".into(), AMQPValue::LongInt(self.delivery_limit as i32));
+        events.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongInt(self.delivery_limit as i32),
+        );
         events.insert("x-dead-letter-exchange".into(), text(""));
-        events.insert("x-dead-letter-routing-key".into(), text(&self.dead_letter_queue));
+        events.insert(
+            "x-dead-letter-routing-key".into(),
+            text(&self.dead_letter_queue),
+        );
         channel
             .queue_declare(self.queue.as_str().into(), durable, events)
             .await?;

@@ -42,7 +42,11 @@ impl FromStr for HumanDuration {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len());
         let (number, unit) = text.split_at(split);
-        let bad = || format!("`{text}` is not a duration: write a whole number and a unit, such as 500ms, 30s, 5m or 2h");
+        let bad = || {
+            format!(
+                "`{text}` is not a duration: write a whole number and a unit, such as 500ms, 30s, 5m or 2h"
+            )
+        };
         let number: u64 = number.parse().map_err(|_| bad())?;
         let millis = match unit {
             "ms" => Some(number),
@@ -76,7 +80,16 @@ mod tests {
 
     #[test]
     fn bad_durations_say_how_to_write_one() {
-        for bad in ["", "30", "s", "1.5s", "-1s", "10 days", "5M", "99999999999999999999h"] {
+        for bad in [
+            "",
+            "30",
+            "s",
+            "1.5s",
+            "-1s",
+            "10 days",
+            "5M",
+            "99999999999999999999h",
+        ] {
             let err = bad.parse::<HumanDuration>().unwrap_err();
             assert!(err.contains("such as 500ms, 30s, 5m or 2h"), "{bad}: {err}");
         }

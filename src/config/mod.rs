@@ -167,8 +167,17 @@ impl Config {
     /// Parses YAML text with `${VAR}` taken from `env`, then validates it.
     pub fn parse(text: &str, env: HashMap<String, String>) -> Result<Self, String> {
         let options = serde_saphyr::options! {}.with_properties(env);
-        let config: Config =
-            serde_saphyr::from_str_with_options(text, options).map_err(|err| err.to_string())?;
+        let config: Config = serde_saphyr::from_str_with_options(text, options).map_err(|err| {
+            let message = err.to_string();
+            if message.contains("missing property `") {
+                format!("{message}\n= help: `${{NAME}}` is read from the environment: set the variable, or give a default with `${{NAME:-default}}`")
+            } else if message.contains("invalid interpolated scalar value") {
+                // The parser withholds the reason, since it could quote the value (a secret).
+                format!("{message}\n= help: a value taken from the environment here is not valid for its field; it is not shown because it may be a secret (webhook secrets are `whsec_` followed by base64)")
+            } else {
+                message
+            }
+        })?;
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
@@ -204,7 +213,9 @@ impl Config {
         }
         let retry = &self.retry;
         if retry.max_attempts == 0 {
-            problems.push("retry.max_attempts must be at least 1 (the first attempt counts)".to_owned());
+            problems.push(
+                "retry.max_attempts must be at least 1 (the first attempt counts)".to_owned(),
+            );
         }
         if !(retry.multiplier >= 1.0 && retry.multiplier <= 100.0) {
             problems.push("retry.multiplier must be between 1 and 100".to_owned());

@@ -248,14 +248,16 @@ impl RunCanceled {
         let envelope: Envelope = match serde_json::from_slice(body) {
             Ok(envelope) => envelope,
             Err(err) if err.is_data() => {
-                return Err(EventError::NotCloudEvent(format!("expected a JSON object: {err}")));
+                return Err(EventError::NotCloudEvent(format!(
+                    "expected a JSON object: {err}"
+                )));
             }
             Err(err) => return Err(EventError::NotJson(err.to_string())),
         };
         let required = |value: Option<String>, name: &str| {
-            value.filter(|v| !v.trim().is_empty()).ok_or_else(|| {
-                EventError::NotCloudEvent(format!("`{name}` is missing or empty"))
-            })
+            value
+                .filter(|v| !v.trim().is_empty())
+                .ok_or_else(|| EventError::NotCloudEvent(format!("`{name}` is missing or empty")))
         };
         let specversion = required(envelope.specversion, "specversion")?;
         if specversion != "1.0" {
@@ -276,7 +278,11 @@ impl RunCanceled {
         let data: RunData = serde_path_to_error::deserialize(data).map_err(|err| {
             let path = err.path().to_string();
             EventError::Field {
-                field: if path == "." { "data".into() } else { format!("data.{path}") },
+                field: if path == "." {
+                    "data".into()
+                } else {
+                    format!("data.{path}")
+                },
                 problem: err.into_inner().to_string(),
             }
         })?;

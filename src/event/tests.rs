@@ -47,7 +47,14 @@ fn outcome_rule_is_passed_only_without_failures() {
 fn optional_members_may_be_missing_or_null() {
     let mut event = example();
     let data = event["data"].as_object_mut().unwrap();
-    for key in ["projectName", "buildId", "groupId", "tags", "commit", "pullRequest"] {
+    for key in [
+        "projectName",
+        "buildId",
+        "groupId",
+        "tags",
+        "commit",
+        "pullRequest",
+    ] {
         data.remove(key);
     }
     let parsed = parse(&event).unwrap();
@@ -81,23 +88,37 @@ fn unknown_members_are_ignored() {
 #[test]
 fn not_json_is_named_as_such() {
     for body in [&b"{not json"[..], b"", b"\xff\xfe"] {
-        assert!(matches!(RunCanceled::parse(body), Err(EventError::NotJson(_))), "{body:?}");
+        assert!(
+            matches!(RunCanceled::parse(body), Err(EventError::NotJson(_))),
+            "{body:?}"
+        );
     }
 }
 
 #[test]
 fn json_that_is_no_cloudevent_is_rejected() {
     for body in [json!([1, 2]), json!("text"), json!({ "hello": "world" })] {
-        assert!(matches!(parse(&body), Err(EventError::NotCloudEvent(_))), "{body}");
+        assert!(
+            matches!(parse(&body), Err(EventError::NotCloudEvent(_))),
+            "{body}"
+        );
     }
     let mut event = example();
     event["specversion"] = json!("0.3");
-    assert!(parse(&event).unwrap_err().to_string().contains("`specversion` is `0.3`"));
+    assert!(
+        parse(&event)
+            .unwrap_err()
+            .to_string()
+            .contains("`specversion` is `0.3`")
+    );
     for member in ["id", "source", "specversion", "type"] {
         let mut event = example();
         event.as_object_mut().unwrap().remove(member);
         let message = parse(&event).unwrap_err().to_string();
-        assert!(message.contains(&format!("`{member}` is missing")), "{message}");
+        assert!(
+            message.contains(&format!("`{member}` is missing")),
+            "{message}"
+        );
     }
 }
 
@@ -105,7 +126,10 @@ fn json_that_is_no_cloudevent_is_rejected() {
 fn another_event_type_is_rejected_by_name() {
     let mut event = example();
     event["type"] = json!("run.finished");
-    assert_eq!(parse(&event), Err(EventError::WrongType("run.finished".into())));
+    assert_eq!(
+        parse(&event),
+        Err(EventError::WrongType("run.finished".into()))
+    );
 }
 
 #[test]
@@ -134,7 +158,10 @@ fn every_required_data_member_is_named_when_missing() {
         };
         parent.as_object_mut().unwrap().remove(key);
         let message = parse(&event).unwrap_err().to_string();
-        assert!(message.contains(&format!("missing field `{key}`")), "{path}: {message}");
+        assert!(
+            message.contains(&format!("missing field `{key}`")),
+            "{path}: {message}"
+        );
     }
     let mut event = example();
     event.as_object_mut().unwrap().remove("data");
@@ -153,7 +180,12 @@ fn counts_must_be_non_negative_integers() {
 
 #[test]
 fn reason_is_one_of_the_four() {
-    for (text, reason) in [("user", Reason::User), ("api", Reason::Api), ("failFast", Reason::FailFast), ("ci", Reason::Ci)] {
+    for (text, reason) in [
+        ("user", Reason::User),
+        ("api", Reason::Api),
+        ("failFast", Reason::FailFast),
+        ("ci", Reason::Ci),
+    ] {
         let mut event = example();
         event["data"]["cancellation"]["reason"] = json!(text);
         assert_eq!(parse(&event).unwrap().data.cancellation.reason, reason);

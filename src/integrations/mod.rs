@@ -103,7 +103,11 @@ impl Notification<'_> {
     /// for every event of the same run, so receivers can deduplicate on it.
     pub fn delivery_id(&self) -> String {
         let mut hash = Sha256::new();
-        for part in [self.event.data.run_id.as_str(), EVENT_TYPE, self.integration] {
+        for part in [
+            self.event.data.run_id.as_str(),
+            EVENT_TYPE,
+            self.integration,
+        ] {
             hash.update(part.as_bytes());
             hash.update([0]);
         }

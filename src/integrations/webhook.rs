@@ -9,10 +9,12 @@ use url::Url;
 
 use super::{Common, Deliver, Notification, OutgoingRequest, Receipt};
 use crate::config::Secret;
-use crate::route::Filters;
 use crate::event::{Cancellation, Commit, RunCanceled, RunStatus};
 use crate::failure::DeliveryError;
-use crate::protocol::{HUB_SIGNATURE, WEBHOOK_EVENT, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
+use crate::protocol::{
+    HUB_SIGNATURE, WEBHOOK_EVENT, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
+};
+use crate::route::Filters;
 use crate::signature::{SigningSecret, hub_signature, sign};
 
 /// Config of a `type: webhook` integration.
@@ -42,13 +44,17 @@ impl WebhookConfig {
             problems.push("`url` must be an http or https URL".to_owned());
         }
         if self.secrets.is_empty() {
-            problems.push("`secrets` needs at least one `whsec_…` secret: posts are always signed".to_owned());
+            problems.push(
+                "`secrets` needs at least one `whsec_…` secret: posts are always signed".to_owned(),
+            );
         }
         for (name, value) in &self.headers {
             if HeaderName::try_from(name.as_str()).is_err() {
                 problems.push(format!("`headers`: `{name}` is not a valid header name"));
             } else if reqwest::header::HeaderValue::from_str(value.expose()).is_err() {
-                problems.push(format!("`headers`: the value of `{name}` is not a valid header value"));
+                problems.push(format!(
+                    "`headers`: the value of `{name}` is not a valid header value"
+                ));
             }
         }
         problems
@@ -135,8 +141,16 @@ impl Webhook {
         }
         let signature = sign(&self.config.secrets, &id, timestamp, &request.body);
         request.header(HeaderName::from_static(WEBHOOK_ID), &id, false);
-        request.header(HeaderName::from_static(WEBHOOK_TIMESTAMP), &timestamp.to_string(), false);
-        request.header(HeaderName::from_static(WEBHOOK_SIGNATURE), &signature, false);
+        request.header(
+            HeaderName::from_static(WEBHOOK_TIMESTAMP),
+            &timestamp.to_string(),
+            false,
+        );
+        request.header(
+            HeaderName::from_static(WEBHOOK_SIGNATURE),
+            &signature,
+            false,
+        );
         if let Some(secret) = &self.config.hub_secret {
             let hub = hub_signature(secret.expose(), &request.body);
             request.header(HeaderName::from_static(HUB_SIGNATURE), &hub, false);
@@ -152,7 +166,9 @@ impl Deliver for Webhook {
         cancel: &CancellationToken,
     ) -> Result<Receipt, DeliveryError> {
         let request = self.request(notification, chrono::Utc::now().timestamp());
-        let (status, _) = request.send(&self.client, *self.config.common.timeout, cancel).await?;
+        let (status, _) = request
+            .send(&self.client, *self.config.common.timeout, cancel)
+            .await?;
         Ok(Receipt::Sent(format!("HTTP {}", status.as_u16())))
     }
 }

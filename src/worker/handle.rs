@@ -35,7 +35,9 @@ impl Worker {
             project = field::Empty,
         );
         async {
-            let disposition = self.process(&delivery, &inbound, publisher, stop, abort).await;
+            let disposition = self
+                .process(&delivery, &inbound, publisher, stop, abort)
+                .await;
             let settled = match disposition {
                 Disposition::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
                 Disposition::Requeue => {
@@ -116,7 +118,9 @@ impl Worker {
                         &error.to_string(),
                         Some(*delay),
                     );
-                    publisher.publish("", &queue, &delivery.data, properties).await
+                    publisher
+                        .publish("", &queue, &delivery.data, properties)
+                        .await
                 }
                 Outcome::Interrupted => {
                     // Others finished: hand back just this one, straight to the event queue.
@@ -140,7 +144,9 @@ impl Worker {
                         attempts: attempt,
                         run_id: Some(run_id),
                     };
-                    if let Disposition::Requeue = self.dead_letter(delivery, inbound, publisher, &dead).await {
+                    if let Disposition::Requeue =
+                        self.dead_letter(delivery, inbound, publisher, &dead).await
+                    {
                         return Disposition::Requeue;
                     }
                     error!(
@@ -170,7 +176,10 @@ impl Worker {
     ) -> Disposition {
         let properties = inbound.dead_letter(&delivery.properties, dead);
         let queue = &self.topology.dead_letter_queue;
-        match publisher.publish("", queue, &delivery.data, properties).await {
+        match publisher
+            .publish("", queue, &delivery.data, properties)
+            .await
+        {
             Ok(()) => Disposition::Ack,
             Err(err) => {
                 warn!(error = %err, "cannot publish the dead letter; the message will be redelivered");

@@ -92,7 +92,9 @@ impl Worker {
                 Err(err) => err,
             };
             self.health.set_consuming(false);
-            let delay = delays.next().unwrap_or(*self.config.broker.reconnect_max_delay);
+            let delay = delays
+                .next()
+                .unwrap_or(*self.config.broker.reconnect_max_delay);
             warn!(
                 error = format!("{failure:#}"),
                 delay_ms = delay.as_millis() as u64,
@@ -142,7 +144,11 @@ impl Worker {
     }
 
     /// Consumes until shutdown (then drains and closes: `Ok`) or until the session fails.
-    async fn consume(self: &Arc<Self>, session: Session, shutdown: &CancellationToken) -> anyhow::Result<()> {
+    async fn consume(
+        self: &Arc<Self>,
+        session: Session,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
         let Session {
             connection,
             channel,

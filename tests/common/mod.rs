@@ -59,10 +59,21 @@ impl Names {
 
     /// A complete config: these names, fast retries, and `integrations` (YAML list items).
     pub fn config(&self, integrations: &str) -> String {
-        self.config_with(integrations, "max_attempts: 4\n  initial_delay: 300ms\n  max_delay: 1s\n  jitter: false", "shutdown_grace: 5s", 16)
+        self.config_with(
+            integrations,
+            "max_attempts: 4\n  initial_delay: 300ms\n  max_delay: 1s\n  jitter: false",
+            "shutdown_grace: 5s",
+            16,
+        )
     }
 
-    pub fn config_with(&self, integrations: &str, retry: &str, worker: &str, prefetch: u16) -> String {
+    pub fn config_with(
+        &self,
+        integrations: &str,
+        retry: &str,
+        worker: &str,
+        prefetch: u16,
+    ) -> String {
         format!(
             "broker:\n  url: {AMQP_URL}\n  exchange: {}\n  queue: {}\n  routing_key: run.canceled\n  retry_queue_prefix: {}\n  dead_letter_queue: {}\n  prefetch: {prefetch}\n  reconnect_max_delay: 1s\nworker:\n  {worker}\nretry:\n  {retry}\n  max_retry_after: 10s\nadmin:\n  listen: 127.0.0.1:{}\nintegrations:\n{integrations}",
             self.exchange, self.queue, self.retry_prefix, self.dead, self.admin_port
@@ -76,7 +87,9 @@ impl Names {
 
 /// YAML for one webhook integration.
 pub fn webhook(name: &str, url: &str) -> String {
-    format!("  - name: {name}\n    type: webhook\n    url: {url}\n    timeout: 5s\n    secrets: [{SECRET}]\n")
+    format!(
+        "  - name: {name}\n    type: webhook\n    url: {url}\n    timeout: 5s\n    secrets: [{SECRET}]\n"
+    )
 }
 
 pub fn parse_config(yaml: &str) -> Config {
@@ -149,7 +162,10 @@ where
         if condition().await {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -180,7 +196,9 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub async fn connect(names: &Names) -> Self {
-        let connection = run_notifier::broker::connect(AMQP_URL).await.expect("RabbitMQ on 127.0.0.1:5672");
+        let connection = run_notifier::broker::connect(AMQP_URL)
+            .await
+            .expect("RabbitMQ on 127.0.0.1:5672");
         let channel = connection.create_channel().await.unwrap();
         Self {
             connection,
@@ -210,7 +228,8 @@ impl TestBroker {
             .with_content_type("application/cloudevents+json".into())
             .with_message_id(event["id"].as_str().unwrap_or("-").into())
             .with_delivery_mode(2);
-        self.publish_raw(event.to_string().as_bytes(), properties).await;
+        self.publish_raw(event.to_string().as_bytes(), properties)
+            .await;
     }
 
     /// Takes (acks) every dead letter present now.
@@ -222,10 +241,20 @@ impl TestBroker {
             .await
             .unwrap()
         {
-            message.delivery.acker.ack(BasicAckOptions::default()).await.unwrap();
+            message
+                .delivery
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .unwrap();
             letters.push(DeadLetter {
                 body: message.delivery.data.clone(),
-                headers: message.delivery.properties.headers().clone().unwrap_or_default(),
+                headers: message
+                    .delivery
+                    .properties
+                    .headers()
+                    .clone()
+                    .unwrap_or_default(),
             });
         }
         letters
@@ -237,7 +266,11 @@ impl TestBroker {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while letters.len() < count {
             letters.extend(self.take_dead_letters().await);
-            assert!(tokio::time::Instant::now() < deadline, "only {} of {count} dead letters arrived: {letters:?}", letters.len());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "only {} of {count} dead letters arrived: {letters:?}",
+                letters.len()
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         letters
@@ -248,9 +281,64 @@ impl TestBroker {
         let mut queues = vec![self.names.queue.clone(), self.names.dead.clone()];
         queues.extend((0..8).map(|k| format!("{}.{}s", self.names.retry_prefix, 1u64 << k)));
         for queue in queues {
-            let _ = self.channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+            let _ = self
+                .channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
         }
-        let _ = self.channel.exchange_delete(self.names.exchange.as_str().into(), Default::default()).await;
+        let _ = self
+            .channel
+            .exchange_delete(self.names.exchange.as_str().into(), Default::default())
+            .await;
         let _ = self.connection.close(200, "done".into()).await;
+    }
+}
+
+/// The `run-notifier` binary running `run` as its own process, logs kept in a file.
+pub struct WorkerProcess {
+    pub child: tokio::process::Child,
+    pub log: std::path::PathBuf,
+}
+
+impl WorkerProcess {
+    /// Writes `yaml` into `dir` and starts `run-notifier run` on it; waits until ready.
+    pub async fn start(names: &Names, dir: &std::path::Path, yaml: &str) -> Self {
+        let config = dir.join("config.yaml");
+        std::fs::write(&config, yaml).unwrap();
+        let log = dir.join(format!("{}.log", unique("worker")));
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_run-notifier"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        wait_for_ready(names).await;
+        Self { child, log }
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns its status and how long that took.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> (std::process::ExitStatus, Duration) {
+        let started = tokio::time::Instant::now();
+        let status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the worker did not exit within {timeout:?}"))
+            .unwrap();
+        (status, started.elapsed())
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
