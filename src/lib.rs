@@ -32,6 +32,7 @@ pub mod event;
 pub mod failure;
 pub mod integrations;
 pub mod protocol;
+pub mod render;
 pub mod retry;
 pub mod route;
 pub mod signature;

@@ -1,0 +1,355 @@
+//! Handlebars templates: one registry per output format, each with its own escaping, in strict
+//! mode, and every template rendered against sample events when the config loads, so that a
+//! broken template stops the start instead of a send.
+
+use std::path::{Path, PathBuf};
+
+use handlebars::Handlebars;
+use serde_json::{Value, json};
+
+use crate::event::{Reason, RunCanceled};
+
+/// How values are escaped when a template inserts them with `{{value}}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// JSON documents: values become the inside of a JSON string. `{{{raw}}}` is forbidden.
+    Json,
+    /// GitHub-flavoured Markdown: no markup, HTML, links, mentions or table breaks from values.
+    Markdown,
+    /// Plain text (a commit status description): values as they are.
+    Text,
+}
+
+/// A template that cannot be used, with where and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct TemplateError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// The registries of all formats, filled once at load.
+pub struct Templates {
+    json: Handlebars<'static>,
+    markdown: Handlebars<'static>,
+    text: Handlebars<'static>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates").finish_non_exhaustive()
+    }
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Templates {
+    pub fn new() -> Self {
+        let registry = |escape: fn(&str) -> String| {
+            let mut registry = Handlebars::new();
+            registry.set_strict_mode(true);
+            registry.register_escape_fn(escape);
+            registry
+        };
+        Self {
+            json: registry(escape_json),
+            markdown: registry(escape_markdown),
+            text: registry(handlebars::no_escape),
+        }
+    }
+
+    fn registry(&self, format: Format) -> &Handlebars<'static> {
+        match format {
+            Format::Json => &self.json,
+            Format::Markdown => &self.markdown,
+            Format::Text => &self.text,
+        }
+    }
+
+    /// Compiles `source` under `name` (`file` names it in errors), then renders it against
+    /// every sample event; JSON output must parse.
+    pub fn add(
+        &mut self,
+        format: Format,
+        name: &str,
+        file: &str,
+        source: &str,
+    ) -> Result<(), TemplateError> {
+        let error = |line, message: String| TemplateError {
+            file: file.to_owned(),
+            line,
+            message,
+        };
+        if let Some(index) = source.find("{{{").filter(|_| format == Format::Json) {
+            let line = source[..index].matches('\n').count() + 1;
+            return Err(error(
+                Some(line),
+                "`{{{…}}}` skips JSON escaping; use `{{…}}`, or the `json` helper for a raw value"
+                    .into(),
+            ));
+        }
+        let registry = match format {
+            Format::Json => &mut self.json,
+            Format::Markdown => &mut self.markdown,
+            Format::Text => &mut self.text,
+        };
+        registry
+            .register_template_string(name, source)
+            .map_err(|err| error(err.pos().map(|(line, _)| line), err.reason().to_string()))?;
+        for (label, event) in sample_events() {
+            let rendered = self
+                .render(format, name, &variables(&event))
+                .map_err(|err| {
+                    error(
+                        err.line,
+                        format!("{} (rendering the {label} sample event)", err.message),
+                    )
+                })?;
+            if format == Format::Json {
+                serde_json::from_str::<Value>(&rendered).map_err(|err| {
+                    error(
+                        None,
+                        format!("the output for the {label} sample event is not valid JSON: {err}"),
+                    )
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads `path` and [`add`](Self::add)s it.
+    pub fn add_file(
+        &mut self,
+        format: Format,
+        name: &str,
+        path: &Path,
+    ) -> Result<(), TemplateError> {
+        let file = path.display().to_string();
+        let source = std::fs::read_to_string(path).map_err(|err| TemplateError {
+            file: file.clone(),
+            line: None,
+            message: format!("cannot read the template: {err}"),
+        })?;
+        self.add(format, name, &file, &source)
+    }
+
+    /// Renders a registered template.
+    pub fn render(
+        &self,
+        format: Format,
+        name: &str,
+        variables: &Value,
+    ) -> Result<String, TemplateError> {
+        self.registry(format)
+            .render(name, variables)
+            .map_err(|err| TemplateError {
+                file: err.template_name.clone().unwrap_or_else(|| name.to_owned()),
+                line: err.line_no,
+                message: err.reason().to_string(),
+            })
+    }
+}
+
+/// A template's path: `configured` if the integration names one, else `default` under `dir`.
+pub fn template_path(dir: &Path, configured: Option<&Path>, default: &str) -> PathBuf {
+    configured.map_or_else(|| dir.join(default), Path::to_path_buf)
+}
+
+/// The variables every template can use. Every key is always present (null when unknown), so
+/// strict mode only rejects names that do not exist.
+pub fn variables(event: &RunCanceled) -> Value {
+    let data = &event.data;
+    let commit = &data.commit;
+    let results = &data.results;
+    let cancellation = &data.cancellation;
+    let status = results.status();
+    json!({
+        "eventId": event.event_id,
+        "runId": data.run_id,
+        "runUrl": data.run_url.as_str(),
+        "projectId": data.project_id,
+        "projectName": data.project_name,
+        "buildId": data.build_id,
+        "groupId": data.group_id,
+        "tags": data.tags,
+        "pullRequest": data.pull_request.map(|pr| pr.0),
+        "commit": {
+            "sha": commit.sha,
+            "shortSha": commit.sha.as_ref().map(|sha| sha.as_str()[..7].to_owned()),
+            "branch": commit.branch,
+            "defaultBranch": commit.default_branch,
+            "message": commit.message,
+            "authorName": commit.author_name,
+            "authorEmail": commit.author_email,
+            "remoteOrigin": commit.remote_origin,
+        },
+        "results": results,
+        "status": status,
+        "passed": status == crate::event::RunStatus::Passed,
+        "failed": status == crate::event::RunStatus::Failed,
+        "actor": cancellation.actor,
+        "reason": cancellation.reason.as_str(),
+        "failFast": cancellation.reason == Reason::FailFast,
+        "canceledAt": cancellation.canceled_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        "note": cancellation.note,
+    })
+}
+
+/// Events every template must render: the documented example, a fail-fast cancel, a run
+/// outside git, and one full of hostile strings.
+pub fn sample_events() -> Vec<(&'static str, RunCanceled)> {
+    let example: Value = serde_json::from_str(include_str!("../config/example-event.json"))
+        .expect("the example event is JSON");
+    let parse = |value: &Value| {
+        RunCanceled::parse(value.to_string().as_bytes()).expect("sample events are valid")
+    };
+
+    let mut fail_fast = example.clone();
+    fail_fast["data"]["cancellation"]["reason"] = json!("failFast");
+    fail_fast["data"]["cancellation"]["actor"] = json!("fail-fast");
+
+    let mut no_commit = example.clone();
+    for key in [
+        "commit",
+        "pullRequest",
+        "projectName",
+        "buildId",
+        "groupId",
+        "tags",
+    ] {
+        no_commit["data"]
+            .as_object_mut()
+            .expect("data is an object")
+            .remove(key);
+    }
+    no_commit["data"]["results"]["failures"] = json!(0);
+
+    let hostile_text = "\"q\" \\ <script>alert(1)</script> <img src=x> @everyone [x](http://evil) | ` *_~ \n\r\t {{x}}";
+    let mut hostile = example.clone();
+    hostile["data"]["commit"]["branch"] = json!(hostile_text);
+    hostile["data"]["commit"]["message"] = json!(format!("{hostile_text}{}", "x".repeat(10_000)));
+    hostile["data"]["commit"]["authorName"] = json!(hostile_text);
+    hostile["data"]["cancellation"]["actor"] = json!(hostile_text);
+    hostile["data"]["cancellation"]["note"] = json!(hostile_text);
+    hostile["data"]["projectName"] = json!(hostile_text);
+    hostile["data"]["tags"] = json!([hostile_text, "@team"]);
+
+    vec![
+        ("example", parse(&example)),
+        ("fail-fast", parse(&fail_fast)),
+        ("no-commit", parse(&no_commit)),
+        ("hostile", parse(&hostile)),
+    ]
+}
+
+/// Escapes a value into the inside of a JSON string.
+pub fn escape_json(value: &str) -> String {
+    let quoted = serde_json::to_string(value).expect("strings serialise");
+    quoted[1..quoted.len() - 1].to_owned()
+}
+
+/// Escapes a value for GitHub-flavoured Markdown: markup characters are backslash-escaped, HTML
+/// is entity-encoded, line breaks become spaces (they would end a table row), and `@` is
+/// followed by a zero-width joiner so that `@team` never notifies anyone.
+pub fn escape_markdown(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '&' => escaped.push_str("&amp;"),
+            '@' => escaped.push_str("@\u{200D}"),
+            '\n' | '\r' | '\t' => escaped.push(' '),
+            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.'
+            | '!' | '|' | '~' | '"' => {
+                escaped.push('\\');
+                escaped.push(c);
+            }
+            c if c.is_control() => {}
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn templates_with(format: Format, source: &str) -> Result<Templates, TemplateError> {
+        let mut templates = Templates::new();
+        templates.add(format, "t", "templates/t.hbs", source)?;
+        Ok(templates)
+    }
+
+    #[test]
+    fn sample_events_parse() {
+        assert_eq!(sample_events().len(), 4);
+    }
+
+    #[test]
+    fn json_values_are_escaped_as_json_strings() {
+        let templates = templates_with(Format::Json, r#"{"branch": "{{commit.branch}}"}"#).unwrap();
+        for (_, event) in sample_events() {
+            let out = templates
+                .render(Format::Json, "t", &variables(&event))
+                .unwrap();
+            let parsed: Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(
+                parsed["branch"].as_str(),
+                event.data.commit.branch.as_deref().or(Some(""))
+            );
+        }
+    }
+
+    #[test]
+    fn triple_stash_is_refused_in_json_templates() {
+        let error = templates_with(Format::Json, "{\n\"a\": \"{{{actor}}}\"}")
+            .err()
+            .unwrap();
+        assert_eq!(error.line, Some(2));
+        assert!(error.message.contains("skips JSON escaping"));
+    }
+
+    #[test]
+    fn unknown_variables_fail_at_load_with_file_and_line() {
+        let error = templates_with(Format::Text, "Cancelled by {{actor}}\n{{nope}}")
+            .err()
+            .unwrap();
+        assert_eq!(error.file, "templates/t.hbs");
+        assert_eq!(error.line, Some(2));
+        assert!(error.to_string().contains("nope"), "{error}");
+    }
+
+    #[test]
+    fn syntax_errors_fail_at_load_with_the_line() {
+        let error = templates_with(Format::Text, "a\nb {{#if failed}}")
+            .err()
+            .unwrap();
+        assert_eq!(error.file, "templates/t.hbs");
+        assert!(error.line.is_some(), "{error:?}");
+    }
+
+    #[test]
+    fn output_that_is_not_json_fails_at_load() {
+        let error = templates_with(Format::Json, r#"{"a": {{results.failures}} "#)
+            .err()
+            .unwrap();
+        assert!(error.message.contains("not valid JSON"), "{error}");
+    }
+
+    #[test]
+    fn markdown_escaping_neutralises_markup_html_and_mentions() {
+        let escaped = escape_markdown("<script>x</script> @everyone [a](b) | *b*\nnext");
+        assert!(!escaped.contains("<script"));
+        assert!(!escaped.contains("@everyone"));
+        assert!(!escaped.contains('\n'));
+        assert!(escaped.contains("\\|"));
+        assert!(escaped.contains("\\[a\\]\\(b\\)"));
+    }
+}
