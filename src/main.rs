@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use run_notifier::config::{self, Config};
-use run_notifier::{commands, telemetry, worker};
+use run_notifier::{commands, integrations, telemetry, worker};
 use tokio_util::sync::CancellationToken;
 
 /// Fans run-canceled events out to GitHub, Bitbucket, Slack, Teams and signed webhooks.
@@ -80,6 +80,8 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CheckConfig => {
             let config = Config::load(&cli.config)?;
+            integrations::build_all(&config, &integrations::http_client())
+                .map_err(worker::template_problems)?;
             println!("{}: {}", cli.config.display(), commands::describe(&config));
             Ok(())
         }

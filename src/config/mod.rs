@@ -33,8 +33,15 @@ pub struct Config {
     /// The admin HTTP listener (`/healthz`, `/readyz`).
     #[serde(default)]
     pub admin: AdminConfig,
+    /// Where the default templates live (relative to the working directory).
+    #[serde(default = "default_templates_dir")]
+    pub templates_dir: PathBuf,
     /// Where each event goes.
     pub integrations: Vec<IntegrationConfig>,
+}
+
+fn default_templates_dir() -> PathBuf {
+    PathBuf::from("templates")
 }
 
 /// RabbitMQ connection and the names of everything the worker declares.

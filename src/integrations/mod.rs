@@ -4,6 +4,8 @@ mod http;
 pub mod webhook;
 
 use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -11,10 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 pub use http::{OutgoingRequest, http_client};
 
-use crate::config::HumanDuration;
+use crate::config::{Config, HumanDuration};
 use crate::event::RunCanceled;
 use crate::failure::DeliveryError;
 use crate::protocol::EVENT_TYPE;
+use crate::render::{TemplateError, Templates};
 use crate::route::Filters;
 
 /// One configured integration, tagged by `type:` in the YAML.
@@ -89,6 +92,47 @@ impl IntegrationConfig {
     }
 }
 
+impl IntegrationConfig {
+    /// Compiles and checks this integration's templates into `templates` (a template that
+    /// fails stops the start, never a send).
+    pub fn register_templates(
+        &self,
+        _templates: &mut Templates,
+        _dir: &Path,
+    ) -> Result<(), TemplateError> {
+        match self {
+            IntegrationConfig::Webhook(_) => Ok(()),
+        }
+    }
+}
+
+/// Builds every configured integration, compiling all templates first; returns every template
+/// problem, not just the first.
+pub fn build_all(
+    config: &Config,
+    client: &reqwest::Client,
+) -> Result<Vec<Integration>, Vec<TemplateError>> {
+    let mut templates = Templates::new();
+    let problems: Vec<TemplateError> = config
+        .integrations
+        .iter()
+        .filter_map(|integration| {
+            integration
+                .register_templates(&mut templates, &config.templates_dir)
+                .err()
+        })
+        .collect();
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let templates = Arc::new(templates);
+    Ok(config
+        .integrations
+        .iter()
+        .map(|integration| Integration::build(integration, client, &templates))
+        .collect())
+}
+
 /// What an integration is asked to deliver: one event, to one integration, at one attempt.
 #[derive(Debug, Clone, Copy)]
 pub struct Notification<'a> {
@@ -141,7 +185,11 @@ pub enum Integration {
 }
 
 impl Integration {
-    pub fn build(config: &IntegrationConfig, client: &reqwest::Client) -> Self {
+    pub fn build(
+        config: &IntegrationConfig,
+        client: &reqwest::Client,
+        _templates: &Arc<Templates>,
+    ) -> Self {
         match config {
             IntegrationConfig::Webhook(config) => {
                 Integration::Webhook(webhook::Webhook::new(config.clone(), client.clone()))
@@ -169,6 +217,16 @@ impl Integration {
     pub fn kind(&self) -> &'static str {
         match self {
             Integration::Webhook(_) => "webhook",
+        }
+    }
+
+    /// The exact requests a delivery would make now, without sending anything (`preview`);
+    /// `Err` says why the integration would skip the event.
+    pub fn preview(&self, notification: &Notification<'_>) -> Result<Vec<OutgoingRequest>, String> {
+        match self {
+            Integration::Webhook(webhook) => Ok(vec![
+                webhook.request(notification, chrono::Utc::now().timestamp()),
+            ]),
         }
     }
 

@@ -18,7 +18,7 @@ use crate::admin::{self, Health};
 use crate::broker::{self, Publisher, Topology};
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
-use crate::integrations::{Integration, http_client};
+use crate::integrations::{build_all, http_client};
 use crate::retry::RetryPolicy;
 
 /// How long interrupted deliveries get to hand their messages back after the grace period.
@@ -36,16 +36,12 @@ struct Worker {
 /// consuming, lets in-flight deliveries finish within the grace period, hands back the rest,
 /// and closes the connection.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let integrations = build_all(&config, &http_client()).map_err(template_problems)?;
     let health = Health::default();
     let admin = admin::serve(config.admin.listen, health.clone(), shutdown.clone())
         .await
         .with_context(|| format!("cannot listen on {} (admin.listen)", config.admin.listen))?;
-    let client = http_client();
-    let integrations = config
-        .integrations
-        .iter()
-        .map(|integration| Integration::build(integration, &client))
-        .collect();
+
     let policy = RetryPolicy::new(config.retry.clone());
     let topology = Topology::new(&config.broker, policy.longest_delay());
     let worker = Arc::new(Worker {
@@ -57,6 +53,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     worker.supervise(&shutdown).await;
     admin.await.context("admin listener panicked")??;
     Ok(())
+}
+
+/// All template problems as one error.
+pub fn template_problems(problems: Vec<crate::render::TemplateError>) -> anyhow::Error {
+    let lines: Vec<_> = problems.iter().map(ToString::to_string).collect();
+    anyhow::anyhow!("templates cannot be used:\n{}", lines.join("\n"))
 }
 
 /// An open broker session, ready to consume.
