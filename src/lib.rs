@@ -16,6 +16,7 @@
 //! - [`integrations`]: the closed set of integrations behind one `Deliver` trait.
 //! - [`failure`]: the one place that classifies failures as transient or permanent.
 //! - [`retry`]: the retry schedule, a pure function.
+//! - [`ledger`]: one row per (run, event type, integration): exactly one effect each.
 //! - [`dispatch`]: fan-out of one event and its typed [`dispatch::Outcome`]s; no AMQP.
 //! - [`broker`]: lapin connection, topology, headers, publishing with confirms.
 //! - [`worker`]: the consumer, its reconnects, and shutdown; acks by outcome; no HTTP.
@@ -31,6 +32,7 @@ pub mod dispatch;
 pub mod event;
 pub mod failure;
 pub mod integrations;
+pub mod ledger;
 pub mod protocol;
 pub mod render;
 pub mod retry;

@@ -1,4 +1,4 @@
-//! Durations as operators write them: `500ms`, `30s`, `5m`, `2h`.
+//! Durations as operators write them: `500ms`, `30s`, `5m`, `2h` (and `30d` for retention).
 
 use std::fmt;
 use std::str::FromStr;
@@ -53,6 +53,7 @@ impl FromStr for HumanDuration {
             "s" => number.checked_mul(1_000),
             "m" => number.checked_mul(60_000),
             "h" => number.checked_mul(3_600_000),
+            "d" => number.checked_mul(86_400_000),
             _ => return Err(bad()),
         };
         millis.map(Self::millis).ok_or_else(bad)
@@ -76,6 +77,7 @@ mod tests {
         assert_eq!("30s".parse(), Ok(HumanDuration::secs(30)));
         assert_eq!("5m".parse(), Ok(HumanDuration::secs(300)));
         assert_eq!("2h".parse(), Ok(HumanDuration::secs(7_200)));
+        assert_eq!("30d".parse(), Ok(HumanDuration::secs(30 * 86_400)));
     }
 
     #[test]

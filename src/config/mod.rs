@@ -33,6 +33,9 @@ pub struct Config {
     /// The admin HTTP listener (`/healthz`, `/readyz`).
     #[serde(default)]
     pub admin: AdminConfig,
+    /// The delivery ledger (SQLite file, or PostgreSQL for several workers).
+    #[serde(default)]
+    pub ledger: LedgerConfig,
     /// Where the default templates live (relative to the working directory).
     #[serde(default = "default_templates_dir")]
     pub templates_dir: PathBuf,
@@ -83,6 +86,31 @@ impl Default for BrokerConfig {
             max_message_bytes: 1024 * 1024,
             delivery_limit: 20,
             reconnect_max_delay: HumanDuration::secs(30),
+        }
+    }
+}
+
+/// Where deliveries are recorded, so that each run reaches each integration once.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    /// The SQLite file (created on first start), used unless `url` is set.
+    pub path: PathBuf,
+    /// A `postgres://` URL, for several workers sharing the work (it may hold a password).
+    pub url: Option<Secret>,
+    /// Finished deliveries older than this are pruned.
+    pub retention: HumanDuration,
+    /// How often pruning runs.
+    pub prune_interval: HumanDuration,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("run-notifier.db"),
+            url: None,
+            retention: HumanDuration::secs(30 * 86_400),
+            prune_interval: HumanDuration::secs(3_600),
         }
     }
 }
@@ -217,6 +245,15 @@ impl Config {
         }
         if broker.max_message_bytes == 0 {
             problems.push("broker.max_message_bytes must be at least 1".to_owned());
+        }
+        if let Some(url) = &self.ledger.url {
+            let url = url.expose();
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                problems.push("ledger.url must be a postgres:// URL (leave it out to use the SQLite file at ledger.path)".to_owned());
+            }
+        }
+        if self.ledger.prune_interval.is_zero() {
+            problems.push("ledger.prune_interval must be longer than 0ms".to_owned());
         }
         let retry = &self.retry;
         if retry.max_attempts == 0 {

@@ -1,0 +1,262 @@
+//! The delivery ledger: one row per (run, event type, integration), so that each notification
+//! has one effect even when the broker delivers an event twice or the dashboard cancels a run
+//! twice. Embedded SQLite by default; PostgreSQL when several workers share the work. Both run
+//! the same portable SQL through sqlx's `Any` driver.
+
+mod sql;
+mod state;
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor, Row};
+
+pub use state::{Claim, ClaimId, Entry, State};
+
+use crate::config::LedgerConfig;
+
+/// What identifies one notification.
+#[derive(Debug, Clone, Copy)]
+pub struct Key<'a> {
+    pub run_id: &'a str,
+    pub event_type: &'a str,
+    pub integration: &'a str,
+}
+
+/// Why the ledger cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("ledger migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create the ledger directory {0}: {1}")]
+    Directory(String, std::io::Error),
+}
+
+/// What `cancel` did, per integration.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CancelReport {
+    /// Deliveries that were pending (in flight or waiting for a retry), now canceled.
+    pub canceled: Vec<(String, State)>,
+    /// Integrations that had not started for this run and now never will.
+    pub prevented: Vec<String>,
+    /// Integrations already finished (or canceled before): left as they were.
+    pub unchanged: Vec<(String, State)>,
+}
+
+/// A handle to the ledger database (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    pool: AnyPool,
+}
+
+impl Ledger {
+    /// Connects (creating the SQLite file and its directory if needed) and applies migrations.
+    pub async fn open(config: &LedgerConfig) -> Result<Self, LedgerError> {
+        install_default_drivers();
+        let (url, sqlite) = match &config.url {
+            Some(url) => (url.expose().to_owned(), false),
+            None => {
+                if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|err| LedgerError::Directory(dir.display().to_string(), err))?;
+                }
+                (sqlite_url(&config.path), true)
+            }
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 8 })
+            .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // WAL is sqlx's default; NORMAL sync is durable across process crashes
+                        // (a power loss may forget the last commits, never corrupt the file).
+                        connection.execute("PRAGMA synchronous = NORMAL").await?;
+                        connection.execute("PRAGMA busy_timeout = 5000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Claims a delivery for this attempt: free, failed and dead rows, and in-flight rows
+    /// whose lease has expired (their worker died) can be claimed; delivered, skipped and
+    /// canceled ones cannot. Safe under concurrency: one atomic upsert decides.
+    pub async fn claim(
+        &self,
+        key: Key<'_>,
+        event_id: &str,
+        attempt: u32,
+        lease: Duration,
+    ) -> Result<Claim, sqlx::Error> {
+        let now = now_ms();
+        let claim_id = ClaimId::new();
+        let claimed = sqlx::query(sql::CLAIM)
+            .bind(key.run_id)
+            .bind(key.event_type)
+            .bind(key.integration)
+            .bind(i64::from(attempt))
+            .bind(event_id)
+            .bind(claim_id.as_str())
+            .bind(now + lease.as_millis() as i64)
+            .bind(now)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        if claimed.is_some() {
+            return Ok(Claim::Claimed(claim_id));
+        }
+        let row = sqlx::query(sql::CURRENT)
+            .bind(key.run_id)
+            .bind(key.event_type)
+            .bind(key.integration)
+            .fetch_one(&self.pool)
+            .await?;
+        let state = State::parse(&row.try_get::<String, _>(0)?);
+        Ok(match state {
+            State::Canceled => Claim::Canceled,
+            State::InFlight => Claim::Busy {
+                lease_until_ms: row.try_get::<Option<i64>, _>(1)?.unwrap_or(now),
+            },
+            done => Claim::Done(done),
+        })
+    }
+
+    /// Records the end of a claimed attempt. Returns `false` when the claim was lost meanwhile
+    /// (canceled by an operator, or taken over after its lease expired): nothing is written.
+    pub async fn record(
+        &self,
+        key: Key<'_>,
+        claim: &ClaimId,
+        state: State,
+        attempts: u32,
+        last_error: Option<&str>,
+        receipt: Option<&str>,
+    ) -> Result<bool, sqlx::Error> {
+        let result = sqlx::query(sql::RECORD)
+            .bind(state.as_str())
+            .bind(i64::from(attempts))
+            .bind(last_error)
+            .bind(receipt)
+            .bind(now_ms())
+            .bind(key.run_id)
+            .bind(key.event_type)
+            .bind(key.integration)
+            .bind(claim.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Every delivery of one run, oldest first.
+    pub async fn history(&self, run_id: &str) -> Result<Vec<Entry>, sqlx::Error> {
+        let rows = sqlx::query(sql::HISTORY)
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Entry::from_row).collect()
+    }
+
+    /// Cancels the run's pending deliveries to `integrations` and keeps those not started from
+    /// starting. Idempotent: a second call changes nothing and says so.
+    pub async fn cancel(
+        &self,
+        run_id: &str,
+        event_type: &str,
+        integrations: &[&str],
+    ) -> Result<CancelReport, sqlx::Error> {
+        let now = now_ms();
+        let mut report = CancelReport::default();
+        for &integration in integrations {
+            let key = Key {
+                run_id,
+                event_type,
+                integration,
+            };
+            let before = sqlx::query(sql::CURRENT)
+                .bind(run_id)
+                .bind(event_type)
+                .bind(integration)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|row| row.try_get::<String, _>(0).map(|s| State::parse(&s)))
+                .transpose()?;
+            match before {
+                None => {
+                    let inserted = sqlx::query(sql::PREVENT)
+                        .bind(key.run_id)
+                        .bind(key.event_type)
+                        .bind(key.integration)
+                        .bind(now)
+                        .bind(now)
+                        .execute(&self.pool)
+                        .await?;
+                    if inserted.rows_affected() == 1 {
+                        report.prevented.push(integration.to_owned());
+                    }
+                }
+                Some(state @ (State::InFlight | State::Failed)) => {
+                    let updated = sqlx::query(sql::CANCEL)
+                        .bind(now)
+                        .bind(key.run_id)
+                        .bind(key.event_type)
+                        .bind(key.integration)
+                        .execute(&self.pool)
+                        .await?;
+                    if updated.rows_affected() == 1 {
+                        report.canceled.push((integration.to_owned(), state));
+                    }
+                }
+                Some(state) => report.unchanged.push((integration.to_owned(), state)),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Deletes finished rows last updated before `older_than` ago; returns how many.
+    pub async fn prune(&self, older_than: Duration) -> Result<u64, sqlx::Error> {
+        let before = now_ms() - older_than.as_millis() as i64;
+        let result = sqlx::query(sql::PRUNE)
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    /// A cheap round trip, for readiness.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// Closes the pool (waits for connections to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    #[doc(hidden)]
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+fn sqlite_url(path: &Path) -> String {
+    format!("sqlite://{}?mode=rwc", path.display())
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests;

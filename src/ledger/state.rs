@@ -1,0 +1,112 @@
+//! The values the ledger stores and returns.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// Where one notification stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// A worker is delivering it now (under a lease).
+    InFlight,
+    /// The receiver took it.
+    Delivered,
+    /// Nothing to send for this run (no commit, no pull request…).
+    Skipped,
+    /// A transient failure; a retry waits in the broker.
+    Failed,
+    /// Given up and dead-lettered.
+    Dead,
+    /// Stopped by an operator (`deliveries cancel`).
+    Canceled,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::InFlight => "in_flight",
+            State::Delivered => "delivered",
+            State::Skipped => "skipped",
+            State::Failed => "failed",
+            State::Dead => "dead",
+            State::Canceled => "canceled",
+        }
+    }
+
+    /// Reads a stored state; an unknown value (a newer version wrote it) counts as in flight,
+    /// the state that never causes a second send.
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "delivered" => State::Delivered,
+            "skipped" => State::Skipped,
+            "failed" => State::Failed,
+            "dead" => State::Dead,
+            "canceled" => State::Canceled,
+            _ => State::InFlight,
+        }
+    }
+}
+
+/// Identifies one claim, so that only its owner can end it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimId(String);
+
+impl ClaimId {
+    pub fn new() -> Self {
+        Self(format!("{:032x}", rand::random::<u128>()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for ClaimId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The answer to a claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This attempt owns the delivery now.
+    Claimed(ClaimId),
+    /// Already finished (delivered or skipped): do not send again.
+    Done(State),
+    /// An operator canceled it: drop the message.
+    Canceled,
+    /// Another attempt holds it until this Unix-ms instant.
+    Busy { lease_until_ms: i64 },
+}
+
+/// One row of a run's history.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    pub integration: String,
+    pub event_type: String,
+    pub state: &'static str,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub receipt: Option<String>,
+    pub event_id: Option<String>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Entry {
+    pub(super) fn from_row(row: &AnyRow) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            integration: row.try_get(0)?,
+            event_type: row.try_get(1)?,
+            state: State::parse(&row.try_get::<String, _>(2)?).as_str(),
+            attempts: row.try_get(3)?,
+            last_error: row.try_get(4)?,
+            receipt: row.try_get(5)?,
+            event_id: row.try_get(6)?,
+            created_at: row.try_get(7)?,
+            updated_at: row.try_get(8)?,
+        })
+    }
+}

@@ -1,0 +1,214 @@
+//! The ledger's rules, on SQLite and on PostgreSQL alike.
+
+use std::time::Duration;
+
+use super::*;
+use crate::config::{HumanDuration, LedgerConfig, Secret};
+
+const TYPE: &str = "run.canceled";
+
+pub(crate) fn sqlite_config(dir: &tempfile::TempDir) -> LedgerConfig {
+    LedgerConfig {
+        path: dir.path().join("nested/ledger.db"),
+        ..LedgerConfig::default()
+    }
+}
+
+/// A PostgreSQL ledger in a schema of its own, so tests never see each other's rows.
+pub(crate) async fn postgres_config() -> LedgerConfig {
+    let schema = format!("ledger_{:016x}", rand::random::<u64>());
+    install_default_drivers();
+    let admin = AnyPool::connect("postgres://postgres@127.0.0.1:5432/test")
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    LedgerConfig {
+        url: Some(Secret::new(format!(
+            "postgres://postgres@127.0.0.1:5432/test?options=-c%20search_path%3D{schema}"
+        ))),
+        ..LedgerConfig::default()
+    }
+}
+
+fn key(run: &str, integration: &'static str) -> Key<'static> {
+    Key {
+        run_id: Box::leak(run.to_owned().into_boxed_str()),
+        event_type: TYPE,
+        integration,
+    }
+}
+
+async fn claim(ledger: &Ledger, key: Key<'_>, lease: Duration) -> Claim {
+    ledger.claim(key, "evt", 1, lease).await.unwrap()
+}
+
+async fn rules_hold(ledger: Ledger) {
+    let run = format!("run-{:x}", rand::random::<u64>());
+    let a = key(&run, "a");
+    let long = Duration::from_secs(60);
+
+    // A free delivery is claimed once; a second claim sees it busy.
+    let Claim::Claimed(id) = claim(&ledger, a, long).await else {
+        panic!("first claim")
+    };
+    assert!(matches!(claim(&ledger, a, long).await, Claim::Busy { .. }));
+    // Delivered: never claimed again, by any event of the run.
+    assert!(
+        ledger
+            .record(a, &id, State::Delivered, 1, None, Some("HTTP 200"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(claim(&ledger, a, long).await, Claim::Done(State::Delivered));
+
+    // Failed rows can be claimed by the retry; a stale claim cannot record over the new one.
+    let b = key(&run, "b");
+    let Claim::Claimed(first) = claim(&ledger, b, long).await else {
+        panic!()
+    };
+    ledger
+        .record(b, &first, State::Failed, 1, Some("HTTP 503"), None)
+        .await
+        .unwrap();
+    let Claim::Claimed(second) = claim(&ledger, b, long).await else {
+        panic!("retry claims a failed row")
+    };
+    assert!(
+        !ledger
+            .record(b, &first, State::Delivered, 1, None, None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        ledger
+            .record(b, &second, State::Delivered, 2, None, Some("HTTP 200"))
+            .await
+            .unwrap()
+    );
+
+    // An expired lease (its worker died) is taken over.
+    let c = key(&run, "c");
+    let Claim::Claimed(dead_worker) = claim(&ledger, c, Duration::ZERO).await else {
+        panic!()
+    };
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let Claim::Claimed(_) = claim(&ledger, c, long).await else {
+        panic!("expired lease is taken over")
+    };
+    assert!(
+        !ledger
+            .record(c, &dead_worker, State::Delivered, 1, None, None)
+            .await
+            .unwrap()
+    );
+
+    // Cancel: in-flight c is canceled, d is prevented, a stays delivered; twice changes nothing.
+    let report = ledger.cancel(&run, TYPE, &["a", "c", "d"]).await.unwrap();
+    assert_eq!(report.canceled, vec![("c".to_owned(), State::InFlight)]);
+    assert_eq!(report.prevented, vec!["d".to_owned()]);
+    assert_eq!(report.unchanged, vec![("a".to_owned(), State::Delivered)]);
+    assert_eq!(claim(&ledger, key(&run, "d"), long).await, Claim::Canceled);
+    let again = ledger.cancel(&run, TYPE, &["a", "c", "d"]).await.unwrap();
+    assert!(again.canceled.is_empty() && again.prevented.is_empty());
+    assert_eq!(again.unchanged.len(), 3);
+
+    let history = ledger.history(&run).await.unwrap();
+    let states: Vec<_> = history
+        .iter()
+        .map(|e| (e.integration.as_str(), e.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("a", "delivered"),
+            ("b", "delivered"),
+            ("c", "canceled"),
+            ("d", "canceled")
+        ]
+    );
+    assert_eq!(history[1].attempts, 2);
+    assert_eq!(history[1].receipt.as_deref(), Some("HTTP 200"));
+    ledger.ping().await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_ledger_keeps_the_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    rules_hold(Ledger::open(&sqlite_config(&dir)).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_ledger_keeps_the_rules() {
+    rules_hold(Ledger::open(&postgres_config().await).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn concurrent_claims_on_postgres_have_exactly_one_winner() {
+    let ledger = Ledger::open(&postgres_config().await).await.unwrap();
+    let run = format!("run-{:x}", rand::random::<u64>());
+    let claims = futures_util::future::join_all((0..16).map(|_| {
+        let ledger = ledger.clone();
+        let run = run.clone();
+        async move {
+            ledger
+                .claim(key(&run, "a"), "evt", 1, Duration::from_secs(60))
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    let winners = claims
+        .iter()
+        .filter(|c| matches!(c, Claim::Claimed(_)))
+        .count();
+    assert_eq!(winners, 1, "{claims:?}");
+}
+
+#[tokio::test]
+async fn the_sqlite_file_survives_a_reopen_and_pruning_keeps_recent_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = sqlite_config(&dir);
+    let ledger = Ledger::open(&config).await.unwrap();
+    for run in ["old", "recent"] {
+        let Claim::Claimed(id) = claim(&ledger, key(run, "a"), Duration::from_secs(60)).await
+        else {
+            panic!()
+        };
+        ledger
+            .record(key(run, "a"), &id, State::Delivered, 1, None, None)
+            .await
+            .unwrap();
+    }
+    let Claim::Claimed(_) = claim(&ledger, key("pending", "a"), Duration::from_secs(60)).await
+    else {
+        panic!()
+    };
+    // Age the first row by hand: pruning compares update times.
+    sqlx::query("UPDATE deliveries SET updated_at = updated_at - 3600000 WHERE run_id = 'old'")
+        .execute(ledger.pool())
+        .await
+        .unwrap();
+    ledger.close().await;
+
+    let reopened = Ledger::open(&config).await.unwrap();
+    assert_eq!(
+        reopened.history("old").await.unwrap().len(),
+        1,
+        "rows survive a restart"
+    );
+    assert_eq!(
+        reopened.prune(*HumanDuration::secs(1_800)).await.unwrap(),
+        1
+    );
+    assert!(reopened.history("old").await.unwrap().is_empty());
+    assert_eq!(reopened.history("recent").await.unwrap().len(), 1);
+    assert_eq!(
+        reopened.history("pending").await.unwrap().len(),
+        1,
+        "unfinished rows are never pruned"
+    );
+}
