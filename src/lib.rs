@@ -28,6 +28,7 @@ pub mod admin;
 pub mod broker;
 pub mod commands;
 pub mod config;
+pub mod control;
 pub mod dispatch;
 pub mod event;
 pub mod failure;

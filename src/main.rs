@@ -36,6 +36,18 @@ enum Command {
         #[arg(long)]
         unchecked: bool,
     },
+    /// A run's delivery history from the ledger; `deliveries cancel` stops its notifications.
+    #[command(args_conflicts_with_subcommands = true)]
+    Deliveries {
+        /// The run id.
+        #[arg(long, required = true)]
+        run: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(subcommand)]
+        action: Option<DeliveriesAction>,
+    },
     /// Check a captured webhook (body on stdin) the way a receiver should.
     Verify {
         /// The `whsec_…` secret.
@@ -53,6 +65,19 @@ enum Command {
         /// Accepted clock difference, in seconds.
         #[arg(long, default_value_t = 300)]
         tolerance: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeliveriesAction {
+    /// Cancel a run's pending and in-flight deliveries (on every worker).
+    Cancel {
+        /// The run id.
+        #[arg(long)]
+        run: String,
+        /// Only this integration (default: all).
+        #[arg(long)]
+        integration: Option<String>,
     },
 }
 
@@ -95,6 +120,22 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                 config.broker.exchange,
                 config.broker.routing_key
             );
+            Ok(())
+        }
+        Command::Deliveries { run, json, action } => {
+            let config = Config::load(&cli.config)?;
+            let output = runtime()?.block_on(async {
+                match action {
+                    Some(DeliveriesAction::Cancel { run, integration }) => {
+                        commands::deliveries::cancel(&config, &run, integration.as_deref()).await
+                    }
+                    None => {
+                        let run = run.expect("clap requires --run");
+                        commands::deliveries::history(&config, &run, json).await
+                    }
+                }
+            })?;
+            println!("{output}");
             Ok(())
         }
         Command::Verify {

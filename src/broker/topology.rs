@@ -16,6 +16,7 @@ pub struct Topology {
     pub queue: String,
     pub routing_key: String,
     pub dead_letter_queue: String,
+    pub control_exchange: String,
     retry_queue_prefix: String,
     delivery_limit: u32,
     /// Retry tiers in seconds: 1, 2, 4, … up to the longest delay.
@@ -36,6 +37,7 @@ impl Topology {
             queue: broker.queue.clone(),
             routing_key: broker.routing_key.clone(),
             dead_letter_queue: broker.dead_letter_queue.clone(),
+            control_exchange: broker.control_exchange.clone(),
             retry_queue_prefix: broker.retry_queue_prefix.clone(),
             delivery_limit: broker.delivery_limit,
             tiers,
@@ -59,20 +61,25 @@ impl Topology {
         format!("{}.{secs}s", self.retry_queue_prefix)
     }
 
-    /// Declares exchange, event queue, binding, retry queues and dead-letter queue.
+    /// Declares the exchanges, event queue, binding, retry queues and dead-letter queue.
     pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
         let durable = QueueDeclareOptions::durable();
-        channel
-            .exchange_declare(
-                self.exchange.as_str().into(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..ExchangeDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
+        for (exchange, kind) in [
+            (&self.exchange, ExchangeKind::Topic),
+            (&self.control_exchange, ExchangeKind::Fanout),
+        ] {
+            channel
+                .exchange_declare(
+                    exchange.as_str().into(),
+                    kind,
+                    ExchangeDeclareOptions {
+                        durable: true,
+                        ..ExchangeDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await?;
+        }
         channel
             .queue_declare(self.dead_letter_queue.as_str().into(), durable, quorum())
             .await?;

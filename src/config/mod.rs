@@ -63,6 +63,8 @@ pub struct BrokerConfig {
     pub retry_queue_prefix: String,
     /// Where bad input, permanent failures and exhausted retries end up.
     pub dead_letter_queue: String,
+    /// Fanout exchange that broadcasts operator commands (`deliveries cancel`) to every worker.
+    pub control_exchange: String,
     /// Unacked messages the broker may push to this worker at once (its concurrency).
     pub prefetch: u16,
     /// Larger bodies are dead-lettered unread.
@@ -82,6 +84,7 @@ impl Default for BrokerConfig {
             routing_key: "run.canceled".into(),
             retry_queue_prefix: "run-notifier.retry".into(),
             dead_letter_queue: "run-notifier.dead".into(),
+            control_exchange: "run-notifier.control".into(),
             prefetch: 64,
             max_message_bytes: 1024 * 1024,
             delivery_limit: 20,
@@ -235,6 +238,7 @@ impl Config {
             ("broker.routing_key", &broker.routing_key),
             ("broker.retry_queue_prefix", &broker.retry_queue_prefix),
             ("broker.dead_letter_queue", &broker.dead_letter_queue),
+            ("broker.control_exchange", &broker.control_exchange),
         ] {
             if value.is_empty() || value.len() > 200 {
                 problems.push(format!("{field} must be 1 to 200 characters long"));

@@ -108,7 +108,7 @@ impl Worker {
             let integration = delivery_result.integration.as_str();
             let attempt = delivery_result.attempt;
             let settled = match &delivery_result.outcome {
-                Outcome::Delivered(_) | Outcome::Skipped(_) => continue,
+                Outcome::Delivered(_) | Outcome::Skipped(_) | Outcome::Canceled => continue,
                 Outcome::RetryIn { delay, error } => {
                     let queue = self.topology.retry_queue(*delay);
                     let properties = inbound.retry(

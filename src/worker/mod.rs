@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::StreamExt;
-use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -17,8 +19,10 @@ use tracing::{info, warn};
 use crate::admin::{self, Health};
 use crate::broker::{self, Publisher, Topology};
 use crate::config::Config;
+use crate::control::ControlMessage;
 use crate::dispatch::Dispatcher;
 use crate::integrations::{build_all, http_client};
+use crate::ledger::Ledger;
 use crate::retry::RetryPolicy;
 
 /// How long interrupted deliveries get to hand their messages back after the grace period.
@@ -30,6 +34,7 @@ struct Worker {
     topology: Topology,
     dispatcher: Dispatcher,
     health: Health,
+    ledger: Ledger,
 }
 
 /// Runs the worker until `shutdown` is cancelled (SIGTERM/SIGINT in the binary), then stops
@@ -37,22 +42,59 @@ struct Worker {
 /// and closes the connection.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let integrations = build_all(&config, &http_client()).map_err(template_problems)?;
-    let health = Health::default();
-    let admin = admin::serve(config.admin.listen, health.clone(), shutdown.clone())
+    let ledger = Ledger::open(&config.ledger)
         .await
-        .with_context(|| format!("cannot listen on {} (admin.listen)", config.admin.listen))?;
+        .context("cannot open the ledger")?;
+    let health = Health::default();
+    let admin = admin::serve(
+        config.admin.listen,
+        health.clone(),
+        ledger.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .with_context(|| format!("cannot listen on {} (admin.listen)", config.admin.listen))?;
+    tokio::spawn(prune(
+        ledger.clone(),
+        config.ledger.retention.0,
+        config.ledger.prune_interval.0,
+        shutdown.clone(),
+    ));
 
     let policy = RetryPolicy::new(config.retry.clone());
     let topology = Topology::new(&config.broker, policy.longest_delay());
     let worker = Arc::new(Worker {
-        dispatcher: Dispatcher::new(integrations, policy),
+        dispatcher: Dispatcher::new(integrations, policy, ledger.clone()),
         topology,
         health,
+        ledger,
         config,
     });
     worker.supervise(&shutdown).await;
     admin.await.context("admin listener panicked")??;
+    worker.ledger.close().await;
     Ok(())
+}
+
+/// Deletes old finished deliveries from the ledger every `interval`, so it does not grow
+/// without bound.
+async fn prune(
+    ledger: Ledger,
+    retention: Duration,
+    interval: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        match ledger.prune(retention).await {
+            Ok(0) => {}
+            Ok(pruned) => info!(pruned, "pruned old deliveries from the ledger"),
+            Err(err) => warn!(error = %err, "cannot prune the ledger"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
 }
 
 /// All template problems as one error.
@@ -67,6 +109,7 @@ struct Session {
     channel: lapin::Channel,
     publisher: Publisher,
     consumer: lapin::Consumer,
+    control: lapin::Consumer,
     tag: String,
 }
 
@@ -136,13 +179,72 @@ impl Worker {
             )
             .await
             .context("cannot consume from the event queue")?;
+        let control = self
+            .control_consumer(&channel)
+            .await
+            .context("cannot subscribe to the control exchange")?;
         Ok(Session {
             connection,
             channel,
             publisher,
             consumer,
+            control,
             tag,
         })
+    }
+
+    /// A private queue on the control fanout exchange: every worker hears every command.
+    async fn control_consumer(
+        &self,
+        channel: &lapin::Channel,
+    ) -> Result<lapin::Consumer, lapin::Error> {
+        let queue = channel
+            .queue_declare(
+                "".into(),
+                QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                queue.name().clone(),
+                self.topology.control_exchange.as_str().into(),
+                "".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .basic_consume(
+                queue.name().clone(),
+                "".into(),
+                BasicConsumeOptions {
+                    no_ack: true,
+                    ..BasicConsumeOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+    }
+
+    fn obey(&self, body: &[u8]) {
+        match ControlMessage::parse(body) {
+            Ok(ControlMessage::CancelRun {
+                run_id,
+                integration,
+            }) => {
+                let aborted = self.dispatcher.abort_run(&run_id, integration.as_deref());
+                info!(
+                    run_id,
+                    integration, aborted, "operator canceled the run's deliveries"
+                );
+            }
+            Err(err) => warn!(error = %err, "ignored an unknown control message"),
+        }
     }
 
     /// Consumes until shutdown (then drains and closes: `Ok`) or until the session fails.
@@ -156,6 +258,7 @@ impl Worker {
             channel,
             publisher,
             mut consumer,
+            mut control,
             tag,
         } = session;
         self.health.set_consuming(true);
@@ -177,6 +280,11 @@ impl Worker {
                     }
                     Some(Err(err)) => return Err(err).context("consumer failed"),
                     None => anyhow::bail!("the broker ended the consumer"),
+                },
+                command = control.next() => match command {
+                    Some(Ok(delivery)) => self.obey(&delivery.data),
+                    Some(Err(err)) => return Err(err).context("control consumer failed"),
+                    None => anyhow::bail!("the broker ended the control consumer"),
                 },
             }
         }

@@ -42,7 +42,10 @@ pub struct Names {
     pub queue: String,
     pub retry_prefix: String,
     pub dead: String,
+    pub control: String,
     pub admin_port: u16,
+    /// The `ledger:` section: a SQLite file of this test's own by default.
+    pub ledger: String,
 }
 
 impl Names {
@@ -53,8 +56,19 @@ impl Names {
             queue: format!("{id}.events"),
             retry_prefix: format!("{id}.retry"),
             dead: format!("{id}.dead"),
+            control: format!("{id}.control"),
             admin_port: free_port(),
+            ledger: format!(
+                "path: {}",
+                std::env::temp_dir().join(format!("{id}.db")).display()
+            ),
         }
+    }
+
+    /// The same names with a PostgreSQL ledger at `url`.
+    pub fn with_ledger_url(mut self, url: &str) -> Self {
+        self.ledger = format!("url: {url}");
+        self
     }
 
     /// A complete config: these names, fast retries, and `integrations` (YAML list items).
@@ -75,8 +89,14 @@ impl Names {
         prefetch: u16,
     ) -> String {
         format!(
-            "broker:\n  url: {AMQP_URL}\n  exchange: {}\n  queue: {}\n  routing_key: run.canceled\n  retry_queue_prefix: {}\n  dead_letter_queue: {}\n  prefetch: {prefetch}\n  reconnect_max_delay: 1s\nworker:\n  {worker}\nretry:\n  {retry}\n  max_retry_after: 10s\nadmin:\n  listen: 127.0.0.1:{}\nintegrations:\n{integrations}",
-            self.exchange, self.queue, self.retry_prefix, self.dead, self.admin_port
+            "broker:\n  url: {AMQP_URL}\n  exchange: {}\n  queue: {}\n  routing_key: run.canceled\n  retry_queue_prefix: {}\n  dead_letter_queue: {}\n  control_exchange: {}\n  prefetch: {prefetch}\n  reconnect_max_delay: 1s\nworker:\n  {worker}\nretry:\n  {retry}\n  max_retry_after: 10s\nadmin:\n  listen: 127.0.0.1:{}\nledger:\n  {}\nintegrations:\n{integrations}",
+            self.exchange,
+            self.queue,
+            self.retry_prefix,
+            self.dead,
+            self.control,
+            self.admin_port,
+            self.ledger
         )
     }
 
@@ -274,6 +294,24 @@ impl TestBroker {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         letters
+    }
+
+    /// Messages ready in `queue` (unacked ones are not counted).
+    pub async fn ready_count(&self, queue: &str) -> u32 {
+        let channel = self.connection.create_channel().await.unwrap();
+        let declared = channel
+            .queue_declare(
+                queue.into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let _ = channel.close(200, "done".into()).await;
+        declared.message_count()
     }
 
     /// Deletes the test's queues and exchange (best effort: the worker may still hold them).

@@ -1,4 +1,6 @@
-//! The command-line verbs besides `run`: `check-config`, `publish` and `verify`.
+//! The command-line verbs besides `run`: `check-config`, `publish`, `verify`, `deliveries`.
+
+pub mod deliveries;
 
 use std::path::Path;
 
