@@ -141,3 +141,34 @@ async fn retry_after_is_honoured_before_the_next_attempt() {
     assert_eq!(receiver.count(), 2);
     broker.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_slow_receiver_does_not_delay_another_integrations_retry() {
+    let names = Names::new();
+    let slow = Receiver::scripted(
+        vec![],
+        ResponseTemplate::new(200).set_delay(Duration::from_secs(4)),
+    )
+    .await;
+    let flaky =
+        Receiver::scripted(vec![ResponseTemplate::new(503)], ResponseTemplate::new(200)).await;
+    let integrations = format!(
+        "{}{}",
+        webhook("slow", &slow.url("/slow")),
+        webhook("flaky", &flaky.url("/flaky"))
+    );
+    let broker = TestBroker::connect(&names).await;
+    let worker = InProcessWorker::start(&names, &names.config(&integrations)).await;
+
+    broker.publish(&event_for(&unique("run"))).await;
+    let attempts = flaky.wait_for(2).await;
+    let first_slow = slow.received()[0].at;
+    assert!(
+        attempts[1].at - first_slow < Duration::from_secs(3),
+        "flaky's retry waited for the slow receiver"
+    );
+
+    worker.stop().await;
+    assert_eq!((slow.count(), flaky.count()), (1, 2));
+    broker.cleanup().await;
+}

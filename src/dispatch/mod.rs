@@ -7,7 +7,8 @@ mod runs;
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use futures_util::future::join_all;
+use futures_util::future::{self, BoxFuture, FutureExt as _};
+use futures_util::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
@@ -87,15 +88,16 @@ impl Dispatcher {
         &self.policy
     }
 
-    /// Delivers `event` to its targets concurrently; one failing target never delays another.
+    /// Delivers `event` to its targets concurrently and yields each result as it completes, so
+    /// that one slow or failing target never delays what is done about another.
     /// `stop` keeps deliveries from starting; `abort` interrupts those under way.
-    pub async fn dispatch(
-        &self,
-        event: &RunCanceled,
-        targets: Targets<'_>,
-        stop: &CancellationToken,
-        abort: &CancellationToken,
-    ) -> Vec<Delivery> {
+    pub fn dispatch<'a>(
+        &'a self,
+        event: &'a RunCanceled,
+        targets: Targets<'a>,
+        stop: &'a CancellationToken,
+        abort: &'a CancellationToken,
+    ) -> FuturesUnordered<BoxFuture<'a, Delivery>> {
         let chosen: Vec<(&Integration, u32)> = match targets {
             Targets::Routed => self.integrations.iter().map(|i| (i, 1)).collect(),
             Targets::Retry {
@@ -104,7 +106,7 @@ impl Dispatcher {
             } => match self.integrations.iter().find(|i| i.name() == integration) {
                 Some(found) => vec![(found, attempt)],
                 None => {
-                    return vec![Delivery {
+                    let gone = Delivery {
                         integration: integration.to_owned(),
                         kind: "unknown",
                         attempt,
@@ -112,17 +114,21 @@ impl Dispatcher {
                             "integration `{integration}` is no longer configured"
                         ))),
                         elapsed: Duration::ZERO,
-                    }];
+                    };
+                    return FuturesUnordered::from_iter([future::ready(gone).boxed()]);
                 }
             },
         };
         let routed = matches!(targets, Targets::Routed);
-        join_all(chosen.into_iter().map(|(integration, attempt)| {
-            let span = info_span!("delivery", integration = integration.name(), attempt);
-            self.deliver_one(event, integration, attempt, routed, stop, abort)
-                .instrument(span)
-        }))
-        .await
+        chosen
+            .into_iter()
+            .map(|(integration, attempt)| {
+                let span = info_span!("delivery", integration = integration.name(), attempt);
+                self.deliver_one(event, integration, attempt, routed, stop, abort)
+                    .instrument(span)
+                    .boxed()
+            })
+            .collect()
     }
 
     async fn deliver_one(

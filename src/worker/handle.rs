@@ -1,5 +1,6 @@
 //! One message: parse, dispatch, then turn the outcomes into retries, dead letters and one ack.
 
+use futures_util::StreamExt as _;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tokio_util::sync::CancellationToken;
@@ -100,71 +101,110 @@ impl Worker {
             },
             None => Targets::Routed,
         };
-        let deliveries = self.dispatcher.dispatch(&event, targets, stop, abort).await;
-        if deliveries.iter().all(|d| d.outcome == Outcome::Interrupted) && !deliveries.is_empty() {
+        let mut deliveries = self.dispatcher.dispatch(&event, targets, stop, abort);
+        let mut interrupted = Vec::new();
+        let mut finished = 0;
+        let mut republish_failed = false;
+        // Each outcome is acted on as soon as it is known: a retry is scheduled while other
+        // integrations of the same event may still be in flight.
+        while let Some(delivery_result) = deliveries.next().await {
+            if delivery_result.outcome == Outcome::Interrupted {
+                interrupted.push(delivery_result);
+                continue;
+            }
+            finished += 1;
+            if !republish_failed {
+                republish_failed = !self
+                    .enact(delivery, inbound, publisher, run_id, &delivery_result)
+                    .await;
+            }
+        }
+        if republish_failed || (finished == 0 && !interrupted.is_empty()) {
+            // Nothing finished (shutdown), or a retry could not be published: the broker keeps
+            // the message and the ledger keeps finished deliveries from repeating.
             return Disposition::Requeue;
         }
-        for delivery_result in &deliveries {
-            let integration = delivery_result.integration.as_str();
-            let attempt = delivery_result.attempt;
-            let settled = match &delivery_result.outcome {
-                Outcome::Delivered(_) | Outcome::Skipped(_) | Outcome::Canceled => continue,
-                Outcome::RetryIn { delay, error } => {
-                    let queue = self.topology.retry_queue(*delay);
-                    let properties = inbound.retry(
-                        &delivery.properties,
-                        integration,
-                        attempt + 1,
-                        &error.to_string(),
-                        Some(*delay),
-                    );
-                    publisher
-                        .publish("", &queue, &delivery.data, properties)
-                        .await
-                }
-                Outcome::Interrupted => {
-                    // Others finished: hand back just this one, straight to the event queue.
-                    let properties = inbound.retry(
-                        &delivery.properties,
-                        integration,
-                        attempt,
-                        "interrupted by shutdown",
-                        None,
-                    );
-                    publisher
-                        .publish("", &self.topology.queue, &delivery.data, properties)
-                        .await
-                }
-                Outcome::GiveUp(failure) => {
-                    let reason = failure.to_string();
-                    let dead = DeadLetter {
-                        kind: "delivery",
-                        error: &reason,
-                        integration: Some(integration),
-                        attempts: attempt,
-                        run_id: Some(run_id),
-                    };
-                    if let Disposition::Requeue =
-                        self.dead_letter(delivery, inbound, publisher, &dead).await
-                    {
-                        return Disposition::Requeue;
-                    }
-                    error!(
-                        integration,
-                        attempts = attempt,
-                        reason = failure.kind().map(|k| k.as_str()),
-                        error = %failure,
-                        "delivery failed for good: dead-lettered"
-                    );
-                    continue;
-                }
-            };
-            if let Err(err) = settled {
-                warn!(integration, error = %err, "cannot publish the retry; the message will be redelivered");
+        for delivery_result in &interrupted {
+            // Others finished: hand back just this one, straight to the event queue.
+            let properties = inbound.retry(
+                &delivery.properties,
+                &delivery_result.integration,
+                delivery_result.attempt,
+                "interrupted by shutdown",
+                None,
+            );
+            let published = publisher
+                .publish("", &self.topology.queue, &delivery.data, properties)
+                .await;
+            if let Err(err) = published {
+                warn!(error = %err, "cannot hand the delivery back; the message will be redelivered");
                 return Disposition::Requeue;
             }
         }
         Disposition::Ack
+    }
+
+    /// Schedules the retry or publishes the dead letter an outcome asks for; `false` when the
+    /// broker did not take it.
+    async fn enact(
+        &self,
+        delivery: &Delivery,
+        inbound: &Inbound,
+        publisher: &Publisher,
+        run_id: &str,
+        result: &crate::dispatch::Delivery,
+    ) -> bool {
+        let integration = result.integration.as_str();
+        let attempt = result.attempt;
+        match &result.outcome {
+            Outcome::RetryIn { delay, error } => {
+                let queue = self.topology.retry_queue(*delay);
+                let properties = inbound.retry(
+                    &delivery.properties,
+                    integration,
+                    attempt + 1,
+                    &error.to_string(),
+                    Some(*delay),
+                );
+                match publisher
+                    .publish("", &queue, &delivery.data, properties)
+                    .await
+                {
+                    Ok(()) => true,
+                    Err(err) => {
+                        warn!(integration, error = %err, "cannot publish the retry; the message will be redelivered");
+                        false
+                    }
+                }
+            }
+            Outcome::GiveUp(failure) => {
+                let reason = failure.to_string();
+                let dead = DeadLetter {
+                    kind: "delivery",
+                    error: &reason,
+                    integration: Some(integration),
+                    attempts: attempt,
+                    run_id: Some(run_id),
+                };
+                if let Disposition::Requeue =
+                    self.dead_letter(delivery, inbound, publisher, &dead).await
+                {
+                    return false;
+                }
+                error!(
+                    integration,
+                    attempts = attempt,
+                    reason = failure.kind().map(|k| k.as_str()),
+                    error = %failure,
+                    "delivery failed for good: dead-lettered"
+                );
+                true
+            }
+            Outcome::Delivered(_)
+            | Outcome::Skipped(_)
+            | Outcome::Canceled
+            | Outcome::Interrupted => true,
+        }
     }
 
     async fn dead_letter(

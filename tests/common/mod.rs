@@ -2,6 +2,7 @@
 //! a process worker, event fixtures, and polling instead of sleeping.
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod receiver;
 
 use std::collections::HashMap;
@@ -379,4 +380,19 @@ impl WorkerProcess {
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+}
+
+/// A PostgreSQL ledger URL in a fresh schema of its own, reached through `port` (5432 or a proxy).
+pub async fn postgres_ledger(port: u16) -> String {
+    let schema = unique("ledger").replace('-', "_");
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect("postgres://postgres@127.0.0.1:5432/test")
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432 with database `test`");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    format!("postgres://postgres@127.0.0.1:{port}/test?options=-c%20search_path%3D{schema}")
 }
