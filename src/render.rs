@@ -103,11 +103,11 @@ impl Templates {
             line,
             message,
         };
-        if let Some(index) = source.find("{{{").filter(|_| format.is_json()) {
+        if let Some(index) = unescaped_expression(source).filter(|_| format.is_json()) {
             let line = source[..index].matches('\n').count() + 1;
             return Err(error(
                 Some(line),
-                "`{{{…}}}` skips JSON escaping; use `{{…}}`, or the `json` helper for a raw value"
+                "`{{{…}}}` and `{{&…}}` skip JSON escaping; use `{{…}}`, or the `json` helper for a raw value"
                     .into(),
             ));
         }
@@ -199,6 +199,15 @@ impl Templates {
                 message: err.reason().to_string(),
             })
     }
+}
+
+/// Where `source` has an expression that skips escaping: `{{{x}}}` (or a `{{{{raw}}}}` block),
+/// or `{{&x}}`, with or without a `~`.
+fn unescaped_expression(source: &str) -> Option<usize> {
+    source.match_indices("{{").map(|(i, _)| i).find(|&i| {
+        let rest = source[i + 2..].trim_start_matches('~').trim_start();
+        rest.starts_with('{') || rest.starts_with('&')
+    })
 }
 
 /// A template's path: `configured` if the integration names one, else `default` under `dir`.
@@ -374,7 +383,12 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(error.line, Some(2));
-        assert!(error.message.contains("skips JSON escaping"));
+        assert!(error.message.contains("skip JSON escaping"));
+        for source in ["{\"a\": \"{{& actor}}\"}", "{\"a\": \"{{~&actor}}\"}"] {
+            let error = templates_with(Format::SlackJson, source).err().unwrap();
+            assert!(error.message.contains("`{{&…}}`"), "{source}: {error}");
+        }
+        assert!(templates_with(Format::Json, "{\"a\": \"{{actor}} & co\"}").is_ok());
     }
 
     #[test]
