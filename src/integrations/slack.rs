@@ -12,7 +12,9 @@ use super::http::secret_url;
 use super::{Common, Deliver, Notification, OutgoingRequest, Receipt};
 use crate::config::Secret;
 use crate::failure::{DeliveryError, Dialect};
-use crate::render::{Format, TemplateError, Templates, template_path, truncate, variables};
+use crate::render::{
+    Format, TemplateError, Templates, escape_slack, template_path, truncate, variables,
+};
 use crate::route::Filters;
 
 /// The default template, under `templates_dir`.
@@ -79,6 +81,17 @@ pub fn check_message(message: &Value) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Sets `text` to `fallback` when the template left it missing or blank.
+pub fn ensure_text(message: &mut Value, fallback: &str) {
+    let blank = message
+        .get("text")
+        .and_then(Value::as_str)
+        .is_none_or(|text| text.trim().is_empty());
+    if blank && let Some(object) = message.as_object_mut() {
+        object.insert("text".into(), Value::String(fallback.to_owned()));
+    }
 }
 
 /// Cuts a rendered message to Slack's limits, so that long user text shortens the message
@@ -193,6 +206,15 @@ impl Slack {
         let mut message: Value = serde_json::from_str(&rendered).map_err(|err| {
             DeliveryError::permanent(format!("the template rendered invalid JSON: {err}"))
         })?;
+        // Checked at load against the samples, but a real event can still render an empty
+        // `text` (say, from a `null` note), and Slack refuses a message without one.
+        ensure_text(
+            &mut message,
+            &format!(
+                "Run cancelled by {}",
+                escape_slack(&notification.event.data.cancellation.actor)
+            ),
+        );
         fit(&mut message);
         Ok(message)
     }
@@ -270,6 +292,19 @@ mod tests {
         let mut text = json!(format!("{}&amp;tail", "a".repeat(72)));
         cut(Some(&mut text), MAX_BUTTON_TEXT);
         assert_eq!(text, json!(format!("{}…", "a".repeat(72))));
+    }
+
+    #[test]
+    fn a_blank_text_gets_the_fallback() {
+        let mut message = json!({"text": " ", "blocks": []});
+        ensure_text(&mut message, "Run cancelled by jane");
+        assert_eq!(message["text"], "Run cancelled by jane");
+        let mut message = json!({"blocks": []});
+        ensure_text(&mut message, "x");
+        assert_eq!(message["text"], "x");
+        let mut message = json!({"text": "kept"});
+        ensure_text(&mut message, "x");
+        assert_eq!(message["text"], "kept");
     }
 
     #[test]
