@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 
+mod slack;
+
 /// The kind of a failure, as a bounded metrics label and log field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
@@ -71,6 +73,31 @@ impl DeliveryError {
             DeliveryError::Permanent { .. } => Some(FailureKind::Permanent),
             DeliveryError::Canceled => None,
         }
+    }
+}
+
+/// How a receiver says yes or no beyond its status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// The status code says it all (webhooks, Teams Workflows: 200 and 202 are success).
+    #[default]
+    Http,
+    /// Slack incoming webhooks: success is `200` with the body `ok`; an error is a body such as
+    /// `invalid_payload` or `channel_not_found`, on a 4xx or even on a 200.
+    Slack,
+}
+
+/// Classifies an HTTP answer in the receiver's [`Dialect`].
+pub fn classify(
+    dialect: Dialect,
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DeliveryError> {
+    match dialect {
+        Dialect::Http => classify_response(status, headers, body, now),
+        Dialect::Slack => slack::classify(status, headers, body, now),
     }
 }
 
@@ -213,6 +240,20 @@ mod tests {
                 _ => Some(Permanent),
             };
             assert_eq!(kind(status), expected, "HTTP {status}");
+        }
+    }
+
+    #[test]
+    fn teams_answers_200_and_202_are_success() {
+        for status in [200, 202] {
+            let answer = super::classify(
+                Dialect::Http,
+                StatusCode::from_u16(status).unwrap(),
+                &HeaderMap::new(),
+                "",
+                now(),
+            );
+            assert_eq!(answer, Ok(()), "HTTP {status}");
         }
     }
 

@@ -22,6 +22,8 @@
 //! - [`worker`]: the consumer, its reconnects, and shutdown; acks by outcome; no HTTP.
 //! - [`signature`]: Standard Webhooks signing and verification.
 //! - [`admin`], [`telemetry`]: health endpoints and logs.
+//! - [`render`]: Handlebars templates, one registry per output format, checked at load.
+//! - [`preview`]: the requests an event would cause, secrets redacted, nothing sent.
 //! - [`commands`]: the command-line verbs besides `run`.
 
 pub mod admin;
@@ -34,6 +36,7 @@ pub mod event;
 pub mod failure;
 pub mod integrations;
 pub mod ledger;
+pub mod preview;
 pub mod protocol;
 pub mod render;
 pub mod retry;

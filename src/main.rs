@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use run_notifier::config::{self, Config};
-use run_notifier::{commands, integrations, telemetry, worker};
+use run_notifier::{commands, integrations, preview, telemetry, worker};
 use tokio_util::sync::CancellationToken;
 
 /// Fans run-canceled events out to GitHub, Bitbucket, Slack, Teams and signed webhooks.
@@ -27,6 +27,12 @@ enum Command {
     Run,
     /// Validate the config; exit non-zero with the reasons.
     CheckConfig,
+    /// Show the exact requests an event file would cause (secrets redacted); send nothing.
+    Preview {
+        /// A CloudEvents JSON file.
+        #[arg(long)]
+        event: PathBuf,
+    },
     /// Publish an event file to the configured exchange.
     Publish {
         /// A CloudEvents JSON file.
@@ -108,6 +114,11 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             integrations::build_all(&config, &integrations::http_client())
                 .map_err(worker::template_problems)?;
             println!("{}: {}", cli.config.display(), commands::describe(&config));
+            Ok(())
+        }
+        Command::Preview { event } => {
+            let config = Config::load(&cli.config)?;
+            print!("{}", preview::preview_file(&config, &event)?);
             Ok(())
         }
         Command::Publish { event, unchecked } => {

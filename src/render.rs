@@ -9,15 +9,29 @@ use serde_json::{Value, json};
 
 use crate::event::{Reason, RunCanceled};
 
+mod helpers;
+
+pub use helpers::{DEFAULT_DATE_FORMAT, truncate};
+
 /// How values are escaped when a template inserts them with `{{value}}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// JSON documents: values become the inside of a JSON string. `{{{raw}}}` is forbidden.
     Json,
+    /// Slack Block Kit JSON: as [`Format::Json`], and Slack's `&`, `<`, `>` become entities
+    /// first, so a value can never form a link, a mention (`<!channel>`) or a broken card.
+    SlackJson,
     /// GitHub-flavoured Markdown: no markup, HTML, links, mentions or table breaks from values.
     Markdown,
     /// Plain text (a commit status description): values as they are.
     Text,
+}
+
+impl Format {
+    /// Whether templates of this format produce JSON documents (checked to parse at load).
+    pub fn is_json(self) -> bool {
+        matches!(self, Format::Json | Format::SlackJson)
+    }
 }
 
 /// A template that cannot be used, with where and why.
@@ -32,6 +46,7 @@ pub struct TemplateError {
 /// The registries of all formats, filled once at load.
 pub struct Templates {
     json: Handlebars<'static>,
+    slack_json: Handlebars<'static>,
     markdown: Handlebars<'static>,
     text: Handlebars<'static>,
 }
@@ -50,22 +65,25 @@ impl Default for Templates {
 
 impl Templates {
     pub fn new() -> Self {
-        let registry = |escape: fn(&str) -> String| {
+        let registry = |format: Format, escape: fn(&str) -> String| {
             let mut registry = Handlebars::new();
             registry.set_strict_mode(true);
             registry.register_escape_fn(escape);
+            helpers::register(&mut registry, format.is_json());
             registry
         };
         Self {
-            json: registry(escape_json),
-            markdown: registry(escape_markdown),
-            text: registry(handlebars::no_escape),
+            json: registry(Format::Json, escape_json),
+            slack_json: registry(Format::SlackJson, escape_slack_json),
+            markdown: registry(Format::Markdown, escape_markdown),
+            text: registry(Format::Text, handlebars::no_escape),
         }
     }
 
     fn registry(&self, format: Format) -> &Handlebars<'static> {
         match format {
             Format::Json => &self.json,
+            Format::SlackJson => &self.slack_json,
             Format::Markdown => &self.markdown,
             Format::Text => &self.text,
         }
@@ -85,16 +103,17 @@ impl Templates {
             line,
             message,
         };
-        if let Some(index) = source.find("{{{").filter(|_| format == Format::Json) {
+        if let Some(index) = unescaped_expression(source).filter(|_| format.is_json()) {
             let line = source[..index].matches('\n').count() + 1;
             return Err(error(
                 Some(line),
-                "`{{{…}}}` skips JSON escaping; use `{{…}}`, or the `json` helper for a raw value"
+                "`{{{…}}}` and `{{&…}}` skip JSON escaping; use `{{…}}`, or the `json` helper for a raw value"
                     .into(),
             ));
         }
         let registry = match format {
             Format::Json => &mut self.json,
+            Format::SlackJson => &mut self.slack_json,
             Format::Markdown => &mut self.markdown,
             Format::Text => &mut self.text,
         };
@@ -110,7 +129,7 @@ impl Templates {
                         format!("{} (rendering the {label} sample event)", err.message),
                     )
                 })?;
-            if format == Format::Json {
+            if format.is_json() {
                 serde_json::from_str::<Value>(&rendered).map_err(|err| {
                     error(
                         None,
@@ -138,6 +157,33 @@ impl Templates {
         self.add(format, name, &file, &source)
     }
 
+    /// Renders a registered JSON template against every sample event and hands each document
+    /// to `check`, which says what an integration needs of it (a Slack `text`, a Teams card);
+    /// a complaint becomes a [`TemplateError`] naming `file`.
+    pub fn check_json(
+        &self,
+        format: Format,
+        name: &str,
+        file: &Path,
+        check: impl Fn(&Value) -> Result<(), String>,
+    ) -> Result<(), TemplateError> {
+        for (label, event) in sample_events() {
+            let problem = self
+                .render(format, name, &variables(&event))
+                .map_err(|err| err.message)
+                .and_then(|out| serde_json::from_str::<Value>(&out).map_err(|e| e.to_string()))
+                .and_then(|document| check(&document));
+            if let Err(problem) = problem {
+                return Err(TemplateError {
+                    file: file.display().to_string(),
+                    line: None,
+                    message: format!("{problem} (rendering the {label} sample event)"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Renders a registered template.
     pub fn render(
         &self,
@@ -153,6 +199,15 @@ impl Templates {
                 message: err.reason().to_string(),
             })
     }
+}
+
+/// Where `source` has an expression that skips escaping: `{{{x}}}` (or a `{{{{raw}}}}` block),
+/// or `{{&x}}`, with or without a `~`.
+fn unescaped_expression(source: &str) -> Option<usize> {
+    source.match_indices("{{").map(|(i, _)| i).find(|&i| {
+        let rest = source[i + 2..].trim_start_matches('~').trim_start();
+        rest.starts_with('{') || rest.starts_with('&')
+    })
 }
 
 /// A template's path: `configured` if the integration names one, else `default` under `dir`.
@@ -253,6 +308,21 @@ pub fn escape_json(value: &str) -> String {
     quoted[1..quoted.len() - 1].to_owned()
 }
 
+/// Escapes a value for Slack `mrkdwn` inside a JSON string: Slack's own rule (`&`, `<`, `>` as
+/// entities), then JSON. `*`, `_` and `~` have no escape in Slack; without `<` they can only
+/// style text, never link or mention.
+pub fn escape_slack_json(value: &str) -> String {
+    escape_json(&escape_slack(value))
+}
+
+/// Slack's escaping of `&`, `<` and `>` (its formatting reference: "escape these three").
+pub fn escape_slack(value: &str) -> String {
+    value
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 /// Escapes a value for GitHub-flavoured Markdown: markup characters are backslash-escaped, HTML
 /// is entity-encoded, line breaks become spaces (they would end a table row), and `@` is
 /// followed by a zero-width joiner so that `@team` never notifies anyone.
@@ -313,7 +383,12 @@ mod tests {
             .err()
             .unwrap();
         assert_eq!(error.line, Some(2));
-        assert!(error.message.contains("skips JSON escaping"));
+        assert!(error.message.contains("skip JSON escaping"));
+        for source in ["{\"a\": \"{{& actor}}\"}", "{\"a\": \"{{~&actor}}\"}"] {
+            let error = templates_with(Format::SlackJson, source).err().unwrap();
+            assert!(error.message.contains("`{{&…}}`"), "{source}: {error}");
+        }
+        assert!(templates_with(Format::Json, "{\"a\": \"{{actor}} & co\"}").is_ok());
     }
 
     #[test]
@@ -341,6 +416,46 @@ mod tests {
             .err()
             .unwrap();
         assert!(error.message.contains("not valid JSON"), "{error}");
+    }
+
+    #[test]
+    fn slack_values_cannot_link_or_mention_and_stay_json() {
+        let templates = templates_with(
+            Format::SlackJson,
+            r#"{"text": "by {{actor}}", "n": {{json tags}}}"#,
+        )
+        .unwrap();
+        let (_, hostile) = sample_events().remove(3);
+        let out = templates
+            .render(Format::SlackJson, "t", &variables(&hostile))
+            .unwrap();
+        let parsed: Value = serde_json::from_str(&out).unwrap();
+        let text = parsed["text"].as_str().unwrap();
+        assert!(!text.contains('<') && !text.contains('>'), "{text}");
+        assert!(text.contains("&lt;script&gt;"), "{text}");
+        assert_eq!(parsed["n"][1], "@team", "`json` writes the raw value");
+        assert_eq!(escape_slack("a & <!channel>"), "a &amp; &lt;!channel&gt;");
+    }
+
+    #[test]
+    fn check_json_names_the_file_and_the_sample_event() {
+        let mut templates = Templates::new();
+        templates
+            .add(Format::Json, "t", "t.hbs", r#"{"a": "{{actor}}"}"#)
+            .unwrap();
+        let error = templates
+            .check_json(Format::Json, "t", Path::new("t.hbs"), |doc| {
+                if doc["a"] == "fail-fast" {
+                    Err("no".into())
+                } else {
+                    Ok(())
+                }
+            })
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "t.hbs: no (rendering the fail-fast sample event)"
+        );
     }
 
     #[test]

@@ -49,6 +49,10 @@ fn the_example_takes_its_secret_and_urls_from_the_environment() {
         env(&[
             ("WEBHOOK_SECRET", SECRET_VALUE),
             ("AMQP_URL", "amqps://u:p@mq.internal/prod"),
+            (
+                "SLACK_WEBHOOK_URL",
+                "https://hooks.slack.com/services/T0/B0/slack-token",
+            ),
         ]),
     )
     .unwrap();
@@ -61,6 +65,10 @@ fn the_example_takes_its_secret_and_urls_from_the_environment() {
     assert!(
         !printed.contains("c2VjcmV0"),
         "Debug printed the webhook secret"
+    );
+    assert!(
+        !printed.contains("slack-token"),
+        "Debug printed the Slack webhook URL"
     );
 }
 
@@ -229,7 +237,9 @@ fn check_config_exits_non_zero_with_the_file_and_reasons() {
     assert!(
         String::from_utf8(output.stdout)
             .unwrap()
-            .contains("config is valid: 1 integration(s): audit-webhook (webhook)")
+            .contains(
+                "config is valid: 3 integration(s): audit-webhook (webhook), team-slack (slack), team-teams (teams)"
+            )
     );
 }
 

@@ -9,7 +9,7 @@ use reqwest::{Method, redirect};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::failure::{DeliveryError, classify_response, classify_transport};
+use crate::failure::{DeliveryError, Dialect, classify, classify_transport};
 use crate::protocol::USER_AGENT;
 
 /// Response bodies are read up to this size; the rest is not needed to classify an answer.
@@ -27,12 +27,27 @@ pub fn http_client() -> reqwest::Client {
 }
 
 /// An HTTP request, complete, before it is sent. Header values marked sensitive are secrets.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OutgoingRequest {
     pub method: Method,
     pub url: Url,
+    /// The URL itself is a credential (Slack and Teams webhook URLs): never shown.
+    pub secret_url: bool,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// How the receiver's answer is read.
+    pub dialect: Dialect,
+}
+
+impl std::fmt::Debug for OutgoingRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutgoingRequest")
+            .field("method", &self.method)
+            .field("url", &self.shown_url())
+            .field("headers", &self.headers)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
 }
 
 impl OutgoingRequest {
@@ -45,8 +60,32 @@ impl OutgoingRequest {
         Self {
             method: Method::POST,
             url,
+            secret_url: false,
             headers,
             body,
+            dialect: Dialect::Http,
+        }
+    }
+
+    /// Marks the URL as a credential: [`shown_url`](Self::shown_url) keeps only its origin.
+    pub fn with_secret_url(mut self) -> Self {
+        self.secret_url = true;
+        self
+    }
+
+    /// Reads the receiver's answer in `dialect`.
+    pub fn with_dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = dialect;
+        self
+    }
+
+    /// The URL as it may be printed: `https://hooks.slack.com/***` when it is a secret
+    /// (the path and query carry the token; user info never appears).
+    pub fn shown_url(&self) -> String {
+        if self.secret_url {
+            format!("{}/***", self.url.origin().ascii_serialization())
+        } else {
+            self.url.to_string()
         }
     }
 
@@ -65,6 +104,7 @@ impl OutgoingRequest {
         timeout: Duration,
         cancel: &CancellationToken,
     ) -> Result<(reqwest::StatusCode, String), DeliveryError> {
+        let dialect = self.dialect;
         let request = client
             .request(self.method, self.url)
             .headers(self.headers)
@@ -87,7 +127,7 @@ impl OutgoingRequest {
                 }
             }
             let body = String::from_utf8_lossy(&body).into_owned();
-            classify_response(status, &headers, &body, Utc::now())?;
+            classify(dialect, status, &headers, &body, Utc::now())?;
             Ok((status, body))
         };
         tokio::select! {
@@ -96,4 +136,18 @@ impl OutgoingRequest {
             result = exchange => result,
         }
     }
+}
+
+/// Parses a webhook URL kept as a secret (Slack, Teams): it must be http(s). The error names
+/// `field` and never quotes the value, which holds the credential.
+pub fn secret_url(field: &str, secret: &crate::config::Secret) -> Result<Url, String> {
+    let url = Url::parse(secret.expose().trim()).map_err(|err| {
+        format!(
+            "`{field}` is not a valid URL ({err}); it is not shown because it holds a credential"
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+        return Err(format!("`{field}` must be an http or https URL"));
+    }
+    Ok(url)
 }

@@ -1,6 +1,8 @@
 //! The closed set of integrations: their config, one delivery trait, and enum dispatch.
 
 mod http;
+pub mod slack;
+pub mod teams;
 pub mod webhook;
 
 use std::future::Future;
@@ -26,6 +28,10 @@ use crate::route::Filters;
 pub enum IntegrationConfig {
     /// A signed HTTP POST (Standard Webhooks).
     Webhook(webhook::WebhookConfig),
+    /// A Block Kit message to a Slack incoming webhook.
+    Slack(slack::SlackConfig),
+    /// An Adaptive Card to a Teams Workflows webhook.
+    Teams(teams::TeamsConfig),
 }
 
 /// Settings every integration has. Flattened, like [`Filters`], into each integration's own
@@ -48,12 +54,16 @@ impl IntegrationConfig {
     pub fn common(&self) -> &Common {
         match self {
             IntegrationConfig::Webhook(config) => &config.common,
+            IntegrationConfig::Slack(config) => &config.common,
+            IntegrationConfig::Teams(config) => &config.common,
         }
     }
 
     pub fn filters(&self) -> &Filters {
         match self {
             IntegrationConfig::Webhook(config) => &config.filters,
+            IntegrationConfig::Slack(config) => &config.filters,
+            IntegrationConfig::Teams(config) => &config.filters,
         }
     }
 
@@ -65,6 +75,8 @@ impl IntegrationConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             IntegrationConfig::Webhook(_) => "webhook",
+            IntegrationConfig::Slack(_) => "slack",
+            IntegrationConfig::Teams(_) => "teams",
         }
     }
 
@@ -87,6 +99,8 @@ impl IntegrationConfig {
         }
         match self {
             IntegrationConfig::Webhook(config) => problems.extend(config.problems()),
+            IntegrationConfig::Slack(config) => problems.extend(config.problems()),
+            IntegrationConfig::Teams(config) => problems.extend(config.problems()),
         }
         problems
     }
@@ -97,11 +111,13 @@ impl IntegrationConfig {
     /// fails stops the start, never a send).
     pub fn register_templates(
         &self,
-        _templates: &mut Templates,
-        _dir: &Path,
+        templates: &mut Templates,
+        dir: &Path,
     ) -> Result<(), TemplateError> {
         match self {
             IntegrationConfig::Webhook(_) => Ok(()),
+            IntegrationConfig::Slack(config) => config.register_templates(templates, dir),
+            IntegrationConfig::Teams(config) => config.register_templates(templates, dir),
         }
     }
 }
@@ -182,30 +198,46 @@ pub trait Deliver {
 #[derive(Debug)]
 pub enum Integration {
     Webhook(webhook::Webhook),
+    Slack(slack::Slack),
+    Teams(teams::Teams),
 }
 
 impl Integration {
     pub fn build(
         config: &IntegrationConfig,
         client: &reqwest::Client,
-        _templates: &Arc<Templates>,
+        templates: &Arc<Templates>,
     ) -> Self {
         match config {
             IntegrationConfig::Webhook(config) => {
                 Integration::Webhook(webhook::Webhook::new(config.clone(), client.clone()))
             }
+            IntegrationConfig::Slack(config) => Integration::Slack(slack::Slack::new(
+                config.clone(),
+                client.clone(),
+                Arc::clone(templates),
+            )),
+            IntegrationConfig::Teams(config) => Integration::Teams(teams::Teams::new(
+                config.clone(),
+                client.clone(),
+                Arc::clone(templates),
+            )),
         }
     }
 
     pub fn common(&self) -> &Common {
         match self {
             Integration::Webhook(webhook) => &webhook.config().common,
+            Integration::Slack(slack) => &slack.config().common,
+            Integration::Teams(teams) => &teams.config().common,
         }
     }
 
     pub fn filters(&self) -> &Filters {
         match self {
             Integration::Webhook(webhook) => &webhook.config().filters,
+            Integration::Slack(slack) => &slack.config().filters,
+            Integration::Teams(teams) => &teams.config().filters,
         }
     }
 
@@ -217,6 +249,8 @@ impl Integration {
     pub fn kind(&self) -> &'static str {
         match self {
             Integration::Webhook(_) => "webhook",
+            Integration::Slack(_) => "slack",
+            Integration::Teams(_) => "teams",
         }
     }
 
@@ -227,6 +261,14 @@ impl Integration {
             Integration::Webhook(webhook) => Ok(vec![
                 webhook.request(notification, chrono::Utc::now().timestamp()),
             ]),
+            Integration::Slack(slack) => slack
+                .request(notification)
+                .map(|request| vec![request])
+                .map_err(|err| format!("it cannot build its request: {err}")),
+            Integration::Teams(teams) => teams
+                .request(notification)
+                .map(|request| vec![request])
+                .map_err(|err| format!("it cannot build its request: {err}")),
         }
     }
 
@@ -240,6 +282,8 @@ impl Integration {
         }
         match self {
             Integration::Webhook(webhook) => webhook.deliver(notification, cancel).await,
+            Integration::Slack(slack) => slack.deliver(notification, cancel).await,
+            Integration::Teams(teams) => teams.deliver(notification, cancel).await,
         }
     }
 }

@@ -1,0 +1,275 @@
+//! Template helpers shared by every registry: `truncate`, `oneline`, `json`, `date`, `plural`.
+//!
+//! All but `json` return a value that the registry then escapes for its format, so a helper can
+//! never be a way around escaping. `json` writes a raw JSON value into JSON documents (that is its
+//! purpose: arrays, numbers, URLs that must not get Slack's entity escaping) and is escaped like
+//! any value in the other formats.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use handlebars::{
+    Context, Handlebars, Helper, HelperDef, HelperResult, Output, RenderContext, RenderError,
+    RenderErrorReason, ScopedJson,
+};
+use serde_json::Value;
+
+/// Format of `{{date value}}` when the template names none.
+pub const DEFAULT_DATE_FORMAT: &str = "%Y-%m-%d %H:%M UTC";
+
+/// Registers every helper; `raw_json` says whether `json` may write raw JSON (JSON formats).
+pub fn register(registry: &mut Handlebars<'static>, raw_json: bool) {
+    registry.register_helper("truncate", Box::new(Truncate));
+    registry.register_helper("oneline", Box::new(OneLine));
+    registry.register_helper("json", Box::new(Json { raw: raw_json }));
+    registry.register_helper("date", Box::new(Date));
+    registry.register_helper("plural", Box::new(Plural));
+}
+
+/// Cuts `text` to at most `max` characters, the last of them `…` when anything was cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let keep = max.saturating_sub(1);
+    let cut = text.char_indices().nth(keep).map_or(text.len(), |(i, _)| i);
+    format!("{}…", &text[..cut])
+}
+
+fn error(helper: &str, message: impl std::fmt::Display) -> RenderError {
+    RenderErrorReason::Other(format!("`{helper}` helper: {message}")).into()
+}
+
+fn param<'a>(h: &'a Helper<'_>, index: usize, usage: &str) -> Result<&'a Value, RenderError> {
+    h.param(index)
+        .map(|p| p.value())
+        .ok_or_else(|| error(h.name(), format!("missing parameter; use {usage}")))
+}
+
+/// Text of a value: strings as they are, null as nothing, anything else as JSON.
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn derived<'rc>(value: impl Into<Value>) -> Result<ScopedJson<'rc>, RenderError> {
+    Ok(ScopedJson::Derived(value.into()))
+}
+
+/// `{{truncate value 100}}`: at most 100 characters, ending in `…` when cut.
+struct Truncate;
+
+impl HelperDef for Truncate {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        const USAGE: &str = "{{truncate value 100}}";
+        let value = param(h, 0, USAGE)?;
+        let max = param(h, 1, USAGE)?
+            .as_u64()
+            .filter(|max| *max > 0)
+            .ok_or_else(|| {
+                error(
+                    "truncate",
+                    format!("the length must be a number above 0; use {USAGE}"),
+                )
+            })?;
+        derived(truncate(&text(value), max as usize))
+    }
+}
+
+/// `{{oneline value}}`: line breaks and runs of white space become one space.
+struct OneLine;
+
+impl HelperDef for OneLine {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let value = param(h, 0, "{{oneline value}}")?;
+        derived(text(value).split_whitespace().collect::<Vec<_>>().join(" "))
+    }
+}
+
+/// `{{json value}}`: the value as JSON (`["a","b"]`, `3`, `"text"`, `null`).
+struct Json {
+    raw: bool,
+}
+
+impl HelperDef for Json {
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        r: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+        out: &mut dyn Output,
+    ) -> HelperResult {
+        let value = param(h, 0, "{{json value}}")?;
+        let json = serde_json::to_string(value).map_err(|err| error("json", err))?;
+        // serde_json's output is a complete JSON value, so writing it raw keeps JSON valid.
+        let written = if self.raw {
+            json
+        } else {
+            r.get_escape_fn()(&json)
+        };
+        out.write(&written)?;
+        Ok(())
+    }
+}
+
+/// `{{date canceledAt}}` or `{{date canceledAt "%d %b %Y"}}`: an RFC 3339 time, in UTC, in a
+/// chrono `strftime` format.
+struct Date;
+
+impl HelperDef for Date {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let value = param(h, 0, "{{date canceledAt \"%Y-%m-%d\"}}")?;
+        let format = match h.param(1).map(|p| p.value()) {
+            None => DEFAULT_DATE_FORMAT,
+            Some(Value::String(format)) => format.as_str(),
+            Some(other) => {
+                return Err(error(
+                    "date",
+                    format!("the format must be a string, not {other}"),
+                ));
+            }
+        };
+        let text = match value {
+            Value::Null => return derived(""),
+            Value::String(text) => text,
+            other => return Err(error("date", format!("{other} is not an RFC 3339 time"))),
+        };
+        let at = DateTime::parse_from_rfc3339(text)
+            .map_err(|err| error("date", format!("`{text}` is not an RFC 3339 time: {err}")))?
+            .with_timezone(&Utc);
+        // An unknown `%` item makes chrono's Display fail: a template error, never a panic.
+        let mut formatted = String::new();
+        write!(formatted, "{}", at.format(format))
+            .map_err(|_| error("date", format!("`{format}` is not a valid strftime format")))?;
+        derived(formatted)
+    }
+}
+
+/// `{{plural results.failures "failure"}}` → `failure` for 1, `failures` otherwise;
+/// `{{plural n "child" "children"}}` for irregular words.
+struct Plural;
+
+impl HelperDef for Plural {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        const USAGE: &str = "{{plural count \"word\"}} or {{plural count \"word\" \"words\"}}";
+        let count = param(h, 0, USAGE)?
+            .as_f64()
+            .ok_or_else(|| error("plural", format!("the count must be a number; use {USAGE}")))?;
+        let singular = text(param(h, 1, USAGE)?);
+        let word = if count == 1.0 {
+            singular
+        } else {
+            match h.param(2) {
+                Some(plural) => text(plural.value()),
+                None => format!("{singular}s"),
+            }
+        };
+        derived(word)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn render(template: &str, data: Value) -> Result<String, String> {
+        let mut registry = Handlebars::new();
+        registry.set_strict_mode(true);
+        registry.register_escape_fn(super::super::escape_json);
+        register(&mut registry, true);
+        registry
+            .render_template(template, &data)
+            .map_err(|err| err.to_string())
+    }
+
+    #[test]
+    fn truncate_cuts_on_characters_with_an_ellipsis() {
+        assert_eq!(truncate("héllo", 5), "héllo");
+        assert_eq!(truncate("héllo wörld", 5), "héll…");
+        assert_eq!(truncate("abc", 1), "…");
+        let out = render(
+            "{{truncate t 4}}|{{truncate n 4}}",
+            json!({"t": "abcdef", "n": null}),
+        );
+        assert_eq!(out.unwrap(), "abc…|");
+        let err = render("{{truncate t 0}}", json!({"t": "a"})).unwrap_err();
+        assert!(err.contains("above 0"), "{err}");
+    }
+
+    #[test]
+    fn oneline_joins_lines() {
+        let out = render("{{oneline t}}", json!({"t": "feat: x\n\n  body\tline"}));
+        assert_eq!(out.unwrap(), "feat: x body line");
+    }
+
+    #[test]
+    fn json_writes_raw_json_in_json_documents_and_escapes_elsewhere() {
+        let data = json!({"tags": ["a\"b", "<c>"], "n": 3});
+        assert_eq!(
+            render("{{json tags}} {{json n}}", data.clone()).unwrap(),
+            r#"["a\"b","<c>"] 3"#
+        );
+        let mut markdown = Handlebars::new();
+        markdown.register_escape_fn(super::super::escape_markdown);
+        register(&mut markdown, false);
+        let out = markdown.render_template("{{json tags}}", &data).unwrap();
+        assert!(!out.contains("<c>"), "{out}");
+    }
+
+    #[test]
+    fn date_formats_in_utc_and_rejects_bad_formats() {
+        let data = json!({"at": "2026-11-21T11:15:01+01:00", "none": null});
+        assert_eq!(
+            render("{{date at}}", data.clone()).unwrap(),
+            "2026-11-21 10:15 UTC"
+        );
+        assert_eq!(
+            render("{{date at \"%d.%m.\"}}", data.clone()).unwrap(),
+            "21.11."
+        );
+        assert_eq!(render("{{date none}}", data.clone()).unwrap(), "");
+        let err = render("{{date at \"%Q\"}}", data).unwrap_err();
+        assert!(err.contains("not a valid strftime format"), "{err}");
+        let err = render("{{date t}}", json!({"t": "yesterday"})).unwrap_err();
+        assert!(err.contains("not an RFC 3339 time"), "{err}");
+    }
+
+    #[test]
+    fn plural_picks_the_word_for_the_count() {
+        let data = json!({"one": 1, "two": 2});
+        let out = render(
+            "{{plural one \"test\"}} {{plural two \"test\"}} {{plural two \"child\" \"children\"}}",
+            data,
+        );
+        assert_eq!(out.unwrap(), "test tests children");
+    }
+}
