@@ -1,6 +1,11 @@
 //! The closed set of integrations: their config, one delivery trait, and enum dispatch.
 
+pub mod bitbucket;
+pub mod github;
 mod http;
+pub mod limit;
+pub mod target;
+pub mod text;
 pub mod webhook;
 
 use std::future::Future;
@@ -26,6 +31,12 @@ use crate::route::Filters;
 pub enum IntegrationConfig {
     /// A signed HTTP POST (Standard Webhooks).
     Webhook(webhook::WebhookConfig),
+    /// A commit status on GitHub.
+    GithubStatus(github::status::GithubStatusConfig),
+    /// A comment on the run's GitHub pull request.
+    GithubPrComment(github::comment::GithubPrCommentConfig),
+    /// A build status on Bitbucket Cloud.
+    BitbucketStatus(bitbucket::BitbucketStatusConfig),
 }
 
 /// Settings every integration has. Flattened, like [`Filters`], into each integration's own
@@ -48,12 +59,18 @@ impl IntegrationConfig {
     pub fn common(&self) -> &Common {
         match self {
             IntegrationConfig::Webhook(config) => &config.common,
+            IntegrationConfig::GithubStatus(config) => &config.common,
+            IntegrationConfig::GithubPrComment(config) => &config.common,
+            IntegrationConfig::BitbucketStatus(config) => &config.common,
         }
     }
 
     pub fn filters(&self) -> &Filters {
         match self {
             IntegrationConfig::Webhook(config) => &config.filters,
+            IntegrationConfig::GithubStatus(config) => &config.filters,
+            IntegrationConfig::GithubPrComment(config) => &config.filters,
+            IntegrationConfig::BitbucketStatus(config) => &config.filters,
         }
     }
 
@@ -65,6 +82,9 @@ impl IntegrationConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             IntegrationConfig::Webhook(_) => "webhook",
+            IntegrationConfig::GithubStatus(_) => "github_status",
+            IntegrationConfig::GithubPrComment(_) => "github_pr_comment",
+            IntegrationConfig::BitbucketStatus(_) => "bitbucket_status",
         }
     }
 
@@ -87,6 +107,9 @@ impl IntegrationConfig {
         }
         match self {
             IntegrationConfig::Webhook(config) => problems.extend(config.problems()),
+            IntegrationConfig::GithubStatus(config) => problems.extend(config.problems()),
+            IntegrationConfig::GithubPrComment(config) => problems.extend(config.problems()),
+            IntegrationConfig::BitbucketStatus(config) => problems.extend(config.problems()),
         }
         problems
     }
@@ -97,11 +120,14 @@ impl IntegrationConfig {
     /// fails stops the start, never a send).
     pub fn register_templates(
         &self,
-        _templates: &mut Templates,
-        _dir: &Path,
+        templates: &mut Templates,
+        dir: &Path,
     ) -> Result<(), TemplateError> {
         match self {
             IntegrationConfig::Webhook(_) => Ok(()),
+            IntegrationConfig::GithubStatus(config) => config.register_templates(templates, dir),
+            IntegrationConfig::GithubPrComment(config) => config.register_templates(templates, dir),
+            IntegrationConfig::BitbucketStatus(config) => config.register_templates(templates, dir),
         }
     }
 }
@@ -182,17 +208,41 @@ pub trait Deliver {
 #[derive(Debug)]
 pub enum Integration {
     Webhook(webhook::Webhook),
+    GithubStatus(github::status::GithubStatus),
+    GithubPrComment(github::comment::GithubPrComment),
+    BitbucketStatus(bitbucket::BitbucketStatus),
 }
 
 impl Integration {
     pub fn build(
         config: &IntegrationConfig,
         client: &reqwest::Client,
-        _templates: &Arc<Templates>,
+        templates: &Arc<Templates>,
     ) -> Self {
         match config {
             IntegrationConfig::Webhook(config) => {
                 Integration::Webhook(webhook::Webhook::new(config.clone(), client.clone()))
+            }
+            IntegrationConfig::GithubStatus(config) => {
+                Integration::GithubStatus(github::status::GithubStatus::new(
+                    config.clone(),
+                    client.clone(),
+                    Arc::clone(templates),
+                ))
+            }
+            IntegrationConfig::GithubPrComment(config) => {
+                Integration::GithubPrComment(github::comment::GithubPrComment::new(
+                    config.clone(),
+                    client.clone(),
+                    Arc::clone(templates),
+                ))
+            }
+            IntegrationConfig::BitbucketStatus(config) => {
+                Integration::BitbucketStatus(bitbucket::BitbucketStatus::new(
+                    config.clone(),
+                    client.clone(),
+                    Arc::clone(templates),
+                ))
             }
         }
     }
@@ -200,12 +250,18 @@ impl Integration {
     pub fn common(&self) -> &Common {
         match self {
             Integration::Webhook(webhook) => &webhook.config().common,
+            Integration::GithubStatus(status) => &status.config().common,
+            Integration::GithubPrComment(comment) => &comment.config().common,
+            Integration::BitbucketStatus(status) => &status.config().common,
         }
     }
 
     pub fn filters(&self) -> &Filters {
         match self {
             Integration::Webhook(webhook) => &webhook.config().filters,
+            Integration::GithubStatus(status) => &status.config().filters,
+            Integration::GithubPrComment(comment) => &comment.config().filters,
+            Integration::BitbucketStatus(status) => &status.config().filters,
         }
     }
 
@@ -217,6 +273,9 @@ impl Integration {
     pub fn kind(&self) -> &'static str {
         match self {
             Integration::Webhook(_) => "webhook",
+            Integration::GithubStatus(_) => "github_status",
+            Integration::GithubPrComment(_) => "github_pr_comment",
+            Integration::BitbucketStatus(_) => "bitbucket_status",
         }
     }
 
@@ -227,6 +286,13 @@ impl Integration {
             Integration::Webhook(webhook) => Ok(vec![
                 webhook.request(notification, chrono::Utc::now().timestamp()),
             ]),
+            Integration::GithubStatus(status) => status.preview(notification),
+            Integration::GithubPrComment(comment) => comment.preview(notification),
+            Integration::BitbucketStatus(status) => match status.request(notification) {
+                Ok(Ok(request)) => Ok(vec![request]),
+                Ok(Err(reason)) => Err(reason),
+                Err(error) => Err(error.to_string()),
+            },
         }
     }
 
@@ -240,6 +306,9 @@ impl Integration {
         }
         match self {
             Integration::Webhook(webhook) => webhook.deliver(notification, cancel).await,
+            Integration::GithubStatus(status) => status.deliver(notification, cancel).await,
+            Integration::GithubPrComment(comment) => comment.deliver(notification, cancel).await,
+            Integration::BitbucketStatus(status) => status.deliver(notification, cancel).await,
         }
     }
 }
