@@ -346,3 +346,59 @@ async fn providers_wait_for_request(server: &MockServer) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test]
+async fn preview_shows_the_comment_or_the_lookup_without_sending_anything() {
+    let server = MockServer::start().await;
+    let integration = build(&yaml(&server));
+    let with_pr = providers::parse(&event());
+    let mut without = event();
+    without["data"]
+        .as_object_mut()
+        .unwrap()
+        .remove("pullRequest");
+    let without_pr = providers::parse(&without);
+    let preview = |event| {
+        integration.preview(&run_notifier::integrations::Notification {
+            event,
+            integration: integration.name(),
+            attempt: 1,
+        })
+    };
+
+    let post = preview(&with_pr).unwrap().remove(0);
+    assert_eq!(
+        (post.method.as_str(), post.url.path()),
+        ("POST", COMMENTS_42)
+    );
+    let body: Value = serde_json::from_slice(&post.body).unwrap();
+    assert!(
+        body["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("Cancelled by jane\\.doe")
+    );
+    assert!(post.headers["authorization"].is_sensitive());
+
+    let lookup = preview(&without_pr).unwrap().remove(0);
+    assert_eq!(lookup.method.as_str(), "GET");
+    assert_eq!(
+        lookup.url.path(),
+        format!("/repos/acme/web-app/commits/{SHA}/pulls")
+    );
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+#[test]
+fn a_missing_comment_template_stops_the_start_naming_the_file() {
+    let yaml = "integrations:\n  - name: c\n    type: github_pr_comment\n    auth: {token: t}\n    template: /nonexistent/comment.md.hbs\n";
+    let config = run_notifier::config::Config::parse(yaml, Default::default()).unwrap();
+    let errors =
+        run_notifier::integrations::build_all(&config, &run_notifier::integrations::http_client())
+            .unwrap_err();
+    let text = errors[0].to_string();
+    assert!(
+        text.starts_with("/nonexistent/comment.md.hbs: cannot read the template"),
+        "{text}"
+    );
+}

@@ -57,6 +57,8 @@ async fn the_state_is_failure_with_failed_tests_and_success_without() {
     assert_eq!(first["target_url"], failed["data"]["runUrl"]);
     assert_eq!(json_of(&sent[1])["state"], "success");
     assert_eq!(header(&sent[0], "authorization"), "Bearer ghp_test_token");
+    assert_eq!(header(&sent[0], "accept"), "application/vnd.github+json");
+    assert_eq!(header(&sent[0], "x-github-api-version"), "2022-11-28");
 }
 
 #[tokio::test]
@@ -263,4 +265,30 @@ fn a_broken_description_template_stops_the_start_with_its_file_and_line() {
         "{text}"
     );
     assert!(text.contains("nope"), "{text}");
+}
+
+#[tokio::test]
+async fn preview_shows_the_status_request_with_the_token_marked_sensitive() {
+    let server = github(created()).await;
+    let status = build(&yaml(&server, ""));
+    let event = providers::parse(&event());
+    let notification = run_notifier::integrations::Notification {
+        event: &event,
+        integration: status.name(),
+        attempt: 1,
+    };
+
+    let requests = status.preview(&notification).unwrap();
+
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].method, "POST");
+    assert_eq!(requests[0].url.path(), STATUS_PATH);
+    let body: serde_json::Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(body["state"], "failure");
+    assert!(requests[0].headers["authorization"].is_sensitive());
+    assert!(!format!("{:?}", requests[0].headers).contains("ghp_test_token"));
+    assert!(
+        server.received_requests().await.unwrap().is_empty(),
+        "nothing sent"
+    );
 }

@@ -284,10 +284,7 @@ impl Deliver for BitbucketStatus {
     ) -> Result<Receipt, DeliveryError> {
         let request = match self.request(notification)? {
             Ok(request) => request,
-            Err(reason) => {
-                tracing::debug!(reason, "skipped");
-                return Ok(Receipt::Skipped(reason));
-            }
+            Err(reason) => return Ok(Receipt::Skipped(reason)),
         };
         self.limiter.acquire(cancel).await?;
         let url = request.url.path().to_owned();

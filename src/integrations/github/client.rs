@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use octocrab::{FromResponse, Octocrab, Page};
+use reqwest::header::{ACCEPT, HeaderName};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -160,7 +161,12 @@ fn build(
     let builder = Octocrab::builder()
         .base_uri(api_url.as_str())
         .map_err(fail)?
-        .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None);
+        .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
+        .add_header(ACCEPT, super::ACCEPT_JSON.to_owned())
+        .add_header(
+            HeaderName::from_static("x-github-api-version"),
+            super::API_VERSION.to_owned(),
+        );
     match credential {
         Credential::Token(token) => builder
             .personal_token(token.expose().to_owned())

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use super::ACCEPT_JSON;
 use super::auth::GithubAuth;
 use super::client::{GithubClient, Write};
 use super::pulls::{PER_PAGE, find_comment, open_pulls_with_head};
@@ -27,8 +28,6 @@ use crate::route::Filters;
 pub const MAX_BODY: usize = 65_536;
 /// The body template under `templates_dir` unless `template` names one.
 pub const DEFAULT_TEMPLATE: &str = "github/pr_comment.md.hbs";
-/// The media type GitHub documents for its REST API.
-pub const ACCEPT_JSON: &str = "application/vnd.github+json";
 
 /// Config of a `type: github_pr_comment` integration.
 #[derive(Debug, Clone, Deserialize)]
@@ -227,10 +226,7 @@ impl Deliver for GithubPrComment {
         let event = notification.event;
         let target = match CommitTarget::of(event, &self.config.host) {
             Ok(target) => target,
-            Err(reason) => {
-                tracing::debug!(reason, "skipped");
-                return Ok(Receipt::Skipped(reason));
-            }
+            Err(reason) => return Ok(Receipt::Skipped(reason)),
         };
         let body = self.body(notification)?;
         let numbers = match event.data.pull_request {
@@ -239,7 +235,6 @@ impl Deliver for GithubPrComment {
         };
         if numbers.is_empty() {
             let reason = format!("no open pull request has head {}", target.sha);
-            tracing::debug!(reason, "skipped");
             return Ok(Receipt::Skipped(reason));
         }
         let marker = marker(&event.data.run_id);

@@ -10,6 +10,11 @@ use url::Url;
 
 use super::limit::RateLimit;
 
+/// The media type GitHub documents for its REST API.
+pub const ACCEPT_JSON: &str = "application/vnd.github+json";
+/// The REST API version the requests are written against.
+pub const API_VERSION: &str = "2022-11-28";
+
 /// Where the GitHub API lives unless `api_url` says otherwise.
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
 /// Remotes on this host are GitHub's unless `host` says otherwise.

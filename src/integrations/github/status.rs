@@ -175,7 +175,7 @@ impl GithubStatus {
         let credential = self.client.credential().map_err(|e| e.to_string())?;
         let body = serde_json::to_vec(&body).expect("the status body serialises");
         let mut request = OutgoingRequest::post_json(self.client.url(&route), body);
-        request.header(ACCEPT, super::comment::ACCEPT_JSON, false);
+        request.header(ACCEPT, super::ACCEPT_JSON, false);
         request.header(AUTHORIZATION, &credential.preview_authorization(), true);
         Ok(vec![request])
     }
@@ -195,10 +195,8 @@ impl Deliver for GithubStatus {
     ) -> Result<Receipt, DeliveryError> {
         let (route, body) = match self.plan(notification) {
             Ok(plan) => plan,
-            Err(Skip::Because(reason)) => {
-                tracing::debug!(reason, "skipped");
-                return Ok(Receipt::Skipped(reason));
-            }
+            // Logged at debug level by the dispatcher, like every skip.
+            Err(Skip::Because(reason)) => return Ok(Receipt::Skipped(reason)),
             Err(Skip::Failed(error)) => return Err(error),
         };
         self.client
