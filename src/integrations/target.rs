@@ -14,21 +14,30 @@ impl CommitTarget {
     /// `Err` says, as a sentence, why the event has nothing for an integration on `host`
     /// (a skip, not a failure: runs outside git are normal).
     pub fn of(event: &RunCanceled, host: &str) -> Result<Self, String> {
-        let commit = &event.data.commit;
-        let sha = commit
+        let sha = event
+            .data
+            .commit
             .sha
             .clone()
             .ok_or_else(|| "the run has no commit sha".to_owned())?;
-        let repo = match commit.remote_origin.as_deref() {
-            None => return Err("the run has no commit.remoteOrigin".to_owned()),
-            Some(remote) => Repo::from_remote(remote)
-                .ok_or_else(|| "commit.remoteOrigin names no owner/repository".to_owned())?,
-        };
-        if !repo.is_on(host) {
-            return Err(format!("the repository is on {}, not on {host}", repo.host));
-        }
-        Ok(Self { repo, sha })
+        Ok(Self {
+            repo: repo_on(event, host)?,
+            sha,
+        })
     }
+}
+
+/// The run's repository when it is on `host`; `Err` says why not.
+pub fn repo_on(event: &RunCanceled, host: &str) -> Result<Repo, String> {
+    let repo = match event.data.commit.remote_origin.as_deref() {
+        None => return Err("the run has no commit.remoteOrigin".to_owned()),
+        Some(remote) => Repo::from_remote(remote)
+            .ok_or_else(|| "commit.remoteOrigin names no owner/repository".to_owned())?,
+    };
+    if !repo.is_on(host) {
+        return Err(format!("the repository is on {}, not on {host}", repo.host));
+    }
+    Ok(repo)
 }
 
 #[cfg(test)]

@@ -105,6 +105,13 @@ impl GithubAuth {
             (Some(token), false) if token.expose().trim().is_empty() => {
                 Err("`auth.token` is empty".into())
             }
+            // octocrab would panic on a token a header cannot carry: refuse it here.
+            (Some(token), false)
+                if reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+                    .is_err() =>
+            {
+                Err("`auth.token` has characters a header cannot carry (a line break?)".into())
+            }
             (Some(token), false) => Ok(Credential::Token(token.clone())),
             (None, true) => self.app(),
         }
@@ -173,6 +180,7 @@ mod tests {
         let cases = [
             ("{}", "needs a `token`"),
             ("token: ''", "is empty"),
+            ("token: \"ghp_secret\\n\"", "a header cannot carry"),
             ("{token: t, app_id: 1}", "not both"),
             (
                 "{app_id: 1, private_key: x}",

@@ -15,10 +15,11 @@ use super::ACCEPT_JSON;
 use super::auth::GithubAuth;
 use super::client::{GithubClient, Write};
 use super::pulls::{PER_PAGE, find_comment, open_pulls_with_head};
+use crate::event::Repo;
 use crate::event::RunId;
 use crate::failure::DeliveryError;
 use crate::integrations::limit::RateLimit;
-use crate::integrations::target::CommitTarget;
+use crate::integrations::target::repo_on;
 use crate::integrations::text::cut;
 use crate::integrations::{Common, Deliver, Notification, OutgoingRequest, Receipt};
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
@@ -90,6 +91,9 @@ pub fn marker(run_id: &RunId) -> String {
     format!("<!-- run-notifier:run={encoded} -->")
 }
 
+/// Why a run without `pullRequest` and without a commit sha gets no comment.
+const NO_PULL_REQUEST: &str = "the run has neither a pullRequest nor a commit sha to find one by";
+
 #[derive(Debug, Serialize)]
 struct CommentBody<'a> {
     body: &'a str,
@@ -149,9 +153,8 @@ impl GithubPrComment {
     /// comment is only known then.
     pub fn preview(&self, notification: &Notification<'_>) -> Result<Vec<OutgoingRequest>, String> {
         let event = notification.event;
-        let target = CommitTarget::of(event, &self.config.host)?;
+        let repo = &repo_on(event, &self.config.host)?;
         let credential = self.client.credential().map_err(|e| e.to_string())?;
-        let repo = &target.repo;
         let mut request = match event.data.pull_request {
             Some(number) => {
                 let body = self.body(notification).map_err(|e| e.to_string())?;
@@ -164,9 +167,10 @@ impl GithubPrComment {
                 OutgoingRequest::post_json(self.client.url(&route), json)
             }
             None => {
+                let sha = event.data.commit.sha.as_ref().ok_or(NO_PULL_REQUEST)?;
                 let route = format!(
-                    "/repos/{}/{}/commits/{}/pulls?per_page={PER_PAGE}",
-                    repo.owner, repo.name, target.sha
+                    "/repos/{}/{}/commits/{sha}/pulls?per_page={PER_PAGE}",
+                    repo.owner, repo.name
                 );
                 OutgoingRequest {
                     method: Method::GET,
@@ -183,13 +187,12 @@ impl GithubPrComment {
 
     async fn comment_on(
         &self,
-        target: &CommitTarget,
+        repo: &Repo,
         number: u64,
         body: &str,
         marker: &str,
         cancel: &CancellationToken,
     ) -> Result<String, DeliveryError> {
-        let repo = &target.repo;
         let payload = CommentBody { body };
         match find_comment(&self.client, repo, number, marker, cancel).await? {
             Some(id) => {
@@ -224,24 +227,28 @@ impl Deliver for GithubPrComment {
         cancel: &CancellationToken,
     ) -> Result<Receipt, DeliveryError> {
         let event = notification.event;
-        let target = match CommitTarget::of(event, &self.config.host) {
-            Ok(target) => target,
+        let repo = match repo_on(event, &self.config.host) {
+            Ok(repo) => repo,
             Err(reason) => return Ok(Receipt::Skipped(reason)),
         };
         let body = self.body(notification)?;
-        let numbers = match event.data.pull_request {
-            Some(number) => vec![number.0],
-            None => open_pulls_with_head(&self.client, &target.repo, &target.sha, cancel).await?,
+        let numbers = match (event.data.pull_request, &event.data.commit.sha) {
+            (Some(number), _) => vec![number.0],
+            (None, None) => return Ok(Receipt::Skipped(NO_PULL_REQUEST.to_owned())),
+            (None, Some(sha)) => {
+                let numbers = open_pulls_with_head(&self.client, &repo, sha, cancel).await?;
+                if numbers.is_empty() {
+                    let reason = format!("no open pull request has head {sha}");
+                    return Ok(Receipt::Skipped(reason));
+                }
+                numbers
+            }
         };
-        if numbers.is_empty() {
-            let reason = format!("no open pull request has head {}", target.sha);
-            return Ok(Receipt::Skipped(reason));
-        }
         let marker = marker(&event.data.run_id);
         let mut done = Vec::new();
         for number in numbers {
             done.push(
-                self.comment_on(&target, number, &body, &marker, cancel)
+                self.comment_on(&repo, number, &body, &marker, cancel)
                     .await?,
             );
         }

@@ -1,28 +1,29 @@
 //! The `bitbucket_status` integration: a Bitbucket Cloud build status on the run's commit,
 //! `SUCCESSFUL` or `FAILED` by the outcome rule (reqwest: no Bitbucket crate is well kept).
 
+mod auth;
+mod key;
+
+pub use auth::BitbucketAuth;
+pub use key::{MAX_KEY, status_key};
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use base64::Engine as _;
 use reqwest::header::AUTHORIZATION;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::limit::{Limiter, RateLimit};
-use super::target::CommitTarget;
-use super::text::{cut, one_line};
-use super::{Common, Deliver, Notification, OutgoingRequest, Receipt};
-use crate::config::Secret;
 use crate::event::RunStatus;
 use crate::failure::DeliveryError;
+use crate::integrations::limit::{Limiter, RateLimit};
+use crate::integrations::target::CommitTarget;
+use crate::integrations::text::{cut, one_line};
+use crate::integrations::{Common, Deliver, Notification, OutgoingRequest, Receipt};
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
 use crate::route::Filters;
 
-/// Bitbucket's limit on a build status key.
-pub const MAX_KEY: usize = 40;
 /// Descriptions are kept to one short line.
 pub const MAX_DESCRIPTION: usize = 255;
 /// The description template under `templates_dir` unless `description_template` names one.
@@ -74,50 +75,6 @@ fn default_rate_limit() -> RateLimit {
     RateLimit::new(16, 5)
 }
 
-/// `auth:` of a Bitbucket integration.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BitbucketAuth {
-    /// With `password`: basic auth (for API tokens, the Atlassian account's email).
-    #[serde(default)]
-    pub username: Option<String>,
-    /// An app password or API token.
-    #[serde(default)]
-    pub password: Option<Secret>,
-    /// A repository, project or workspace access token (bearer).
-    #[serde(default)]
-    pub token: Option<Secret>,
-}
-
-impl BitbucketAuth {
-    /// The `Authorization` header value, or a sentence saying what is wrong.
-    pub fn authorization(&self) -> Result<String, String> {
-        match (&self.username, &self.password, &self.token) {
-            (Some(user), Some(password), None) if !user.is_empty() => {
-                let pair = format!("{user}:{}", password.expose());
-                Ok(format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(pair)
-                ))
-            }
-            (None, None, Some(token)) if !token.expose().trim().is_empty() => {
-                Ok(format!("Bearer {}", token.expose()))
-            }
-            (None, None, None) => Err(
-                "`auth` needs `username` and `password` (app password or API token), or `token`"
-                    .into(),
-            ),
-            (_, _, Some(_)) if self.username.is_some() || self.password.is_some() => {
-                Err("`auth` takes `username` + `password`, or `token`, not both".into())
-            }
-            (None, None, Some(_)) => Err("`auth.token` is empty".into()),
-            _ => {
-                Err("`auth.username` and `auth.password` go together and must not be empty".into())
-            }
-        }
-    }
-}
-
 impl BitbucketStatusConfig {
     pub(crate) fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -155,24 +112,6 @@ impl BitbucketStatusConfig {
         let file = format!("integration `{}`: name_template", self.common.name);
         templates.add(Format::Text, &name, &file, &self.name_template)
     }
-}
-
-/// The build status key: the same for every event of one project through one integration
-/// (so a later status replaces the earlier one), within Bitbucket's 40 characters.
-pub fn status_key(integration: &str, project_id: &str) -> String {
-    let readable = format!("{integration}-{project_id}");
-    let clean = readable
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if clean && readable.len() <= MAX_KEY {
-        return readable;
-    }
-    let mut hash = Sha256::new();
-    hash.update(integration.as_bytes());
-    hash.update([0]);
-    hash.update(project_id.as_bytes());
-    let digest = hex::encode(hash.finalize());
-    format!("rn-{}", &digest[..MAX_KEY - 3])
 }
 
 /// The body of `POST …/commit/{sha}/statuses/build`.
@@ -295,60 +234,5 @@ impl Deliver for BitbucketStatus {
             "HTTP {} from {url}",
             status.as_u16()
         )))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_are_readable_when_short_and_hashed_when_long() {
-        assert_eq!(status_key("bitbucket", "Xm2k9"), "bitbucket-Xm2k9");
-        let long = status_key("bitbucket-status-for-the-platform-team", "Xm2k9");
-        assert_eq!(long.len(), MAX_KEY);
-        assert!(long.starts_with("rn-"));
-        assert_eq!(
-            long,
-            status_key("bitbucket-status-for-the-platform-team", "Xm2k9")
-        );
-        assert_ne!(
-            long,
-            status_key("bitbucket-status-for-the-platform-team", "other")
-        );
-        assert_eq!(
-            status_key("b", "a b").len(),
-            MAX_KEY,
-            "spaces are hashed away"
-        );
-    }
-
-    #[test]
-    fn auth_combinations_are_explained_without_secrets() {
-        let auth =
-            |user: Option<&str>, password: Option<&str>, token: Option<&str>| BitbucketAuth {
-                username: user.map(str::to_owned),
-                password: password.map(Secret::new),
-                token: token.map(Secret::new),
-            };
-        assert_eq!(
-            auth(Some("ci"), Some("pw"), None).authorization().unwrap(),
-            "Basic Y2k6cHc="
-        );
-        assert_eq!(
-            auth(None, None, Some("tk")).authorization().unwrap(),
-            "Bearer tk"
-        );
-        for (case, expected) in [
-            (auth(None, None, None), "needs `username` and `password`"),
-            (auth(Some("ci"), None, Some("tk")), "not both"),
-            (auth(Some("ci"), None, None), "go together"),
-            (auth(None, Some("secret-pw"), None), "go together"),
-            (auth(None, None, Some(" ")), "is empty"),
-        ] {
-            let problem = case.authorization().unwrap_err();
-            assert!(problem.contains(expected), "{problem}");
-            assert!(!problem.contains("secret-pw"));
-        }
     }
 }
