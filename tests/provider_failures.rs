@@ -85,3 +85,27 @@ async fn bitbucket_answers_are_classified_like_every_other_answer() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn an_unreachable_github_or_bitbucket_is_a_transient_failure_saying_so() {
+    // Nothing listens on port 9 of this machine (discard): the connection is refused.
+    for yaml in [
+        "  - name: gh\n    type: github_status\n    api_url: http://127.0.0.1:9\n    auth: {token: ghp_unreachable}\n",
+        "  - name: bb\n    type: bitbucket_status\n    api_url: http://127.0.0.1:9\n    auth: {token: bb_unreachable}\n",
+    ] {
+        let integration = build(yaml);
+        let mut run = event();
+        if yaml.contains("bitbucket") {
+            run["data"]["commit"]["remoteOrigin"] = json!("https://bitbucket.org/acme/web-app");
+        }
+        let error = deliver(&integration, &run).await.unwrap_err();
+        assert_eq!(
+            error.kind(),
+            Some(run_notifier::failure::FailureKind::Transient),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(message.contains("connect"), "{message}");
+        assert!(!message.contains("unreachable"), "{message}");
+    }
+}
