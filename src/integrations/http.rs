@@ -52,17 +52,23 @@ impl std::fmt::Debug for OutgoingRequest {
 
 impl OutgoingRequest {
     pub fn post_json(url: Url, body: Vec<u8>) -> Self {
-        let mut headers = HeaderMap::new();
-        headers.insert(
+        let mut request = Self::get(url);
+        request.method = Method::POST;
+        request.headers.insert(
             reqwest::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        request.body = body;
+        request
+    }
+
+    pub fn get(url: Url) -> Self {
         Self {
-            method: Method::POST,
+            method: Method::GET,
             url,
             secret_url: false,
-            headers,
-            body,
+            headers: HeaderMap::new(),
+            body: Vec::new(),
             dialect: Dialect::Http,
         }
     }

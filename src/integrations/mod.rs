@@ -1,8 +1,13 @@
 //! The closed set of integrations: their config, one delivery trait, and enum dispatch.
 
+pub mod bitbucket;
+pub mod github;
 mod http;
+pub mod limit;
 pub mod slack;
+pub mod target;
 pub mod teams;
+pub mod text;
 pub mod webhook;
 
 use std::future::Future;
@@ -32,6 +37,12 @@ pub enum IntegrationConfig {
     Slack(slack::SlackConfig),
     /// An Adaptive Card to a Teams Workflows webhook.
     Teams(teams::TeamsConfig),
+    /// A commit status on GitHub.
+    GithubStatus(github::status::GithubStatusConfig),
+    /// A comment on the run's GitHub pull request.
+    GithubPrComment(github::comment::GithubPrCommentConfig),
+    /// A build status on Bitbucket Cloud.
+    BitbucketStatus(bitbucket::BitbucketStatusConfig),
 }
 
 /// Settings every integration has. Flattened, like [`Filters`], into each integration's own
@@ -56,6 +67,9 @@ impl IntegrationConfig {
             IntegrationConfig::Webhook(config) => &config.common,
             IntegrationConfig::Slack(config) => &config.common,
             IntegrationConfig::Teams(config) => &config.common,
+            IntegrationConfig::GithubStatus(config) => &config.common,
+            IntegrationConfig::GithubPrComment(config) => &config.common,
+            IntegrationConfig::BitbucketStatus(config) => &config.common,
         }
     }
 
@@ -64,6 +78,9 @@ impl IntegrationConfig {
             IntegrationConfig::Webhook(config) => &config.filters,
             IntegrationConfig::Slack(config) => &config.filters,
             IntegrationConfig::Teams(config) => &config.filters,
+            IntegrationConfig::GithubStatus(config) => &config.filters,
+            IntegrationConfig::GithubPrComment(config) => &config.filters,
+            IntegrationConfig::BitbucketStatus(config) => &config.filters,
         }
     }
 
@@ -77,6 +94,9 @@ impl IntegrationConfig {
             IntegrationConfig::Webhook(_) => "webhook",
             IntegrationConfig::Slack(_) => "slack",
             IntegrationConfig::Teams(_) => "teams",
+            IntegrationConfig::GithubStatus(_) => "github_status",
+            IntegrationConfig::GithubPrComment(_) => "github_pr_comment",
+            IntegrationConfig::BitbucketStatus(_) => "bitbucket_status",
         }
     }
 
@@ -101,6 +121,9 @@ impl IntegrationConfig {
             IntegrationConfig::Webhook(config) => problems.extend(config.problems()),
             IntegrationConfig::Slack(config) => problems.extend(config.problems()),
             IntegrationConfig::Teams(config) => problems.extend(config.problems()),
+            IntegrationConfig::GithubStatus(config) => problems.extend(config.problems()),
+            IntegrationConfig::GithubPrComment(config) => problems.extend(config.problems()),
+            IntegrationConfig::BitbucketStatus(config) => problems.extend(config.problems()),
         }
         problems
     }
@@ -118,6 +141,9 @@ impl IntegrationConfig {
             IntegrationConfig::Webhook(_) => Ok(()),
             IntegrationConfig::Slack(config) => config.register_templates(templates, dir),
             IntegrationConfig::Teams(config) => config.register_templates(templates, dir),
+            IntegrationConfig::GithubStatus(config) => config.register_templates(templates, dir),
+            IntegrationConfig::GithubPrComment(config) => config.register_templates(templates, dir),
+            IntegrationConfig::BitbucketStatus(config) => config.register_templates(templates, dir),
         }
     }
 }
@@ -200,6 +226,9 @@ pub enum Integration {
     Webhook(webhook::Webhook),
     Slack(slack::Slack),
     Teams(teams::Teams),
+    GithubStatus(github::status::GithubStatus),
+    GithubPrComment(github::comment::GithubPrComment),
+    BitbucketStatus(bitbucket::BitbucketStatus),
 }
 
 impl Integration {
@@ -222,6 +251,27 @@ impl Integration {
                 client.clone(),
                 Arc::clone(templates),
             )),
+            IntegrationConfig::GithubStatus(config) => {
+                Integration::GithubStatus(github::status::GithubStatus::new(
+                    config.clone(),
+                    client.clone(),
+                    Arc::clone(templates),
+                ))
+            }
+            IntegrationConfig::GithubPrComment(config) => {
+                Integration::GithubPrComment(github::comment::GithubPrComment::new(
+                    config.clone(),
+                    client.clone(),
+                    Arc::clone(templates),
+                ))
+            }
+            IntegrationConfig::BitbucketStatus(config) => {
+                Integration::BitbucketStatus(bitbucket::BitbucketStatus::new(
+                    config.clone(),
+                    client.clone(),
+                    Arc::clone(templates),
+                ))
+            }
         }
     }
 
@@ -230,6 +280,9 @@ impl Integration {
             Integration::Webhook(webhook) => &webhook.config().common,
             Integration::Slack(slack) => &slack.config().common,
             Integration::Teams(teams) => &teams.config().common,
+            Integration::GithubStatus(status) => &status.config().common,
+            Integration::GithubPrComment(comment) => &comment.config().common,
+            Integration::BitbucketStatus(status) => &status.config().common,
         }
     }
 
@@ -238,6 +291,9 @@ impl Integration {
             Integration::Webhook(webhook) => &webhook.config().filters,
             Integration::Slack(slack) => &slack.config().filters,
             Integration::Teams(teams) => &teams.config().filters,
+            Integration::GithubStatus(status) => &status.config().filters,
+            Integration::GithubPrComment(comment) => &comment.config().filters,
+            Integration::BitbucketStatus(status) => &status.config().filters,
         }
     }
 
@@ -251,6 +307,9 @@ impl Integration {
             Integration::Webhook(_) => "webhook",
             Integration::Slack(_) => "slack",
             Integration::Teams(_) => "teams",
+            Integration::GithubStatus(_) => "github_status",
+            Integration::GithubPrComment(_) => "github_pr_comment",
+            Integration::BitbucketStatus(_) => "bitbucket_status",
         }
     }
 
@@ -269,6 +328,13 @@ impl Integration {
                 .request(notification)
                 .map(|request| vec![request])
                 .map_err(|err| format!("it cannot build its request: {err}")),
+            Integration::GithubStatus(status) => status.preview(notification),
+            Integration::GithubPrComment(comment) => comment.preview(notification),
+            Integration::BitbucketStatus(status) => match status.request(notification) {
+                Ok(Ok(request)) => Ok(vec![request]),
+                Ok(Err(reason)) => Err(reason),
+                Err(error) => Err(error.to_string()),
+            },
         }
     }
 
@@ -284,6 +350,9 @@ impl Integration {
             Integration::Webhook(webhook) => webhook.deliver(notification, cancel).await,
             Integration::Slack(slack) => slack.deliver(notification, cancel).await,
             Integration::Teams(teams) => teams.deliver(notification, cancel).await,
+            Integration::GithubStatus(status) => status.deliver(notification, cancel).await,
+            Integration::GithubPrComment(comment) => comment.deliver(notification, cancel).await,
+            Integration::BitbucketStatus(status) => status.deliver(notification, cancel).await,
         }
     }
 }

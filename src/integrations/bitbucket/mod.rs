@@ -1,0 +1,238 @@
+//! The `bitbucket_status` integration: a Bitbucket Cloud build status on the run's commit,
+//! `SUCCESSFUL` or `FAILED` by the outcome rule (reqwest: no Bitbucket crate is well kept).
+
+mod auth;
+mod key;
+
+pub use auth::BitbucketAuth;
+pub use key::{MAX_KEY, status_key};
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use reqwest::header::AUTHORIZATION;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+use crate::event::RunStatus;
+use crate::failure::DeliveryError;
+use crate::integrations::limit::{Limiter, RateLimit};
+use crate::integrations::target::CommitTarget;
+use crate::integrations::text::{cut, one_line};
+use crate::integrations::{Common, Deliver, Notification, OutgoingRequest, Receipt};
+use crate::render::{Format, TemplateError, Templates, template_path, variables};
+use crate::route::Filters;
+
+/// Descriptions are kept to one short line.
+pub const MAX_DESCRIPTION: usize = 255;
+/// The description template under `templates_dir` unless `description_template` names one.
+pub const DEFAULT_TEMPLATE: &str = "bitbucket/status.hbs";
+/// The default status name.
+pub const DEFAULT_NAME: &str = "{{#if projectName}}{{projectName}}{{else}}{{projectId}}{{/if}}";
+
+/// Config of a `type: bitbucket_status` integration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BitbucketStatusConfig {
+    #[serde(flatten)]
+    pub common: Common,
+    #[serde(flatten)]
+    pub filters: Filters,
+    /// The API root.
+    #[serde(default = "default_api_url")]
+    pub api_url: Url,
+    /// Remotes on this host get statuses; others are skipped.
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// `username` + `password` (an app password or API token), or a bearer `token`.
+    pub auth: BitbucketAuth,
+    /// Handlebars template of the description (plain text); default `bitbucket/status.hbs`.
+    #[serde(default)]
+    pub description_template: Option<PathBuf>,
+    /// Handlebars template of the status name shown on the commit.
+    #[serde(default = "default_name")]
+    pub name_template: String,
+    /// Requests allowed per credential.
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit: RateLimit,
+}
+
+fn default_api_url() -> Url {
+    Url::parse("https://api.bitbucket.org").expect("a valid URL")
+}
+
+fn default_host() -> String {
+    "bitbucket.org".to_owned()
+}
+
+fn default_name() -> String {
+    DEFAULT_NAME.to_owned()
+}
+
+/// Bitbucket Cloud allows about 1,000 API calls an hour per user; stay near it by default.
+fn default_rate_limit() -> RateLimit {
+    RateLimit::new(16, 5)
+}
+
+impl BitbucketStatusConfig {
+    pub(crate) fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !matches!(self.api_url.scheme(), "http" | "https") {
+            problems.push("`api_url` must be an http or https URL".to_owned());
+        }
+        if let Err(problem) = self.auth.authorization() {
+            problems.push(problem);
+        } else if reqwest::header::HeaderValue::from_str(
+            &self.auth.authorization().unwrap_or_default(),
+        )
+        .is_err()
+        {
+            problems
+                .push("`auth`: the credential contains characters a header cannot carry".into());
+        }
+        problems.extend(self.rate_limit.problems());
+        problems
+    }
+
+    fn template_names(&self) -> (String, String) {
+        let name = &self.common.name;
+        (format!("{name}/description"), format!("{name}/name"))
+    }
+
+    /// Compiles the description and name templates (checked against the sample events).
+    pub(crate) fn register_templates(
+        &self,
+        templates: &mut Templates,
+        dir: &Path,
+    ) -> Result<(), TemplateError> {
+        let (description, name) = self.template_names();
+        let path = template_path(dir, self.description_template.as_deref(), DEFAULT_TEMPLATE);
+        templates.add_file(Format::Text, &description, &path)?;
+        let file = format!("integration `{}`: name_template", self.common.name);
+        templates.add(Format::Text, &name, &file, &self.name_template)
+    }
+}
+
+/// The body of `POST …/commit/{sha}/statuses/build`.
+#[derive(Debug, Serialize)]
+pub struct BuildStatus {
+    pub key: String,
+    pub state: &'static str,
+    pub name: String,
+    pub url: String,
+    pub description: String,
+}
+
+/// A `bitbucket_status` integration, ready to send.
+#[derive(Debug)]
+pub struct BitbucketStatus {
+    config: BitbucketStatusConfig,
+    templates: Arc<Templates>,
+    client: reqwest::Client,
+    limiter: Limiter,
+}
+
+impl BitbucketStatus {
+    pub fn new(
+        config: BitbucketStatusConfig,
+        client: reqwest::Client,
+        templates: Arc<Templates>,
+    ) -> Self {
+        let authorization = config.auth.authorization().unwrap_or_default();
+        let limiter = Limiter::for_credential(
+            &["bitbucket", config.api_url.as_str(), &authorization],
+            config.rate_limit,
+        );
+        Self {
+            config,
+            templates,
+            client,
+            limiter,
+        }
+    }
+
+    pub fn config(&self) -> &BitbucketStatusConfig {
+        &self.config
+    }
+
+    /// The exact request of a delivery; `Ok(Err(reason))` when the event is skipped.
+    pub fn request(
+        &self,
+        notification: &Notification<'_>,
+    ) -> Result<Result<OutgoingRequest, String>, DeliveryError> {
+        let event = notification.event;
+        let target = match CommitTarget::of(event, &self.config.host) {
+            Ok(target) => target,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        let values = variables(event);
+        let (description, name) = self.config.template_names();
+        let render = |template: &str| {
+            self.templates
+                .render(Format::Text, template, &values)
+                .map(|text| one_line(&text))
+                .map_err(|err| DeliveryError::permanent(err.to_string()))
+        };
+        let body = BuildStatus {
+            key: status_key(notification.integration, &event.data.project_id),
+            state: match event.data.results.status() {
+                RunStatus::Passed => "SUCCESSFUL",
+                RunStatus::Failed => "FAILED",
+            },
+            name: cut(&render(&name)?, MAX_DESCRIPTION),
+            url: event.data.run_url.to_string(),
+            description: cut(&render(&description)?, MAX_DESCRIPTION),
+        };
+        // Workspace ids and repository slugs are lower case on Bitbucket.
+        let (workspace, slug) = (
+            target.repo.owner.to_ascii_lowercase(),
+            target.repo.name.to_ascii_lowercase(),
+        );
+        let mut url = self.config.api_url.clone();
+        url.path_segments_mut()
+            .map_err(|()| DeliveryError::permanent("`api_url` cannot have a path"))?
+            .pop_if_empty()
+            .extend([
+                "2.0",
+                "repositories",
+                &workspace,
+                &slug,
+                "commit",
+                target.sha.as_str(),
+                "statuses",
+                "build",
+            ]);
+        let json = serde_json::to_vec(&body).expect("the build status serialises");
+        let mut request = OutgoingRequest::post_json(url, json);
+        let authorization = self
+            .config
+            .auth
+            .authorization()
+            .map_err(DeliveryError::permanent)?;
+        request.header(AUTHORIZATION, &authorization, true);
+        Ok(Ok(request))
+    }
+}
+
+impl Deliver for BitbucketStatus {
+    async fn deliver(
+        &self,
+        notification: &Notification<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<Receipt, DeliveryError> {
+        let request = match self.request(notification)? {
+            Ok(request) => request,
+            Err(reason) => return Ok(Receipt::Skipped(reason)),
+        };
+        self.limiter.acquire(cancel).await?;
+        let url = request.url.path().to_owned();
+        let (status, _) = request
+            .send(&self.client, *self.config.common.timeout, cancel)
+            .await?;
+        Ok(Receipt::Sent(format!(
+            "HTTP {} from {url}",
+            status.as_u16()
+        )))
+    }
+}

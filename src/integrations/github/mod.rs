@@ -1,0 +1,59 @@
+//! The GitHub integrations: commit statuses and pull request comments, through octocrab.
+
+pub mod auth;
+pub mod client;
+pub mod comment;
+pub mod pulls;
+pub mod status;
+
+use url::Url;
+
+use super::limit::RateLimit;
+
+/// The media type GitHub documents for its REST API.
+pub const ACCEPT_JSON: &str = "application/vnd.github+json";
+/// The REST API version the requests are written against.
+pub const API_VERSION: &str = "2022-11-28";
+
+/// Where the GitHub API lives unless `api_url` says otherwise.
+pub const DEFAULT_API_URL: &str = "https://api.github.com";
+/// Remotes on this host are GitHub's unless `host` says otherwise.
+pub const DEFAULT_HOST: &str = "github.com";
+/// GitHub's documented secondary limit is 80 content-creating requests a minute per
+/// credential; stay under it by default.
+pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit::new(75, 5);
+
+pub(crate) fn default_api_url() -> Url {
+    Url::parse(DEFAULT_API_URL).expect("a valid URL")
+}
+
+pub(crate) fn default_host() -> String {
+    DEFAULT_HOST.to_owned()
+}
+
+pub(crate) fn default_rate_limit() -> RateLimit {
+    DEFAULT_RATE_LIMIT
+}
+
+/// Checks shared by both GitHub integrations.
+pub(crate) fn api_problems(api_url: &Url, host: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !matches!(api_url.scheme(), "http" | "https") || api_url.host_str().is_none() {
+        problems.push("`api_url` must be an http or https URL".to_owned());
+    } else if api_url.query().is_some() || api_url.fragment().is_some() {
+        problems.push("`api_url` must not have a query or fragment".to_owned());
+    } else if octocrab::Octocrab::builder()
+        .base_uri(api_url.as_str())
+        .is_err()
+    {
+        problems.push("`api_url` is not a URL GitHub's client accepts".to_owned());
+    }
+    if host.is_empty()
+        || !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'))
+    {
+        problems.push("`host` must be a host name such as `github.com`".to_owned());
+    }
+    problems
+}
