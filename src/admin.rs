@@ -1,10 +1,10 @@
-//! The admin HTTP listener: `/healthz` (the process is up) and `/readyz` (consuming, and the
-//! ledger answers).
+//! The admin HTTP listener: `/healthz` (alive: the consumer makes progress), `/readyz`
+//! (consuming, and the ledger answers) and `/metrics` (Prometheus text).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -15,20 +15,76 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::ledger::Ledger;
+use crate::telemetry::metrics;
 
-/// What readiness depends on, shared between the worker and the listener.
-#[derive(Debug, Clone, Default)]
+/// What liveness and readiness depend on, shared between the worker and the listener.
+#[derive(Debug, Clone)]
 pub struct Health {
-    consuming: Arc<AtomicBool>,
+    state: Arc<Progress>,
+}
+
+#[derive(Debug)]
+struct Progress {
+    consuming: AtomicBool,
+    epoch: Instant,
+    /// Milliseconds since `epoch` of the last progress: a message settled, or work arriving
+    /// after an idle spell.
+    last_progress: AtomicU64,
+    /// Messages taken and not yet settled.
+    unsettled: AtomicU64,
+    stall_after: Duration,
 }
 
 impl Health {
+    /// `stall_after`: how long messages may wait without any being settled before the
+    /// process counts as stuck.
+    pub fn new(stall_after: Duration) -> Self {
+        Self {
+            state: Arc::new(Progress {
+                consuming: AtomicBool::new(false),
+                epoch: Instant::now(),
+                last_progress: AtomicU64::new(0),
+                unsettled: AtomicU64::new(0),
+                stall_after,
+            }),
+        }
+    }
+
     pub fn set_consuming(&self, consuming: bool) {
-        self.consuming.store(consuming, Ordering::Relaxed);
+        self.state.consuming.store(consuming, Ordering::Relaxed);
+        metrics::broker_connected(consuming);
     }
 
     pub fn is_consuming(&self) -> bool {
-        self.consuming.load(Ordering::Relaxed)
+        self.state.consuming.load(Ordering::Relaxed)
+    }
+
+    /// A message was taken; the clock starts if the worker was idle.
+    pub fn taken(&self) {
+        if self.state.unsettled.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.stamp();
+        }
+    }
+
+    /// A message was settled (acked or nacked).
+    pub fn progress(&self) {
+        self.stamp();
+        self.state.unsettled.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn stamp(&self) {
+        let now = self.state.epoch.elapsed().as_millis() as u64;
+        self.state.last_progress.store(now, Ordering::Relaxed);
+    }
+
+    /// How long messages have waited with none settled, if longer than the bound.
+    pub fn stalled_for(&self) -> Option<Duration> {
+        if self.state.unsettled.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        let last = Duration::from_millis(self.state.last_progress.load(Ordering::Relaxed));
+        let waited = self.state.epoch.elapsed().saturating_sub(last);
+        (waited > self.state.stall_after).then_some(waited)
     }
 }
 
@@ -40,15 +96,33 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<JoinHandle<std::io::Result<()>>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
+    let prometheus = metrics::install();
     let app = Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(live))
         .route("/readyz", get(ready))
-        .with_state((health, ledger));
+        .with_state((health, ledger))
+        .route(
+            "/metrics",
+            get(move || std::future::ready(prometheus.render())),
+        );
     Ok(tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
     }))
+}
+
+async fn live(State((health, _)): State<(Health, Ledger)>) -> (StatusCode, String) {
+    match health.stalled_for() {
+        None => (StatusCode::OK, "ok\n".to_owned()),
+        Some(waited) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "stalled: no message settled for {} s while messages wait\n",
+                waited.as_secs()
+            ),
+        ),
+    }
 }
 
 async fn ready(State((health, ledger)): State<(Health, Ledger)>) -> (StatusCode, Json<Value>) {
@@ -77,4 +151,26 @@ async fn ready(State((health, ledger)): State<(Health, Ledger)>) -> (StatusCode,
         status,
         Json(json!({ "ready": ready, "broker": broker, "ledger": ledger })),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_is_not_stalled_and_waiting_without_progress_is() {
+        let health = Health::new(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(health.stalled_for(), None, "idle for long is fine");
+        health.taken();
+        assert_eq!(
+            health.stalled_for(),
+            None,
+            "work that just arrived is not stalled"
+        );
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(health.stalled_for().is_some());
+        health.progress();
+        assert_eq!(health.stalled_for(), None);
+    }
 }

@@ -42,6 +42,11 @@ enum Command {
         #[arg(long)]
         unchecked: bool,
     },
+    /// Inspect the dead-letter queue, or put dead letters back for another try.
+    DeadLetters {
+        #[command(subcommand)]
+        action: DeadLettersAction,
+    },
     /// A run's delivery history from the ledger; `deliveries cancel` stops its notifications.
     #[command(args_conflicts_with_subcommands = true)]
     Deliveries {
@@ -71,6 +76,28 @@ enum Command {
         /// Accepted clock difference, in seconds.
         #[arg(long, default_value_t = 300)]
         tolerance: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLettersAction {
+    /// Show dead letters without consuming them.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead letters back on the event queue for a fresh set of attempts.
+    Replay {
+        /// Only those of this integration.
+        #[arg(long)]
+        integration: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
     },
 }
 
@@ -131,6 +158,21 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                 config.broker.exchange,
                 config.broker.routing_key
             );
+            Ok(())
+        }
+        Command::DeadLetters { action } => {
+            let config = Config::load(&cli.config)?;
+            let output = runtime()?.block_on(async {
+                match action {
+                    DeadLettersAction::List { limit, json } => {
+                        commands::dead_letters::list(&config, limit, json).await
+                    }
+                    DeadLettersAction::Replay { integration, limit } => {
+                        commands::dead_letters::replay(&config, integration.as_deref(), limit).await
+                    }
+                }
+            })?;
+            println!("{output}");
             Ok(())
         }
         Command::Deliveries { run, json, action } => {

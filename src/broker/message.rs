@@ -126,6 +126,26 @@ impl Inbound {
     }
 }
 
+/// Properties of a dead letter put back for a fresh set of attempts: what the worker added when
+/// it gave up is dropped; a failed delivery goes back to its one integration at attempt 1, and
+/// anything else as a new event.
+pub fn replayed(dead: &BasicProperties) -> BasicProperties {
+    let mut map = dead.headers().clone().unwrap_or_default().inner().clone();
+    for name in [
+        HEADER_ERROR,
+        HEADER_DEAD_KIND,
+        HEADER_DEAD_AT,
+        HEADER_RUN_ID,
+        HEADER_ATTEMPT,
+    ] {
+        map.remove(name);
+    }
+    if map.contains_key(HEADER_INTEGRATION) {
+        map.insert(HEADER_ATTEMPT.into(), AMQPValue::LongLongInt(1));
+    }
+    carried_properties(dead, FieldTable::from(map))
+}
+
 /// A fresh, persistent set of properties keeping what identifies the message. Not copied: the
 /// expiration (a retry's TTL must not expire a dead letter) and `user-id` (the broker checks it
 /// against the publishing user).
@@ -161,7 +181,7 @@ fn carried_properties(original: &BasicProperties, headers: FieldTable) -> BasicP
 #[derive(Debug, Clone, Copy)]
 pub struct DeadLetter<'a> {
     /// `invalid` for bad input, `delivery` for an integration that gave up.
-    pub kind: &'a str,
+    pub kind: &'static str,
     pub error: &'a str,
     pub integration: Option<&'a str>,
     pub attempts: u32,

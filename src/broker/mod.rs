@@ -23,10 +23,11 @@ pub enum PublishError {
     Amqp(#[from] lapin::Error),
 }
 
-/// Connects with a name that shows in the management UI.
-pub async fn connect(url: &str) -> Result<Connection, lapin::Error> {
-    let properties = ConnectionProperties::default()
-        .with_connection_name(format!("run-notifier {}", std::process::id()).into());
+/// Connects as `role` (`worker`, `cli`…); the name shows in the management UI and
+/// `rabbitmqctl list_connections` as `run-notifier <role> <pid>`.
+pub async fn connect(url: &str, role: &str) -> Result<Connection, lapin::Error> {
+    let name = format!("run-notifier {role} {}", std::process::id());
+    let properties = ConnectionProperties::default().with_connection_name(name.into());
     Connection::connect(url, properties).await
 }
 

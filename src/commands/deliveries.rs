@@ -105,9 +105,11 @@ pub async fn cancel(
         .context("cannot update the ledger")?;
     ledger.close().await;
 
-    let connection = broker::connect(config.broker.url.expose()).await.context(
-        "canceled in the ledger, but cannot reach the broker to abort in-flight deliveries",
-    )?;
+    let connection = broker::connect(config.broker.url.expose(), "cli")
+        .await
+        .context(
+            "canceled in the ledger, but cannot reach the broker to abort in-flight deliveries",
+        )?;
     let publisher = Publisher::open(&connection).await?;
     let message = ControlMessage::CancelRun {
         run_id: run_id.to_owned(),

@@ -1,5 +1,7 @@
-//! The command-line verbs besides `run`: `check-config`, `publish`, `verify`, `deliveries`.
+//! The command-line verbs besides `run`: `check-config`, `publish`, `verify`, `deliveries`,
+//! `dead-letters`.
 
+pub mod dead_letters;
 pub mod deliveries;
 
 use std::path::Path;
@@ -48,7 +50,7 @@ pub fn read_event(path: &Path, unchecked: bool) -> anyhow::Result<Vec<u8>> {
 /// that a first publish before any worker ran is not lost; waits for the broker's confirm.
 pub async fn publish(config: &Config, body: &[u8]) -> anyhow::Result<()> {
     let broker = &config.broker;
-    let connection = broker::connect(broker.url.expose())
+    let connection = broker::connect(broker.url.expose(), "cli")
         .await
         .context("cannot connect to the broker")?;
     let publisher = Publisher::open(&connection).await?;

@@ -124,12 +124,15 @@ impl Default for LedgerConfig {
 pub struct WorkerConfig {
     /// After SIGTERM, how long in-flight deliveries may still finish before they are aborted.
     pub shutdown_grace: HumanDuration,
+    /// `/healthz` fails when messages wait this long with none settled (a stuck consumer).
+    pub stall_timeout: HumanDuration,
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             shutdown_grace: HumanDuration::secs(10),
+            stall_timeout: HumanDuration::secs(600),
         }
     }
 }

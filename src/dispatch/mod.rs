@@ -18,6 +18,7 @@ use crate::integrations::{Integration, Notification, Receipt};
 use crate::ledger::{Claim, ClaimId, Key, Ledger, State, now_ms};
 use crate::protocol::EVENT_TYPE;
 use crate::retry::RetryPolicy;
+use crate::telemetry::metrics;
 use runs::InFlight;
 
 /// Which integrations a message is for.
@@ -47,6 +48,20 @@ pub enum Outcome {
     Interrupted,
     /// An operator canceled this run's deliveries (`deliveries cancel`): drop it.
     Canceled,
+}
+
+impl Outcome {
+    /// The outcome and failure reason as bounded metric labels.
+    pub fn label(&self) -> (&'static str, Option<&'static str>) {
+        match self {
+            Outcome::Delivered(_) => ("delivered", None),
+            Outcome::Skipped(_) => ("skipped", None),
+            Outcome::RetryIn { error, .. } => ("retry", error.kind().map(|k| k.as_str())),
+            Outcome::GiveUp(error) => ("dead_lettered", error.kind().map(|k| k.as_str())),
+            Outcome::Interrupted => ("interrupted", None),
+            Outcome::Canceled => ("canceled", None),
+        }
+    }
 }
 
 /// One integration's part of a message.
@@ -158,6 +173,8 @@ impl Dispatcher {
                 .await
         };
         log(&outcome);
+        let (label, reason) = outcome.label();
+        metrics::delivery(integration.name(), integration.kind(), label, reason);
         Delivery {
             integration: integration.name().to_owned(),
             kind: integration.kind(),
@@ -200,9 +217,13 @@ impl Dispatcher {
             integration: integration.name(),
             attempt,
         };
+        let in_flight = metrics::in_flight();
+        let started = Instant::now();
         let result = integration
             .deliver(&notification, &registration.token)
             .await;
+        metrics::delivery_time(integration.kind(), started.elapsed());
+        drop(in_flight);
         let outcome = match result {
             Err(DeliveryError::Canceled) if !abort.is_cancelled() => Outcome::Canceled,
             result => self.outcome(attempt, result),

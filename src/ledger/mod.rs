@@ -15,6 +15,7 @@ use sqlx::{AnyPool, Executor, Row};
 pub use state::{Claim, ClaimId, Entry, State};
 
 use crate::config::LedgerConfig;
+use crate::telemetry::metrics;
 
 /// What identifies one notification.
 #[derive(Debug, Clone, Copy)]
@@ -98,6 +99,19 @@ impl Ledger {
         attempt: u32,
         lease: Duration,
     ) -> Result<Claim, sqlx::Error> {
+        let started = std::time::Instant::now();
+        let claim = self.try_claim(key, event_id, attempt, lease).await;
+        metrics::ledger_time("claim", started.elapsed());
+        claim
+    }
+
+    async fn try_claim(
+        &self,
+        key: Key<'_>,
+        event_id: &str,
+        attempt: u32,
+        lease: Duration,
+    ) -> Result<Claim, sqlx::Error> {
         let now = now_ms();
         let claim_id = ClaimId::new();
         let claimed = sqlx::query(sql::CLAIM)
@@ -142,6 +156,7 @@ impl Ledger {
         last_error: Option<&str>,
         receipt: Option<&str>,
     ) -> Result<bool, sqlx::Error> {
+        let started = std::time::Instant::now();
         let result = sqlx::query(sql::RECORD)
             .bind(state.as_str())
             .bind(i64::from(attempts))
@@ -153,8 +168,9 @@ impl Ledger {
             .bind(key.integration)
             .bind(claim.as_str())
             .execute(&self.pool)
-            .await?;
-        Ok(result.rows_affected() == 1)
+            .await;
+        metrics::ledger_time("record", started.elapsed());
+        Ok(result?.rows_affected() == 1)
     }
 
     /// Every delivery of one run, oldest first.

@@ -11,6 +11,7 @@ use crate::broker::Publisher;
 use crate::broker::message::{DeadLetter, Inbound};
 use crate::dispatch::{Outcome, Targets};
 use crate::event::RunCanceled;
+use crate::telemetry::metrics;
 
 /// What to tell the broker about the source message.
 enum Disposition {
@@ -52,8 +53,10 @@ impl Worker {
                 }
             };
             if let Err(err) = settled {
+                metrics::unsettled();
                 warn!(error = %err, "cannot settle the message; the broker will redeliver it");
             }
+            self.health.progress();
         }
         .instrument(span)
         .await;
@@ -87,7 +90,11 @@ impl Worker {
                     attempts: 0,
                     run_id: None,
                 };
-                return self.dead_letter(delivery, inbound, publisher, &dead).await;
+                let disposition = self.dead_letter(delivery, inbound, publisher, &dead).await;
+                if let Disposition::Ack = disposition {
+                    metrics::event("invalid");
+                }
+                return disposition;
             }
         };
         let run_id = event.data.run_id.as_str();
@@ -103,7 +110,7 @@ impl Worker {
         };
         let mut deliveries = self.dispatcher.dispatch(&event, targets, stop, abort);
         let mut interrupted = Vec::new();
-        let mut finished = 0;
+        let mut finished = Vec::new();
         let mut republish_failed = false;
         // Each outcome is acted on as soon as it is known: a retry is scheduled while other
         // integrations of the same event may still be in flight.
@@ -112,16 +119,17 @@ impl Worker {
                 interrupted.push(delivery_result);
                 continue;
             }
-            finished += 1;
+            finished.push(delivery_result.outcome.label().0);
             if !republish_failed {
                 republish_failed = !self
                     .enact(delivery, inbound, publisher, run_id, &delivery_result)
                     .await;
             }
         }
-        if republish_failed || (finished == 0 && !interrupted.is_empty()) {
+        if republish_failed || (finished.is_empty() && !interrupted.is_empty()) {
             // Nothing finished (shutdown), or a retry could not be published: the broker keeps
             // the message and the ledger keeps finished deliveries from repeating.
+            metrics::event("requeued");
             return Disposition::Requeue;
         }
         for delivery_result in &interrupted {
@@ -138,9 +146,11 @@ impl Worker {
                 .await;
             if let Err(err) = published {
                 warn!(error = %err, "cannot hand the delivery back; the message will be redelivered");
+                metrics::event("requeued");
                 return Disposition::Requeue;
             }
         }
+        metrics::event(event_outcome(&finished));
         Disposition::Ack
     }
 
@@ -170,7 +180,10 @@ impl Worker {
                     .publish("", &queue, &delivery.data, properties)
                     .await
                 {
-                    Ok(()) => true,
+                    Ok(()) => {
+                        metrics::retry_scheduled(integration);
+                        true
+                    }
                     Err(err) => {
                         warn!(integration, error = %err, "cannot publish the retry; the message will be redelivered");
                         false
@@ -220,11 +233,44 @@ impl Worker {
             .publish("", queue, &delivery.data, properties)
             .await
         {
-            Ok(()) => Disposition::Ack,
+            Ok(()) => {
+                metrics::dead_letter(dead.kind);
+                Disposition::Ack
+            }
             Err(err) => {
                 warn!(error = %err, "cannot publish the dead letter; the message will be redelivered");
                 Disposition::Requeue
             }
         }
+    }
+}
+
+/// What became of a message, from its deliveries' outcomes: the one that matters most to an
+/// operator wins (a dead letter over a retry over a delivery).
+fn event_outcome(outcomes: &[&'static str]) -> &'static str {
+    ["dead_lettered", "retry", "delivered", "canceled"]
+        .into_iter()
+        .find(|wanted| outcomes.contains(wanted))
+        .map_or(
+            "skipped",
+            |found| if found == "retry" { "retrying" } else { found },
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_outcome;
+
+    #[test]
+    fn the_most_pressing_delivery_outcome_names_the_event() {
+        assert_eq!(
+            event_outcome(&["delivered", "dead_lettered", "retry"]),
+            "dead_lettered"
+        );
+        assert_eq!(event_outcome(&["delivered", "retry"]), "retrying");
+        assert_eq!(event_outcome(&["skipped", "delivered"]), "delivered");
+        assert_eq!(event_outcome(&["skipped", "canceled"]), "canceled");
+        assert_eq!(event_outcome(&["skipped"]), "skipped");
+        assert_eq!(event_outcome(&[]), "skipped");
     }
 }

@@ -45,7 +45,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let ledger = Ledger::open(&config.ledger)
         .await
         .context("cannot open the ledger")?;
-    let health = Health::default();
+    let health = Health::new(*config.worker.stall_timeout);
     let admin = admin::serve(
         config.admin.listen,
         health.clone(),
@@ -155,7 +155,7 @@ impl Worker {
     /// Connects, declares the topology and starts consuming.
     async fn open(&self) -> anyhow::Result<Session> {
         let broker = &self.config.broker;
-        let connection = broker::connect(broker.url.expose())
+        let connection = broker::connect(broker.url.expose(), "worker")
             .await
             .context("cannot connect to the broker")?;
         let publisher = Publisher::open(&connection)
@@ -271,6 +271,7 @@ impl Worker {
                 () = shutdown.cancelled() => break,
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => {
+                        self.health.taken();
                         let worker = Arc::clone(self);
                         let publisher = publisher.clone();
                         let (stop, abort) = (shutdown.clone(), abort.clone());

@@ -217,7 +217,7 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub async fn connect(names: &Names) -> Self {
-        let connection = run_notifier::broker::connect(AMQP_URL)
+        let connection = run_notifier::broker::connect(AMQP_URL, "tests")
             .await
             .expect("RabbitMQ on 127.0.0.1:5672");
         let channel = connection.create_channel().await.unwrap();

@@ -1,4 +1,7 @@
-//! Logging setup: JSON lines when stdout is not a terminal, human-readable on one; `RUST_LOG`.
+//! Telemetry: logging setup (JSON lines when stdout is not a terminal, human-readable on one;
+//! `RUST_LOG`) and, in [`metrics`], every Prometheus metric.
+
+pub mod metrics;
 
 use std::io::IsTerminal;
 

@@ -1,0 +1,152 @@
+//! Prometheus metrics: every name and label in one place, and the process-wide recorder.
+//! Label values are bounded (integration names and types, outcomes, reasons; never run ids).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+const EVENTS: &str = "run_notifier_events_total";
+const DELIVERIES: &str = "run_notifier_deliveries_total";
+const DELIVERY_SECONDS: &str = "run_notifier_delivery_duration_seconds";
+const RETRIES: &str = "run_notifier_retries_scheduled_total";
+const DEAD_LETTERS: &str = "run_notifier_dead_letters_total";
+const IN_FLIGHT: &str = "run_notifier_deliveries_in_flight";
+const BROKER_CONNECTED: &str = "run_notifier_broker_connected";
+const LEDGER_SECONDS: &str = "run_notifier_ledger_operation_duration_seconds";
+const UNSETTLED: &str = "run_notifier_messages_unsettled_total";
+
+/// Buckets from 5 ms to 30 s: webhook answers are fast, GitHub's can take seconds.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// Buckets from 50 µs to 1 s for ledger round trips.
+const LEDGER_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the recorder once per process (later calls reuse it) and returns its handle.
+pub fn install() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(DELIVERY_SECONDS.into()),
+                    LATENCY_BUCKETS,
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        metrics_exporter_prometheus::Matcher::Full(LEDGER_SECONDS.into()),
+                        LEDGER_BUCKETS,
+                    )
+                })
+                .expect("bucket lists are not empty")
+                .install_recorder()
+                .expect("no other metrics recorder is installed");
+            describe();
+            handle
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        EVENTS,
+        "Messages consumed, by what became of them (delivered, skipped, retrying, dead_lettered, invalid, canceled, requeued)."
+    );
+    metrics::describe_counter!(
+        DELIVERIES,
+        "Deliveries by integration, type, outcome and failure reason."
+    );
+    metrics::describe_histogram!(
+        DELIVERY_SECONDS,
+        metrics::Unit::Seconds,
+        "Time of one delivery attempt, by integration type."
+    );
+    metrics::describe_counter!(
+        RETRIES,
+        "Retries published to the broker's retry queues, by integration."
+    );
+    metrics::describe_counter!(
+        DEAD_LETTERS,
+        "Messages dead-lettered, by kind (invalid input, or a delivery that gave up)."
+    );
+    metrics::describe_gauge!(IN_FLIGHT, "Deliveries under way now.");
+    metrics::describe_gauge!(
+        BROKER_CONNECTED,
+        "1 while the worker is connected and consuming, else 0."
+    );
+    metrics::describe_histogram!(
+        LEDGER_SECONDS,
+        metrics::Unit::Seconds,
+        "Ledger round trips, by operation."
+    );
+    metrics::describe_counter!(
+        UNSETTLED,
+        "Acks or nacks the broker did not take (the message is redelivered and deduplicated)."
+    );
+}
+
+/// A consumed message ended as `outcome`.
+pub fn event(outcome: &'static str) {
+    counter!(EVENTS, "outcome" => outcome).increment(1);
+}
+
+/// One delivery ended; `reason` is the failure kind, if it failed.
+pub fn delivery(
+    integration: &str,
+    kind: &'static str,
+    outcome: &'static str,
+    reason: Option<&'static str>,
+) {
+    counter!(
+        DELIVERIES,
+        "integration" => integration.to_owned(),
+        "type" => kind,
+        "outcome" => outcome,
+        "reason" => reason.unwrap_or(""),
+    )
+    .increment(1);
+}
+
+/// How long one attempt took.
+pub fn delivery_time(kind: &'static str, elapsed: Duration) {
+    histogram!(DELIVERY_SECONDS, "type" => kind).record(elapsed.as_secs_f64());
+}
+
+pub fn retry_scheduled(integration: &str) {
+    counter!(RETRIES, "integration" => integration.to_owned()).increment(1);
+}
+
+pub fn dead_letter(kind: &'static str) {
+    counter!(DEAD_LETTERS, "kind" => kind).increment(1);
+}
+
+/// Counts a delivery in flight until the guard drops.
+pub fn in_flight() -> InFlightGuard {
+    gauge!(IN_FLIGHT).increment(1.0);
+    InFlightGuard
+}
+
+pub struct InFlightGuard;
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        gauge!(IN_FLIGHT).decrement(1.0);
+    }
+}
+
+pub fn broker_connected(connected: bool) {
+    gauge!(BROKER_CONNECTED).set(if connected { 1.0 } else { 0.0 });
+}
+
+pub fn ledger_time(operation: &'static str, elapsed: Duration) {
+    histogram!(LEDGER_SECONDS, "operation" => operation).record(elapsed.as_secs_f64());
+}
+
+pub fn unsettled() {
+    counter!(UNSETTLED).increment(1);
+}
