@@ -18,10 +18,11 @@
 //! - [`retry`]: the retry schedule, a pure function.
 //! - [`ledger`]: one row per (run, event type, integration): exactly one effect each.
 //! - [`dispatch`]: fan-out of one event and its typed [`dispatch::Outcome`]s; no AMQP.
+//! - [`control`]: operator commands (cancel a run) broadcast to every worker.
 //! - [`broker`]: lapin connection, topology, headers, publishing with confirms.
 //! - [`worker`]: the consumer, its reconnects, and shutdown; acks by outcome; no HTTP.
 //! - [`signature`]: Standard Webhooks signing and verification.
-//! - [`admin`], [`telemetry`]: health endpoints and logs.
+//! - [`admin`], [`telemetry`]: health and metrics endpoints; logs and metrics.
 //! - [`render`]: Handlebars templates, one registry per output format, checked at load.
 //! - [`preview`]: the requests an event would cause, secrets redacted, nothing sent.
 //! - [`commands`]: the command-line verbs besides `run`.
