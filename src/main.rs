@@ -139,7 +139,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::CheckConfig => {
             let config = Config::load(&cli.config)?;
             integrations::build_all(&config, &integrations::http_client())
-                .map_err(worker::template_problems)?;
+                .map_err(run_notifier::render::TemplateError::all)?;
             println!("{}: {}", cli.config.display(), commands::describe(&config));
             Ok(())
         }

@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::event::RunCanceled;
 use crate::integrations::{Notification, OutgoingRequest, build_all, http_client};
 use crate::protocol::USER_AGENT;
-use crate::worker::template_problems;
+use crate::render::TemplateError;
 
 /// Shown instead of a secret: a sensitive header value, the path of a secret webhook URL.
 pub const REDACTED: &str = "***";
@@ -32,7 +32,7 @@ pub fn preview_file(config: &Config, path: &Path) -> anyhow::Result<String> {
 /// What each integration would send for `event` (first attempts, as the worker routes a new
 /// event), or why it would skip it.
 pub fn preview(config: &Config, event: &RunCanceled) -> anyhow::Result<String> {
-    let integrations = build_all(config, &http_client()).map_err(template_problems)?;
+    let integrations = build_all(config, &http_client()).map_err(TemplateError::all)?;
     let mut out = format!(
         "Preview of event {} (run {}); nothing is sent.\n",
         event.event_id, event.data.run_id

@@ -5,13 +5,15 @@
 use std::path::{Path, PathBuf};
 
 use handlebars::Handlebars;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::event::{Reason, RunCanceled};
-
+mod escape;
 mod helpers;
+mod samples;
 
+pub use escape::{escape_json, escape_markdown, escape_slack, escape_slack_json};
 pub use helpers::{DEFAULT_DATE_FORMAT, truncate};
+pub use samples::{sample_events, variables};
 
 /// How values are escaped when a template inserts them with `{{value}}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +43,15 @@ pub struct TemplateError {
     pub file: String,
     pub line: Option<usize>,
     pub message: String,
+}
+
+impl TemplateError {
+    /// Every problem as one error, one per line (`check-config`, `run` and `preview` report
+    /// them all at once).
+    pub fn all(problems: Vec<TemplateError>) -> anyhow::Error {
+        let lines: Vec<_> = problems.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("templates cannot be used:\n{}", lines.join("\n"))
+    }
 }
 
 /// The registries of all formats, filled once at load.
@@ -215,138 +226,6 @@ pub fn template_path(dir: &Path, configured: Option<&Path>, default: &str) -> Pa
     configured.map_or_else(|| dir.join(default), Path::to_path_buf)
 }
 
-/// The variables every template can use. Every key is always present (null when unknown), so
-/// strict mode only rejects names that do not exist.
-pub fn variables(event: &RunCanceled) -> Value {
-    let data = &event.data;
-    let commit = &data.commit;
-    let results = &data.results;
-    let cancellation = &data.cancellation;
-    let status = results.status();
-    json!({
-        "eventId": event.event_id,
-        "runId": data.run_id,
-        "runUrl": data.run_url.as_str(),
-        "projectId": data.project_id,
-        "projectName": data.project_name,
-        "buildId": data.build_id,
-        "groupId": data.group_id,
-        "tags": data.tags,
-        "pullRequest": data.pull_request.map(|pr| pr.0),
-        "commit": {
-            "sha": commit.sha,
-            "shortSha": commit.sha.as_ref().map(|sha| sha.as_str()[..7].to_owned()),
-            "branch": commit.branch,
-            "defaultBranch": commit.default_branch,
-            "message": commit.message,
-            "authorName": commit.author_name,
-            "authorEmail": commit.author_email,
-            "remoteOrigin": commit.remote_origin,
-        },
-        "results": results,
-        "status": status,
-        "passed": status == crate::event::RunStatus::Passed,
-        "failed": status == crate::event::RunStatus::Failed,
-        "actor": cancellation.actor,
-        "reason": cancellation.reason.as_str(),
-        "failFast": cancellation.reason == Reason::FailFast,
-        "canceledAt": cancellation.canceled_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        "note": cancellation.note,
-    })
-}
-
-/// Events every template must render: the documented example, a fail-fast cancel, a run
-/// outside git, and one full of hostile strings.
-pub fn sample_events() -> Vec<(&'static str, RunCanceled)> {
-    let example: Value = serde_json::from_str(include_str!("../config/example-event.json"))
-        .expect("the example event is JSON");
-    let parse = |value: &Value| {
-        RunCanceled::parse(value.to_string().as_bytes()).expect("sample events are valid")
-    };
-
-    let mut fail_fast = example.clone();
-    fail_fast["data"]["cancellation"]["reason"] = json!("failFast");
-    fail_fast["data"]["cancellation"]["actor"] = json!("fail-fast");
-
-    let mut no_commit = example.clone();
-    for key in [
-        "commit",
-        "pullRequest",
-        "projectName",
-        "buildId",
-        "groupId",
-        "tags",
-    ] {
-        no_commit["data"]
-            .as_object_mut()
-            .expect("data is an object")
-            .remove(key);
-    }
-    no_commit["data"]["results"]["failures"] = json!(0);
-
-    let hostile_text = "\"q\" \\ <script>alert(1)</script> <img src=x> @everyone [x](http://evil) | ` *_~ \n\r\t {{x}}";
-    let mut hostile = example.clone();
-    hostile["data"]["commit"]["branch"] = json!(hostile_text);
-    hostile["data"]["commit"]["message"] = json!(format!("{hostile_text}{}", "x".repeat(10_000)));
-    hostile["data"]["commit"]["authorName"] = json!(hostile_text);
-    hostile["data"]["cancellation"]["actor"] = json!(hostile_text);
-    hostile["data"]["cancellation"]["note"] = json!(hostile_text);
-    hostile["data"]["projectName"] = json!(hostile_text);
-    hostile["data"]["tags"] = json!([hostile_text, "@team"]);
-
-    vec![
-        ("example", parse(&example)),
-        ("fail-fast", parse(&fail_fast)),
-        ("no-commit", parse(&no_commit)),
-        ("hostile", parse(&hostile)),
-    ]
-}
-
-/// Escapes a value into the inside of a JSON string.
-pub fn escape_json(value: &str) -> String {
-    let quoted = serde_json::to_string(value).expect("strings serialise");
-    quoted[1..quoted.len() - 1].to_owned()
-}
-
-/// Escapes a value for Slack `mrkdwn` inside a JSON string: Slack's own rule (`&`, `<`, `>` as
-/// entities), then JSON. `*`, `_` and `~` have no escape in Slack; without `<` they can only
-/// style text, never link or mention.
-pub fn escape_slack_json(value: &str) -> String {
-    escape_json(&escape_slack(value))
-}
-
-/// Slack's escaping of `&`, `<` and `>` (its formatting reference: "escape these three").
-pub fn escape_slack(value: &str) -> String {
-    value
-        .replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-/// Escapes a value for GitHub-flavoured Markdown: markup characters are backslash-escaped, HTML
-/// is entity-encoded, line breaks become spaces (they would end a table row), and `@` is
-/// followed by a zero-width joiner so that `@team` never notifies anyone.
-pub fn escape_markdown(value: &str) -> String {
-    let mut escaped = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '&' => escaped.push_str("&amp;"),
-            '@' => escaped.push_str("@\u{200D}"),
-            '\n' | '\r' | '\t' => escaped.push(' '),
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.'
-            | '!' | '|' | '~' | '"' => {
-                escaped.push('\\');
-                escaped.push(c);
-            }
-            c if c.is_control() => {}
-            c => escaped.push(c),
-        }
-    }
-    escaped
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,15 +335,5 @@ mod tests {
             error.to_string(),
             "t.hbs: no (rendering the fail-fast sample event)"
         );
-    }
-
-    #[test]
-    fn markdown_escaping_neutralises_markup_html_and_mentions() {
-        let escaped = escape_markdown("<script>x</script> @everyone [a](b) | *b*\nnext");
-        assert!(!escaped.contains("<script"));
-        assert!(!escaped.contains("@everyone"));
-        assert!(!escaped.contains('\n'));
-        assert!(escaped.contains("\\|"));
-        assert!(escaped.contains("\\[a\\]\\(b\\)"));
     }
 }

@@ -125,7 +125,7 @@ async fn a_run_is_commented_once_and_a_second_delivery_edits_the_comment_found_o
         run["data"]["runId"].as_str().unwrap()
     );
     assert!(body.ends_with(&marker), "{body}");
-    assert!(body.contains("[View the run in the dashboard](https://app\\.example\\.dev/run/"));
+    assert!(body.contains("[View the run in the dashboard](https://app.example.dev/run/"));
 
     // The ledger forgot the delivery (or a second cancel event came): a new event, same run.
     let mut again = run.clone();

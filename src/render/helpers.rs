@@ -1,9 +1,11 @@
-//! Template helpers shared by every registry: `truncate`, `oneline`, `json`, `date`, `plural`.
+//! Template helpers shared by every registry: `truncate`, `oneline`, `json`, `url`, `date`,
+//! `plural`.
 //!
-//! All but `json` return a value that the registry then escapes for its format, so a helper can
-//! never be a way around escaping. `json` writes a raw JSON value into JSON documents (that is its
-//! purpose: arrays, numbers, URLs that must not get Slack's entity escaping) and is escaped like
-//! any value in the other formats.
+//! All but `json` and `url` return a value that the registry then escapes for its format, so a
+//! helper can never be a way around escaping. `json` writes a raw JSON value into JSON documents
+//! (that is its purpose: arrays, numbers, URLs that must not get Slack's entity escaping) and is
+//! escaped like any value in the other formats. `url` writes a validated http(s) URL as a
+//! Markdown link destination, where text escaping would corrupt it.
 
 use std::fmt::Write as _;
 
@@ -24,6 +26,32 @@ pub fn register(registry: &mut Handlebars<'static>, raw_json: bool) {
     registry.register_helper("json", Box::new(Json { raw: raw_json }));
     registry.register_helper("date", Box::new(Date));
     registry.register_helper("plural", Box::new(Plural));
+    registry.register_helper("url", Box::new(LinkUrl));
+}
+
+/// `[text]({{url runUrl}})`: the value must parse as an http or https URL; it is written in its
+/// normalised form (spaces, quotes and `<>` percent-encoded by the URL parser) with `(` and `)`
+/// encoded too, so it cannot end a Markdown link destination early.
+struct LinkUrl;
+
+impl HelperDef for LinkUrl {
+    fn call<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+        out: &mut dyn Output,
+    ) -> HelperResult {
+        let value = param(h, 0, "{{url value}}")?;
+        let text = value.as_str().unwrap_or_default();
+        let url = url::Url::parse(text)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https"))
+            .ok_or_else(|| error("url", format!("`{text}` is not an http or https URL")))?;
+        out.write(&url.as_str().replace('(', "%28").replace(')', "%29"))?;
+        Ok(())
+    }
 }
 
 /// Cuts `text` to at most `max` characters, the last of them `…` when anything was cut.
@@ -271,5 +299,23 @@ mod tests {
             data,
         );
         assert_eq!(out.unwrap(), "test tests children");
+    }
+
+    #[test]
+    fn url_writes_only_http_urls_and_keeps_link_destinations_closed() {
+        let link = |url: &str| render("({{url u}})", json!({ "u": url }));
+        assert_eq!(
+            link("https://app.example.dev/run/1").unwrap(),
+            "(https://app.example.dev/run/1)"
+        );
+        assert_eq!(
+            link("https://x.dev/a(b)c d").unwrap(),
+            "(https://x.dev/a%28b%29c%20d)"
+        );
+        assert!(
+            link("javascript:alert(1)")
+                .unwrap_err()
+                .contains("is not an http or https URL")
+        );
     }
 }

@@ -23,6 +23,7 @@ use crate::control::ControlMessage;
 use crate::dispatch::Dispatcher;
 use crate::integrations::{build_all, http_client};
 use crate::ledger::Ledger;
+use crate::render::TemplateError;
 use crate::retry::RetryPolicy;
 
 /// How long interrupted deliveries get to hand their messages back after the grace period.
@@ -41,7 +42,7 @@ struct Worker {
 /// consuming, lets in-flight deliveries finish within the grace period, hands back the rest,
 /// and closes the connection.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let integrations = build_all(&config, &http_client()).map_err(template_problems)?;
+    let integrations = build_all(&config, &http_client()).map_err(TemplateError::all)?;
     let ledger = Ledger::open(&config.ledger)
         .await
         .context("cannot open the ledger")?;
@@ -95,12 +96,6 @@ async fn prune(
             () = shutdown.cancelled() => return,
         }
     }
-}
-
-/// All template problems as one error.
-pub fn template_problems(problems: Vec<crate::render::TemplateError>) -> anyhow::Error {
-    let lines: Vec<_> = problems.iter().map(ToString::to_string).collect();
-    anyhow::anyhow!("templates cannot be used:\n{}", lines.join("\n"))
 }
 
 /// An open broker session, ready to consume.
