@@ -147,3 +147,30 @@ async fn teams_202_is_delivered_once_with_an_adaptive_card() {
     assert!(broker.take_dead_letters().await.is_empty());
     broker.cleanup().await;
 }
+
+#[tokio::test]
+async fn messages_to_one_slack_webhook_are_paced_one_a_second() {
+    let names = Names::new();
+    let receiver = Receiver::scripted(vec![], slack_ok()).await;
+    let url = receiver.url("/services/T0/B0/paced");
+    // Two integrations on one webhook share its pace, as Slack counts per webhook.
+    let integrations = format!("{}{}", slack("first", &url), slack("second", &url));
+    let broker = TestBroker::connect(&names).await;
+    let worker = InProcessWorker::start(&names, &names.config(&integrations)).await;
+
+    for _ in 0..2 {
+        broker.publish(&event_for(&unique("run"))).await;
+    }
+    let mut times: Vec<_> = receiver.wait_for(4).await.iter().map(|r| r.at).collect();
+    times.sort();
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(950),
+            "{:?} apart",
+            pair[1] - pair[0]
+        );
+    }
+    worker.stop().await;
+    assert_eq!(receiver.count(), 4);
+    broker.cleanup().await;
+}

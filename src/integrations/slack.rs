@@ -1,6 +1,7 @@
 //! The `slack` integration: a Block Kit message rendered from a template and POSTed to an
 //! incoming webhook, cut to Slack's limits before it is sent.
 
+use super::limit::{Limiter, RateLimit};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -46,14 +47,23 @@ pub struct SlackConfig {
     /// A template file to use instead of `<templates_dir>/slack/message.json.hbs`.
     #[serde(default)]
     pub template: Option<PathBuf>,
+    /// Messages per webhook; the default follows Slack's guidance of one message a second.
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit: RateLimit,
+}
+
+fn default_rate_limit() -> RateLimit {
+    RateLimit::new(60, 1)
 }
 
 impl SlackConfig {
     pub(super) fn problems(&self) -> Vec<String> {
-        secret_url("webhook_url", &self.webhook_url)
+        let mut problems: Vec<String> = secret_url("webhook_url", &self.webhook_url)
             .err()
             .into_iter()
-            .collect()
+            .collect();
+        problems.extend(self.rate_limit.problems());
+        problems
     }
 
     /// Compiles the template and checks that every sample renders a message Slack accepts.
@@ -178,14 +188,19 @@ pub struct Slack {
     config: SlackConfig,
     client: reqwest::Client,
     templates: Arc<Templates>,
+    /// Shared by every integration posting to the same webhook.
+    limiter: Limiter,
 }
 
 impl Slack {
     pub fn new(config: SlackConfig, client: reqwest::Client, templates: Arc<Templates>) -> Self {
+        let limiter =
+            Limiter::for_credential(&["slack", config.webhook_url.expose()], config.rate_limit);
         Self {
             config,
             client,
             templates,
+            limiter,
         }
     }
 
@@ -241,6 +256,7 @@ impl Deliver for Slack {
         cancel: &CancellationToken,
     ) -> Result<Receipt, DeliveryError> {
         let request = self.request(notification)?;
+        self.limiter.acquire(cancel).await?;
         let (status, _) = request
             .send(&self.client, *self.config.common.timeout, cancel)
             .await?;
