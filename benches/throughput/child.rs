@@ -95,6 +95,17 @@ impl WorkerProcess {
         (field("VmRSS:"), field("VmHWM:"))
     }
 
+    /// CPU time (user + system) the process has used so far, from `/proc/<pid>/stat`.
+    pub fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // Fields after the command name (which may hold spaces): utime and stime are 14 and 15.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // Linux reports these in USER_HZ, 100 on every platform Rust targets here.
+        Duration::from_millis(ticks * 10)
+    }
+
     /// SIGTERM, then waits for the exit.
     pub fn stop(mut self) {
         let _ = Command::new("kill")

@@ -47,7 +47,9 @@ impl Scenario {
         let yaml = format!(
             "broker:\n  url: {AMQP_URL}\n  exchange: {id}.runs\n  queue: {id}.events\n  routing_key: run.canceled\n  retry_queue_prefix: {id}.retry\n  dead_letter_queue: {id}.dead\n  control_exchange: {id}.control\n  prefetch: {PREFETCH}\nadmin:\n  listen: {admin}\nledger:\n  path: {}\ntemplates_dir: {}\nintegrations:\n{integrations}",
             dir.join(format!("{id}.db")).display(),
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("templates").display(),
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("templates")
+                .display(),
         );
         let config_path = dir.join(format!("{id}.yaml"));
         std::fs::write(&config_path, &yaml).unwrap();
@@ -104,17 +106,22 @@ pub async fn all() {
     let broker = Broker::connect().await;
 
     let baseline = baseline(&broker, &url, dir.path(), events).await;
-    let worker = worker(&broker, &seen, "worker", &webhook(&url, 1), 1, dir.path(), events).await;
-    let fan_out_rate =
-        worker_scenario_fan_out(&broker, &seen, &url, dir.path(), events).await;
+    let worker = worker(
+        &broker,
+        &seen,
+        "worker",
+        &webhook(&url, 1),
+        1,
+        dir.path(),
+        events,
+    )
+    .await;
+    let fan_out_rate = worker_scenario_fan_out(&broker, &seen, &url, dir.path(), events).await;
     start_to_ready(dir.path()).await;
     if std::env::var("SOAK").is_ok_and(|v| v == "1") {
         soak(&broker, &seen, &url, dir.path()).await;
     }
-    println!(
-        "ratio fan-out/baseline = {:.2}",
-        fan_out_rate / baseline
-    );
+    println!("ratio fan-out/baseline = {:.2}", fan_out_rate / baseline);
     println!("ratio worker/baseline = {:.2}", worker / baseline);
     let _ = broker.connection.close(200, "done".into()).await;
 }
@@ -165,9 +172,11 @@ async fn worker(
     )
     .await;
     let started = Instant::now();
+    let cpu_before = process.cpu();
     let expected = before + (events * per_event) as u64;
     wait_for(seen, expected, Duration::from_secs(600)).await;
     let took = started.elapsed().as_secs_f64();
+    let cpu_us_per_event = (process.cpu() - cpu_before).as_micros() as f64 / events as f64;
     let (_, throughput_hwm) = process.rss_kib();
 
     // Latency: events offered at a steady rate to the idle worker, publish to receipt.
@@ -198,7 +207,7 @@ async fn worker(
 
     let events_per_s = events as f64 / took;
     println!(
-        "{{\"scenario\":\"{label}\",\"integrations\":{per_event},\"events\":{events},\"seconds\":{took:.3},\"events_per_s\":{events_per_s:.0},\"deliveries_per_s\":{:.0},\"latency_rate\":{rate},\"latency_samples\":{},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2},\"peak_rss_mib_throughput\":{:.1},\"peak_rss_mib\":{:.1},\"rss_mib_end\":{:.1}}}",
+        "{{\"scenario\":\"{label}\",\"integrations\":{per_event},\"events\":{events},\"seconds\":{took:.3},\"events_per_s\":{events_per_s:.0},\"deliveries_per_s\":{:.0},\"worker_cpu_us_per_event\":{cpu_us_per_event:.0},\"latency_rate\":{rate},\"latency_samples\":{},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2},\"peak_rss_mib_throughput\":{:.1},\"peak_rss_mib\":{:.1},\"rss_mib_end\":{:.1}}}",
         events_per_s * per_event as f64,
         latencies.len(),
         percentile(&latencies, 0.50),
