@@ -5,12 +5,14 @@
 
 mod sql;
 mod state;
+mod write;
 
 use std::path::Path;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor, Row};
+use write::{GroupCommit, Write, Written};
 
 pub use state::{Claim, ClaimId, Entry, State};
 
@@ -51,6 +53,9 @@ pub struct CancelReport {
 #[derive(Debug, Clone)]
 pub struct Ledger {
     pool: AnyPool,
+    /// SQLite only: claims and records are group-committed (PostgreSQL takes concurrent
+    /// writers as they come).
+    group: Option<GroupCommit>,
 }
 
 impl Ledger {
@@ -68,7 +73,11 @@ impl Ledger {
             }
         };
         let pool = AnyPoolOptions::new()
-            .max_connections(if sqlite { 4 } else { 8 })
+            // SQLite has one writer at a time and every ledger statement writes: with several
+            // connections they collide on the write lock and SQLite's busy handler sleeps in
+            // milliseconds. One connection queues them in sqlx instead (measured by
+            // `cargo bench --bench throughput`; see README, Performance).
+            .max_connections(if sqlite { 1 } else { 8 })
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |connection, _| {
                 Box::pin(async move {
@@ -86,7 +95,8 @@ impl Ledger {
             .connect(&url)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        let group = sqlite.then(|| GroupCommit::start(pool.clone()));
+        Ok(Self { pool, group })
     }
 
     /// Claims a delivery for this attempt: free, failed and dead rows, and in-flight rows
@@ -114,32 +124,27 @@ impl Ledger {
     ) -> Result<Claim, sqlx::Error> {
         let now = now_ms();
         let claim_id = ClaimId::new();
-        let claimed = sqlx::query(sql::CLAIM)
-            .bind(key.run_id)
-            .bind(key.event_type)
-            .bind(key.integration)
-            .bind(i64::from(attempt))
-            .bind(event_id)
-            .bind(claim_id.as_str())
-            .bind(now + lease.as_millis() as i64)
-            .bind(now)
-            .bind(now)
-            .fetch_optional(&self.pool)
+        let written = self
+            .write(Write::Claim {
+                run_id: key.run_id.to_owned(),
+                event_type: key.event_type.to_owned(),
+                integration: key.integration.to_owned(),
+                attempt: i64::from(attempt),
+                event_id: event_id.to_owned(),
+                claim_id: claim_id.as_str().to_owned(),
+                lease_until: now + lease.as_millis() as i64,
+                now,
+            })
             .await?;
-        if claimed.is_some() {
-            return Ok(Claim::Claimed(claim_id));
-        }
-        let row = sqlx::query(sql::CURRENT)
-            .bind(key.run_id)
-            .bind(key.event_type)
-            .bind(key.integration)
-            .fetch_one(&self.pool)
-            .await?;
-        let state = State::parse(&row.try_get::<String, _>(0)?);
+        let (state, lease_until) = match written {
+            Written::Claimed => return Ok(Claim::Claimed(claim_id)),
+            Written::Taken { state, lease_until } => (State::parse(&state), lease_until),
+            Written::Recorded(_) => unreachable!("a claim is answered as a claim"),
+        };
         Ok(match state {
             State::Canceled => Claim::Canceled,
             State::InFlight => Claim::Busy {
-                lease_until_ms: row.try_get::<Option<i64>, _>(1)?.unwrap_or(now),
+                lease_until_ms: lease_until.unwrap_or(now),
             },
             done => Claim::Done(done),
         })
@@ -157,20 +162,29 @@ impl Ledger {
         receipt: Option<&str>,
     ) -> Result<bool, sqlx::Error> {
         let started = std::time::Instant::now();
-        let result = sqlx::query(sql::RECORD)
-            .bind(state.as_str())
-            .bind(i64::from(attempts))
-            .bind(last_error)
-            .bind(receipt)
-            .bind(now_ms())
-            .bind(key.run_id)
-            .bind(key.event_type)
-            .bind(key.integration)
-            .bind(claim.as_str())
-            .execute(&self.pool)
+        let written = self
+            .write(Write::Record {
+                state: state.as_str(),
+                attempts: i64::from(attempts),
+                last_error: last_error.map(str::to_owned),
+                receipt: receipt.map(str::to_owned),
+                now: now_ms(),
+                run_id: key.run_id.to_owned(),
+                event_type: key.event_type.to_owned(),
+                integration: key.integration.to_owned(),
+                claim_id: claim.as_str().to_owned(),
+            })
             .await;
         metrics::ledger_time("record", started.elapsed());
-        Ok(result?.rows_affected() == 1)
+        Ok(matches!(written?, Written::Recorded(1)))
+    }
+
+    /// Group-committed on SQLite, straight to the pool on PostgreSQL.
+    async fn write(&self, write: Write) -> Result<Written, sqlx::Error> {
+        match &self.group {
+            Some(group) => group.submit(write).await,
+            None => write::alone(&self.pool, &write).await,
+        }
     }
 
     /// Every delivery of one run, oldest first.

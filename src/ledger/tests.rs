@@ -148,7 +148,18 @@ async fn postgres_ledger_keeps_the_rules() {
 
 #[tokio::test]
 async fn concurrent_claims_on_postgres_have_exactly_one_winner() {
-    let ledger = Ledger::open(&postgres_config().await).await.unwrap();
+    one_winner(Ledger::open(&postgres_config().await).await.unwrap()).await;
+}
+
+/// On SQLite the claims land in one group-committed transaction: still exactly one winner, and
+/// the others see it in flight.
+#[tokio::test]
+async fn concurrent_claims_on_sqlite_have_exactly_one_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    one_winner(Ledger::open(&sqlite_config(&dir)).await.unwrap()).await;
+}
+
+async fn one_winner(ledger: Ledger) {
     let run = format!("run-{:x}", rand::random::<u64>());
     let claims = futures_util::future::join_all((0..16).map(|_| {
         let ledger = ledger.clone();
@@ -166,6 +177,11 @@ async fn concurrent_claims_on_postgres_have_exactly_one_winner() {
         .filter(|c| matches!(c, Claim::Claimed(_)))
         .count();
     assert_eq!(winners, 1, "{claims:?}");
+    let busy = claims
+        .iter()
+        .filter(|c| matches!(c, Claim::Busy { .. }))
+        .count();
+    assert_eq!(busy, 15, "{claims:?}");
 }
 
 #[tokio::test]

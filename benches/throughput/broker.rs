@@ -1,0 +1,141 @@
+//! The broker side of the benchmark: the real topology, pre-publishing persistent events with
+//! confirms, the bare consumer baseline, and deleting what a run declared.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection};
+use run_notifier::broker::{self, Topology};
+use run_notifier::config::Config;
+use run_notifier::retry::RetryPolicy;
+use serde_json::{Value, json};
+
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+const EXAMPLE_EVENT: &str = include_str!("../../config/example-event.json");
+
+/// Publishes at most this many events before waiting for their confirms.
+const CONFIRM_WINDOW: usize = 2_000;
+
+/// A connection and a channel in confirm mode.
+pub struct Broker {
+    pub connection: Connection,
+    pub channel: Channel,
+}
+
+impl Broker {
+    pub async fn connect() -> Self {
+        let connection = broker::connect(AMQP_URL, "bench")
+            .await
+            .expect("RabbitMQ on 127.0.0.1:5672");
+        let channel = connection.create_channel().await.unwrap();
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .unwrap();
+        Self {
+            connection,
+            channel,
+        }
+    }
+
+    /// Declares the topology exactly as the worker will (quorum queue, retry tiers, bindings).
+    pub async fn declare(&self, config: &Config) -> Topology {
+        let policy = RetryPolicy::new(config.retry.clone());
+        let topology = Topology::new(&config.broker, policy.longest_delay());
+        topology.declare(&self.channel).await.unwrap();
+        topology
+    }
+
+    /// Publishes one event with this run id, persistent, as the dashboard does.
+    pub async fn publish(&self, topology: &Topology, run_id: &str) -> lapin::PublisherConfirm {
+        let body = event(run_id);
+        let properties = BasicProperties::default()
+            .with_content_type("application/cloudevents+json".into())
+            .with_delivery_mode(2);
+        self.channel
+            .basic_publish(
+                topology.exchange.as_str().into(),
+                topology.routing_key.as_str().into(),
+                BasicPublishOptions::default(),
+                body.as_bytes(),
+                properties,
+            )
+            .await
+            .unwrap()
+    }
+
+    /// Publishes `count` events and waits for every confirm.
+    pub async fn prepublish(&self, topology: &Topology, prefix: &str, count: usize) {
+        let mut pending = Vec::with_capacity(CONFIRM_WINDOW);
+        for n in 0..count {
+            pending.push(self.publish(topology, &format!("{prefix}-{n}")).await);
+            if pending.len() == CONFIRM_WINDOW {
+                for confirm in pending.drain(..) {
+                    assert!(confirm.await.unwrap().is_ack());
+                }
+            }
+        }
+        for confirm in pending {
+            assert!(confirm.await.unwrap().is_ack());
+        }
+    }
+
+    /// The baseline: a bare consumer with the same prefetch that only acks, one ack per
+    /// message; returns how long `count` messages took from `basic_consume`.
+    pub async fn bare_consume(&self, queue: &str, prefetch: u16, count: usize) -> Duration {
+        let channel = self.connection.create_channel().await.unwrap();
+        channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let mut consumer = channel
+            .basic_consume(
+                queue.into(),
+                "bare".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        for _ in 0..count {
+            let delivery = consumer.next().await.unwrap().unwrap();
+            delivery.ack(BasicAckOptions::default()).await.unwrap();
+        }
+        let elapsed = started.elapsed();
+        let _ = channel.close(200, "done".into()).await;
+        elapsed
+    }
+
+    /// Deletes a run's queues and exchanges (best effort).
+    pub async fn delete(&self, topology: &Topology, config: &Config) {
+        let channel = self.connection.create_channel().await.unwrap();
+        let broker = &config.broker;
+        let mut queues = vec![broker.queue.clone(), broker.dead_letter_queue.clone()];
+        queues.extend((0..16).map(|k| format!("{}.{}s", broker.retry_queue_prefix, 1u64 << k)));
+        for queue in queues {
+            let _ = channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        for exchange in [&topology.exchange, &broker.control_exchange] {
+            let _ = channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await;
+        }
+        let _ = channel.close(200, "done".into()).await;
+    }
+}
+
+/// The documented example event (about 1.1 KB) with this run id and a fresh event id.
+pub fn event(run_id: &str) -> String {
+    let mut event: Value = serde_json::from_str(EXAMPLE_EVENT).unwrap();
+    event["id"] = json!(format!("evt-{run_id}"));
+    event["data"]["runId"] = json!(run_id);
+    event.to_string()
+}

@@ -1,0 +1,61 @@
+//! Hostile event data through the shipped templates: every integration of the example config
+//! builds its request (`preview`: rendering, escaping, truncation, signing; nothing is sent)
+//! for events whose free-text fields come from the fuzz input. Must never panic, and every
+//! JSON body must stay valid JSON.
+#![no_main]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::LazyLock;
+
+use libfuzzer_sys::fuzz_target;
+use run_notifier::config::Config;
+use run_notifier::event::RunCanceled;
+use run_notifier::integrations::{Integration, Notification, build_all, http_client};
+use serde_json::{Value, json};
+
+const EXAMPLE_CONFIG: &str = include_str!("../../config/run-notifier.yaml");
+const EXAMPLE_EVENT: &str = include_str!("../../config/example-event.json");
+
+static INTEGRATIONS: LazyLock<Vec<Integration>> = LazyLock::new(|| {
+    let mut config = Config::parse(EXAMPLE_CONFIG, HashMap::new()).expect("the example config");
+    config.templates_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
+    build_all(&config, &http_client()).expect("the shipped templates")
+});
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    // Up to five fields, split at NUL, so they can differ from each other.
+    let parts: Vec<&str> = text.split('\0').collect();
+    let part = |i: usize| parts.get(i % parts.len()).copied().unwrap_or_default();
+    let mut event: Value = serde_json::from_str(EXAMPLE_EVENT).expect("the example event");
+    let data = &mut event["data"];
+    data["projectName"] = json!(part(0));
+    data["commit"]["branch"] = json!(part(1));
+    data["commit"]["message"] = json!(part(2));
+    data["commit"]["authorName"] = json!(part(3));
+    data["commit"]["remoteOrigin"] = json!(part(4));
+    data["cancellation"]["actor"] = json!(part(1));
+    data["cancellation"]["note"] = json!(part(0));
+    data["tags"] = json!([part(2), part(3)]);
+    let Ok(event) = RunCanceled::parse(event.to_string().as_bytes()) else {
+        return;
+    };
+    for integration in INTEGRATIONS.iter() {
+        let notification = Notification {
+            event: &event,
+            integration: integration.name(),
+            attempt: 1,
+        };
+        let Ok(requests) = integration.preview(&notification) else {
+            continue;
+        };
+        for request in requests {
+            if !request.body.is_empty() {
+                serde_json::from_slice::<Value>(&request.body).unwrap_or_else(|err| {
+                    panic!("{} would send a body that is not JSON: {err}", integration.name())
+                });
+            }
+        }
+    }
+});
