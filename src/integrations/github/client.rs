@@ -14,11 +14,12 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::auth::{Credential, GithubAuth};
+use super::GithubApi;
+use super::auth::Credential;
 use crate::failure::{
     DeliveryError, FailureKind, classify_response, classify_transport, error_chain,
 };
-use crate::integrations::limit::{Limiter, RateLimit};
+use crate::integrations::limit::Limiter;
 
 /// A write to GitHub (these count against the content-creation limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,13 +42,8 @@ pub struct GithubClient {
 }
 
 impl GithubClient {
-    pub fn new(
-        api_url: &Url,
-        auth: &GithubAuth,
-        rate_limit: RateLimit,
-        http: reqwest::Client,
-        timeout: Duration,
-    ) -> Self {
+    pub fn new(api: &GithubApi, http: reqwest::Client, timeout: Duration) -> Self {
+        let (api_url, auth, rate_limit) = (&api.api_url, &api.auth, api.rate_limit);
         let credential = auth.credential();
         let mut parts = vec!["github".to_owned(), api_url.to_string()];
         if let Ok(credential) = &credential {

@@ -8,16 +8,14 @@ use std::sync::Arc;
 use reqwest::header::{ACCEPT, AUTHORIZATION};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use url::Url;
 
 use super::ACCEPT_JSON;
-use super::auth::GithubAuth;
+use super::GithubApi;
 use super::client::{GithubClient, Write};
 use super::pulls::{PER_PAGE, find_comment, open_pulls_with_head};
 use crate::event::Repo;
 use crate::event::RunId;
 use crate::failure::DeliveryError;
-use crate::integrations::limit::RateLimit;
 use crate::integrations::target::repo_on;
 use crate::integrations::text::cut;
 use crate::integrations::{Common, Deliver, Notification, OutgoingRequest, Receipt};
@@ -37,28 +35,16 @@ pub struct GithubPrCommentConfig {
     pub common: Common,
     #[serde(flatten)]
     pub filters: Filters,
-    /// The API root (`https://github.example.com/api/v3` for GitHub Enterprise Server).
-    #[serde(default = "super::default_api_url")]
-    pub api_url: Url,
-    /// Remotes on this host get comments; others are skipped.
-    #[serde(default = "super::default_host")]
-    pub host: String,
-    /// A token, or a GitHub App installation.
-    pub auth: GithubAuth,
+    #[serde(flatten)]
+    pub api: GithubApi,
     /// Handlebars template of the body (Markdown); default `github/pr_comment.md.hbs`.
     #[serde(default)]
     pub template: Option<PathBuf>,
-    /// Content-creating requests allowed per credential.
-    #[serde(default = "super::default_rate_limit")]
-    pub rate_limit: RateLimit,
 }
 
 impl GithubPrCommentConfig {
     pub(crate) fn problems(&self) -> Vec<String> {
-        let mut problems = super::api_problems(&self.api_url, &self.host);
-        problems.extend(self.auth.problems());
-        problems.extend(self.rate_limit.problems());
-        problems
+        self.api.problems()
     }
 
     fn template_name(&self) -> String {
@@ -112,13 +98,7 @@ impl GithubPrComment {
         http: reqwest::Client,
         templates: Arc<Templates>,
     ) -> Self {
-        let client = GithubClient::new(
-            &config.api_url,
-            &config.auth,
-            config.rate_limit,
-            http,
-            *config.common.timeout,
-        );
+        let client = GithubClient::new(&config.api, http, *config.common.timeout);
         Self {
             config,
             templates,
@@ -152,7 +132,7 @@ impl GithubPrComment {
     /// comment is only known then.
     pub fn preview(&self, notification: &Notification<'_>) -> Result<Vec<OutgoingRequest>, String> {
         let event = notification.event;
-        let repo = &repo_on(event, &self.config.host)?;
+        let repo = &repo_on(event, &self.config.api.host)?;
         let credential = self.client.credential().map_err(|e| e.to_string())?;
         let mut request = match event.data.pull_request {
             Some(number) => {
@@ -221,7 +201,7 @@ impl Deliver for GithubPrComment {
         cancel: &CancellationToken,
     ) -> Result<Receipt, DeliveryError> {
         let event = notification.event;
-        let repo = match repo_on(event, &self.config.host) {
+        let repo = match repo_on(event, &self.config.api.host) {
             Ok(repo) => repo,
             Err(reason) => return Ok(Receipt::Skipped(reason)),
         };

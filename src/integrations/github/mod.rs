@@ -6,8 +6,10 @@ pub mod comment;
 pub mod pulls;
 pub mod status;
 
+use serde::Deserialize;
 use url::Url;
 
+use self::auth::GithubAuth;
 use super::limit::RateLimit;
 
 /// The media type GitHub documents for its REST API.
@@ -23,20 +25,47 @@ pub const DEFAULT_HOST: &str = "github.com";
 /// credential; stay under it by default.
 pub const DEFAULT_RATE_LIMIT: RateLimit = RateLimit::new(75, 5);
 
-pub(crate) fn default_api_url() -> Url {
+/// Where and as whom an integration talks to GitHub: the settings both GitHub integrations
+/// share, flattened into each one's config.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GithubApi {
+    /// The API root (`https://github.example.com/api/v3` for GitHub Enterprise Server).
+    #[serde(default = "default_api_url")]
+    pub api_url: Url,
+    /// Remotes on this host apply; others are skipped.
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// A token, or a GitHub App installation.
+    pub auth: GithubAuth,
+    /// Content-creating requests allowed per credential.
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit: RateLimit,
+}
+
+impl GithubApi {
+    /// Rules the grammar cannot express, as sentences.
+    pub(crate) fn problems(&self) -> Vec<String> {
+        let mut problems = api_problems(&self.api_url, &self.host);
+        problems.extend(self.auth.problems());
+        problems.extend(self.rate_limit.problems());
+        problems
+    }
+}
+
+fn default_api_url() -> Url {
     Url::parse(DEFAULT_API_URL).expect("a valid URL")
 }
 
-pub(crate) fn default_host() -> String {
+fn default_host() -> String {
     DEFAULT_HOST.to_owned()
 }
 
-pub(crate) fn default_rate_limit() -> RateLimit {
+fn default_rate_limit() -> RateLimit {
     DEFAULT_RATE_LIMIT
 }
 
-/// Checks shared by both GitHub integrations.
-pub(crate) fn api_problems(api_url: &Url, host: &str) -> Vec<String> {
+/// Checks of where the API is and which remotes apply.
+fn api_problems(api_url: &Url, host: &str) -> Vec<String> {
     let mut problems = Vec::new();
     if !matches!(api_url.scheme(), "http" | "https") || api_url.host_str().is_none() {
         problems.push("`api_url` must be an http or https URL".to_owned());

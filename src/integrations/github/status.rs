@@ -7,13 +7,11 @@ use std::sync::Arc;
 use reqwest::header::{ACCEPT, AUTHORIZATION};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
-use url::Url;
 
-use super::auth::GithubAuth;
+use super::GithubApi;
 use super::client::{GithubClient, Write};
 use crate::event::RunStatus;
 use crate::failure::DeliveryError;
-use crate::integrations::limit::RateLimit;
 use crate::integrations::target::CommitTarget;
 use crate::integrations::text::{cut, one_line};
 use crate::integrations::{Common, Deliver, Notification, OutgoingRequest, Receipt};
@@ -35,14 +33,8 @@ pub struct GithubStatusConfig {
     pub common: Common,
     #[serde(flatten)]
     pub filters: Filters,
-    /// The API root (`https://github.example.com/api/v3` for GitHub Enterprise Server).
-    #[serde(default = "super::default_api_url")]
-    pub api_url: Url,
-    /// Remotes on this host get statuses; others are skipped.
-    #[serde(default = "super::default_host")]
-    pub host: String,
-    /// A token, or a GitHub App installation.
-    pub auth: GithubAuth,
+    #[serde(flatten)]
+    pub api: GithubApi,
     /// Handlebars template of the description (plain text); default `github/status.hbs`.
     #[serde(default)]
     pub description_template: Option<PathBuf>,
@@ -50,9 +42,6 @@ pub struct GithubStatusConfig {
     /// `pending` status it posted is replaced.
     #[serde(default = "default_context")]
     pub context: String,
-    /// Content-creating requests allowed per credential.
-    #[serde(default = "super::default_rate_limit")]
-    pub rate_limit: RateLimit,
 }
 
 fn default_context() -> String {
@@ -61,10 +50,7 @@ fn default_context() -> String {
 
 impl GithubStatusConfig {
     pub(crate) fn problems(&self) -> Vec<String> {
-        let mut problems = super::api_problems(&self.api_url, &self.host);
-        problems.extend(self.auth.problems());
-        problems.extend(self.rate_limit.problems());
-        problems
+        self.api.problems()
     }
 
     fn template_names(&self) -> (String, String) {
@@ -109,13 +95,7 @@ impl GithubStatus {
         http: reqwest::Client,
         templates: Arc<Templates>,
     ) -> Self {
-        let client = GithubClient::new(
-            &config.api_url,
-            &config.auth,
-            config.rate_limit,
-            http,
-            *config.common.timeout,
-        );
+        let client = GithubClient::new(&config.api, http, *config.common.timeout);
         Self {
             config,
             templates,
@@ -130,7 +110,7 @@ impl GithubStatus {
     /// Where the status goes and what it says, or why it is not sent.
     fn plan(&self, notification: &Notification<'_>) -> Result<(String, StatusBody), Skip> {
         let event = notification.event;
-        let target = CommitTarget::of(event, &self.config.host).map_err(Skip::Because)?;
+        let target = CommitTarget::of(event, &self.config.api.host).map_err(Skip::Because)?;
         let values = variables(event);
         let (description, context) = self.config.template_names();
         let render = |name: &str| {
