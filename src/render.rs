@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use handlebars::Handlebars;
+
+use crate::event::RunCanceled;
 use serde_json::Value;
 
 mod escape;
@@ -193,6 +195,21 @@ impl Templates {
             }
         }
         Ok(())
+    }
+
+    /// Renders a registered JSON template for `event` into a value, for integrations that fit
+    /// it to their receiver's limits before sending; the error is a sentence.
+    pub fn render_json(
+        &self,
+        format: Format,
+        name: &str,
+        event: &RunCanceled,
+    ) -> Result<Value, String> {
+        let rendered = self
+            .render(format, name, &variables(event))
+            .map_err(|err| format!("the template failed: {err}"))?;
+        serde_json::from_str(&rendered)
+            .map_err(|err| format!("the template rendered invalid JSON: {err}"))
     }
 
     /// Renders a registered template.

@@ -1,7 +1,6 @@
 //! The `slack` integration: a Block Kit message rendered from a template and POSTed to an
 //! incoming webhook, cut to Slack's limits before it is sent.
 
-use super::limit::{Limiter, RateLimit};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -10,12 +9,11 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::http::secret_url;
+use super::limit::{Limiter, RateLimit};
 use super::{Common, Deliver, Notification, OutgoingRequest, Receipt};
 use crate::config::Secret;
 use crate::failure::{DeliveryError, Dialect};
-use crate::render::{
-    Format, TemplateError, Templates, escape_slack, template_path, truncate, variables,
-};
+use crate::render::{Format, TemplateError, Templates, escape_slack, template_path, truncate};
 use crate::route::Filters;
 
 /// The default template, under `templates_dir`.
@@ -210,17 +208,14 @@ impl Slack {
 
     /// The message for this event, rendered and cut to Slack's limits.
     pub fn message(&self, notification: &Notification<'_>) -> Result<Value, DeliveryError> {
-        let rendered = self
+        let mut message = self
             .templates
-            .render(
+            .render_json(
                 Format::SlackJson,
                 &self.config.common.name,
-                &variables(notification.event),
+                notification.event,
             )
-            .map_err(|err| DeliveryError::permanent(format!("the template failed: {err}")))?;
-        let mut message: Value = serde_json::from_str(&rendered).map_err(|err| {
-            DeliveryError::permanent(format!("the template rendered invalid JSON: {err}"))
-        })?;
+            .map_err(DeliveryError::permanent)?;
         // Checked at load against the samples, but a real event can still render an empty
         // `text` (say, from a `null` note), and Slack refuses a message without one.
         ensure_text(

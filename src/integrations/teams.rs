@@ -12,7 +12,7 @@ use super::http::secret_url;
 use super::{Common, Deliver, Notification, OutgoingRequest, Receipt};
 use crate::config::Secret;
 use crate::failure::DeliveryError;
-use crate::render::{Format, TemplateError, Templates, template_path, truncate, variables};
+use crate::render::{Format, TemplateError, Templates, template_path, truncate};
 use crate::route::Filters;
 
 /// The default template, under `templates_dir`.
@@ -190,17 +190,10 @@ impl Teams {
 
     /// The message for this event, rendered and fitted to Teams' size limit.
     pub fn message(&self, notification: &Notification<'_>) -> Result<Value, DeliveryError> {
-        let rendered = self
+        let mut message = self
             .templates
-            .render(
-                Format::Json,
-                &self.config.common.name,
-                &variables(notification.event),
-            )
-            .map_err(|err| DeliveryError::permanent(format!("the template failed: {err}")))?;
-        let mut message: Value = serde_json::from_str(&rendered).map_err(|err| {
-            DeliveryError::permanent(format!("the template rendered invalid JSON: {err}"))
-        })?;
+            .render_json(Format::Json, &self.config.common.name, notification.event)
+            .map_err(DeliveryError::permanent)?;
         if fit(&mut message) {
             tracing::debug!("the card was over {MAX_PAYLOAD_BYTES} bytes and was shortened");
         }
