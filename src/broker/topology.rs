@@ -8,8 +8,9 @@ use lapin::{Channel, ExchangeKind};
 
 use crate::config::BrokerConfig;
 
-/// Exchange, queues and bindings. Queue arguments never depend on anything but names, so that
-/// re-declaring after a config change cannot fail with `PRECONDITION_FAILED`.
+/// Exchange, queues and bindings. Queue arguments depend only on names and on
+/// `broker.delivery_limit`, so only a change of that limit can make a re-declaration fail with
+/// `PRECONDITION_FAILED` (RabbitMQ refuses changed arguments on an existing queue).
 #[derive(Debug, Clone)]
 pub struct Topology {
     pub exchange: String,
