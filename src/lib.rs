@@ -28,6 +28,7 @@
 //! - [`commands`]: the command-line verbs besides `run`.
 
 pub mod admin;
+pub mod app;
 pub mod broker;
 pub mod commands;
 pub mod config;

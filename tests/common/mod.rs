@@ -47,6 +47,8 @@ pub struct Names {
     pub admin_port: u16,
     /// The `ledger:` section: a SQLite file of this test's own by default.
     pub ledger: String,
+    /// Names of the integrations of every config made here: their queues are deleted too.
+    pub integrations: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Names {
@@ -63,6 +65,7 @@ impl Names {
                 "path: {}",
                 std::env::temp_dir().join(format!("{id}.db")).display()
             ),
+            integrations: Default::default(),
         }
     }
 
@@ -89,6 +92,16 @@ impl Names {
         worker: &str,
         prefetch: u16,
     ) -> String {
+        self.integrations.lock().unwrap().extend(
+            integrations
+                .lines()
+                .filter_map(|line| {
+                    line.trim_start()
+                        .trim_start_matches("- ")
+                        .strip_prefix("name: ")
+                })
+                .map(|name| name.trim().to_owned()),
+        );
         format!(
             "broker:\n  url: {AMQP_URL}\n  exchange: {}\n  queue: {}\n  routing_key: run.canceled\n  retry_queue_prefix: {}\n  dead_letter_queue: {}\n  control_exchange: {}\n  prefetch: {prefetch}\n  reconnect_max_delay: 1s\nworker:\n  {worker}\nretry:\n  {retry}\n  max_retry_after: 10s\nadmin:\n  listen: 127.0.0.1:{}\nledger:\n  {}\nintegrations:\n{integrations}",
             self.exchange,
@@ -137,7 +150,7 @@ impl InProcessWorker {
     pub async fn start(names: &Names, yaml: &str) -> Self {
         let config = parse_config(yaml);
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run_notifier::worker::run(config, shutdown.clone()));
+        let task = tokio::spawn(run_notifier::app::run(config, shutdown.clone()));
         let worker = Self {
             shutdown,
             task: Some(task),
@@ -319,6 +332,12 @@ impl TestBroker {
     pub async fn cleanup(self) {
         let mut queues = vec![self.names.queue.clone(), self.names.dead.clone()];
         queues.extend((0..8).map(|k| format!("{}.{}s", self.names.retry_prefix, 1u64 << k)));
+        let integrations = self.names.integrations.lock().unwrap().clone();
+        queues.extend(
+            integrations
+                .iter()
+                .map(|name| format!("{}.{name}", self.names.queue)),
+        );
         for queue in queues {
             let _ = self
                 .channel
