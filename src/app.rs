@@ -44,7 +44,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     ));
 
     let policy = RetryPolicy::new(config.retry.clone());
-    let dispatcher = Dispatcher::new(integrations, policy, ledger.clone());
+    let dispatcher = Dispatcher::new(integrations, policy, ledger.clone(), config.broker.prefetch);
     let worker = Arc::new(Worker::new(config, dispatcher, health));
     worker.run(&shutdown).await;
     admin.await.context("admin listener panicked")??;

@@ -18,6 +18,9 @@ use crate::telemetry::metrics;
 pub struct Lane {
     integration: String,
     permits: Arc<Semaphore>,
+    /// Deliveries made straight from the event queue hold their event message until they end:
+    /// these permits bound how many a hung receiver can hold (see [`Lane::new`]).
+    direct: Arc<Semaphore>,
     breaker: Breaker,
     waiting: Waiting,
 }
@@ -28,6 +31,7 @@ pub struct Slot<'a> {
     lane: &'a Lane,
     admission: Admission,
     _permit: OwnedSemaphorePermit,
+    _direct: Option<OwnedSemaphorePermit>,
     _in_flight: metrics::IntegrationInFlight,
 }
 
@@ -39,23 +43,34 @@ impl Slot<'_> {
 }
 
 impl Lane {
-    pub fn new(integration: &str, concurrency: usize, failures: u32, cool_down: Duration) -> Self {
+    /// `direct`: how many of the `concurrency` slots may go to deliveries made straight from the
+    /// event queue (the rest only to work from the integration's own queue).
+    pub fn new(
+        integration: &str,
+        concurrency: usize,
+        direct: usize,
+        failures: u32,
+        cool_down: Duration,
+    ) -> Self {
         Self {
             integration: integration.to_owned(),
             permits: Arc::new(Semaphore::new(concurrency)),
+            direct: Arc::new(Semaphore::new(direct.clamp(1, concurrency.max(1)))),
             breaker: Breaker::new(integration, failures, cool_down),
             waiting: Waiting::default(),
         }
     }
 
-    /// A slot now, if one is free, the breaker is closed and nothing waits before us;
-    /// otherwise `None` and the work belongs in the integration's queue.
+    /// A slot for a delivery straight from the event queue, if one is free, the breaker is
+    /// closed and nothing waits before it; otherwise `None` and the work belongs in the
+    /// integration's queue.
     pub fn try_slot(&self) -> Option<Slot<'_>> {
         if !self.breaker.admit_now() || self.waiting() > 0 {
             return None;
         }
+        let direct = Arc::clone(&self.direct).try_acquire_owned().ok()?;
         let permit = Arc::clone(&self.permits).try_acquire_owned().ok()?;
-        Some(self.occupy(Admission::Normal, permit))
+        Some(self.occupy(Admission::Normal, permit, Some(direct)))
     }
 
     /// Waits for a slot (the breaker's leave, then a free permit); `queued_at_ms` is when the
@@ -72,14 +87,20 @@ impl Lane {
                 return None;
             }
         };
-        Some(self.occupy(admission, permit))
+        Some(self.occupy(admission, permit, None))
     }
 
-    fn occupy(&self, admission: Admission, permit: OwnedSemaphorePermit) -> Slot<'_> {
+    fn occupy(
+        &self,
+        admission: Admission,
+        permit: OwnedSemaphorePermit,
+        direct: Option<OwnedSemaphorePermit>,
+    ) -> Slot<'_> {
         Slot {
             lane: self,
             admission,
             _permit: permit,
+            _direct: direct,
             _in_flight: metrics::IntegrationInFlight::start(&self.integration),
         }
     }
@@ -145,7 +166,7 @@ mod tests {
 
     #[tokio::test]
     async fn slots_are_bounded_by_the_concurrency() {
-        let lane = Lane::new("a", 2, 5, Duration::from_secs(30));
+        let lane = Lane::new("a", 2, 2, 5, Duration::from_secs(30));
         let first = lane.try_slot().expect("free");
         let _second = lane.try_slot().expect("free");
         assert!(lane.try_slot().is_none(), "the third waits in the queue");
@@ -154,8 +175,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn direct_deliveries_get_only_their_share_of_the_slots() {
+        let lane = Lane::new("a", 4, 1, 5, Duration::from_secs(30));
+        let _direct = lane.try_slot().expect("free");
+        assert!(lane.try_slot().is_none(), "one direct delivery at a time");
+        let cancel = CancellationToken::new();
+        let _queued = lane
+            .slot(0, &cancel)
+            .await
+            .expect("queued work still gets a slot");
+    }
+
+    #[tokio::test]
     async fn an_open_breaker_sends_new_work_to_the_queue() {
-        let lane = Lane::new("a", 8, 2, Duration::from_secs(30));
+        let lane = Lane::new("a", 8, 8, 2, Duration::from_secs(30));
         for _ in 0..2 {
             lane.try_slot().unwrap().finish(&transient());
         }
@@ -165,7 +198,7 @@ mod tests {
 
     #[tokio::test]
     async fn work_waiting_for_a_slot_goes_before_new_work() {
-        let lane = Arc::new(Lane::new("a", 1, 5, Duration::from_secs(30)));
+        let lane = Arc::new(Lane::new("a", 1, 1, 5, Duration::from_secs(30)));
         let busy = lane.try_slot().unwrap();
         let cancel = CancellationToken::new();
         let waiter = {

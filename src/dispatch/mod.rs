@@ -63,7 +63,16 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(integrations: Vec<Integration>, policy: RetryPolicy, ledger: Ledger) -> Self {
+    /// `prefetch`: how many event messages the worker holds at once. Deliveries made straight
+    /// from the event queue hold theirs until they end, so all integrations together may make
+    /// at most half that many: hung receivers, however many, always leave the others half.
+    pub fn new(
+        integrations: Vec<Integration>,
+        policy: RetryPolicy,
+        ledger: Ledger,
+        prefetch: u16,
+    ) -> Self {
+        let direct = usize::from(prefetch) / (2 * integrations.len().max(1));
         let integrations = integrations
             .into_iter()
             .map(|integration| {
@@ -71,6 +80,7 @@ impl Dispatcher {
                 let lane = Lane::new(
                     integration.name(),
                     common.concurrency,
+                    direct,
                     common.circuit_breaker.failures,
                     *common.circuit_breaker.cool_down,
                 );
