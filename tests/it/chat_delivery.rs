@@ -1,7 +1,7 @@
 //! Slack and Teams deliveries end to end through RabbitMQ: Slack's answers (`ok`, 429 with
 //! `Retry-After`, body errors) and Teams' 202 decide between done, retry and dead letter.
 
-mod common;
+use crate::support as common;
 
 use std::time::Duration;
 

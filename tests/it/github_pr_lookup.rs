@@ -1,8 +1,7 @@
 //! `github_pr_comment` finding its pull request: by `data.pullRequest`, or by the open PRs
 //! whose head is the run's commit; and `preview` of either.
 
-#[path = "support/providers.rs"]
-mod providers;
+use crate::support::providers;
 
 use providers::{SHA, build, deliver, event};
 use run_notifier::failure::FailureKind;

@@ -1,8 +1,7 @@
 //! GitHub App authentication through octocrab: the App's JWT is exchanged for an installation
 //! token, the token is used, and a new one is fetched before the old one expires.
 
-#[path = "support/providers.rs"]
-mod providers;
+use crate::support::providers;
 
 use std::sync::Mutex;
 

@@ -1,6 +1,6 @@
 //! The `publish` and `verify` commands as a person runs them.
 
-mod common;
+use crate::support as common;
 
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};

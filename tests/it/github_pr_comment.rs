@@ -1,8 +1,7 @@
 //! `github_pr_comment` against a wiremock GitHub: one comment per run (found again on any
 //! page and edited), hostile text neutralised, bodies cut to fit, cancellation between steps.
 
-#[path = "support/providers.rs"]
-mod providers;
+use crate::support::providers;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

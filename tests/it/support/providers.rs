@@ -1,6 +1,5 @@
 //! Helpers for the provider tests (GitHub, Bitbucket): build one integration from YAML and
 //! deliver an event to it directly, with wiremock standing in for the provider.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 
@@ -12,7 +11,7 @@ use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 pub const SHA: &str = "5a7edc9a156e417068060d67109021351fc7d9b8";
-pub const EXAMPLE_EVENT: &str = include_str!("../../config/example-event.json");
+pub const EXAMPLE_EVENT: &str = include_str!("../../../config/example-event.json");
 
 /// Text that tries every injection the PR comment must neutralise.
 pub const HOSTILE: &str = "<script>alert(1)</script> <img src=x onerror=alert(1)> @everyone [click](http://evil.example) | break | `code` **bold**\n# heading";

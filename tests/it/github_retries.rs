@@ -1,7 +1,7 @@
 //! GitHub failures end to end through RabbitMQ: a rate-limited 403 is retried when the limit
 //! resets (clamped to `max_retry_after`), a 422 is dead-lettered at once.
 
-mod common;
+use crate::support as common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

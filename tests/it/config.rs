@@ -1,14 +1,14 @@
 //! The config as operators meet it: every shipped file parses, and each class of mistake is
 //! rejected at start with the file, the line and a plain sentence.
 
-mod common;
+use crate::support as common;
 
 use std::collections::HashMap;
 use std::process::Command;
 
 use run_notifier::config::Config;
 
-const EXAMPLE: &str = include_str!("../config/run-notifier.yaml");
+const EXAMPLE: &str = include_str!("../../config/run-notifier.yaml");
 const SECRET_VALUE: &str = "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0";
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {

@@ -2,6 +2,7 @@
 //! a process worker, event fixtures, and polling instead of sleeping.
 #![allow(dead_code)]
 
+pub mod providers;
 pub mod proxy;
 pub mod receiver;
 
@@ -20,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-pub const EXAMPLE_EVENT: &str = include_str!("../../config/example-event.json");
+pub const EXAMPLE_EVENT: &str = include_str!("../../../config/example-event.json");
 
 /// A name no other test (or earlier run) uses.
 pub fn unique(prefix: &str) -> String {

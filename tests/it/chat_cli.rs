@@ -1,7 +1,7 @@
 //! `preview`, `check-config` and config errors for Slack and Teams as a person meets them:
 //! secrets never printed, bad events and bad templates named with their file and line.
 
-mod common;
+use crate::support as common;
 
 use std::collections::HashMap;
 use std::path::Path;

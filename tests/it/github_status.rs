@@ -1,8 +1,7 @@
 //! `github_status` against a wiremock GitHub: the state follows the outcome rule, description
 //! and context come from their templates, long descriptions are cut, failures are classified.
 
-#[path = "support/providers.rs"]
-mod providers;
+use crate::support::providers;
 
 use std::time::Duration;
 

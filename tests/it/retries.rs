@@ -1,7 +1,7 @@
 //! Transient failures are retried through the broker per integration; permanent ones are
 //! dead-lettered at once; `Retry-After` is honoured.
 
-mod common;
+use crate::support as common;
 
 use std::time::Duration;
 

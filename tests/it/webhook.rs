@@ -1,6 +1,6 @@
 //! An event on the real broker reaches a signed webhook receiver.
 
-mod common;
+use crate::support as common;
 
 use common::receiver::Receiver;
 use common::{InProcessWorker, Names, SECRET, TestBroker, event_for, unique, webhook};

@@ -1,6 +1,6 @@
 //! Bad input is dead-lettered with its reason and acked; the worker keeps consuming.
 
-mod common;
+use crate::support as common;
 
 use common::receiver::Receiver;
 use common::{InProcessWorker, Names, TestBroker, event_for, unique, webhook};

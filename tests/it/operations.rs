@@ -1,7 +1,7 @@
 //! Operating the worker: metrics after a known run, logs without secrets, and the dead-letter
 //! tools. Each worker here runs as its own process, so metrics are its alone.
 
-mod common;
+use crate::support as common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! SIGTERM: stop consuming at once, let in-flight deliveries finish within the grace period,
 //! hand back the rest, exit 0; after a restart every event is delivered.
 
-mod common;
+use crate::support as common;
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -1,8 +1,7 @@
 //! Every HTTP status GitHub or Bitbucket may answer is classified exactly as the one
 //! classifier says, through the real octocrab and reqwest paths (a table over the statuses).
 
-#[path = "support/providers.rs"]
-mod providers;
+use crate::support::providers;
 
 use providers::{build, deliver, event};
 use reqwest::StatusCode;

@@ -1,7 +1,7 @@
 //! One notification per run and integration: duplicates, crashes, several workers, an
 //! unreachable ledger, and an operator's cancel.
 
-mod common;
+use crate::support as common;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

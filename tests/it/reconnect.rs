@@ -1,7 +1,7 @@
 //! The broker closes the worker's connection: not ready, then ready again, nothing lost.
 //! Its own test binary, so the only worker connection of this process is the one it closes.
 
-mod common;
+use crate::support as common;
 
 use std::collections::HashSet;
 use std::time::Duration;

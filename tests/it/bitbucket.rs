@@ -1,8 +1,7 @@
 //! `bitbucket_status` against a wiremock Bitbucket: state by the outcome rule, a key that is
 //! short and stable per project, basic and bearer auth, and failures classified.
 
-#[path = "support/providers.rs"]
-mod providers;
+use crate::support::providers;
 
 use providers::{build, config_error, deliver, event, header, json_of, requests};
 use run_notifier::failure::DeliveryError;
