@@ -1,81 +1,80 @@
 //! The broker closes the worker's connection: not ready, then ready again, nothing lost.
-//! Its own test binary, so the only worker connection of this process is the one it closes.
-
-use crate::support as common;
 
 use std::collections::HashSet;
+use std::process::Command;
 use std::time::Duration;
 
-use common::receiver::Receiver;
-use common::{InProcessWorker, Names, TestBroker, event_for, unique, wait_until, webhook};
+use crate::support::poll::wait_for_status;
+use crate::support::{Receiver, TestApp, event_for, unique, wait_until, webhook};
 
-/// Closes, from the broker's side, every connection named `run-notifier worker <our pid>`.
-fn close_worker_connections() -> usize {
-    let output = std::process::Command::new("rabbitmqctl")
-        .args([
-            "list_connections",
-            "pid",
-            "client_properties",
-            "-q",
-            "--no-table-headers",
-        ])
+fn rabbitmqctl(args: &[&str]) -> String {
+    let output = Command::new("rabbitmqctl")
+        .arg("-q")
+        .args(args)
         .output()
         .expect("rabbitmqctl is installed with RabbitMQ");
-    let listing = String::from_utf8(output.stdout).unwrap();
-    // The name is followed by the closing quote, so pid 12 does not match pid 123.
-    let ours = format!("run-notifier worker {}\"", std::process::id());
-    let mut closed = 0;
-    for line in listing.lines().filter(|line| line.contains(&ours)) {
-        let pid = line.split_whitespace().next().unwrap();
-        let status = std::process::Command::new("rabbitmqctl")
-            .args(["close_connection", pid, "test: broker-side close", "-q"])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        closed += 1;
+    assert!(
+        output.status.success(),
+        "rabbitmqctl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Closes, from the broker's side, the connection whose channel consumes `queue`; returns how
+/// many connections it closed. Other tests' workers in this process are left alone.
+fn close_the_consumers_connection(queue: &str) -> usize {
+    let consumers = rabbitmqctl(&[
+        "list_consumers",
+        "--no-table-headers",
+        "queue_name",
+        "channel_pid",
+    ]);
+    let channels: HashSet<&str> = consumers
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .filter(|(name, _)| *name == queue)
+        .map(|(_, channel)| channel.trim())
+        .collect();
+    let listing = rabbitmqctl(&["list_channels", "--no-table-headers", "pid", "connection"]);
+    let connections: HashSet<&str> = listing
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .filter(|(channel, _)| channels.contains(channel.trim()))
+        .map(|(_, connection)| connection.trim())
+        .collect();
+    for connection in &connections {
+        rabbitmqctl(&["close_connection", connection, "test: broker-side close"]);
     }
-    closed
+    connections.len()
 }
 
 #[tokio::test]
 async fn a_connection_closed_by_the_broker_is_reestablished_and_nothing_is_lost() {
-    let names = Names::new();
+    let mut app = TestApp::new().await;
     let receiver = Receiver::ok().await;
-    let broker = TestBroker::connect(&names).await;
-    let worker = InProcessWorker::start(
-        &names,
-        &names.config(&webhook("hook", &receiver.url("/hook"))),
-    )
+    app.spawn_worker(|config| {
+        config.add(webhook("hook", &receiver.url("/hook")));
+    })
     .await;
 
     let mut runs = HashSet::new();
     for _ in 0..5 {
         let run = unique("run");
-        broker.publish(&event_for(&run)).await;
+        app.publish(&event_for(&run)).await;
         runs.insert(run);
     }
-    assert_eq!(close_worker_connections(), 1);
-    let readyz = names.admin_url("/readyz");
-    wait_until(
-        "readyz reports the broker down",
-        Duration::from_secs(5),
-        || async { matches!(reqwest::get(&readyz).await, Ok(r) if r.status() == 503) },
-    )
-    .await;
-    let cut = std::time::Instant::now();
-    common::wait_for_ready(&names).await;
-    let recovered = cut.elapsed();
-    assert!(
-        recovered < Duration::from_secs(5),
-        "took {recovered:?} to be ready again"
-    );
+    assert_eq!(close_the_consumers_connection(&app.names.queue), 1);
+    let readyz = app.admin_url("/readyz");
+    wait_for_status(&readyz, 503).await;
+    wait_for_status(&readyz, 200).await;
 
     let after = unique("run");
-    broker.publish(&event_for(&after)).await;
+    app.publish(&event_for(&after)).await;
     runs.insert(after);
     wait_until(
         "every run is delivered",
-        Duration::from_secs(20),
+        Duration::from_secs(30),
         || async {
             let got: HashSet<String> = receiver
                 .received()
@@ -86,16 +85,10 @@ async fn a_connection_closed_by_the_broker_is_reestablished_and_nothing_is_lost(
         },
     )
     .await;
-    worker.stop().await;
-    println!(
-        "reconnect: ready again {recovered:?} after the broker closed the connection; {} requests for {} runs",
-        receiver.count(),
-        runs.len()
-    );
+    app.stop_worker().await;
     assert_eq!(
         receiver.count(),
         runs.len(),
         "the ledger kept redelivered events from repeating"
     );
-    broker.cleanup().await;
 }

@@ -1,7 +1,5 @@
-//! Helpers for the provider tests (GitHub, Bitbucket): build one integration from YAML and
-//! deliver an event to it directly, with wiremock standing in for the provider.
-
-use std::collections::HashMap;
+//! One integration without a worker or a broker: built from its spec as the worker builds it,
+//! and handed an event directly, with wiremock standing in for the provider.
 
 use run_notifier::config::Config;
 use run_notifier::event::RunCanceled;
@@ -10,36 +8,35 @@ use run_notifier::integrations::{Integration, Notification, Receipt, build_all, 
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-pub const SHA: &str = "5a7edc9a156e417068060d67109021351fc7d9b8";
-pub const EXAMPLE_EVENT: &str = include_str!("../../../config/example-event.json");
+use super::config::{Spec, parse_spec};
 
-/// Text that tries every injection the PR comment must neutralise.
-pub const HOSTILE: &str = "<script>alert(1)</script> <img src=x onerror=alert(1)> @everyone [click](http://evil.example) | break | `code` **bold**\n# heading";
-
-/// One integration built from its YAML list item, as the worker builds it.
-pub fn build(integration_yaml: &str) -> Integration {
-    let yaml = format!("integrations:\n{integration_yaml}");
-    let config = Config::parse(&yaml, HashMap::new()).unwrap_or_else(|err| panic!("{err}"));
+/// The integration `spec` describes, built (templates included) as the worker builds it.
+pub fn build(spec: Spec) -> Integration {
+    let document = json!({ "integrations": [spec.0] });
+    let config = Config::parse(&document.to_string(), Default::default())
+        .unwrap_or_else(|err| panic!("{err}\n{}", spec.0));
     build_all(&config, &http_client())
         .unwrap_or_else(|err| panic!("{err:?}"))
         .remove(0)
 }
 
-/// The config error a YAML list item gives.
-pub fn config_error(integration_yaml: &str) -> String {
-    let yaml = format!("integrations:\n{integration_yaml}");
-    Config::parse(&yaml, HashMap::new()).expect_err("the config should be rejected")
+/// What the loader says about an invalid integration entry.
+pub fn config_error(spec: Spec) -> String {
+    parse_spec(&spec).expect_err("the config should be rejected")
 }
 
-/// The documented example event with a fresh run id.
-pub fn event() -> Value {
-    let mut event: Value = serde_json::from_str(EXAMPLE_EVENT).unwrap();
-    event["data"]["runId"] = json!(format!("run-{:016x}", rand::random::<u64>()));
-    event
-}
-
+/// The event as the worker parses it.
 pub fn parse(event: &Value) -> RunCanceled {
     RunCanceled::parse(event.to_string().as_bytes()).unwrap()
+}
+
+/// The notification of `event` to `integration`, attempt 1.
+pub fn notification<'a>(integration: &'a Integration, event: &'a RunCanceled) -> Notification<'a> {
+    Notification {
+        event,
+        integration: integration.name(),
+        attempt: 1,
+    }
 }
 
 /// Delivers `event` to `integration` (attempt 1).
@@ -47,18 +44,16 @@ pub async fn deliver(integration: &Integration, event: &Value) -> Result<Receipt
     deliver_with(integration, event, &CancellationToken::new()).await
 }
 
+/// Delivers `event` to `integration` (attempt 1), stopping when `cancel` is canceled.
 pub async fn deliver_with(
     integration: &Integration,
     event: &Value,
     cancel: &CancellationToken,
 ) -> Result<Receipt, DeliveryError> {
     let event = parse(event);
-    let notification = Notification {
-        event: &event,
-        integration: integration.name(),
-        attempt: 1,
-    };
-    integration.deliver(&notification, cancel).await
+    integration
+        .deliver(&notification(integration, &event), cancel)
+        .await
 }
 
 /// The requests wiremock received with this method and path.
@@ -76,14 +71,28 @@ pub async fn requests(
         .collect()
 }
 
+/// A request's body as JSON.
 pub fn json_of(request: &wiremock::Request) -> Value {
     serde_json::from_slice(&request.body).unwrap()
 }
 
+/// A request header's value, or "" when absent.
 pub fn header(request: &wiremock::Request, name: &str) -> String {
     request
         .headers
         .get(name)
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default()
+}
+
+/// Why the worker would not start with `spec`: each template problem, as the user reads it.
+pub fn build_errors(spec: Spec) -> Vec<String> {
+    let document = json!({ "integrations": [spec.0] });
+    let config = Config::parse(&document.to_string(), Default::default())
+        .unwrap_or_else(|err| panic!("{err}\n{}", spec.0));
+    build_all(&config, &http_client())
+        .expect_err("the integration should not build")
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
