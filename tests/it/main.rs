@@ -18,6 +18,7 @@ mod github_pr_comment;
 mod github_pr_lookup;
 mod github_retries;
 mod github_status;
+mod harness;
 mod ledger;
 mod operations;
 mod provider_config;
