@@ -1,16 +1,15 @@
 //! GitHub App authentication through octocrab: the App's JWT is exchanged for an installation
 //! token, the token is used, and a new one is fetched before the old one expires.
 
-#[path = "support/providers.rs"]
-mod providers;
-
 use std::sync::Mutex;
 
 use base64::Engine as _;
-use providers::{build, config_error, deliver, event, header, requests};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::support::providers::{build, config_error, deliver, header, requests};
+use crate::support::{event, github_pr_comment, github_status};
 
 const KEY_FILE: &str = "tests/fixtures/github-app-test-key.pem";
 const EXCHANGE: &str = "/app/installations/4242/access_tokens";
@@ -56,9 +55,9 @@ async fn the_app_jwt_is_exchanged_for_an_installation_token_that_is_used_and_ref
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
         .mount(&server)
         .await;
-    let status = build(&format!(
-        "  - name: gh-app\n    type: github_status\n    api_url: {}\n    auth:\n      app_id: 123456\n      installation_id: 4242\n      private_key_file: {KEY_FILE}\n",
-        server.uri()
+    let status = build(github_status("gh-app", &server.uri()).with(
+        "auth",
+        json!({"app_id": 123456, "installation_id": 4242, "private_key_file": KEY_FILE}),
     ));
 
     for _ in 0..3 {
@@ -101,10 +100,9 @@ async fn a_rejected_app_is_a_permanent_failure_naming_the_credential() {
         .mount(&server)
         .await;
     let key = std::fs::read_to_string(KEY_FILE).unwrap();
-    let status = build(&format!(
-        "  - name: gh-app\n    type: github_status\n    api_url: {}\n    auth:\n      app_id: \"1\"\n      installation_id: 4242\n      private_key: {}\n",
-        server.uri(),
-        serde_json::to_string(&key).unwrap()
+    let status = build(github_status("gh-app", &server.uri()).with(
+        "auth",
+        json!({"app_id": "1", "installation_id": 4242, "private_key": key}),
     ));
 
     let error = deliver(&status, &event()).await.unwrap_err();
@@ -120,9 +118,9 @@ fn a_private_key_that_is_not_a_key_stops_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("key.pem");
     std::fs::write(&file, "not a key").unwrap();
-    let error = config_error(&format!(
-        "  - name: gh-app\n    type: github_pr_comment\n    auth:\n      app_id: 1\n      installation_id: 2\n      private_key_file: {}\n",
-        file.display()
+    let error = config_error(github_pr_comment("gh-app", "https://api.github.com").with(
+        "auth",
+        json!({"app_id": 1, "installation_id": 2, "private_key_file": file}),
     ));
     assert!(
         error.contains("integrations[0] (gh-app): `auth`: the private key is not an RSA private key in PEM form"),

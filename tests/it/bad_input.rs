@@ -1,26 +1,22 @@
 //! Bad input is dead-lettered with its reason and acked; the worker keeps consuming.
 
-mod common;
-
-use common::receiver::Receiver;
-use common::{InProcessWorker, Names, TestBroker, event_for, unique, webhook};
 use lapin::BasicProperties;
 use run_notifier::protocol::{
     HEADER_DEAD_KIND, HEADER_ERROR, HEADER_ORIGINAL_EXCHANGE, HEADER_ORIGINAL_ROUTING_KEY,
 };
 use serde_json::json;
 
+use crate::support::{Receiver, TestApp, event_for, unique, webhook};
+
 #[tokio::test]
 async fn each_bad_input_is_dead_lettered_with_its_reason_and_a_good_event_still_gets_through() {
-    let names = Names::new();
+    let mut app = TestApp::new().await;
     let receiver = Receiver::ok().await;
-    let mut yaml = names.config(&webhook("hook", &receiver.url("/hook")));
-    yaml = yaml.replace(
-        "  prefetch: 16\n",
-        "  prefetch: 16\n  max_message_bytes: 4096\n",
-    );
-    let broker = TestBroker::connect(&names).await;
-    let worker = InProcessWorker::start(&names, &yaml).await;
+    app.spawn_worker(|config| {
+        config.add(webhook("hook", &receiver.url("/hook")));
+        config.broker.max_message_bytes = 4096;
+    })
+    .await;
 
     let mut other_type = event_for("r1");
     other_type["type"] = json!("run.finished");
@@ -57,14 +53,14 @@ async fn each_bad_input_is_dead_lettered_with_its_reason_and_a_good_event_still_
     ];
     for (id, body, _) in &cases {
         let properties = BasicProperties::default().with_message_id((*id).into());
-        broker.publish_raw(body, properties).await;
+        app.publish_raw(body, properties).await;
     }
     let good_run = unique("run");
-    broker.publish(&event_for(&good_run)).await;
+    app.publish(&event_for(&good_run)).await;
 
     let request = receiver.wait_for(1).await.remove(0);
     assert_eq!(request.json()["runId"], good_run);
-    let letters = broker.wait_for_dead_letters(cases.len()).await;
+    let letters = app.wait_for_dead_letters(cases.len()).await;
     for (id, body, reason) in &cases {
         let letter = letters
             .iter()
@@ -75,7 +71,7 @@ async fn each_bad_input_is_dead_lettered_with_its_reason_and_a_good_event_still_
         assert_eq!(letter.header(HEADER_DEAD_KIND).as_deref(), Some("invalid"));
         assert_eq!(
             letter.header(HEADER_ORIGINAL_EXCHANGE),
-            Some(names.exchange.clone())
+            Some(app.names.exchange.clone())
         );
         assert_eq!(
             letter.header(HEADER_ORIGINAL_ROUTING_KEY).as_deref(),
@@ -83,9 +79,8 @@ async fn each_bad_input_is_dead_lettered_with_its_reason_and_a_good_event_still_
         );
     }
 
-    worker.stop().await;
+    app.stop_worker().await;
     // Acked, not requeued: nothing is left to loop on, and nothing else was sent.
-    assert!(broker.take_dead_letters().await.is_empty());
+    assert!(app.take_dead_letters().await.is_empty());
     assert_eq!(receiver.count(), 1);
-    broker.cleanup().await;
 }

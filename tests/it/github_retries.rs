@@ -1,16 +1,16 @@
 //! GitHub failures end to end through RabbitMQ: a rate-limited 403 is retried when the limit
 //! resets (clamped to `max_retry_after`), a 422 is dead-lettered at once.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{InProcessWorker, Names, TestBroker, event_for, unique, wait_until};
+use run_notifier::config::HumanDuration;
 use run_notifier::protocol::{HEADER_ATTEMPT, HEADER_ERROR, HEADER_INTEGRATION};
 use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::support::{ScheduledRetry, TestApp, event, github_status, wait_until};
 
 const STATUS_PATH: &str = "/repos/acme/web-app/statuses/5a7edc9a156e417068060d67109021351fc7d9b8";
 
@@ -37,17 +37,13 @@ impl Respond for RateLimitedOnce {
     }
 }
 
-fn github_status(name: &str, server: &MockServer) -> String {
-    format!(
-        "  - name: {name}\n    type: github_status\n    api_url: {}\n    timeout: 5s\n    auth:\n      token: ghp_e2e\n",
-        server.uri()
-    )
-}
-
-/// Publishes one event to a worker whose GitHub is rate limited once; returns the wait
-/// between the two attempts.
-async fn wait_after_rate_limit(reset_in: i64, max_retry_after: &str) -> Duration {
-    let names = Names::new();
+/// Publishes one event to a worker whose GitHub is rate limited once; returns the retry as
+/// the worker scheduled it and the wait between the two attempts GitHub saw.
+async fn wait_after_rate_limit(
+    reset_in: i64,
+    max_retry_after: HumanDuration,
+) -> (ScheduledRetry, Duration) {
+    let mut app = TestApp::new().await;
     let server = MockServer::start().await;
     let arrivals = Arc::new(Mutex::new(Vec::new()));
     Mock::given(method("POST"))
@@ -58,45 +54,52 @@ async fn wait_after_rate_limit(reset_in: i64, max_retry_after: &str) -> Duration
         })
         .mount(&server)
         .await;
-    let yaml = names.config(&github_status("gh-status", &server)).replace(
-        "max_retry_after: 10s",
-        &format!("max_retry_after: {max_retry_after}"),
-    );
-    let broker = TestBroker::connect(&names).await;
-    let worker = InProcessWorker::start(&names, &yaml).await;
+    app.spawn_worker(|config| {
+        config.add(github_status("gh-status", &server.uri()).with("timeout", "5s"));
+        config.retry.max_retry_after = max_retry_after;
+    })
+    .await;
 
-    broker.publish(&event_for(&unique("run"))).await;
+    app.publish(&event()).await;
+    let retry = app.wait_for_scheduled_retry(2).await;
     wait_until("GitHub got the retry", Duration::from_secs(20), || async {
         arrivals.lock().unwrap().len() >= 2
     })
     .await;
 
-    worker.stop().await;
-    assert!(broker.take_dead_letters().await.is_empty());
-    broker.cleanup().await;
+    app.stop_worker().await;
+    assert!(app.take_dead_letters().await.is_empty());
     let arrivals = arrivals.lock().unwrap();
     assert_eq!(arrivals.len(), 2, "one retry, then success");
-    arrivals[1] - arrivals[0]
+    (retry, arrivals[1] - arrivals[0])
 }
 
 #[tokio::test]
 async fn a_rate_limited_403_is_retried_when_the_limit_resets() {
-    // The reset is in whole seconds: 3 s after the first attempt, less its fraction.
-    let waited = wait_after_rate_limit(3, "10s").await;
-    assert!(waited >= Duration::from_secs(2), "retried after {waited:?}");
-    assert!(waited < Duration::from_secs(5), "retried after {waited:?}");
+    let (retry, waited) = wait_after_rate_limit(4, HumanDuration::secs(10)).await;
+    // The reset is in whole seconds: 4 s after the first attempt, less its fraction.
+    assert_eq!(
+        (retry.integration.as_str(), retry.attempt),
+        ("gh-status", 2)
+    );
+    assert!(
+        retry.delay > Duration::from_secs(2) && retry.delay <= Duration::from_secs(4),
+        "scheduled {:?} out",
+        retry.delay
+    );
+    assert!(waited >= Duration::from_secs(3), "retried after {waited:?}");
 }
 
 #[tokio::test]
 async fn a_rate_limit_reset_far_away_is_clamped_to_max_retry_after() {
-    let waited = wait_after_rate_limit(3_600, "2s").await;
+    let (retry, waited) = wait_after_rate_limit(3_600, HumanDuration::secs(2)).await;
+    assert_eq!(retry.delay, Duration::from_secs(2), "clamped, not an hour");
     assert!(waited >= Duration::from_secs(2), "retried after {waited:?}");
-    assert!(waited < Duration::from_secs(5), "retried after {waited:?}");
 }
 
 #[tokio::test]
 async fn a_422_from_github_is_dead_lettered_after_one_attempt() {
-    let names = Names::new();
+    let mut app = TestApp::new().await;
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(STATUS_PATH))
@@ -106,12 +109,13 @@ async fn a_422_from_github_is_dead_lettered_after_one_attempt() {
         })))
         .mount(&server)
         .await;
-    let broker = TestBroker::connect(&names).await;
-    let worker =
-        InProcessWorker::start(&names, &names.config(&github_status("gh-strict", &server))).await;
+    app.spawn_worker(|config| {
+        config.add(github_status("gh-strict", &server.uri()));
+    })
+    .await;
 
-    broker.publish(&event_for(&unique("run"))).await;
-    let letter = broker.wait_for_dead_letters(1).await.remove(0);
+    app.publish(&event()).await;
+    let letter = app.wait_for_dead_letters(1).await.remove(0);
 
     assert_eq!(
         letter.header(HEADER_INTEGRATION).as_deref(),
@@ -124,7 +128,6 @@ async fn a_422_from_github_is_dead_lettered_after_one_attempt() {
         "{error}"
     );
     assert!(error.contains("context is too long"), "{error}");
-    worker.stop().await;
+    app.stop_worker().await;
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
-    broker.cleanup().await;
 }

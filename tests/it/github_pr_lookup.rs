@@ -1,23 +1,20 @@
 //! `github_pr_comment` finding its pull request: by `data.pullRequest`, or by the open PRs
 //! whose head is the run's commit; and `preview` of either.
 
-#[path = "support/providers.rs"]
-mod providers;
-
-use providers::{SHA, build, deliver, event};
 use run_notifier::failure::FailureKind;
 use run_notifier::integrations::Receipt;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::support::providers::{build, deliver, notification, parse};
+use crate::support::{SHA, Spec, event, github_pr_comment};
+
 const COMMENTS_42: &str = "/repos/acme/web-app/issues/42/comments";
 
-fn yaml(server: &MockServer) -> String {
-    format!(
-        "  - name: gh-comment\n    type: github_pr_comment\n    api_url: {}\n    auth:\n      token: ghp_test_token\n",
-        server.uri()
-    )
+/// `gh-comment` against `server`, with the token `ghp_test_token`.
+fn spec(server: &MockServer) -> Spec {
+    github_pr_comment("gh-comment", &server.uri())
 }
 
 fn comment(id: u64, body: &str) -> Value {
@@ -47,7 +44,7 @@ async fn without_a_pull_request_number_only_the_open_pr_whose_head_is_the_commit
         .expect(1)
         .mount(&server)
         .await;
-    let integration = build(&yaml(&server));
+    let integration = build(spec(&server));
     let mut run = event();
     run["data"].as_object_mut().unwrap().remove("pullRequest");
 
@@ -71,7 +68,7 @@ async fn a_commit_without_an_open_pull_request_is_skipped() {
         ])))
         .mount(&server)
         .await;
-    let integration = build(&yaml(&server));
+    let integration = build(spec(&server));
     let mut run = event();
     run["data"].as_object_mut().unwrap().remove("pullRequest");
 
@@ -91,7 +88,7 @@ async fn a_lookup_answer_that_is_not_the_expected_json_is_a_transient_failure_sa
         .respond_with(ResponseTemplate::new(200).set_body_string("<html>maintenance</html>"))
         .mount(&server)
         .await;
-    let integration = build(&yaml(&server));
+    let integration = build(spec(&server));
     let mut run = event();
     run["data"].as_object_mut().unwrap().remove("pullRequest");
 
@@ -108,21 +105,15 @@ async fn a_lookup_answer_that_is_not_the_expected_json_is_a_transient_failure_sa
 #[tokio::test]
 async fn preview_shows_the_comment_or_the_lookup_without_sending_anything() {
     let server = MockServer::start().await;
-    let integration = build(&yaml(&server));
-    let with_pr = providers::parse(&event());
+    let integration = build(spec(&server));
+    let with_pr = parse(&event());
     let mut without = event();
     without["data"]
         .as_object_mut()
         .unwrap()
         .remove("pullRequest");
-    let without_pr = providers::parse(&without);
-    let preview = |event| {
-        integration.preview(&run_notifier::integrations::Notification {
-            event,
-            integration: integration.name(),
-            attempt: 1,
-        })
-    };
+    let without_pr = parse(&without);
+    let preview = |event| integration.preview(&notification(&integration, event));
 
     let post = preview(&with_pr).unwrap().remove(0);
     assert_eq!(
@@ -161,7 +152,7 @@ async fn a_known_pull_request_needs_no_sha_but_a_lookup_does() {
         .expect(1)
         .mount(&server)
         .await;
-    let integration = build(&yaml(&server));
+    let integration = build(spec(&server));
     let mut known = event();
     known["data"]["commit"]
         .as_object_mut()

@@ -1,25 +1,24 @@
 //! `github_status` against a wiremock GitHub: the state follows the outcome rule, description
 //! and context come from their templates, long descriptions are cut, failures are classified.
 
-#[path = "support/providers.rs"]
-mod providers;
-
 use std::time::Duration;
 
-use providers::{SHA, build, config_error, deliver, event, header, json_of, requests};
 use run_notifier::failure::{DeliveryError, FailureKind};
 use run_notifier::integrations::Receipt;
 use serde_json::json;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::support::providers::{
+    build, build_errors, config_error, deliver, header, json_of, notification, parse, requests,
+};
+use crate::support::{SHA, Spec, event, github_status};
+
 const STATUS_PATH: &str = "/repos/acme/web-app/statuses/5a7edc9a156e417068060d67109021351fc7d9b8";
 
-fn yaml(server: &MockServer, extra: &str) -> String {
-    format!(
-        "  - name: gh-status\n    type: github_status\n    api_url: {}\n    auth:\n      token: ghp_test_token\n{extra}",
-        server.uri()
-    )
+/// `gh-status` against `server`, with the token `ghp_test_token`.
+fn spec(server: &MockServer) -> Spec {
+    github_status("gh-status", &server.uri())
 }
 
 async fn github(response: ResponseTemplate) -> MockServer {
@@ -39,7 +38,7 @@ fn created() -> ResponseTemplate {
 #[tokio::test]
 async fn the_state_is_failure_with_failed_tests_and_success_without() {
     let server = github(created()).await;
-    let status = build(&yaml(&server, ""));
+    let status = build(spec(&server));
 
     let failed = event();
     let receipt = deliver(&status, &failed).await.unwrap();
@@ -71,13 +70,11 @@ async fn description_and_context_come_from_their_templates() {
         "{{actor}} stopped {{projectName}} ({{reason}})\n",
     )
     .unwrap();
-    let status = build(&yaml(
-        &server,
-        &format!(
-            "    description_template: {}\n    context: \"ci/{{{{projectName}}}}\"\n",
-            template.display()
-        ),
-    ));
+    let status = build(
+        spec(&server)
+            .with("description_template", template.display().to_string())
+            .with("context", "ci/{{projectName}}"),
+    );
 
     deliver(&status, &event()).await.unwrap();
 
@@ -89,7 +86,7 @@ async fn description_and_context_come_from_their_templates() {
 #[tokio::test]
 async fn long_descriptions_are_cut_to_140_characters_with_an_ellipsis() {
     let server = github(created()).await;
-    let status = build(&yaml(&server, ""));
+    let status = build(spec(&server));
     let mut long = event();
     long["data"]["cancellation"]["actor"] = json!("é".repeat(300));
 
@@ -105,7 +102,7 @@ async fn long_descriptions_are_cut_to_140_characters_with_an_ellipsis() {
 #[tokio::test]
 async fn runs_without_a_commit_or_on_another_host_are_skipped_without_a_request() {
     let server = github(created()).await;
-    let status = build(&yaml(&server, ""));
+    let status = build(spec(&server));
     let mut no_commit = event();
     no_commit["data"].as_object_mut().unwrap().remove("commit");
     let mut elsewhere = event();
@@ -135,10 +132,9 @@ async fn an_enterprise_host_gets_statuses_through_its_own_api_url() {
         .expect(1)
         .mount(&server)
         .await;
-    let status = build(&format!(
-        "  - name: ghe\n    type: github_status\n    api_url: {}/api/v3\n    host: github.acme.corp\n    auth:\n      token: t\n",
-        server.uri()
-    ));
+    let status = build(
+        github_status("ghe", &format!("{}/api/v3", server.uri())).with("host", "github.acme.corp"),
+    );
     let mut on_enterprise = event();
     on_enterprise["data"]["commit"]["remoteOrigin"] =
         json!("git@github.acme.corp:platform/api.git");
@@ -179,7 +175,7 @@ async fn failures_are_classified_by_status_and_rate_limit_headers() {
     ];
     for (response, message, retryable) in cases {
         let server = github(response).await;
-        let status = build(&yaml(&server, ""));
+        let status = build(spec(&server));
         let error = deliver(&status, &event()).await.unwrap_err();
         assert!(error.to_string().contains(message), "{error}");
         assert!(!error.to_string().contains("ghp_test_token"));
@@ -212,36 +208,44 @@ async fn failures_are_classified_by_status_and_rate_limit_headers() {
 #[tokio::test]
 async fn a_github_that_does_not_answer_in_time_is_a_timeout() {
     let server = github(created().set_delay(Duration::from_secs(5))).await;
-    let status = build(&yaml(&server, "    timeout: 200ms\n"));
+    let status = build(spec(&server).with("timeout", "200ms"));
     let error = deliver(&status, &event()).await.unwrap_err();
     assert_eq!(error.kind(), Some(FailureKind::Timeout), "{error}");
 }
 
 #[test]
 fn bad_github_status_configs_are_explained() {
-    let base = "  - name: s\n    type: github_status\n";
+    let token = json!({"token": "t"});
     for (extra, expected) in [
-        ("    auth: {}\n", "needs a `token`"),
+        (json!({"auth": {}}), "needs a `token`"),
         (
-            "    auth: {token: t}\n    api_url: ftp://x\n",
+            json!({"auth": token, "api_url": "ftp://x"}),
             "`api_url` must be an http or https URL",
         ),
         (
-            "    auth: {token: t}\n    host: \"git hub\"\n",
+            json!({"auth": token, "host": "git hub"}),
             "`host` must be a host name",
         ),
         (
-            "    auth: {token: t}\n    rate_limit: {per_minute: 0}\n",
+            json!({"auth": token, "rate_limit": {"per_minute": 0}}),
             "`rate_limit.per_minute` must be at least 1",
         ),
         (
-            "    auth: {token: t}\n    contexts: x\n",
+            json!({"auth": token, "contexts": "x"}),
             "unknown field `contexts`",
         ),
-        ("    auth: {token: t, app: 1}\n", "unknown field `app`"),
-        ("    token: t\n", "missing field `auth`"),
+        (
+            json!({"auth": {"token": "t", "app": 1}}),
+            "unknown field `app`",
+        ),
+        (json!({"token": "t"}), "missing field `auth`"),
     ] {
-        let error = config_error(&format!("{base}{extra}"));
+        let mut entry = json!({"name": "s", "type": "github_status"});
+        entry
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let error = config_error(Spec::from(entry));
         assert!(error.contains(expected), "{extra}: {error}");
     }
 }
@@ -251,14 +255,10 @@ fn a_broken_description_template_stops_the_start_with_its_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let template = dir.path().join("status.hbs");
     std::fs::write(&template, "Cancelled by {{actor}}\n{{nope}}\n").unwrap();
-    let yaml = format!(
-        "integrations:\n  - name: s\n    type: github_status\n    auth: {{token: t}}\n    description_template: {}\n",
-        template.display()
+    let errors = build_errors(
+        github_status("s", "https://api.github.com")
+            .with("description_template", template.display().to_string()),
     );
-    let config = run_notifier::config::Config::parse(&yaml, Default::default()).unwrap();
-    let errors =
-        run_notifier::integrations::build_all(&config, &run_notifier::integrations::http_client())
-            .unwrap_err();
     let text = errors[0].to_string();
     assert!(
         text.contains(&format!("{}:2", template.display())),
@@ -270,15 +270,10 @@ fn a_broken_description_template_stops_the_start_with_its_file_and_line() {
 #[tokio::test]
 async fn preview_shows_the_status_request_with_the_token_marked_sensitive() {
     let server = github(created()).await;
-    let status = build(&yaml(&server, ""));
-    let event = providers::parse(&event());
-    let notification = run_notifier::integrations::Notification {
-        event: &event,
-        integration: status.name(),
-        attempt: 1,
-    };
+    let status = build(spec(&server));
+    let event = parse(&event());
 
-    let requests = status.preview(&notification).unwrap();
+    let requests = status.preview(&notification(&status, &event)).unwrap();
 
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].method, "POST");

@@ -1,21 +1,20 @@
 //! An event on the real broker reaches a signed webhook receiver.
 
-mod common;
-
-use common::receiver::Receiver;
-use common::{InProcessWorker, Names, SECRET, TestBroker, event_for, unique, webhook};
 use serde_json::json;
+
+use crate::support::{Receiver, SECRET, TestApp, event, event_for, unique, webhook};
 
 #[tokio::test]
 async fn an_event_reaches_the_webhook_with_the_documented_body_and_a_verifiable_signature() {
-    let names = Names::new();
+    let mut app = TestApp::new().await;
     let receiver = Receiver::ok().await;
-    let yaml = names.config(&webhook("ci-hook", &receiver.url("/hook")));
-    let broker = TestBroker::connect(&names).await;
-    let worker = InProcessWorker::start(&names, &yaml).await;
+    app.spawn_worker(|config| {
+        config.add(webhook("ci-hook", &receiver.url("/hook")));
+    })
+    .await;
 
     let run_id = unique("run");
-    broker.publish(&event_for(&run_id)).await;
+    app.publish(&event_for(&run_id)).await;
     let request = receiver.wait_for(1).await.remove(0);
 
     assert_eq!(request.path, "/hook");
@@ -54,23 +53,24 @@ async fn an_event_reaches_the_webhook_with_the_documented_body_and_a_verifiable_
     assert!((chrono::Utc::now().timestamp() - timestamp).abs() < 60);
     assert!(request.header("webhook-id").starts_with("msg_"));
 
-    worker.stop().await;
-    assert!(broker.take_dead_letters().await.is_empty());
-    broker.cleanup().await;
+    app.stop_worker().await;
+    assert!(app.take_dead_letters().await.is_empty());
 }
 
 #[tokio::test]
 async fn hub_signature_and_static_headers_are_sent_when_configured() {
-    let names = Names::new();
+    let mut app = TestApp::new().await;
     let receiver = Receiver::ok().await;
-    let integration = format!(
-        "{}    hub_secret: It's a Secret to Everybody\n    headers:\n      X-Team: platform\n",
-        webhook("hub", &receiver.url("/hub"))
-    );
-    let broker = TestBroker::connect(&names).await;
-    let worker = InProcessWorker::start(&names, &names.config(&integration)).await;
+    app.spawn_worker(|config| {
+        config.add(
+            webhook("hub", &receiver.url("/hub"))
+                .with("hub_secret", "It's a Secret to Everybody")
+                .with("headers", json!({"X-Team": "platform"})),
+        );
+    })
+    .await;
 
-    broker.publish(&event_for(&unique("run"))).await;
+    app.publish(&event()).await;
     let request = receiver.wait_for(1).await.remove(0);
     assert_eq!(
         request.header("x-hub-signature-256"),
@@ -78,29 +78,26 @@ async fn hub_signature_and_static_headers_are_sent_when_configured() {
     );
     assert_eq!(request.header("x-team"), "platform");
 
-    worker.stop().await;
-    broker.cleanup().await;
+    app.stop_worker().await;
 }
 
 #[tokio::test]
 async fn filters_keep_an_event_from_an_integration() {
-    let names = Names::new();
+    let mut app = TestApp::new().await;
     let receiver = Receiver::ok().await;
-    let integrations = format!(
-        "{}    branches: [\"main\"]\n{}",
-        webhook("main-only", &receiver.url("/main")),
-        webhook("all", &receiver.url("/all"))
-    );
-    let broker = TestBroker::connect(&names).await;
-    let worker = InProcessWorker::start(&names, &names.config(&integrations)).await;
+    app.spawn_worker(|config| {
+        config.add(webhook("main-only", &receiver.url("/main")).with("branches", ["main"]));
+        config.add(webhook("all", &receiver.url("/all")));
+    })
+    .await;
 
-    broker.publish(&event_for(&unique("run"))).await; // branch feature-A
-    let mut main = event_for(&unique("run"));
+    app.publish(&event()).await; // branch feature-A
+    let mut main = event();
     main["data"]["commit"]["branch"] = json!("main");
-    broker.publish(&main).await;
+    app.publish(&main).await;
 
     let received = receiver.wait_for(3).await;
-    worker.stop().await;
+    app.stop_worker().await;
     let paths: Vec<_> = receiver.received().iter().map(|r| r.path.clone()).collect();
     assert_eq!(
         paths.iter().filter(|p| *p == "/all").count(),
@@ -113,5 +110,4 @@ async fn filters_keep_an_event_from_an_integration() {
         "{paths:?}"
     );
     assert_eq!(received.len(), 3);
-    broker.cleanup().await;
 }

@@ -1,8 +1,6 @@
 //! `preview`, `check-config` and config errors for Slack and Teams as a person meets them:
 //! secrets never printed, bad events and bad templates named with their file and line.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -40,7 +38,7 @@ integrations:
     webhook_url: https://hooks.slack.com/services/T0/B0/slacksecret4
     branches: [main]
 ",
-        common::SECRET
+        crate::support::SECRET
     )
 }
 

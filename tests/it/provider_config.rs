@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use run_notifier::config::Config;
 use run_notifier::integrations::{build_all, http_client};
 
-const EXAMPLE: &str = include_str!("../config/run-notifier.yaml");
+const EXAMPLE: &str = include_str!("../../config/run-notifier.yaml");
 
 #[test]
 fn the_example_builds_every_integration_without_environment_variables() {

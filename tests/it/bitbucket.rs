@@ -1,27 +1,24 @@
 //! `bitbucket_status` against a wiremock Bitbucket: state by the outcome rule, a key that is
 //! short and stable per project, basic and bearer auth, and failures classified.
 
-#[path = "support/providers.rs"]
-mod providers;
-
-use providers::{build, config_error, deliver, event, header, json_of, requests};
 use run_notifier::failure::DeliveryError;
-use run_notifier::integrations::{Notification, Receipt};
+use run_notifier::integrations::Receipt;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::support::providers::{
+    build, config_error, deliver, header, json_of, notification, parse, requests,
+};
+use crate::support::{Spec, bitbucket_status, event};
+
 const STATUS_PATH: &str =
     "/2.0/repositories/acme/web-app/commit/5a7edc9a156e417068060d67109021351fc7d9b8/statuses/build";
 
-fn yaml(name: &str, server: &MockServer, auth: &str) -> String {
-    format!(
-        "  - name: {name}\n    type: bitbucket_status\n    api_url: {}\n    auth: {auth}\n",
-        server.uri()
-    )
+/// A `bitbucket_status` with username and app password `ci-bot`:`app-password-1`.
+fn spec(name: &str, server: &MockServer) -> Spec {
+    bitbucket_status(name, &server.uri())
 }
-
-const BASIC: &str = "{username: ci-bot, password: app-password-1}";
 
 async fn bitbucket(response: ResponseTemplate) -> MockServer {
     let server = MockServer::start().await;
@@ -41,7 +38,7 @@ fn on_bitbucket(mut event: Value) -> Value {
 #[tokio::test]
 async fn the_state_follows_the_outcome_rule_and_the_body_names_the_run() {
     let server = bitbucket(ResponseTemplate::new(201)).await;
-    let status = build(&yaml("bitbucket", &server, BASIC));
+    let status = build(spec("bitbucket", &server));
     let failed = on_bitbucket(event());
     let mut passed = on_bitbucket(event());
     passed["data"]["results"]["failures"] = json!(0);
@@ -73,7 +70,7 @@ async fn the_state_follows_the_outcome_rule_and_the_body_names_the_run() {
 async fn long_keys_are_hashed_to_40_characters_and_stay_stable_per_project() {
     let server = bitbucket(ResponseTemplate::new(201)).await;
     let name = "bitbucket-build-status-for-the-platform-team";
-    let status = build(&yaml(name, &server, BASIC));
+    let status = build(spec(name, &server));
     let mut other_project = on_bitbucket(event());
     other_project["data"]["projectId"] = json!("Other1");
 
@@ -94,8 +91,8 @@ async fn long_keys_are_hashed_to_40_characters_and_stay_stable_per_project() {
 #[tokio::test]
 async fn basic_and_bearer_credentials_are_sent_as_authorization() {
     let server = bitbucket(ResponseTemplate::new(201)).await;
-    let basic = build(&yaml("basic", &server, BASIC));
-    let bearer = build(&yaml("bearer", &server, "{token: repo-access-token}"));
+    let basic = build(spec("basic", &server));
+    let bearer = build(spec("bearer", &server).with("auth", json!({"token": "repo-access-token"})));
 
     deliver(&basic, &on_bitbucket(event())).await.unwrap();
     deliver(&bearer, &on_bitbucket(event())).await.unwrap();
@@ -114,15 +111,10 @@ async fn basic_and_bearer_credentials_are_sent_as_authorization() {
 #[tokio::test]
 async fn preview_shows_the_request_with_the_credential_marked_sensitive() {
     let server = bitbucket(ResponseTemplate::new(201)).await;
-    let status = build(&yaml("bitbucket", &server, BASIC));
-    let event = providers::parse(&on_bitbucket(event()));
-    let notification = Notification {
-        event: &event,
-        integration: status.name(),
-        attempt: 1,
-    };
+    let status = build(spec("bitbucket", &server));
+    let event = parse(&on_bitbucket(event()));
 
-    let requests = status.preview(&notification).unwrap();
+    let requests = status.preview(&notification(&status, &event)).unwrap();
 
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].url.path(), STATUS_PATH);
@@ -137,7 +129,7 @@ async fn preview_shows_the_request_with_the_credential_marked_sensitive() {
 #[tokio::test]
 async fn runs_on_github_are_skipped_and_rejections_are_permanent() {
     let server = bitbucket(ResponseTemplate::new(401).set_body_string("Unauthorized")).await;
-    let status = build(&yaml("bitbucket", &server, BASIC));
+    let status = build(spec("bitbucket", &server));
 
     match deliver(&status, &event()).await.unwrap() {
         Receipt::Skipped(reason) => assert!(reason.contains("not on bitbucket.org"), "{reason}"),
@@ -162,14 +154,18 @@ async fn runs_on_github_are_skipped_and_rejections_are_permanent() {
 
 #[test]
 fn bad_bitbucket_auth_is_explained_without_the_secret() {
-    let base = "  - name: b\n    type: bitbucket_status\n";
     for (auth, expected) in [
-        ("{}", "needs `username` and `password`"),
-        ("{username: u}", "go together"),
-        ("{username: u, password: hunter2, token: t}", "not both"),
-        ("{user: u}", "unknown field `user`"),
+        (json!({}), "needs `username` and `password`"),
+        (json!({"username": "u"}), "go together"),
+        (
+            json!({"username": "u", "password": "hunter2", "token": "t"}),
+            "not both",
+        ),
+        (json!({"user": "u"}), "unknown field `user`"),
     ] {
-        let error = config_error(&format!("{base}    auth: {auth}\n"));
+        let error = config_error(Spec::from(
+            json!({"name": "b", "type": "bitbucket_status", "auth": auth}),
+        ));
         assert!(error.contains(expected), "{auth}: {error}");
         assert!(!error.contains("hunter2"), "{error}");
     }

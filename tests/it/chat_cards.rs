@@ -1,38 +1,33 @@
 //! The Slack and Teams bodies as receivers get them, for every sample event: snapshots, hostile
 //! strings kept as JSON strings, and the Teams card checked against the Adaptive Card schema.
 
-use std::collections::HashMap;
-
-use run_notifier::config::Config;
 use run_notifier::event::RunCanceled;
-use run_notifier::integrations::{Integration, Notification, build_all, http_client};
+use run_notifier::integrations::Integration;
 use run_notifier::render::sample_events;
 use serde_json::Value;
 
-const CONFIG: &str = "integrations:
-  - name: slack
-    type: slack
-    webhook_url: https://hooks.slack.com/services/T000/B000/XXXX
-  - name: teams
-    type: teams
-    webhook_url: https://prod-01.westus.logic.azure.com/workflows/x/triggers/manual/paths/invoke?sig=XXXX
-";
+use crate::support::providers::{build, notification};
+use crate::support::{slack, teams};
 
-/// The shipped templates, built as the worker builds them.
+/// The shipped template of `kind` (`slack` or `teams`), built as the worker builds it.
 fn integration(kind: &str) -> Integration {
-    let config = Config::parse(CONFIG, HashMap::new()).unwrap();
-    let integrations = build_all(&config, &http_client()).unwrap_or_else(|e| panic!("{e:?}"));
-    integrations.into_iter().find(|i| i.kind() == kind).unwrap()
+    match kind {
+        "slack" => build(slack(
+            "slack",
+            "https://hooks.slack.com/services/T000/B000/XXXX",
+        )),
+        _ => build(teams(
+            "teams",
+            "https://prod-01.westus.logic.azure.com/workflows/x/triggers/manual/paths/invoke?sig=XXXX",
+        )),
+    }
 }
 
 /// The body the integration would POST; it must parse as JSON.
 fn body(integration: &Integration, event: &RunCanceled) -> Value {
-    let notification = Notification {
-        event,
-        integration: integration.name(),
-        attempt: 1,
-    };
-    let requests = integration.preview(&notification).unwrap();
+    let requests = integration
+        .preview(&notification(integration, event))
+        .unwrap();
     assert_eq!(requests.len(), 1);
     serde_json::from_slice(&requests[0].body).expect("the body is JSON")
 }

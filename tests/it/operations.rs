@@ -1,71 +1,42 @@
 //! Operating the worker: metrics after a known run, logs without secrets, and the dead-letter
 //! tools. Each worker here runs as its own process, so metrics are its alone.
 
-mod common;
-
 use std::time::Duration;
 
-use common::receiver::Receiver;
-use common::{Names, TestBroker, WorkerProcess, event_for, unique, wait_until, webhook};
 use lapin::BasicProperties;
 use serde_json::json;
 use wiremock::ResponseTemplate;
 
-/// The value of one sample line of a Prometheus text page (`name{labels} value`).
-fn sample(page: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    page.lines()
-        .filter(|line| line.starts_with(name))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let all = labels
-                .iter()
-                .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")));
-            let rest = &series[name.len()..];
-            (all && (rest.is_empty() || rest.starts_with('{'))).then(|| value.parse().ok())?
-        })
-}
-
-fn cli(config: &std::path::Path, args: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_run-notifier"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
+use crate::support::process::sample;
+use crate::support::{
+    Receiver, Spec, TestApp, bitbucket_status, event, event_for, github_status, slack, teams,
+    unique, wait_until, webhook,
+};
 
 #[tokio::test]
 async fn metrics_count_a_known_run() {
-    let names = Names::new();
-    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::new().await;
     let ok = Receiver::ok().await;
     let strict = Receiver::scripted(vec![], ResponseTemplate::new(400)).await;
-    let integrations = format!(
-        "{}{}    projects: [strict-project]\n",
-        webhook("ok", &ok.url("/ok")),
-        webhook("strict", &strict.url("/strict"))
-    );
-    let broker = TestBroker::connect(&names).await;
-    let mut worker = WorkerProcess::start(&names, dir.path(), &names.config(&integrations)).await;
+    let mut worker = app
+        .spawn_process(|config| {
+            config.add(webhook("ok", &ok.url("/ok")));
+            config.add(
+                webhook("strict", &strict.url("/strict")).with("projects", ["strict-project"]),
+            );
+        })
+        .await;
 
-    broker.publish(&event_for(&unique("run"))).await;
-    broker.publish(&event_for(&unique("run"))).await;
-    let mut failing = event_for(&unique("run"));
+    app.publish(&event()).await;
+    app.publish(&event()).await;
+    let mut failing = event();
     failing["data"]["projectId"] = json!("strict-project");
-    broker.publish(&failing).await;
-    broker
-        .publish_raw(b"not json", BasicProperties::default())
+    app.publish(&failing).await;
+    app.publish_raw(b"not json", BasicProperties::default())
         .await;
     ok.wait_for(3).await;
-    broker.wait_for_dead_letters(2).await;
+    app.wait_for_dead_letters(2).await;
 
-    let url = names.admin_url("/metrics");
     let counted = |page: &str| {
         ["delivered", "dead_lettered", "invalid"]
             .iter()
@@ -75,10 +46,10 @@ async fn metrics_count_a_known_run() {
     wait_until(
         "all four events are counted",
         Duration::from_secs(10),
-        || async { counted(&reqwest::get(&url).await.unwrap().text().await.unwrap()) == 4.0 },
+        || async { counted(&worker.metrics().await) == 4.0 },
     )
     .await;
-    let page = reqwest::get(&url).await.unwrap().text().await.unwrap();
+    let page = worker.metrics().await;
     let events = |outcome| sample(&page, "run_notifier_events_total", &[("outcome", outcome)]);
     assert_eq!(events("delivered"), Some(2.0), "{page}");
     assert_eq!(events("dead_lettered"), Some(1.0), "{page}");
@@ -150,15 +121,12 @@ async fn metrics_count_a_known_run() {
     );
     assert!(!page.contains("run_id"), "no unbounded labels");
 
-    worker.signal("-TERM");
-    assert!(worker.wait_exit(Duration::from_secs(10)).await.0.success());
-    broker.cleanup().await;
+    worker.stop().await;
 }
 
 #[tokio::test]
 async fn a_full_run_logs_no_configured_secret() {
-    let names = Names::new();
-    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::new().await;
     let down = Receiver::scripted(
         vec![],
         ResponseTemplate::new(500).set_body_string("upstream broke"),
@@ -174,27 +142,40 @@ async fn a_full_run_logs_no_configured_secret() {
         "ghp_GITHUBTOKENSECRET4444",
         "bitbucket-password-4545",
     ];
-    let integrations = [
-        format!("  - name: hook\n    type: webhook\n    url: {}\n    secrets:\n      - {webhook_secret}\n    hub_secret: {}\n    headers:\n      Authorization: Bearer {}\n", down.url("/hook"), secrets[1], secrets[2]),
-        format!("  - name: slack\n    type: slack\n    webhook_url: {}\n", down.url(&format!("/services/T0/B0/{}", secrets[3]))),
-        format!("  - name: teams\n    type: teams\n    webhook_url: {}\n", down.url(&format!("/workflows/run?sig={}", secrets[4]))),
-        format!("  - name: status\n    type: github_status\n    api_url: {}\n    auth:\n      token: {}\n", down.server.uri(), secrets[5]),
-        format!("  - name: bitbucket\n    type: bitbucket_status\n    api_url: {}\n    host: github.com\n    auth:\n      username: bot\n      password: {}\n", down.server.uri(), secrets[6]),
-    ]
-    .concat();
-    let yaml = names.config_with(
-        &integrations,
-        "max_attempts: 2\n  initial_delay: 300ms\n  jitter: false",
-        "shutdown_grace: 5s",
-        8,
-    );
-    let broker = TestBroker::connect(&names).await;
-    let mut worker = WorkerProcess::start(&names, dir.path(), &yaml).await;
+    let integrations: [Spec; 5] = [
+        webhook("hook", &down.url("/hook"))
+            .with("secrets", [webhook_secret])
+            .with("hub_secret", secrets[1])
+            .with(
+                "headers",
+                json!({"Authorization": format!("Bearer {}", secrets[2])}),
+            ),
+        slack(
+            "slack",
+            &down.url(&format!("/services/T0/B0/{}", secrets[3])),
+        ),
+        teams(
+            "teams",
+            &down.url(&format!("/workflows/run?sig={}", secrets[4])),
+        ),
+        github_status("status", &down.server.uri()).with("auth", json!({"token": secrets[5]})),
+        bitbucket_status("bitbucket", &down.server.uri())
+            .with("host", "github.com")
+            .with("auth", json!({"username": "bot", "password": secrets[6]})),
+    ];
+    let mut worker = app
+        .spawn_process(|config| {
+            for integration in integrations {
+                config.add(integration);
+            }
+            config.retry.max_attempts = 2;
+            config.broker.prefetch = 8;
+        })
+        .await;
 
-    broker.publish(&event_for(&unique("run"))).await;
-    broker.wait_for_dead_letters(5).await; // every integration failed twice and gave up
-    worker.signal("-TERM");
-    assert!(worker.wait_exit(Duration::from_secs(10)).await.0.success());
+    app.publish(&event()).await;
+    app.wait_for_dead_letters(5).await; // every integration failed twice and gave up
+    worker.stop().await;
 
     let logs = worker.logs();
     assert!(logs.contains("delivery failed for good"), "{logs}");
@@ -208,41 +189,39 @@ async fn a_full_run_logs_no_configured_secret() {
             "the logs contain the secret {secret}:\n{logs}"
         );
     }
-    let preview_and_check = cli(&dir.path().join("config.yaml"), &["check-config"]);
+    let checked = app.cli(&["check-config"]);
     for secret in secrets {
-        assert!(!preview_and_check.contains(secret));
+        assert!(!checked.contains(secret));
     }
-    broker.cleanup().await;
 }
 
 #[tokio::test]
 async fn dead_letters_are_listed_without_being_consumed_and_replayed_once_fixed() {
-    let names = Names::new();
-    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::new().await;
     let receiver = Receiver::scripted(
         vec![ResponseTemplate::new(400).set_body_string("bad token")],
         ResponseTemplate::new(200),
     )
     .await;
-    let yaml = names.config(&webhook("strict", &receiver.url("/strict")));
-    let config = dir.path().join("config.yaml");
-    let broker = TestBroker::connect(&names).await;
-    let mut worker = WorkerProcess::start(&names, dir.path(), &yaml).await;
+    let mut worker = app
+        .spawn_process(|config| {
+            config.add(webhook("strict", &receiver.url("/strict")));
+        })
+        .await;
 
     let run = unique("run");
-    broker.publish(&event_for(&run)).await;
-    broker
-        .publish_raw(
-            b"{oops",
-            BasicProperties::default().with_message_id("bad-1".into()),
-        )
-        .await;
+    app.publish(&event_for(&run)).await;
+    app.publish_raw(
+        b"{oops",
+        BasicProperties::default().with_message_id("bad-1".into()),
+    )
+    .await;
     wait_until("two dead letters", Duration::from_secs(10), || async {
-        broker.ready_count(&names.dead).await == 2
+        app.ready_count(&app.names.dead).await == 2
     })
     .await;
 
-    let listed = cli(&config, &["dead-letters", "list"]);
+    let listed = app.cli(&["dead-letters", "list"]);
     assert!(listed.contains("2 dead letter(s) shown"), "{listed}");
     assert!(
         listed.contains(&format!("delivery integration=strict attempts=1 run={run}")),
@@ -257,7 +236,7 @@ async fn dead_letters_are_listed_without_being_consumed_and_replayed_once_fixed(
         "{listed}"
     );
     // A listing only reads: the messages go back (quorum queues requeue asynchronously).
-    let both_back = || async { broker.ready_count(&names.dead).await == 2 };
+    let both_back = || async { app.ready_count(&app.names.dead).await == 2 };
     wait_until(
         "the listed dead letters are back",
         Duration::from_secs(5),
@@ -265,7 +244,7 @@ async fn dead_letters_are_listed_without_being_consumed_and_replayed_once_fixed(
     )
     .await;
     let json: serde_json::Value =
-        serde_json::from_str(&cli(&config, &["dead-letters", "list", "--json"])).unwrap();
+        serde_json::from_str(&app.cli(&["dead-letters", "list", "--json"])).unwrap();
     assert_eq!(
         json.as_array().unwrap().len(),
         2,
@@ -279,10 +258,7 @@ async fn dead_letters_are_listed_without_being_consumed_and_replayed_once_fixed(
     .await;
 
     // The receiver is fixed now: replay the failed delivery only.
-    let replayed = cli(
-        &config,
-        &["dead-letters", "replay", "--integration", "strict"],
-    );
+    let replayed = app.cli(&["dead-letters", "replay", "--integration", "strict"]);
     assert!(
         replayed.contains("replayed 1 dead letter(s) of `strict`"),
         "{replayed}"
@@ -295,22 +271,20 @@ async fn dead_letters_are_listed_without_being_consumed_and_replayed_once_fixed(
     assert_eq!(receiver.received()[1].path, "/strict");
 
     // An invalid event replayed is dead-lettered again, once: no loop.
-    let replayed = cli(&config, &["dead-letters", "replay"]);
+    let replayed = app.cli(&["dead-letters", "replay"]);
     assert!(replayed.contains("replayed 1 dead letter(s)"), "{replayed}");
     wait_until(
         "the invalid event is back, once",
         Duration::from_secs(10),
         || async {
-            broker.ready_count(&names.dead).await == 1
-                && broker.ready_count(&names.queue).await == 0
+            app.ready_count(&app.names.dead).await == 1
+                && app.ready_count(&app.names.queue).await == 0
         },
     )
     .await;
-    worker.signal("-TERM");
-    assert!(worker.wait_exit(Duration::from_secs(10)).await.0.success());
+    worker.stop().await;
     assert_eq!(receiver.count(), 2, "delivered exactly once after the fix");
-    let letters = broker.take_dead_letters().await;
+    let letters = app.take_dead_letters().await;
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].body, b"{oops");
-    broker.cleanup().await;
 }

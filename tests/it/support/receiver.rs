@@ -93,7 +93,7 @@ impl Receiver {
 
     /// Waits until at least `count` requests arrived, and returns all of them.
     pub async fn wait_for(&self, count: usize) -> Vec<Received> {
-        super::wait_until(
+        super::poll::wait_until(
             &format!("the receiver got {count} request(s)"),
             Duration::from_secs(20),
             || async { self.count() >= count },

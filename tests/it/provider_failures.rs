@@ -1,16 +1,15 @@
 //! Every HTTP status GitHub or Bitbucket may answer is classified exactly as the one
 //! classifier says, through the real octocrab and reqwest paths (a table over the statuses).
 
-#[path = "support/providers.rs"]
-mod providers;
-
-use providers::{build, deliver, event};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use run_notifier::failure::classify_response;
 use serde_json::json;
 use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::support::providers::{build, deliver};
+use crate::support::{Spec, bitbucket_status, event, github_status};
 
 const STATUSES: [u16; 18] = [
     400, 401, 402, 403, 404, 405, 408, 409, 410, 413, 422, 425, 429, 500, 501, 502, 503, 504,
@@ -31,14 +30,14 @@ impl Respond for StatusFromRepo {
     }
 }
 
-async fn table(integration_yaml: impl Fn(&MockServer) -> String, host: &str) {
+async fn table(spec: impl Fn(&MockServer) -> Spec, host: &str) {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path_regex("/s[0-9]{3}/"))
         .respond_with(StatusFromRepo)
         .mount(&server)
         .await;
-    let integration = build(&integration_yaml(&server));
+    let integration = build(spec(&server));
     for status in STATUSES {
         let mut run = event();
         run["data"]["commit"]["remoteOrigin"] = json!(format!("https://{host}/acme/s{status}"));
@@ -62,10 +61,8 @@ async fn table(integration_yaml: impl Fn(&MockServer) -> String, host: &str) {
 async fn github_answers_are_classified_like_every_other_answer() {
     table(
         |server| {
-            format!(
-                "  - name: gh\n    type: github_status\n    api_url: {}\n    auth: {{token: t}}\n    rate_limit: {{per_minute: 6000, burst: 100}}\n",
-                server.uri()
-            )
+            github_status("gh", &server.uri())
+                .with("rate_limit", json!({"per_minute": 6000, "burst": 100}))
         },
         "github.com",
     )
@@ -76,10 +73,9 @@ async fn github_answers_are_classified_like_every_other_answer() {
 async fn bitbucket_answers_are_classified_like_every_other_answer() {
     table(
         |server| {
-            format!(
-                "  - name: bb\n    type: bitbucket_status\n    api_url: {}\n    auth: {{token: t}}\n    rate_limit: {{per_minute: 6000, burst: 100}}\n",
-                server.uri()
-            )
+            bitbucket_status("bb", &server.uri())
+                .with("auth", json!({"token": "t"}))
+                .with("rate_limit", json!({"per_minute": 6000, "burst": 100}))
         },
         "bitbucket.org",
     )
@@ -89,13 +85,21 @@ async fn bitbucket_answers_are_classified_like_every_other_answer() {
 #[tokio::test]
 async fn an_unreachable_github_or_bitbucket_is_a_transient_failure_saying_so() {
     // Nothing listens on port 9 of this machine (discard): the connection is refused.
-    for yaml in [
-        "  - name: gh\n    type: github_status\n    api_url: http://127.0.0.1:9\n    auth: {token: ghp_unreachable}\n",
-        "  - name: bb\n    type: bitbucket_status\n    api_url: http://127.0.0.1:9\n    auth: {token: bb_unreachable}\n",
+    for (spec, on_bitbucket) in [
+        (
+            github_status("gh", "http://127.0.0.1:9")
+                .with("auth", json!({"token": "ghp_unreachable"})),
+            false,
+        ),
+        (
+            bitbucket_status("bb", "http://127.0.0.1:9")
+                .with("auth", json!({"token": "bb_unreachable"})),
+            true,
+        ),
     ] {
-        let integration = build(yaml);
+        let integration = build(spec);
         let mut run = event();
-        if yaml.contains("bitbucket") {
+        if on_bitbucket {
             run["data"]["commit"]["remoteOrigin"] = json!("https://bitbucket.org/acme/web-app");
         }
         let error = deliver(&integration, &run).await.unwrap_err();

@@ -1,12 +1,11 @@
 //! The `publish` and `verify` commands as a person runs them.
 
-mod common;
-
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
 
-use common::{Names, TestBroker, unique};
 use lapin::options::{BasicAckOptions, BasicGetOptions};
+
+use crate::support::{TestApp, event_for, unique, webhook};
 
 const BODY: &str = r#"{"email":"test@example.com","username":"test_user"}"#;
 
@@ -102,17 +101,13 @@ fn verify_accepts_the_specification_vector_and_explains_each_failure() {
 
 #[tokio::test]
 async fn publish_declares_the_topology_and_puts_the_event_on_the_worker_queue() {
-    let names = Names::new();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        names.config(&common::webhook("hook", "http://127.0.0.1:9/unused")),
-    )
-    .unwrap();
-    let event = dir.path().join("event.json");
+    let app = TestApp::new().await;
+    let (config, _) = app.config(|config| {
+        config.add(webhook("hook", "http://127.0.0.1:9/unused"));
+    });
+    let event = app.dir().join("event.json");
     let run_id = unique("run");
-    std::fs::write(&event, common::event_for(&run_id).to_string()).unwrap();
+    std::fs::write(&event, event_for(&run_id).to_string()).unwrap();
 
     let output = run(
         &[
@@ -131,13 +126,12 @@ async fn publish_declares_the_topology_and_puts_the_event_on_the_worker_queue() 
     );
     assert!(
         String::from_utf8_lossy(&output.stdout)
-            .contains(&format!("to exchange `{}`", names.exchange))
+            .contains(&format!("to exchange `{}`", app.names.exchange))
     );
 
-    let broker = TestBroker::connect(&names).await;
-    let message = broker
+    let message = app
         .channel
-        .basic_get(names.queue.as_str().into(), BasicGetOptions::default())
+        .basic_get(app.names.queue.as_str().into(), BasicGetOptions::default())
         .await
         .unwrap()
         .expect("the event is on the worker's queue");
@@ -159,7 +153,6 @@ async fn publish_declares_the_topology_and_puts_the_event_on_the_worker_queue() 
             .as_deref(),
         Some("application/cloudevents+json")
     );
-    broker.cleanup().await;
 }
 
 #[test]

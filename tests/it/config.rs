@@ -1,14 +1,12 @@
 //! The config as operators meet it: every shipped file parses, and each class of mistake is
 //! rejected at start with the file, the line and a plain sentence.
 
-mod common;
-
 use std::collections::HashMap;
 use std::process::Command;
 
 use run_notifier::config::Config;
 
-const EXAMPLE: &str = include_str!("../config/run-notifier.yaml");
+const EXAMPLE: &str = include_str!("../../config/run-notifier.yaml");
 const SECRET_VALUE: &str = "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0";
 
 fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
@@ -25,7 +23,7 @@ fn error_of(yaml: &str) -> String {
 fn minimal(integration_extra: &str) -> String {
     format!(
         "integrations:\n  - name: hook\n    type: webhook\n    url: https://hooks.example.com/x\n    secrets:\n      - {}\n{integration_extra}",
-        common::SECRET
+        crate::support::SECRET
     )
 }
 
@@ -148,7 +146,7 @@ fn duplicate_integration_names_are_rejected() {
 
 #[test]
 fn missing_environment_variables_are_named() {
-    let error = error_of(&minimal("").replace(common::SECRET, "${HOOK_SECRET}"));
+    let error = error_of(&minimal("").replace(crate::support::SECRET, "${HOOK_SECRET}"));
     assert!(error.contains("missing property `HOOK_SECRET`"), "{error}");
     assert!(
         error.contains("set the variable, or give a default"),
@@ -160,7 +158,7 @@ fn missing_environment_variables_are_named() {
 fn bad_signing_secrets_are_explained_without_being_printed() {
     let error = error_of(
         &minimal("")
-            .replace(common::SECRET, "${HOOK_SECRET}")
+            .replace(crate::support::SECRET, "${HOOK_SECRET}")
             .replace("${HOOK_SECRET}", "not-a-whsec-secret"),
     );
     assert!(
@@ -168,7 +166,7 @@ fn bad_signing_secrets_are_explained_without_being_printed() {
         "{error}"
     );
 
-    let config = minimal("").replace(common::SECRET, "${HOOK_SECRET}");
+    let config = minimal("").replace(crate::support::SECRET, "${HOOK_SECRET}");
     let error =
         Config::parse(&config, env(&[("HOOK_SECRET", "whsec_%%%%hunter2%%%%")])).unwrap_err();
     assert!(
@@ -181,7 +179,7 @@ fn bad_signing_secrets_are_explained_without_being_printed() {
     );
 
     let error = error_of(&minimal("").replace(
-        &format!("secrets:\n      - {}", common::SECRET),
+        &format!("secrets:\n      - {}", crate::support::SECRET),
         "secrets: []",
     ));
     assert!(error.contains("`secrets` needs at least one"), "{error}");

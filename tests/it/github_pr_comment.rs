@@ -1,13 +1,9 @@
 //! `github_pr_comment` against a wiremock GitHub: one comment per run (found again on any
 //! page and edited), hostile text neutralised, bodies cut to fit, cancellation between steps.
 
-#[path = "support/providers.rs"]
-mod providers;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use providers::{HOSTILE, build, deliver, deliver_with, event, json_of, requests};
 use run_notifier::failure::DeliveryError;
 use run_notifier::integrations::Receipt;
 use serde_json::{Value, json};
@@ -15,13 +11,14 @@ use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+use crate::support::providers::{build, build_errors, deliver, deliver_with, json_of, requests};
+use crate::support::{HOSTILE, Spec, event, github_pr_comment, wait_until};
+
 const COMMENTS_42: &str = "/repos/acme/web-app/issues/42/comments";
 
-fn yaml(server: &MockServer) -> String {
-    format!(
-        "  - name: gh-comment\n    type: github_pr_comment\n    api_url: {}\n    auth:\n      token: ghp_test_token\n",
-        server.uri()
-    )
+/// `gh-comment` against `server`, with the token `ghp_test_token`.
+fn spec(server: &MockServer) -> Spec {
+    github_pr_comment("gh-comment", &server.uri())
 }
 
 fn comment(id: u64, body: &str) -> Value {
@@ -111,7 +108,7 @@ async fn github_with_pages() -> MockServer {
 #[tokio::test]
 async fn a_run_is_commented_once_and_a_second_delivery_edits_the_comment_found_on_page_3() {
     let server = github_with_pages().await;
-    let integration = build(&yaml(&server));
+    let integration = build(spec(&server));
     let run = event();
 
     let first = deliver(&integration, &run).await.unwrap();
@@ -173,7 +170,7 @@ async fn a_run_is_commented_once_and_a_second_delivery_edits_the_comment_found_o
 #[tokio::test]
 async fn hostile_actor_branch_and_message_cannot_inject_html_links_or_mentions() {
     let server = github_with_pages().await;
-    let integration = build(&yaml(&server));
+    let integration = build(spec(&server));
     let mut run = event();
     run["data"]["cancellation"]["actor"] = json!(HOSTILE);
     run["data"]["cancellation"]["reason"] = json!("failFast");
@@ -212,7 +209,7 @@ async fn hostile_actor_branch_and_message_cannot_inject_html_links_or_mentions()
 #[tokio::test]
 async fn bodies_are_cut_to_githubs_limit_and_keep_the_marker() {
     let server = github_with_pages().await;
-    let integration = build(&yaml(&server));
+    let integration = build(spec(&server));
     let mut run = event();
     run["data"]["commit"]["message"] = json!("m".repeat(100_000));
 
@@ -236,12 +233,23 @@ async fn cancellation_stops_the_delivery_between_requests() {
         )
         .mount(&server)
         .await;
-    let integration = build(&yaml(&server));
+    let integration = build(spec(&server));
     let cancel = CancellationToken::new();
     let run = event();
     let delivery = deliver_with(&integration, &run, &cancel);
     let canceller = async {
-        providers_wait_for_request(&server).await;
+        wait_until(
+            "GitHub got the first request",
+            Duration::from_secs(10),
+            || async {
+                !server
+                    .received_requests()
+                    .await
+                    .unwrap_or_default()
+                    .is_empty()
+            },
+        )
+        .await;
         cancel.cancel();
     };
     let (result, ()) = tokio::time::timeout(Duration::from_secs(10), async {
@@ -253,26 +261,12 @@ async fn cancellation_stops_the_delivery_between_requests() {
     assert!(requests(&server, "POST", COMMENTS_42).await.is_empty());
 }
 
-async fn providers_wait_for_request(server: &MockServer) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while server
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .is_empty()
-    {
-        assert!(tokio::time::Instant::now() < deadline, "no request arrived");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 #[test]
 fn a_missing_comment_template_stops_the_start_naming_the_file() {
-    let yaml = "integrations:\n  - name: c\n    type: github_pr_comment\n    auth: {token: t}\n    template: /nonexistent/comment.md.hbs\n";
-    let config = run_notifier::config::Config::parse(yaml, Default::default()).unwrap();
-    let errors =
-        run_notifier::integrations::build_all(&config, &run_notifier::integrations::http_client())
-            .unwrap_err();
+    let errors = build_errors(
+        github_pr_comment("c", "https://api.github.com")
+            .with("template", "/nonexistent/comment.md.hbs"),
+    );
     let text = errors[0].to_string();
     assert!(
         text.starts_with("/nonexistent/comment.md.hbs: cannot read the template"),
