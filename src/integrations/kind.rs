@@ -58,7 +58,8 @@ impl Common {
 }
 
 /// The settings of an integration's config that every kind shares: its [`Common`] settings and
-/// routing [`Filters`], both flattened into the config struct. Implement with [`settings!`].
+/// routing [`Filters`], both flattened into the config struct. Implemented by the crate's
+/// `settings!` macro.
 pub trait Settings {
     fn common(&self) -> &Common;
     fn filters(&self) -> &Filters;
@@ -152,6 +153,11 @@ impl Step {
     /// The receipt of this step for the receiver's `answer`.
     pub fn receipt(&self, answer: &Answer) -> String {
         (self.receipt)(answer)
+    }
+
+    /// The request to send, and what makes its receipt from the answer.
+    pub fn into_parts(self) -> (OutgoingRequest, impl Fn(&Answer) -> String) {
+        (self.request, self.receipt)
     }
 }
 
