@@ -114,7 +114,11 @@ async fn preview_shows_the_request_with_the_credential_marked_sensitive() {
     let status = build(spec("bitbucket", &server));
     let event = parse(&on_bitbucket(event()));
 
-    let requests = status.preview(&notification(&status, &event)).unwrap();
+    let requests = status
+        .preview(&notification(&status, &event))
+        .await
+        .unwrap()
+        .requests();
 
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].url.path(), STATUS_PATH);

@@ -273,7 +273,11 @@ async fn preview_shows_the_status_request_with_the_token_marked_sensitive() {
     let status = build(spec(&server));
     let event = parse(&event());
 
-    let requests = status.preview(&notification(&status, &event)).unwrap();
+    let requests = status
+        .preview(&notification(&status, &event))
+        .await
+        .unwrap()
+        .requests();
 
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].method, "POST");

@@ -67,7 +67,8 @@ async fn sigterm_lets_slow_deliveries_finish_within_the_grace_period_and_loses_n
     )
     .await;
     let setup = |config: &mut Setup| {
-        config.add(webhook("slow", &receiver.url("/slow")));
+        // Four at a time: consumption must stop at SIGTERM with runs still waiting.
+        config.add(webhook("slow", &receiver.url("/slow")).with("concurrency", 4));
         config.retry.max_attempts = 3;
         config.broker.prefetch = 4;
     };

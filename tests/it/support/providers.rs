@@ -15,7 +15,7 @@ pub fn build(spec: Spec) -> Integration {
     let document = json!({ "integrations": [spec.0] });
     let config = Config::parse(&document.to_string(), Default::default())
         .unwrap_or_else(|err| panic!("{err}\n{}", spec.0));
-    build_all(&config, &http_client())
+    build_all(&config.integrations, &config.templates_dir, &http_client())
         .unwrap_or_else(|err| panic!("{err:?}"))
         .remove(0)
 }
@@ -90,7 +90,7 @@ pub fn build_errors(spec: Spec) -> Vec<String> {
     let document = json!({ "integrations": [spec.0] });
     let config = Config::parse(&document.to_string(), Default::default())
         .unwrap_or_else(|err| panic!("{err}\n{}", spec.0));
-    build_all(&config, &http_client())
+    build_all(&config.integrations, &config.templates_dir, &http_client())
         .expect_err("the integration should not build")
         .iter()
         .map(ToString::to_string)
