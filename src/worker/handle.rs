@@ -77,7 +77,8 @@ impl Worker {
                 delivery.data.len()
             ))
         } else {
-            RunCanceled::parse(&delivery.data).map_err(|err| err.to_string())
+            RunCanceled::from_amqp(&delivery.data, &delivery.properties)
+                .map_err(|err| err.to_string())
         };
         let event = match event {
             Ok(event) => event,
