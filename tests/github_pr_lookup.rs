@@ -134,7 +134,7 @@ async fn preview_shows_the_comment_or_the_lookup_without_sending_anything() {
         body["body"]
             .as_str()
             .unwrap()
-            .starts_with("Cancelled by jane\\.doe")
+            .starts_with("Cancelled by jane.doe\n")
     );
     assert!(post.headers["authorization"].is_sensitive());
 
