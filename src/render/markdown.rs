@@ -41,9 +41,15 @@ pub fn escape_markdown(value: &str) -> String {
             ']' => next.is_none_or(|n| matches!(n, '(' | '[' | ':')),
             // Inline math needs a pair.
             '$' => dollars >= 2,
-            // Block markers only count at the start of a line; a value may start one.
-            '#' | '>' | '-' | '+' | '=' if i == 0 => true,
-            '.' | ')' if ordered_list_number(&chars[..i]) => true,
+            // Block markers only count at the start of a line, and a value may start one.
+            '>' if i == 0 => true,
+            '#' if i == 0 => chars
+                .iter()
+                .find(|c| **c != '#')
+                .is_none_or(|c| c.is_whitespace()),
+            '-' | '+' if i == 0 => space(next) || next.is_none() || rule_line(&chars),
+            '=' if i == 0 => rule_line(&chars),
+            '.' | ')' if ordered_list_number(&chars[..i]) => space(next) || next.is_none(),
             _ => false,
         };
         match c {
@@ -69,6 +75,11 @@ pub fn escape_markdown(value: &str) -> String {
         }
     }
     escaped
+}
+
+/// Whether the line is only `-`, `=` or `*` and spaces: a thematic break or a heading underline.
+fn rule_line(chars: &[char]) -> bool {
+    chars.iter().all(|c| matches!(c, '-' | '=' | '*' | ' '))
 }
 
 /// Whether `before` is the number of an ordered list item (1 to 9 digits at the line start).
@@ -104,6 +115,10 @@ mod tests {
             "a < b, c > d",
             "[WIP] new button",
             "release/1.2",
+            "-v flag",
+            "#hashtag",
+            "1.2.3 released",
+            "+1 from me",
         ] {
             assert_eq!(escape_markdown(value), value);
         }
@@ -148,7 +163,12 @@ mod tests {
             ("===", "\\==="),
             ("---", "\\---"),
             ("    indented code", "indented code"),
-            ("#1 fix", "\\#\u{200D}1 fix"),
+            ("#1 fix", "#\u{200D}1 fix"),
+            ("## h2", "\\## h2"),
+            ("#", "\\#"),
+            ("- - -", "\\- - -"),
+            ("-", "\\-"),
+            ("1.", "1\\."),
         ];
         for (value, expected) in cases {
             assert_eq!(escape_markdown(value), expected, "{value}");
