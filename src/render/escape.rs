@@ -25,10 +25,15 @@ pub fn escape_slack(value: &str) -> String {
 /// Escapes a value for an Adaptive Card inside a JSON string. The shipped card puts values only
 /// in `TextRun`s, which render no Markdown; for `TextBlock`s and facts in custom cards, which
 /// do, `](` and bare links are broken with a zero-width joiner, invisible in both, so a value
-/// can never become a link. Backslash escapes are not used: Teams clients disagree on them and
-/// a `TextRun` would show them.
+/// can never become a link. `{{` gets the joiner too: cards format `{{DATE(…)}}` and
+/// `{{TIME(…)}}` in any text. Backslash escapes are not used: Teams clients disagree on them
+/// and a `TextRun` would show them.
 pub fn escape_teams_json(value: &str) -> String {
-    escape_json(&break_autolinks(value).replace("](", "]\u{200D}("))
+    escape_json(
+        &break_autolinks(value)
+            .replace("](", "]\u{200D}(")
+            .replace("{{", "{\u{200D}{"),
+    )
 }
 
 /// Breaks bare links (`scheme://`, `www.`), which GitHub, Slack and Teams clients turn into
@@ -39,4 +44,30 @@ pub(super) fn break_autolinks(value: &str) -> String {
         text = text.replace(www, &format!("{}\u{200D}.", &www[..3]));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn teams_values_read_the_same_and_cannot_link_or_format_dates() {
+        let value =
+            "[x](https://evil.example) www.evil.example {{DATE(2026-11-21T10:15:02Z)}} \"q\"";
+        let escaped = escape_teams_json(value);
+        let parsed: String = serde_json::from_str(&format!("\"{escaped}\"")).unwrap();
+        assert_eq!(parsed.replace('\u{200D}', ""), value);
+        for live in ["](", "://", "www.", "{{"] {
+            assert!(!parsed.contains(live), "{live} in {parsed}");
+        }
+    }
+
+    #[test]
+    fn slack_values_cannot_auto_link() {
+        let escaped = escape_slack("see http://evil.example and WWW.evil.example <!here>");
+        assert_eq!(
+            escaped,
+            "see http:\u{200D}//evil.example and WWW\u{200D}.evil.example &lt;!here&gt;"
+        );
+    }
 }
