@@ -2,14 +2,19 @@
 //! `RUST_LOG`) and, in [`metrics`], every Prometheus metric.
 
 pub mod metrics;
+mod relevel;
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format;
 use tracing_subscriber::fmt::format::FmtSpan;
+
+pub use relevel::Relevel;
 
 /// Installs the global subscriber. Log field names used across the crate: `run_id`,
 /// `message_id`, `project`, `integration`, `attempt`, `outcome`, `reason`, `error`.
+/// Third-party ERRORs the worker recovers from are written at WARN ([`Relevel`]).
 pub fn init() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -17,13 +22,13 @@ pub fn init() {
         .with_span_events(FmtSpan::NONE)
         .with_writer(std::io::stdout);
     if std::io::stdout().is_terminal() {
-        builder.init();
+        builder.event_format(Relevel::new(format::format())).init();
     } else {
-        builder
+        let json = format::format()
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .with_span_list(true)
-            .init();
+            .with_span_list(true);
+        builder.json().event_format(Relevel::new(json)).init();
     }
 }

@@ -184,7 +184,7 @@ impl Worker {
                 body.len()
             ));
         }
-        RunCanceled::parse(body).map_err(|err| err.to_string())
+        RunCanceled::from_amqp(body, &message.delivery.properties).map_err(|err| err.to_string())
     }
 
     /// Publishes the retry, dead letter or queued part a delivery's outcome asks for; `false`

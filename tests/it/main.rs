@@ -6,6 +6,7 @@
 mod support;
 
 mod bad_input;
+mod binary_mode;
 mod bitbucket;
 mod chat_cards;
 mod chat_cli;
@@ -21,6 +22,7 @@ mod github_retries;
 mod github_status;
 mod harness;
 mod ledger;
+mod log_levels;
 mod operations;
 mod preview_is_request;
 mod provider_config;

@@ -43,6 +43,11 @@ impl<'app> WorkerProcess<'app> {
         worker
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
     /// Sends `signal` (`-TERM`, `-KILL`) to the process.
     pub fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("running").to_string();
