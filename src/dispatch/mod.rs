@@ -10,7 +10,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::future::{self, BoxFuture, FutureExt as _};
 use futures_util::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, error, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, warn};
 
 use crate::event::RunCanceled;
 use crate::failure::DeliveryError;
@@ -18,7 +18,7 @@ use crate::integrations::{Integration, Notification, Receipt};
 use crate::ledger::{Claim, ClaimId, Key, Ledger, State, now_ms};
 use crate::protocol::EVENT_TYPE;
 use crate::retry::RetryPolicy;
-use crate::telemetry::metrics;
+use crate::telemetry::{metrics, otel};
 use runs::InFlight;
 
 /// Which integrations a message is for.
@@ -138,7 +138,8 @@ impl Dispatcher {
         chosen
             .into_iter()
             .map(|(integration, attempt)| {
-                let span = info_span!("delivery", integration = integration.name(), attempt);
+                let span =
+                    otel::delivery_span(event.data.run_id.as_str(), integration.name(), attempt);
                 self.deliver_one(event, integration, attempt, routed, stop, abort)
                     .instrument(span)
                     .boxed()
@@ -219,9 +220,11 @@ impl Dispatcher {
         };
         let in_flight = metrics::in_flight();
         let started = Instant::now();
-        let result = integration
-            .deliver(&notification, &registration.token)
-            .await;
+        let result = otel::outgoing(
+            integration.common().send_traceparent,
+            integration.deliver(&notification, &registration.token),
+        )
+        .await;
         metrics::delivery_time(integration.kind(), started.elapsed());
         drop(in_flight);
         let outcome = match result {

@@ -105,11 +105,12 @@ impl OutgoingRequest {
 
     /// Sends the request and classifies the answer. Returns the status and body of a 2xx.
     pub async fn send(
-        self,
+        mut self,
         client: &reqwest::Client,
         timeout: Duration,
         cancel: &CancellationToken,
     ) -> Result<(reqwest::StatusCode, String), DeliveryError> {
+        crate::telemetry::otel::inject(&mut self.headers);
         let dialect = self.dialect;
         let request = client
             .request(self.method, self.url)

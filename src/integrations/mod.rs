@@ -55,6 +55,11 @@ pub struct Common {
     /// Longest wait for one request's answer.
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
+    /// Send the delivery span's W3C `traceparent` (and `tracestate`) header on each post, so a
+    /// receiver that traces can join the trace; only while tracing is on. Not for GitHub, whose
+    /// API does not join traces.
+    #[serde(default)]
+    pub send_traceparent: bool,
 }
 
 fn default_timeout() -> HumanDuration {
@@ -116,6 +121,9 @@ impl IntegrationConfig {
         }
         if self.common().timeout.is_zero() {
             problems.push("`timeout` must be longer than 0ms".to_owned());
+        }
+        if self.common().send_traceparent && self.kind().starts_with("github") {
+            problems.push("`send_traceparent` is not available for GitHub integrations: GitHub's API does not join traces".to_owned());
         }
         match self {
             IntegrationConfig::Webhook(config) => problems.extend(config.problems()),

@@ -90,12 +90,14 @@ fn describe() {
     );
 }
 
-/// A consumed message ended as `outcome`.
+/// A consumed message ended as `outcome`; also recorded on the current (event) span.
 pub fn event(outcome: &'static str) {
     counter!(EVENTS, "outcome" => outcome).increment(1);
+    super::otel::record_outcome(outcome, None);
 }
 
-/// One delivery ended; `reason` is the failure kind, if it failed.
+/// One delivery ended; `reason` is the failure kind, if it failed. Both are also recorded on
+/// the current (delivery) span, so traces and metrics use the same labels.
 pub fn delivery(
     integration: &str,
     kind: &'static str,
@@ -110,6 +112,7 @@ pub fn delivery(
         "reason" => reason.unwrap_or(""),
     )
     .increment(1);
+    super::otel::record_outcome(outcome, reason);
 }
 
 /// How long one attempt took.

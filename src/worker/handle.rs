@@ -4,14 +4,14 @@ use futures_util::StreamExt as _;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, Span, error, field, info_span, warn};
+use tracing::{Instrument, Span, error, warn};
 
 use super::Worker;
 use crate::broker::Publisher;
 use crate::broker::message::{DeadLetter, Inbound};
 use crate::dispatch::{Outcome, Targets};
 use crate::event::RunCanceled;
-use crate::telemetry::metrics;
+use crate::telemetry::{metrics, otel};
 
 /// What to tell the broker about the source message.
 enum Disposition {
@@ -30,11 +30,10 @@ impl Worker {
         abort: &CancellationToken,
     ) {
         let inbound = Inbound::from_delivery(&delivery);
-        let span = info_span!(
-            "event",
-            message_id = %inbound.message_id,
-            run_id = field::Empty,
-            project = field::Empty,
+        let span = otel::event_span(
+            &inbound.message_id,
+            delivery.properties.headers().as_ref(),
+            &delivery.data,
         );
         async {
             let disposition = self

@@ -342,6 +342,16 @@ pub struct WorkerProcess {
 impl WorkerProcess {
     /// Writes `yaml` into `dir` and starts `run-notifier run` on it; waits until ready.
     pub async fn start(names: &Names, dir: &std::path::Path, yaml: &str) -> Self {
+        Self::start_with_env(names, dir, yaml, &[]).await
+    }
+
+    /// [`start`](Self::start) with extra environment variables.
+    pub async fn start_with_env(
+        names: &Names,
+        dir: &std::path::Path,
+        yaml: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let config = dir.join("config.yaml");
         std::fs::write(&config, yaml).unwrap();
         let log = dir.join(format!("{}.log", unique("worker")));
@@ -349,6 +359,7 @@ impl WorkerProcess {
             .args(["run", "--config"])
             .arg(&config)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(std::process::Stdio::inherit())
             .kill_on_drop(true)
