@@ -47,6 +47,7 @@ pub fn install() -> PrometheusHandle {
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
             describe();
+            zero();
             handle
         })
         .clone()
@@ -88,6 +89,17 @@ fn describe() {
         UNSETTLED,
         "Acks or nacks the broker did not take (the message is redelivered and deduplicated)."
     );
+}
+
+/// Exports the series alerts watch from the start, at zero: `increase()` cannot see the first
+/// dead letter of a process if its series only appears with it.
+fn zero() {
+    for kind in ["invalid", "delivery"] {
+        counter!(DEAD_LETTERS, "kind" => kind).increment(0);
+    }
+    counter!(UNSETTLED).increment(0);
+    gauge!(IN_FLIGHT).set(0.0);
+    gauge!(BROKER_CONNECTED).set(0.0);
 }
 
 /// A consumed message ended as `outcome`; also recorded on the current (event) span.
