@@ -24,7 +24,7 @@
 //! - [`broker`]: lapin connection, topology, headers, publishing with confirms.
 //! - [`worker`]: the consumer, its reconnects, and shutdown; acks by outcome; no HTTP.
 //! - [`signature`]: Standard Webhooks signing and verification.
-//! - [`admin`], [`telemetry`]: health and metrics endpoints; logs and metrics.
+//! - [`admin`], [`telemetry`]: health and metrics endpoints; logs, metrics and traces.
 //! - [`render`]: Handlebars templates, one registry per output format, checked at load.
 //! - [`preview`]: each integration's plan for an event (the exact requests), secrets redacted,
 //!   nothing written.

@@ -128,13 +128,16 @@ fn main() -> ExitCode {
 fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run => {
-            telemetry::init();
+            let tracing = telemetry::init()?;
             let config = Config::load(&cli.config)?;
-            runtime()?.block_on(async {
+            let result = runtime()?.block_on(async {
                 let shutdown = CancellationToken::new();
                 tokio::spawn(cancel_on_signal(shutdown.clone()));
                 app::run(config, shutdown).await
-            })
+            });
+            // After the runtime is gone: sending the last spans blocks.
+            drop(tracing);
+            result
         }
         Command::CheckConfig => {
             let config = Config::load(&cli.config)?;
