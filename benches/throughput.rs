@@ -1,31 +1,174 @@
-//! End-to-end throughput, latency and memory of the worker next to a bare consumer on the same
-//! broker, as ratios measured in one run. Run with `cargo bench --bench throughput`.
+//! End-to-end throughput, CPU, latency and memory of the worker next to the fastest notifier
+//! that could exist (a bare forwarder) and the broker's limit (a bare consumer), as ratios
+//! measured in one run on one machine. Run with `cargo bench --bench throughput`.
 //!
-//! Needs RabbitMQ on 127.0.0.1:5672 (guest/guest). Environment:
-//! - `EVENTS` (default 10000): events per throughput scenario;
-//! - `LATENCY_SECONDS` (default 6): how long events are offered at `LATENCY_RATE` (default 500/s);
-//! - `SOAK=1`: also push `SOAK_EVENTS` (default 1000000) through the fan-out scenario and report
-//!   the worker's RSS every 100000 events.
+//! Needs RabbitMQ on 127.0.0.1:5672 (guest/guest). Arguments and environment:
+//! - `--smoke` (or `SMOKE=1`): a few hundred events per scenario, every scenario must complete,
+//!   the targets are printed but not enforced (CI runs this);
+//! - `EVENTS` (default 10000, smoke 300): events per throughput scenario;
+//! - `LATENCY_SECONDS` (default 6, smoke 1): how long events are offered at `LATENCY_RATE`
+//!   (default 500/s) for the latency figures;
+//! - `ONLY=worker,fan-out`: only these scenarios (bare-consumer, forwarder, worker,
+//!   forwarder-fan-out, fan-out, start-to-ready), to profile one;
+//! - `SOAK=1`: also push `SOAK_EVENTS` (default 1000000) through the fan-out worker and report
+//!   its RSS every 100000 events.
 //!
-//! Prints one JSON line per scenario and a last line `ratio worker/baseline = X.XX`.
+//! Prints one JSON line per scenario, one line per target, and last
+//! `ratio worker/forwarder = X.XX` and `ratio fanout/forwarder = X.XX`. Exits non-zero when a
+//! scenario fails, or (full run only) when a target is missed.
 
 #[path = "throughput/broker.rs"]
 mod broker;
 #[path = "throughput/child.rs"]
 mod child;
+#[path = "throughput/forwarder.rs"]
+mod forwarder;
+#[path = "throughput/mode.rs"]
+mod mode;
 #[path = "throughput/receiver.rs"]
 mod receiver;
 #[path = "throughput/scenario.rs"]
 mod scenario;
+#[path = "throughput/soak.rs"]
+mod soak;
+
+use std::collections::HashMap;
+
+use scenario::{Figures, Shape, Subject};
 
 fn main() {
     if let Ok(config) = std::env::var(child::CHILD_CONFIG) {
         child::run_worker(&config);
         return;
     }
-    tokio::runtime::Builder::new_multi_thread()
+    if let Ok(spec) = std::env::var(forwarder::CHILD_SPEC) {
+        forwarder::run(&spec);
+        return;
+    }
+    let mode = mode::Mode::from_env();
+    let ok = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap()
-        .block_on(scenario::all());
+        .block_on(all(&mode));
+    if !ok {
+        std::process::exit(1);
+    }
+}
+
+/// Runs every scenario (a failed one does not stop the others); `false` when one failed or,
+/// in a full run, a target was missed.
+async fn all(mode: &mode::Mode) -> bool {
+    let (url, seen) = receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker::Broker::connect().await;
+    let mut failed = Vec::new();
+    let mut figures: HashMap<&str, Figures> = HashMap::new();
+    let mut report = |label: &'static str, result: anyhow::Result<Option<Figures>>| match result {
+        Ok(Some(f)) => {
+            figures.insert(label, f);
+        }
+        Ok(None) => {}
+        Err(err) => {
+            println!(
+                "{{\"scenario\":\"{label}\",\"failed\":{}}}",
+                serde_json::Value::String(format!("{err:#}"))
+            );
+            failed.push(label);
+        }
+    };
+
+    if mode.runs("bare-consumer") {
+        let result = scenario::bare_consumer(&broker, &url, dir.path(), mode).await;
+        report("bare-consumer", result.map(|_| None));
+    }
+    for (label, subject, shape) in [
+        ("forwarder", Subject::Forwarder, Shape::OneWebhook),
+        ("worker", Subject::Worker, Shape::OneWebhook),
+        ("forwarder-fan-out", Subject::Forwarder, Shape::FanOut),
+        ("fan-out", Subject::Worker, Shape::FanOut),
+    ] {
+        if mode.runs(label) {
+            let result =
+                scenario::measure(&broker, &seen, &url, subject, shape, dir.path(), mode).await;
+            report(label, result.map(Some));
+        }
+    }
+    if mode.runs("start-to-ready") {
+        let result = scenario::start_to_ready(&broker, dir.path(), mode).await;
+        report("start-to-ready", result.map(|()| None));
+    }
+    if mode.soak {
+        let result = soak::soak(&broker, &seen, &url, dir.path()).await;
+        report("soak", result.map(|()| None));
+    }
+    let _ = broker.connection.close(200, "done".into()).await;
+
+    let missed = targets(&figures);
+    let ratio = |a: &str, b: &str| match (figures.get(a), figures.get(b)) {
+        (Some(a), Some(b)) => format!("{:.2}", a.events_per_s / b.events_per_s),
+        _ => "n/a".into(),
+    };
+    for (worker, forwarder) in [("worker", "forwarder"), ("fan-out", "forwarder-fan-out")] {
+        if let (Some(w), Some(f)) = (figures.get(worker), figures.get(forwarder)) {
+            println!(
+                "cpu per event {worker}/{forwarder} = {:.2} ({:.0} / {:.0} us)",
+                w.cpu_us_per_event / f.cpu_us_per_event,
+                w.cpu_us_per_event,
+                f.cpu_us_per_event
+            );
+        }
+    }
+    if !failed.is_empty() {
+        println!("failed scenarios: {}", failed.join(", "));
+    }
+    println!("ratio worker/forwarder = {}", ratio("worker", "forwarder"));
+    println!(
+        "ratio fanout/forwarder = {}",
+        ratio("fan-out", "forwarder-fan-out")
+    );
+    failed.is_empty() && (mode.smoke || missed == 0)
+}
+
+/// Prints each target with the figure it is held to; returns how many were missed.
+fn targets(figures: &HashMap<&str, Figures>) -> usize {
+    let mut missed = 0;
+    let mut target = |name: String, value: Option<f64>, limit: f64, at_least: bool| {
+        let Some(value) = value else { return };
+        let met = if at_least {
+            value >= limit
+        } else {
+            value <= limit
+        };
+        missed += usize::from(!met);
+        let (verdict, sign) = if met { ("met", "") } else { ("MISSED", "not ") };
+        let relation = if at_least { ">=" } else { "<=" };
+        println!("target {verdict}: {name} = {value:.2} ({sign}{relation} {limit})");
+    };
+    let rate = |label: &str| figures.get(label).map(|f| f.events_per_s);
+    let over = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
+    target(
+        "worker/forwarder events/s".into(),
+        over(rate("worker"), rate("forwarder")),
+        0.8,
+        true,
+    );
+    target(
+        "fan-out/forwarder-fan-out events/s".into(),
+        over(rate("fan-out"), rate("forwarder-fan-out")),
+        0.8,
+        true,
+    );
+    for (label, p99_limit) in [("worker", 5.0), ("fan-out", 10.0)] {
+        if let Some(f) = figures.get(label) {
+            target(format!("{label} p99 ms"), Some(f.p99_ms), p99_limit, false);
+            target(
+                format!("{label} peak RSS MiB"),
+                Some(f.peak_rss_mib),
+                40.0,
+                false,
+            );
+        }
+    }
+    missed
 }

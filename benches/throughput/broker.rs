@@ -1,5 +1,5 @@
 //! The broker side of the benchmark: the real topology, pre-publishing persistent events with
-//! confirms, the bare consumer baseline, and deleting what a run declared.
+//! confirms, the bare consumer (the broker's limit), and deleting what a scenario declared.
 
 use std::time::{Duration, Instant};
 
@@ -110,12 +110,22 @@ impl Broker {
         elapsed
     }
 
-    /// Deletes a run's queues and exchanges (best effort).
-    pub async fn delete(&self, topology: &Topology, config: &Config) {
-        let channel = self.connection.create_channel().await.unwrap();
+    /// Deletes what a scenario's config declares (best effort): the event, dead-letter and
+    /// retry queues, each integration's own queue `<queue>.<integration>`, and the exchanges.
+    pub async fn delete(&self, config: &Config) {
+        let Ok(channel) = self.connection.create_channel().await else {
+            return;
+        };
         let broker = &config.broker;
+        let topology = Topology::of(config);
         let mut queues = vec![broker.queue.clone(), broker.dead_letter_queue.clone()];
         queues.extend((0..16).map(|k| format!("{}.{}s", broker.retry_queue_prefix, 1u64 << k)));
+        queues.extend(
+            config
+                .integrations
+                .iter()
+                .map(|integration| topology.work_queue(integration.name())),
+        );
         for queue in queues {
             let _ = channel
                 .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())

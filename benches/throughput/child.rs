@@ -1,12 +1,13 @@
-//! The worker under test runs in a child process (this same bench binary, re-executed), so that
-//! its RSS is its own and not the receiver's, the publisher's or the baseline consumer's. The
-//! child does what `run-notifier run` does, through the library API: JSON logs to stdout (sent
-//! to /dev/null), a multi-threaded runtime, `app::run` until SIGTERM.
+//! The process under test (the worker, or the bare forwarder) runs in a child process (this same
+//! bench binary, re-executed), so that its RSS and CPU are its own and not the receiver's or the
+//! publisher's. The worker child does what `run-notifier run` does, through the library API:
+//! JSON logs to stdout (sent to /dev/null), a multi-threaded runtime, `app::run` until SIGTERM.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context as _, bail};
 use run_notifier::config::Config;
 use tokio_util::sync::CancellationToken;
 
@@ -41,21 +42,21 @@ pub struct WorkerProcess {
 }
 
 impl WorkerProcess {
-    /// Starts `program` with `args` (and the child marker when `config` is given), then waits
-    /// for `/readyz`; returns the process and how long it took to become ready.
-    pub async fn start(mut command: Command, admin: &str) -> (Self, Duration) {
+    /// Starts `command`, then waits for its `/readyz` on `admin`; returns the process and how
+    /// long it took to become ready.
+    pub async fn start(mut command: Command, admin: &str) -> anyhow::Result<(Self, Duration)> {
         let started = Instant::now();
         let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap();
-        let process = Self {
+            .context("cannot start the child process")?;
+        let mut process = Self {
             child,
             admin: admin.to_owned(),
         };
-        process.wait_ready(started).await;
-        (process, started.elapsed())
+        process.wait_ready(started).await?;
+        Ok((process, started.elapsed()))
     }
 
     /// This bench binary as a worker on `config`.
@@ -65,21 +66,47 @@ impl WorkerProcess {
         command
     }
 
-    async fn wait_ready(&self, started: Instant) {
+    /// This bench binary as the bare forwarder (see `forwarder.rs`).
+    pub fn forwarder(spec: &str) -> Command {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command.env(crate::forwarder::CHILD_SPEC, spec);
+        command
+    }
+
+    async fn wait_ready(&mut self, started: Instant) -> anyhow::Result<()> {
         let client = reqwest::Client::new();
         let url = format!("http://{}/readyz", self.admin);
         loop {
             if let Ok(response) = client.get(&url).send().await
                 && response.status() == 200
             {
-                return;
+                return Ok(());
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "the worker did not become ready"
-            );
+            self.check_alive()?;
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("the child did not become ready within 30 s");
+            }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
+    }
+
+    /// An error when the child has exited (it should run until stopped).
+    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+        match self.child.try_wait()? {
+            Some(status) => bail!("the child process exited: {status}"),
+            None => Ok(()),
+        }
+    }
+
+    /// The child's `/metrics` page (the worker's Prometheus exposition).
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        let url = format!("http://{}/metrics", self.admin);
+        Ok(reqwest::get(&url).await?.error_for_status()?.text().await?)
+    }
+
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     /// `VmRSS` and `VmHWM` (peak) of the process, in KiB.

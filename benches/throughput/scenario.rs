@@ -1,5 +1,6 @@
-//! The scenarios: the bare consumer baseline, the worker with one webhook, the worker fanning
-//! out to five integrations, start-to-ready with the example config, and the optional soak.
+//! The measured scenarios: the bare consumer (the broker's limit), the bare forwarder and the
+//! worker, each with one webhook and fanning out to five integrations. Each scenario declares
+//! its own uniquely named topology and deletes it afterwards, whether it succeeded or not.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -7,43 +8,32 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::{Context as _, bail};
+use futures_util::FutureExt as _;
 use run_notifier::config::Config;
 
 use crate::broker::{AMQP_URL, Broker};
 use crate::child::WorkerProcess;
-use crate::receiver::{self, Seen};
+use crate::forwarder::Spec;
+use crate::mode::Mode;
+use crate::receiver::Seen;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-/// The example config's prefetch, used by the worker and the baseline alike.
-const PREFETCH: u16 = 64;
-const SOAK_CHECKPOINT: usize = 100_000;
-/// The soak keeps at most this many events waiting in the queue.
-const SOAK_BACKLOG: usize = 20_000;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+/// The example config's prefetch, used by the worker, the forwarder and the consumer alike.
+pub const PREFETCH: u16 = 64;
 
 /// Names unique to one scenario of one run, and its config.
-struct Scenario {
-    id: String,
-    admin: String,
-    config_path: PathBuf,
-    config: Config,
+pub struct Scenario {
+    pub id: String,
+    pub admin: String,
+    pub config_path: PathBuf,
+    pub config: Config,
 }
 
 impl Scenario {
-    fn new(label: &str, integrations: &str, dir: &Path) -> Self {
+    pub fn new(label: &str, integrations: &str, dir: &Path) -> Self {
         let id = format!("bench-{label}-{:08x}", rand::random::<u32>());
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let admin = format!("127.0.0.1:{port}");
+        let admin = format!("127.0.0.1:{}", free_port());
         let yaml = format!(
             "broker:\n  url: {AMQP_URL}\n  exchange: {id}.runs\n  queue: {id}.events\n  routing_key: run.canceled\n  retry_queue_prefix: {id}.retry\n  dead_letter_queue: {id}.dead\n  control_exchange: {id}.control\n  prefetch: {PREFETCH}\nadmin:\n  listen: {admin}\nledger:\n  path: {}\ntemplates_dir: {}\nintegrations:\n{integrations}",
             dir.join(format!("{id}.db")).display(),
@@ -61,6 +51,77 @@ impl Scenario {
             config,
         }
     }
+
+    /// Runs `body` on this scenario's declared topology, then deletes the topology whatever
+    /// happened (an error or a panic becomes the scenario's error).
+    pub async fn run<T>(
+        &self,
+        broker: &Broker,
+        body: impl Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        let result = std::panic::AssertUnwindSafe(body).catch_unwind().await;
+        broker.delete(&self.config).await;
+        match result {
+            Ok(result) => result,
+            Err(panic) => bail!("panicked: {}", panic_text(&panic)),
+        }
+    }
+}
+
+pub fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Which shape of delivery: one signed webhook, or five integrations per event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    OneWebhook,
+    FanOut,
+}
+
+impl Shape {
+    pub fn per_event(self) -> usize {
+        match self {
+            Shape::OneWebhook => 1,
+            Shape::FanOut => 5,
+        }
+    }
+
+    /// The worker's integrations.
+    pub fn integrations(self, url: &str) -> String {
+        match self {
+            Shape::OneWebhook => webhook(url, 1),
+            Shape::FanOut => format!(
+                "{}{}{}  - name: slack\n    type: slack\n    webhook_url: {url}/slack\n    timeout: 5s\n    rate_limit:\n      per_minute: 60000000\n      burst: 10000\n  - name: teams\n    type: teams\n    webhook_url: {url}/teams\n    timeout: 5s\n",
+                webhook(url, 1),
+                webhook(url, 2),
+                webhook(url, 3)
+            ),
+        }
+    }
+
+    /// The same receiver URLs, for the forwarder.
+    pub fn targets(self, url: &str) -> Vec<String> {
+        let hooks = (1..=3).map(|n| format!("{url}/hook/{n}"));
+        match self {
+            Shape::OneWebhook => vec![format!("{url}/hook/1")],
+            Shape::FanOut => hooks
+                .chain([format!("{url}/slack"), format!("{url}/teams")])
+                .collect(),
+        }
+    }
 }
 
 fn webhook(url: &str, n: usize) -> String {
@@ -69,26 +130,22 @@ fn webhook(url: &str, n: usize) -> String {
     )
 }
 
-fn fan_out(url: &str) -> String {
-    format!(
-        "{}{}{}  - name: slack\n    type: slack\n    webhook_url: {url}/slack\n    timeout: 5s\n    rate_limit:\n      per_minute: 60000000\n      burst: 10000\n  - name: teams\n    type: teams\n    webhook_url: {url}/teams\n    timeout: 5s\n",
-        webhook(url, 1),
-        webhook(url, 2),
-        webhook(url, 3)
-    )
-}
-
-/// Waits until the receiver has seen `count` requests.
-async fn wait_for(seen: &Seen, count: u64, timeout: Duration) {
+/// Waits until the receiver has seen `count` requests, while the child still runs.
+pub async fn wait_for(
+    seen: &Seen,
+    count: u64,
+    timeout: Duration,
+    process: &mut WorkerProcess,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     while seen.requests() < count {
-        assert!(
-            started.elapsed() < timeout,
-            "only {} of {count} requests arrived",
-            seen.requests()
-        );
+        process.check_alive()?;
+        if started.elapsed() > timeout {
+            bail!("only {} of {count} requests arrived", seen.requests());
+        }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+    Ok(())
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -99,89 +156,117 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[index] as f64 / 1000.0
 }
 
-pub async fn all() {
-    let events = env_usize("EVENTS", 10_000);
-    let (url, seen) = receiver::start().await;
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::connect().await;
-
-    let baseline = baseline(&broker, &url, dir.path(), events).await;
-    let worker = worker(
-        &broker,
-        &seen,
-        "worker",
-        &webhook(&url, 1),
-        1,
-        dir.path(),
-        events,
-    )
-    .await;
-    let fan_out_rate = worker_scenario_fan_out(&broker, &seen, &url, dir.path(), events).await;
-    start_to_ready(dir.path()).await;
-    if std::env::var("SOAK").is_ok_and(|v| v == "1") {
-        soak(&broker, &seen, &url, dir.path()).await;
-    }
-    println!("ratio fan-out/baseline = {:.2}", fan_out_rate / baseline);
-    println!("ratio worker/baseline = {:.2}", worker / baseline);
-    let _ = broker.connection.close(200, "done".into()).await;
+/// The bare consumer: only acks, same queue kind, same event size, same prefetch.
+pub async fn bare_consumer(
+    broker: &Broker,
+    url: &str,
+    dir: &Path,
+    mode: &Mode,
+) -> anyhow::Result<f64> {
+    let events = mode.events;
+    let scenario = Scenario::new("consumer", &webhook(url, 1), dir);
+    scenario
+        .run(broker, async {
+            let topology = broker.declare(&scenario.config).await;
+            broker.prepublish(&topology, &scenario.id, events).await;
+            let took = broker.bare_consume(&topology.queue, PREFETCH, events).await;
+            let rate = events as f64 / took.as_secs_f64();
+            println!(
+                "{{\"scenario\":\"bare-consumer\",\"events\":{events},\"prefetch\":{PREFETCH},\"seconds\":{:.3},\"events_per_s\":{rate:.0}}}",
+                took.as_secs_f64()
+            );
+            Ok(rate)
+        })
+        .await
 }
 
-async fn worker_scenario_fan_out(
+/// What one child (worker or forwarder) did in one shape.
+#[derive(Debug, Clone, Copy)]
+pub struct Figures {
+    pub events_per_s: f64,
+    pub cpu_us_per_event: f64,
+    pub p99_ms: f64,
+    pub peak_rss_mib: f64,
+}
+
+/// Which child to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Worker,
+    Forwarder,
+}
+
+/// The child in its own process: throughput over pre-published events (timed from ready to
+/// the last request), then latency at a fixed offered rate, then its peak RSS.
+pub async fn measure(
     broker: &Broker,
     seen: &Arc<Seen>,
     url: &str,
+    subject: Subject,
+    shape: Shape,
     dir: &Path,
-    events: usize,
-) -> f64 {
-    worker(broker, seen, "fan-out", &fan_out(url), 5, dir, events).await
+    mode: &Mode,
+) -> anyhow::Result<Figures> {
+    let label = match (subject, shape) {
+        (Subject::Worker, Shape::OneWebhook) => "worker",
+        (Subject::Worker, Shape::FanOut) => "fan-out",
+        (Subject::Forwarder, Shape::OneWebhook) => "forwarder",
+        (Subject::Forwarder, Shape::FanOut) => "forwarder-fan-out",
+    };
+    let scenario = Scenario::new(label, &shape.integrations(url), dir);
+    scenario
+        .run(
+            broker,
+            measure_in(broker, seen, url, subject, shape, &scenario, label, mode),
+        )
+        .await
 }
 
-/// The bare consumer: only acks, same queue kind, same event size, same prefetch.
-async fn baseline(broker: &Broker, url: &str, dir: &Path, events: usize) -> f64 {
-    let scenario = Scenario::new("baseline", &webhook(url, 1), dir);
-    let topology = broker.declare(&scenario.config).await;
-    broker.prepublish(&topology, &scenario.id, events).await;
-    let took = broker.bare_consume(&topology.queue, PREFETCH, events).await;
-    broker.delete(&topology, &scenario.config).await;
-    let rate = events as f64 / took.as_secs_f64();
-    println!(
-        "{{\"scenario\":\"baseline\",\"events\":{events},\"prefetch\":{PREFETCH},\"seconds\":{:.3},\"events_per_s\":{rate:.0}}}",
-        took.as_secs_f64()
-    );
-    rate
-}
-
-/// The worker in its own process: throughput over pre-published events (timed from ready to
-/// the last request), then latency at a fixed offered rate, then its peak RSS.
-async fn worker(
+#[allow(clippy::too_many_arguments)]
+async fn measure_in(
     broker: &Broker,
     seen: &Arc<Seen>,
+    url: &str,
+    subject: Subject,
+    shape: Shape,
+    scenario: &Scenario,
     label: &str,
-    integrations: &str,
-    per_event: usize,
-    dir: &Path,
-    events: usize,
-) -> f64 {
-    let scenario = Scenario::new(label, integrations, dir);
+    mode: &Mode,
+) -> anyhow::Result<Figures> {
+    let (events, per_event) = (mode.events, shape.per_event());
     let topology = broker.declare(&scenario.config).await;
     broker.prepublish(&topology, &scenario.id, events).await;
     let before = seen.requests();
-    let (process, _) = WorkerProcess::start(
-        WorkerProcess::library(&scenario.config_path),
-        &scenario.admin,
-    )
-    .await;
+    let command = match subject {
+        Subject::Worker => WorkerProcess::library(&scenario.config_path),
+        Subject::Forwarder => WorkerProcess::forwarder(
+            &Spec {
+                amqp_url: AMQP_URL.to_owned(),
+                queue: topology.queue.clone(),
+                prefetch: PREFETCH,
+                admin: scenario.admin.clone(),
+                targets: shape.targets(url),
+            }
+            .encode(),
+        ),
+    };
+    let (mut process, _) = WorkerProcess::start(command, &scenario.admin).await?;
+    mode.announce_child(label, &process);
     let started = Instant::now();
     let cpu_before = process.cpu();
     let expected = before + (events * per_event) as u64;
-    wait_for(seen, expected, Duration::from_secs(600)).await;
+    wait_for(seen, expected, Duration::from_secs(600), &mut process).await?;
     let took = started.elapsed().as_secs_f64();
     let cpu_us_per_event = (process.cpu() - cpu_before).as_micros() as f64 / events as f64;
     let (_, throughput_hwm) = process.rss_kib();
+    let queued = match subject {
+        Subject::Worker => queued_deliveries(&process.metrics().await?),
+        Subject::Forwarder => 0,
+    };
 
-    // Latency: events offered at a steady rate to the idle worker, publish to receipt.
-    let rate = env_usize("LATENCY_RATE", 500);
-    let offered = rate * env_usize("LATENCY_SECONDS", 6);
+    // Latency: events offered at a steady rate to the idle child, publish to receipt.
+    let rate = mode.latency_rate;
+    let offered = rate * mode.latency_seconds;
     seen.take_latencies();
     let mut tick = tokio::time::interval(Duration::from_secs(1) / rate as u32);
     let mut confirms = Vec::with_capacity(offered);
@@ -191,72 +276,108 @@ async fn worker(
         confirms.push(broker.publish(&topology, &run_id).await);
     }
     for confirm in confirms {
-        assert!(confirm.await.unwrap().is_ack());
+        if !confirm.await.context("publish confirm")?.is_ack() {
+            bail!("the broker refused a published event");
+        }
     }
     wait_for(
         seen,
         expected + (offered * per_event) as u64,
         Duration::from_secs(60),
+        &mut process,
     )
-    .await;
+    .await?;
     let mut latencies = seen.take_latencies();
     latencies.sort_unstable();
     let (rss, hwm) = process.rss_kib();
     process.stop();
-    broker.delete(&topology, &scenario.config).await;
 
     let events_per_s = events as f64 / took;
+    let figures = Figures {
+        events_per_s,
+        cpu_us_per_event,
+        p99_ms: percentile(&latencies, 0.99),
+        peak_rss_mib: hwm as f64 / 1024.0,
+    };
     println!(
-        "{{\"scenario\":\"{label}\",\"integrations\":{per_event},\"events\":{events},\"seconds\":{took:.3},\"events_per_s\":{events_per_s:.0},\"deliveries_per_s\":{:.0},\"worker_cpu_us_per_event\":{cpu_us_per_event:.0},\"latency_rate\":{rate},\"latency_samples\":{},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2},\"peak_rss_mib_throughput\":{:.1},\"peak_rss_mib\":{:.1},\"rss_mib_end\":{:.1}}}",
+        "{{\"scenario\":\"{label}\",\"integrations\":{per_event},\"events\":{events},\"seconds\":{took:.3},\"events_per_s\":{events_per_s:.0},\"deliveries_per_s\":{:.0},\"cpu_us_per_event\":{cpu_us_per_event:.0},\"deliveries_via_integration_queues\":{queued},\"latency_rate\":{rate},\"latency_samples\":{},\"p50_ms\":{:.2},\"p99_ms\":{:.2},\"max_ms\":{:.2},\"peak_rss_mib_throughput\":{:.1},\"peak_rss_mib\":{:.1},\"rss_mib_end\":{:.1}}}",
         events_per_s * per_event as f64,
         latencies.len(),
         percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99),
+        figures.p99_ms,
         percentile(&latencies, 1.0),
         throughput_hwm as f64 / 1024.0,
-        hwm as f64 / 1024.0,
+        figures.peak_rss_mib,
         rss as f64 / 1024.0,
     );
-    events_per_s
+    Ok(figures)
 }
 
-/// `run-notifier run` (the release binary) on the example config, with its broker names,
-/// admin port and ledger file made unique to this run: spawn to `/readyz` 200.
-async fn start_to_ready(dir: &Path) {
+/// How many deliveries went through the integrations' own queues: the sum of
+/// `run_notifier_integration_queue_wait_seconds_count` over integrations.
+fn queued_deliveries(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|line| line.starts_with("run_notifier_integration_queue_wait_seconds_count"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// `run-notifier run` (the binary) on the example config, with its broker names, admin port
+/// and ledger file made unique to this run: spawn to `/readyz` 200.
+pub async fn start_to_ready(broker: &Broker, dir: &Path, mode: &Mode) -> anyhow::Result<()> {
     let id = format!("bench-ready-{:08x}", rand::random::<u32>());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let example = include_str!("../../config/run-notifier.yaml");
-    let yaml = format!(
-        "{}\nledger:\n  path: {}\n",
-        example
-            .replace("exchange: runs", &format!("exchange: {id}.runs"))
-            .replace("queue: run-notifier.events", &format!("queue: {id}.events"))
-            .replace("prefix: run-notifier.retry", &format!("prefix: {id}.retry"))
-            .replace("queue: run-notifier.dead", &format!("queue: {id}.dead"))
-            .replace("127.0.0.1:9464", &format!("127.0.0.1:{port}")),
-        dir.join(format!("{id}.db")).display()
-    );
-    let path = dir.join(format!("{id}.yaml"));
-    std::fs::write(&path, &yaml).unwrap();
-    let config = Config::parse(&yaml, HashMap::new()).unwrap();
-    let mut times = Vec::new();
-    for _ in 0..5 {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_run-notifier"));
-        command
-            .args(["run", "--config"])
-            .arg(&path)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        let (process, ready) = WorkerProcess::start(command, &format!("127.0.0.1:{port}")).await;
-        process.stop();
-        times.push(ready.as_secs_f64() * 1000.0);
+    let ledger = dir.join(format!("{id}.db"));
+    let mut yaml = example.to_owned();
+    for (from, to) in [
+        ("exchange: runs", format!("exchange: {id}.runs")),
+        ("queue: run-notifier.events", format!("queue: {id}.events")),
+        ("prefix: run-notifier.retry", format!("prefix: {id}.retry")),
+        ("queue: run-notifier.dead", format!("queue: {id}.dead")),
+        (
+            "exchange: run-notifier.control",
+            format!("exchange: {id}.control"),
+        ),
+        (
+            "path: run-notifier.db",
+            format!("path: {}", ledger.display()),
+        ),
+        ("127.0.0.1:9464", format!("127.0.0.1:{port}")),
+    ] {
+        // Each replaced line must exist: the example changing must fail here, loudly.
+        if !yaml.contains(from) {
+            bail!("config/run-notifier.yaml no longer has `{from}`");
+        }
+        yaml = yaml.replace(from, &to);
     }
-    let broker = Broker::connect().await;
-    let topology = broker.declare(&config).await;
-    broker.delete(&topology, &config).await;
+    let path = dir.join(format!("{id}.yaml"));
+    std::fs::write(&path, &yaml)?;
+    let config = Config::parse(&yaml, HashMap::new())
+        .map_err(|err| anyhow::anyhow!("the adjusted example config: {err}"))?;
+    let result = std::panic::AssertUnwindSafe(async {
+        let mut times = Vec::new();
+        for _ in 0..mode.ready_runs {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_run-notifier"));
+            command
+                .args(["run", "--config"])
+                .arg(&path)
+                .current_dir(env!("CARGO_MANIFEST_DIR"));
+            let (process, ready) =
+                WorkerProcess::start(command, &format!("127.0.0.1:{port}")).await?;
+            process.stop();
+            times.push(ready.as_secs_f64() * 1000.0);
+        }
+        anyhow::Ok(times)
+    })
+    .catch_unwind()
+    .await;
+    broker.delete(&config).await;
+    let times = match result {
+        Ok(times) => times?,
+        Err(panic) => bail!("panicked: {}", panic_text(&panic)),
+    };
     let mut sorted = times.clone();
     sorted.sort_by(f64::total_cmp);
     println!(
@@ -264,48 +385,5 @@ async fn start_to_ready(dir: &Path) {
         sorted[sorted.len() / 2],
         sorted[sorted.len() - 1]
     );
-}
-
-/// `SOAK_EVENTS` through the fan-out worker, publishing while it consumes (at most
-/// `SOAK_BACKLOG` waiting), with the worker's RSS every `SOAK_CHECKPOINT` events.
-async fn soak(broker: &Broker, seen: &Arc<Seen>, url: &str, dir: &Path) {
-    let total = env_usize("SOAK_EVENTS", 1_000_000);
-    let scenario = Scenario::new("soak", &fan_out(url), dir);
-    let topology = broker.declare(&scenario.config).await;
-    let before = seen.requests();
-    let (process, _) = WorkerProcess::start(
-        WorkerProcess::library(&scenario.config_path),
-        &scenario.admin,
-    )
-    .await;
-    let started = Instant::now();
-    let delivered = |seen: &Seen| ((seen.requests() - before) / 5) as usize;
-    let mut published = 0;
-    let mut checkpoint = SOAK_CHECKPOINT;
-    let mut first = None;
-    while checkpoint <= total {
-        while published < total && published < delivered(seen) + SOAK_BACKLOG {
-            let chunk = 1_000.min(total - published);
-            broker
-                .prepublish(&topology, &format!("{}-{published}", scenario.id), chunk)
-                .await;
-            published += chunk;
-        }
-        if delivered(seen) >= checkpoint {
-            let (rss, hwm) = process.rss_kib();
-            let rss_mib = rss as f64 / 1024.0;
-            let base = *first.get_or_insert(rss_mib);
-            println!(
-                "{{\"scenario\":\"soak\",\"events\":{checkpoint},\"seconds\":{:.0},\"rss_mib\":{rss_mib:.1},\"peak_rss_mib\":{:.1},\"growth_since_first_pct\":{:.1}}}",
-                started.elapsed().as_secs_f64(),
-                hwm as f64 / 1024.0,
-                (rss_mib - base) / base * 100.0
-            );
-            checkpoint += SOAK_CHECKPOINT;
-        } else {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-    process.stop();
-    broker.delete(&topology, &scenario.config).await;
+    Ok(())
 }

@@ -1,0 +1,61 @@
+//! How much the benchmark does: the full run (the figures the README quotes, targets enforced)
+//! or the smoke run CI makes (a few hundred events, every scenario, no targets).
+
+use crate::child::WorkerProcess;
+
+/// What this run does, from the arguments and the environment.
+#[derive(Debug, Clone)]
+pub struct Mode {
+    /// A smoke run: every scenario must complete; the figures are not held to the targets.
+    pub smoke: bool,
+    /// Events per throughput scenario.
+    pub events: usize,
+    /// Events per second offered for the latency figures, and for how long.
+    pub latency_rate: usize,
+    pub latency_seconds: usize,
+    /// How many times start-to-ready is measured.
+    pub ready_runs: usize,
+    /// Also run the soak (`SOAK=1`).
+    pub soak: bool,
+    /// Only these scenarios (`ONLY=worker,fan-out`), for profiling one of them.
+    only: Option<Vec<String>>,
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+impl Mode {
+    /// `--smoke` (or `SMOKE=1`) makes a smoke run; `EVENTS`, `LATENCY_RATE`,
+    /// `LATENCY_SECONDS`, `SOAK` and `ONLY` adjust either kind.
+    pub fn from_env() -> Self {
+        let smoke = std::env::args().any(|a| a == "--smoke")
+            || std::env::var("SMOKE").is_ok_and(|v| v == "1");
+        Self {
+            smoke,
+            events: env_usize("EVENTS", if smoke { 300 } else { 10_000 }),
+            latency_rate: env_usize("LATENCY_RATE", 500).max(1),
+            latency_seconds: env_usize("LATENCY_SECONDS", if smoke { 1 } else { 6 }),
+            ready_runs: if smoke { 1 } else { 5 },
+            soak: std::env::var("SOAK").is_ok_and(|v| v == "1"),
+            only: std::env::var("ONLY")
+                .ok()
+                .map(|v| v.split(',').map(str::to_owned).collect()),
+        }
+    }
+
+    /// Whether the scenario called `label` runs.
+    pub fn runs(&self, label: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|o| o == label))
+    }
+
+    /// Says on stderr which process a scenario measures, so `perf record -p` can attach.
+    pub fn announce_child(&self, label: &str, process: &WorkerProcess) {
+        eprintln!("{label}: child process {}", process.id());
+    }
+}
