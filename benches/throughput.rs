@@ -9,7 +9,8 @@
 //! - `LATENCY_SECONDS` (default 6, smoke 1): how long events are offered at `LATENCY_RATE`
 //!   (default 500/s) for the latency figures;
 //! - `ONLY=worker,fan-out`: only these scenarios (bare-consumer, forwarder, worker,
-//!   forwarder-fan-out, fan-out, start-to-ready), to profile one;
+//!   forwarder-fan-out, fan-out, start-to-ready, flood-spread, flood-clustered), to profile
+//!   one;
 //! - `SOAK=1`: also push `SOAK_EVENTS` (default 1000000) through the fan-out worker and report
 //!   its RSS every 100000 events.
 //!
@@ -21,6 +22,8 @@
 mod broker;
 #[path = "throughput/child.rs"]
 mod child;
+#[path = "throughput/flood.rs"]
+mod flood;
 #[path = "throughput/forwarder.rs"]
 mod forwarder;
 #[path = "throughput/mode.rs"]
@@ -64,6 +67,7 @@ async fn all(mode: &mode::Mode) -> bool {
     let broker = broker::Broker::connect().await;
     let mut failed = Vec::new();
     let mut figures: HashMap<&str, Figures> = HashMap::new();
+    let mut flood_peaks = Vec::new();
     let mut report = |label: &'static str, result: anyhow::Result<Option<Figures>>| match result {
         Ok(Some(f)) => {
             figures.insert(label, f);
@@ -98,13 +102,28 @@ async fn all(mode: &mode::Mode) -> bool {
         let result = scenario::start_to_ready(&broker, dir.path(), mode).await;
         report("start-to-ready", result.map(|()| None));
     }
+    for (label, clustered) in [("flood-spread", false), ("flood-clustered", true)] {
+        if mode.runs(label) {
+            let result = flood::flood(&broker, &url, dir.path(), mode, clustered).await;
+            match result {
+                Ok(peak) => flood_peaks.push((label, peak)),
+                Err(err) => report(label, Err(err)),
+            }
+        }
+    }
     if mode.soak {
         let result = soak::soak(&broker, &seen, &url, dir.path()).await;
         report("soak", result.map(|()| None));
     }
     let _ = broker.connection.close(200, "done".into()).await;
 
-    let missed = targets(&figures);
+    let mut missed = targets(&figures);
+    for (label, peak) in &flood_peaks {
+        let met = *peak <= 64.0;
+        missed += usize::from(!met);
+        let verdict = if met { "met" } else { "MISSED" };
+        println!("target {verdict}: {label} peak RSS MiB = {peak:.2} (<= 64)");
+    }
     let ratio = |a: &str, b: &str| match (figures.get(a), figures.get(b)) {
         (Some(a), Some(b)) => format!("{:.2}", a.events_per_s / b.events_per_s),
         _ => "n/a".into(),

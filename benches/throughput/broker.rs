@@ -51,7 +51,11 @@ impl Broker {
 
     /// Publishes one event with this run id, persistent, as the dashboard does.
     pub async fn publish(&self, topology: &Topology, run_id: &str) -> lapin::PublisherConfirm {
-        let body = event(run_id);
+        self.publish_body(topology, event(run_id).as_bytes()).await
+    }
+
+    /// Publishes `body` as an event would be, persistent.
+    pub async fn publish_body(&self, topology: &Topology, body: &[u8]) -> lapin::PublisherConfirm {
         let properties = BasicProperties::default()
             .with_content_type("application/cloudevents+json".into())
             .with_delivery_mode(2);
@@ -60,7 +64,7 @@ impl Broker {
                 topology.exchange.as_str().into(),
                 topology.routing_key.as_str().into(),
                 BasicPublishOptions::default(),
-                body.as_bytes(),
+                body,
                 properties,
             )
             .await
@@ -108,6 +112,23 @@ impl Broker {
         let elapsed = started.elapsed();
         let _ = channel.close(200, "done".into()).await;
         elapsed
+    }
+
+    /// How many messages wait in `queue` (0 when it cannot be read).
+    pub async fn depth(&self, queue: &str) -> u32 {
+        let Ok(channel) = self.connection.create_channel().await else {
+            return 0;
+        };
+        let options = lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let depth = channel
+            .queue_declare(queue.into(), options, FieldTable::default())
+            .await
+            .map_or(0, |queue| queue.message_count());
+        let _ = channel.close(200, "done".into()).await;
+        depth
     }
 
     /// Deletes what a scenario's config declares (best effort): the event, dead-letter and
