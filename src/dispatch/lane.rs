@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Outcome;
 use super::breaker::{Admission, Breaker, BreakerState, Signal};
+use super::budget::Flow;
 use crate::telemetry::metrics;
 
 /// The concurrency and breaker of one integration.
@@ -18,9 +19,9 @@ use crate::telemetry::metrics;
 pub struct Lane {
     integration: String,
     permits: Arc<Semaphore>,
-    /// Deliveries made straight from the event queue hold their event message until they end:
-    /// these permits bound how many a hung receiver can hold (see [`Lane::new`]).
-    direct: Arc<Semaphore>,
+    /// When a slot was last freed: a part from the event queue waits briefly for a slot only
+    /// while slots are being freed.
+    flow: Flow,
     breaker: Breaker,
     waiting: Waiting,
 }
@@ -31,8 +32,13 @@ pub struct Slot<'a> {
     lane: &'a Lane,
     admission: Admission,
     _permit: OwnedSemaphorePermit,
-    _direct: Option<OwnedSemaphorePermit>,
     _in_flight: metrics::IntegrationInFlight,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.lane.flow.released();
+    }
 }
 
 impl Slot<'_> {
@@ -43,34 +49,28 @@ impl Slot<'_> {
 }
 
 impl Lane {
-    /// `direct`: how many of the `concurrency` slots may go to deliveries made straight from the
-    /// event queue (the rest only to work from the integration's own queue).
-    pub fn new(
-        integration: &str,
-        concurrency: usize,
-        direct: usize,
-        failures: u32,
-        cool_down: Duration,
-    ) -> Self {
+    pub fn new(integration: &str, concurrency: usize, failures: u32, cool_down: Duration) -> Self {
         Self {
             integration: integration.to_owned(),
             permits: Arc::new(Semaphore::new(concurrency)),
-            direct: Arc::new(Semaphore::new(direct.clamp(1, concurrency.max(1)))),
+            flow: Flow::default(),
             breaker: Breaker::new(integration, failures, cool_down),
             waiting: Waiting::default(),
         }
     }
 
-    /// A slot for a delivery straight from the event queue, if one is free, the breaker is
-    /// closed and nothing waits before it; otherwise `None` and the work belongs in the
-    /// integration's queue.
-    pub fn try_slot(&self) -> Option<Slot<'_>> {
-        if !self.breaker.admit_now() || self.waiting() > 0 {
-            return None;
-        }
-        let direct = Arc::clone(&self.direct).try_acquire_owned().ok()?;
-        let permit = Arc::clone(&self.permits).try_acquire_owned().ok()?;
-        Some(self.occupy(Admission::Normal, permit, Some(direct)))
+    /// Whether new work may be delivered straight from the event queue: the breaker is closed.
+    pub fn open_to_new_work(&self) -> bool {
+        self.breaker.admit_now()
+    }
+
+    /// A slot for a delivery straight from the event queue: a free one, or the next one freed
+    /// within [`PATIENCE`](super::budget::PATIENCE) while slots are being freed (after any work
+    /// already waiting: the semaphore is fair). `None`: the work belongs in the integration's
+    /// queue.
+    pub async fn direct_slot(&self) -> Option<Slot<'_>> {
+        let permit = self.flow.patiently(&self.permits).await?;
+        Some(self.occupy(Admission::Normal, permit))
     }
 
     /// Waits for a slot (the breaker's leave, then a free permit); `queued_at_ms` is when the
@@ -87,20 +87,14 @@ impl Lane {
                 return None;
             }
         };
-        Some(self.occupy(admission, permit, None))
+        Some(self.occupy(admission, permit))
     }
 
-    fn occupy(
-        &self,
-        admission: Admission,
-        permit: OwnedSemaphorePermit,
-        direct: Option<OwnedSemaphorePermit>,
-    ) -> Slot<'_> {
+    fn occupy(&self, admission: Admission, permit: OwnedSemaphorePermit) -> Slot<'_> {
         Slot {
             lane: self,
             admission,
             _permit: permit,
-            _direct: direct,
             _in_flight: metrics::IntegrationInFlight::start(&self.integration),
         }
     }
@@ -155,6 +149,7 @@ impl Drop for WaitingGuard<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dispatch::budget::PATIENCE;
     use crate::failure::DeliveryError;
 
     fn transient() -> Outcome {
@@ -164,60 +159,88 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    // Paused time: a wait shows as time that passed, and no test waits in real time.
+
+    #[tokio::test(start_paused = true)]
     async fn slots_are_bounded_by_the_concurrency() {
-        let lane = Lane::new("a", 2, 2, 5, Duration::from_secs(30));
-        let first = lane.try_slot().expect("free");
-        let _second = lane.try_slot().expect("free");
-        assert!(lane.try_slot().is_none(), "the third waits in the queue");
+        let lane = Lane::new("a", 2, 5, Duration::from_secs(30));
+        let first = lane.direct_slot().await.expect("free");
+        let _second = lane.direct_slot().await.expect("free");
+        assert!(
+            lane.direct_slot().await.is_none(),
+            "the third goes to the queue"
+        );
         first.finish(&Outcome::Delivered("HTTP 200".into()));
-        assert!(lane.try_slot().is_some());
+        assert!(lane.direct_slot().await.is_some());
     }
 
-    #[tokio::test]
-    async fn direct_deliveries_get_only_their_share_of_the_slots() {
-        let lane = Lane::new("a", 4, 1, 5, Duration::from_secs(30));
-        let _direct = lane.try_slot().expect("free");
-        assert!(lane.try_slot().is_none(), "one direct delivery at a time");
-        let cancel = CancellationToken::new();
-        let _queued = lane
-            .slot(0, &cancel)
-            .await
-            .expect("queued work still gets a slot");
+    #[tokio::test(start_paused = true)]
+    async fn a_full_lane_whose_slots_are_stuck_is_not_waited_on() {
+        let lane = Lane::new("a", 1, 5, Duration::from_secs(30));
+        let _hung = lane.direct_slot().await.expect("free");
+        tokio::time::sleep(PATIENCE * 2).await;
+        let started = tokio::time::Instant::now();
+        assert!(lane.direct_slot().await.is_none());
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
+    async fn a_busy_lane_is_waited_on_while_its_slots_are_freed() {
+        let lane = Arc::new(Lane::new("a", 1, 5, Duration::from_secs(30)));
+        let busy = lane.direct_slot().await.expect("free");
+        let waiter = {
+            let lane = Arc::clone(&lane);
+            tokio::spawn(async move { lane.direct_slot().await.is_some() })
+        };
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        drop(busy);
+        assert!(
+            waiter.await.unwrap(),
+            "the freed slot went to the waiting part"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn an_open_breaker_sends_new_work_to_the_queue() {
-        let lane = Lane::new("a", 8, 8, 2, Duration::from_secs(30));
+        let lane = Lane::new("a", 8, 2, Duration::from_secs(30));
         for _ in 0..2 {
-            lane.try_slot().unwrap().finish(&transient());
+            lane.direct_slot().await.unwrap().finish(&transient());
         }
         assert_eq!(lane.breaker_state(), BreakerState::Open);
-        assert!(lane.try_slot().is_none());
+        assert!(!lane.open_to_new_work());
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn work_waiting_for_a_slot_goes_before_new_work() {
-        let lane = Arc::new(Lane::new("a", 1, 1, 5, Duration::from_secs(30)));
-        let busy = lane.try_slot().unwrap();
+        let lane = Arc::new(Lane::new("a", 1, 5, Duration::from_secs(30)));
+        let busy = lane.direct_slot().await.unwrap();
         let cancel = CancellationToken::new();
+        let (got, mut got_rx) = tokio::sync::mpsc::channel(1);
+        let (done, done_rx) = tokio::sync::oneshot::channel::<()>();
         let waiter = {
             let lane = Arc::clone(&lane);
             let cancel = cancel.clone();
-            tokio::spawn(async move { lane.slot(0, &cancel).await.is_some() })
+            tokio::spawn(async move {
+                let slot = lane.slot(0, &cancel).await;
+                got.send(slot.is_some()).await.unwrap();
+                // Holds the slot until the test is done with new work.
+                let _ = done_rx.await;
+            })
         };
         while lane.waiting() == 0 {
             tokio::task::yield_now().await;
         }
-        assert!(
-            lane.try_slot().is_none(),
-            "new work queues behind the waiting one"
-        );
         drop(busy);
         assert!(
-            lane.try_slot().is_none(),
-            "the freed slot went to the waiting delivery"
+            lane.direct_slot().await.is_none(),
+            "the freed slot went to the waiting delivery, not to new work"
         );
-        assert!(waiter.await.unwrap(), "the waiting delivery got the slot");
+        assert_eq!(
+            got_rx.recv().await,
+            Some(true),
+            "the waiting delivery got the slot"
+        );
+        done.send(()).unwrap();
+        waiter.await.unwrap();
     }
 }

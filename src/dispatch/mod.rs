@@ -4,6 +4,7 @@
 //! outcomes into acks, retries and dead letters.
 
 mod breaker;
+mod budget;
 mod lane;
 mod outcome;
 mod runs;
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 pub use breaker::{BreakerState, Signal};
+pub use budget::Held;
 pub use lane::{Lane, Slot};
 pub use outcome::{Delivery, Outcome};
 
@@ -37,12 +39,20 @@ pub enum Targets<'a> {
 
 /// What to do now with one integration's part of a message.
 pub enum Step<'a> {
-    /// Deliver now, in the slot taken for it.
-    Deliver(Assignment<'a>, Slot<'a>),
-    /// The integration is busy or paused: its part waits in the integration's own queue.
+    /// Deliver now, in a slot of its lane ([`Dispatcher::deliver_direct`]).
+    Direct(Assignment<'a>),
+    /// The integration is paused, or the direct half of the prefetch is taken: its part waits
+    /// in the integration's own queue.
     Queue(Assignment<'a>),
     /// Nothing to do; the delivery is already counted and logged.
     Done(Delivery),
+}
+
+/// The steps of one message, and its share of the direct half of the prefetch when some
+/// parts are delivered now (hold it until they end).
+pub struct Planned<'a> {
+    pub steps: Vec<Step<'a>>,
+    pub held: Option<Held>,
 }
 
 /// One integration's part of a message.
@@ -60,19 +70,22 @@ pub struct Dispatcher {
     policy: RetryPolicy,
     ledger: Ledger,
     in_flight: InFlight,
+    /// Event messages held by deliveries made straight from the event queue.
+    budget: budget::Budget,
 }
 
 impl Dispatcher {
     /// `prefetch`: how many event messages the worker holds at once. Deliveries made straight
-    /// from the event queue hold theirs until they end, so all integrations together may make
-    /// at most half that many: hung receivers, however many, always leave the others half.
+    /// from the event queue hold their message until they end, so at most half that many
+    /// messages may have such deliveries, whatever the number of integrations each reaches:
+    /// hung receivers, however many, always leave the others half. Each integration's own
+    /// concurrency bounds its deliveries in flight.
     pub fn new(
         integrations: Vec<Integration>,
         policy: RetryPolicy,
         ledger: Ledger,
         prefetch: u16,
     ) -> Self {
-        let direct = usize::from(prefetch) / (2 * integrations.len().max(1));
         let integrations = integrations
             .into_iter()
             .map(|integration| {
@@ -80,7 +93,6 @@ impl Dispatcher {
                 let lane = Lane::new(
                     integration.name(),
                     common.concurrency,
-                    direct,
                     common.circuit_breaker.failures,
                     *common.circuit_breaker.cool_down,
                 );
@@ -92,6 +104,7 @@ impl Dispatcher {
             policy,
             ledger,
             in_flight: InFlight::default(),
+            budget: budget::Budget::half_of(prefetch),
         }
     }
 
@@ -122,8 +135,25 @@ impl Dispatcher {
     }
 
     /// What to do for each integration the message is for: filtered ones are done; the others
-    /// are delivered now when their lane has a free slot, and queued otherwise.
-    pub async fn plan<'a>(&'a self, event: &RunCanceled, targets: Targets<'_>) -> Vec<Step<'a>> {
+    /// are delivered now when their breaker is closed and the message gets a share of the
+    /// direct half of the prefetch, and queued otherwise.
+    pub async fn plan<'a>(&'a self, event: &RunCanceled, targets: Targets<'_>) -> Planned<'a> {
+        let mut steps = self.steps(event, targets).await;
+        let mut held = None;
+        if steps.iter().any(|step| matches!(step, Step::Direct(_))) {
+            held = self.budget.take().await;
+            if held.is_none() {
+                for step in &mut steps {
+                    if let Step::Direct(assignment) = *step {
+                        *step = Step::Queue(assignment);
+                    }
+                }
+            }
+        }
+        Planned { steps, held }
+    }
+
+    async fn steps<'a>(&'a self, event: &RunCanceled, targets: Targets<'_>) -> Vec<Step<'a>> {
         match targets {
             Targets::Routed => self
                 .integrations
@@ -180,6 +210,21 @@ impl Dispatcher {
             attempt,
             outcome,
             elapsed: Duration::ZERO,
+        }
+    }
+
+    /// Delivers a part straight from the event queue in a slot of its lane; `Err` when no slot
+    /// came in time (the part then belongs in the integration's queue).
+    pub async fn deliver_direct<'a>(
+        &self,
+        event: &RunCanceled,
+        assignment: Assignment<'a>,
+        stop: &CancellationToken,
+        abort: &CancellationToken,
+    ) -> Result<Delivery, Assignment<'a>> {
+        match assignment.lane.direct_slot().await {
+            Some(slot) => Ok(self.deliver(event, assignment, slot, stop, abort).await),
+            None => Err(assignment),
         }
     }
 
@@ -279,11 +324,12 @@ impl Dispatcher {
     }
 }
 
-/// Delivers now when the lane has a free slot; otherwise the integration's queue holds it.
+/// Delivered now unless the integration is paused; then the integration's queue holds it.
 fn step(assignment: Assignment<'_>) -> Step<'_> {
-    match assignment.lane.try_slot() {
-        Some(slot) => Step::Deliver(assignment, slot),
-        None => Step::Queue(assignment),
+    if assignment.lane.open_to_new_work() {
+        Step::Direct(assignment)
+    } else {
+        Step::Queue(assignment)
     }
 }
 

@@ -122,17 +122,20 @@ impl Worker {
         let mut now = FuturesUnordered::new();
         let mut later: Vec<Assignment<'_>> = Vec::new();
         let mut done = Vec::new();
-        for step in self.dispatcher.plan(&event, targets).await {
+        // Held until the parts delivered now have ended: this message's share of the direct half.
+        let planned = self.dispatcher.plan(&event, targets).await;
+        let _held = planned.held;
+        for step in planned.steps {
             match step {
-                Step::Deliver(assignment, slot) => now.push(
+                Step::Direct(assignment) => now.push(
                     self.dispatcher
-                        .deliver(&event, assignment, slot, stop, abort),
+                        .deliver_direct(&event, assignment, stop, abort),
                 ),
                 Step::Queue(assignment) => later.push(assignment),
                 Step::Done(delivery) => done.push(delivery),
             }
         }
-        // Parts for busy or paused integrations go to their queues while the others deliver.
+        // Parts for paused integrations go to their queues while the others deliver.
         let queue_later = async {
             let published = join_all(
                 later
@@ -149,9 +152,24 @@ impl Worker {
             }
             let mut outcome = EventOutcome::Skipped;
             // Each outcome is acted on as soon as it is known.
-            while let Some(delivery) = now.next().await {
-                outcome = outcome.max(EventOutcome::of(&delivery.outcome));
-                failed |= !self.enact(message, &event, &delivery).await;
+            while let Some(delivered) = now.next().await {
+                match delivered {
+                    Ok(delivery) => {
+                        outcome = outcome.max(EventOutcome::of(&delivery.outcome));
+                        failed |= !self.enact(message, &event, &delivery).await;
+                    }
+                    // No slot came in time: the integration's queue takes the part.
+                    Err(assignment) => {
+                        outcome = outcome.max(EventOutcome::Queued);
+                        if let Err(err) = message
+                            .queue_for(assignment.integration.name(), assignment.attempt)
+                            .await
+                        {
+                            warn!(error = %err, "cannot queue a delivery for its integration; the message will be redelivered");
+                            failed = true;
+                        }
+                    }
+                }
             }
             (outcome, failed)
         };
