@@ -28,6 +28,8 @@ mod flood;
 mod forwarder;
 #[path = "throughput/mode.rs"]
 mod mode;
+#[path = "throughput/ready.rs"]
+mod ready;
 #[path = "throughput/receiver.rs"]
 mod receiver;
 #[path = "throughput/scenario.rs"]
@@ -99,7 +101,7 @@ async fn all(mode: &mode::Mode) -> bool {
         }
     }
     if mode.runs("start-to-ready") {
-        let result = scenario::start_to_ready(&broker, dir.path(), mode).await;
+        let result = ready::start_to_ready(&broker, dir.path(), mode).await;
         report("start-to-ready", result.map(|()| None));
     }
     for (label, clustered) in [("flood-spread", false), ("flood-clustered", true)] {

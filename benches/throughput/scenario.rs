@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -321,69 +320,4 @@ fn queued_deliveries(metrics: &str) -> u64 {
         .filter(|line| line.starts_with("run_notifier_integration_queue_wait_seconds_count"))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
-}
-
-/// `run-notifier run` (the binary) on the example config, with its broker names, admin port
-/// and ledger file made unique to this run: spawn to `/readyz` 200.
-pub async fn start_to_ready(broker: &Broker, dir: &Path, mode: &Mode) -> anyhow::Result<()> {
-    let id = format!("bench-ready-{:08x}", rand::random::<u32>());
-    let port = free_port();
-    let example = include_str!("../../config/run-notifier.yaml");
-    let ledger = dir.join(format!("{id}.db"));
-    let mut yaml = example.to_owned();
-    for (from, to) in [
-        ("exchange: runs", format!("exchange: {id}.runs")),
-        ("queue: run-notifier.events", format!("queue: {id}.events")),
-        ("prefix: run-notifier.retry", format!("prefix: {id}.retry")),
-        ("queue: run-notifier.dead", format!("queue: {id}.dead")),
-        (
-            "exchange: run-notifier.control",
-            format!("exchange: {id}.control"),
-        ),
-        (
-            "path: run-notifier.db",
-            format!("path: {}", ledger.display()),
-        ),
-        ("127.0.0.1:9464", format!("127.0.0.1:{port}")),
-    ] {
-        // Each replaced line must exist: the example changing must fail here, loudly.
-        if !yaml.contains(from) {
-            bail!("config/run-notifier.yaml no longer has `{from}`");
-        }
-        yaml = yaml.replace(from, &to);
-    }
-    let path = dir.join(format!("{id}.yaml"));
-    std::fs::write(&path, &yaml)?;
-    let config = Config::parse(&yaml, HashMap::new())
-        .map_err(|err| anyhow::anyhow!("the adjusted example config: {err}"))?;
-    let result = std::panic::AssertUnwindSafe(async {
-        let mut times = Vec::new();
-        for _ in 0..mode.ready_runs {
-            let mut command = Command::new(env!("CARGO_BIN_EXE_run-notifier"));
-            command
-                .args(["run", "--config"])
-                .arg(&path)
-                .current_dir(env!("CARGO_MANIFEST_DIR"));
-            let (process, ready) =
-                WorkerProcess::start(command, &format!("127.0.0.1:{port}")).await?;
-            process.stop();
-            times.push(ready.as_secs_f64() * 1000.0);
-        }
-        anyhow::Ok(times)
-    })
-    .catch_unwind()
-    .await;
-    broker.delete(&config).await;
-    let times = match result {
-        Ok(times) => times?,
-        Err(panic) => bail!("panicked: {}", panic_text(&panic)),
-    };
-    let mut sorted = times.clone();
-    sorted.sort_by(f64::total_cmp);
-    println!(
-        "{{\"scenario\":\"start-to-ready\",\"config\":\"config/run-notifier.yaml\",\"runs_ms\":{times:.1?},\"median_ms\":{:.1},\"max_ms\":{:.1}}}",
-        sorted[sorted.len() / 2],
-        sorted[sorted.len() - 1]
-    );
-    Ok(())
 }

@@ -1,0 +1,101 @@
+//! What to do with each integration's part of a message: done already (filtered out, or an
+//! integration no longer configured), delivered now, or queued in the integration's own queue.
+
+use std::time::{Duration, Instant};
+
+use super::{Assignment, Delivery, Dispatcher, Outcome, Planned, Step, Targets, finished};
+use crate::event::RunCanceled;
+use crate::failure::DeliveryError;
+use crate::ledger::{Key, State};
+use crate::protocol::EVENT_TYPE;
+use crate::telemetry::metrics;
+
+impl Dispatcher {
+    /// What to do for each integration the message is for: filtered ones are done; the others
+    /// are delivered now when their breaker is closed and the message gets a share of the
+    /// direct half of the prefetch, and queued otherwise.
+    pub async fn plan<'a>(&'a self, event: &RunCanceled, targets: Targets<'_>) -> Planned<'a> {
+        let mut steps = self.steps(event, targets).await;
+        let mut held = None;
+        if steps.iter().any(|step| matches!(step, Step::Direct(_))) {
+            held = self.budget.take().await;
+            if held.is_none() {
+                for step in &mut steps {
+                    if let Step::Direct(assignment) = *step {
+                        *step = Step::Queue(assignment);
+                    }
+                }
+            }
+        }
+        Planned { steps, held }
+    }
+
+    async fn steps<'a>(&'a self, event: &RunCanceled, targets: Targets<'_>) -> Vec<Step<'a>> {
+        match targets {
+            Targets::Routed => self
+                .integrations
+                .iter()
+                .map(|(integration, lane)| {
+                    let assignment = Assignment {
+                        integration,
+                        lane,
+                        attempt: 1,
+                    };
+                    match integration.filters().admit(&event.data) {
+                        // Filters route new events only: a retry was admitted when it was new.
+                        Err(reason) => Step::Done(finished(
+                            assignment,
+                            Outcome::Skipped(format!("filtered out: {reason}")),
+                            Instant::now(),
+                        )),
+                        Ok(()) => step(assignment),
+                    }
+                })
+                .collect(),
+            Targets::Retry {
+                integration,
+                attempt,
+            } => match self.assignment(integration, attempt) {
+                Some(assignment) => vec![step(assignment)],
+                None => vec![Step::Done(
+                    self.unconfigured(event, integration, attempt).await,
+                )],
+            },
+        }
+    }
+
+    /// A retry for an integration no longer in the config: dropped when an operator canceled
+    /// the run's deliveries, dead-lettered otherwise (it cannot be delivered).
+    async fn unconfigured(&self, event: &RunCanceled, integration: &str, attempt: u32) -> Delivery {
+        let key = Key {
+            run_id: event.data.run_id.as_str(),
+            event_type: EVENT_TYPE,
+            integration,
+        };
+        let outcome = match self.ledger.state(key).await {
+            Ok(Some(State::Canceled)) => Outcome::Canceled,
+            _ => Outcome::GiveUp(DeliveryError::permanent(format!(
+                "integration `{integration}` is no longer configured"
+            ))),
+        };
+        outcome.log();
+        let (label, reason) = outcome.label();
+        metrics::delivery(integration, "unknown", label, reason);
+        Delivery {
+            integration: integration.to_owned(),
+            kind: "unknown",
+            attempt,
+            outcome,
+            elapsed: Duration::ZERO,
+        }
+    }
+}
+
+/// Delivered now unless the integration is paused; then the integration's queue holds it.
+fn step(assignment: Assignment<'_>) -> Step<'_> {
+    if assignment.lane.open_to_new_work() {
+        Step::Direct(assignment)
+    } else {
+        Step::Queue(assignment)
+    }
+}
