@@ -21,7 +21,8 @@ fn yaml(name: &str, server: &MockServer, auth: &str) -> String {
     )
 }
 
-const BASIC: &str = "{username: ci-bot, password: app-password-1}";
+/// An Atlassian API token: basic auth with the account e-mail.
+const BASIC: &str = "{email: ci-bot@example.com, api_token: api-token-1}";
 
 async fn bitbucket(response: ResponseTemplate) -> MockServer {
     let server = MockServer::start().await;
@@ -92,21 +93,51 @@ async fn long_keys_are_hashed_to_40_characters_and_stay_stable_per_project() {
 }
 
 #[tokio::test]
-async fn basic_and_bearer_credentials_are_sent_as_authorization() {
+async fn api_tokens_send_basic_auth_with_the_email_and_access_tokens_a_bearer() {
     let server = bitbucket(ResponseTemplate::new(201)).await;
-    let basic = build(&yaml("basic", &server, BASIC));
-    let bearer = build(&yaml("bearer", &server, "{token: repo-access-token}"));
+    let api_token = build(&yaml("api-token", &server, BASIC));
+    let access_token = build(&yaml("access-token", &server, "{token: repo-access-token}"));
+    let old_keys = build(&yaml(
+        "old-keys",
+        &server,
+        "{username: ci-bot@example.com, password: api-token-1}",
+    ));
 
-    deliver(&basic, &on_bitbucket(event())).await.unwrap();
-    deliver(&bearer, &on_bitbucket(event())).await.unwrap();
+    deliver(&api_token, &on_bitbucket(event())).await.unwrap();
+    deliver(&access_token, &on_bitbucket(event()))
+        .await
+        .unwrap();
+    deliver(&old_keys, &on_bitbucket(event())).await.unwrap();
 
+    let sent = requests(&server, "POST", STATUS_PATH).await;
+    assert_eq!(sent.len(), 3);
+    // base64("ci-bot@example.com:api-token-1")
+    let basic = "Basic Y2ktYm90QGV4YW1wbGUuY29tOmFwaS10b2tlbi0x";
+    assert_eq!(header(&sent[0], "authorization"), basic);
+    assert_eq!(
+        header(&sent[1], "authorization"),
+        "Bearer repo-access-token"
+    );
+    assert_eq!(header(&sent[2], "authorization"), basic);
+}
+
+#[tokio::test]
+async fn a_rejected_access_token_is_permanent_and_never_printed() {
+    let server = bitbucket(
+        ResponseTemplate::new(403)
+            .set_body_string(r#"{"type": "error", "error": {"message": "Token is invalid"}}"#),
+    )
+    .await;
+    let status = build(&yaml("bearer", &server, "{token: repo-access-token}"));
+
+    let error = deliver(&status, &on_bitbucket(event())).await.unwrap_err();
+
+    assert!(matches!(error, DeliveryError::Permanent { .. }), "{error}");
+    assert!(error.to_string().contains("Token is invalid"), "{error}");
+    assert!(!error.to_string().contains("repo-access-token"));
     let sent = requests(&server, "POST", STATUS_PATH).await;
     assert_eq!(
         header(&sent[0], "authorization"),
-        "Basic Y2ktYm90OmFwcC1wYXNzd29yZC0x"
-    );
-    assert_eq!(
-        header(&sent[1], "authorization"),
         "Bearer repo-access-token"
     );
 }
@@ -149,7 +180,7 @@ async fn runs_on_github_are_skipped_and_rejections_are_permanent() {
         error.to_string().contains("credential was rejected"),
         "{error}"
     );
-    assert!(!error.to_string().contains("app-password-1"));
+    assert!(!error.to_string().contains("api-token-1"));
     assert!(
         server
             .received_requests()
@@ -164,10 +195,18 @@ async fn runs_on_github_are_skipped_and_rejections_are_permanent() {
 fn bad_bitbucket_auth_is_explained_without_the_secret() {
     let base = "  - name: b\n    type: bitbucket_status\n";
     for (auth, expected) in [
-        ("{}", "needs `username` and `password`"),
-        ("{username: u}", "go together"),
-        ("{username: u, password: hunter2, token: t}", "not both"),
+        ("{}", "needs `email` and `api_token`"),
+        ("{email: u@example.com}", "go together"),
+        (
+            "{email: u@example.com, api_token: hunter2, token: t}",
+            "not both",
+        ),
         ("{user: u}", "unknown field `user`"),
+        // An App Password setup: a Bitbucket username, which API tokens do not take.
+        (
+            "{username: ci-bot, password: hunter2}",
+            "stopped working on 2026-06-09",
+        ),
     ] {
         let error = config_error(&format!("{base}    auth: {auth}\n"));
         assert!(error.contains(expected), "{auth}: {error}");

@@ -23,8 +23,8 @@ fn the_example_builds_every_integration_without_environment_variables() {
 fn the_example_takes_provider_credentials_from_the_environment_and_never_prints_them() {
     let env: HashMap<String, String> = [
         ("GITHUB_TOKEN", "ghp_live_token_value"),
-        ("BITBUCKET_USERNAME", "deploy-bot"),
-        ("BITBUCKET_APP_PASSWORD", "bb_live_password_value"),
+        ("BITBUCKET_EMAIL", "deploy-bot@example.com"),
+        ("BITBUCKET_API_TOKEN", "bb_live_password_value"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
