@@ -45,6 +45,7 @@ pub fn preview(config: &Config, event: &RunCanceled) -> anyhow::Result<String> {
                 event,
                 integration: name,
                 attempt: 1,
+                resumed: false,
             })
         });
         match outcome {

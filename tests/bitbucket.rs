@@ -151,6 +151,7 @@ async fn preview_shows_the_request_with_the_credential_marked_sensitive() {
         event: &event,
         integration: status.name(),
         attempt: 1,
+        resumed: false,
     };
 
     let requests = status.preview(&notification).unwrap();

@@ -31,6 +31,7 @@ fn body(integration: &Integration, event: &RunCanceled) -> Value {
         event,
         integration: integration.name(),
         attempt: 1,
+        resumed: false,
     };
     let requests = integration.preview(&notification).unwrap();
     assert_eq!(requests.len(), 1);

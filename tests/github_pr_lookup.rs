@@ -121,6 +121,7 @@ async fn preview_shows_the_comment_or_the_lookup_without_sending_anything() {
             event,
             integration: integration.name(),
             attempt: 1,
+            resumed: false,
         })
     };
 

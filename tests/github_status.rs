@@ -276,6 +276,7 @@ async fn preview_shows_the_status_request_with_the_token_marked_sensitive() {
         event: &event,
         integration: status.name(),
         attempt: 1,
+        resumed: false,
     };
 
     let requests = status.preview(&notification).unwrap();

@@ -46,6 +46,7 @@ fuzz_target!(|data: &[u8]| {
             event: &event,
             integration: integration.name(),
             attempt: 1,
+            resumed: false,
         };
         let Ok(requests) = integration.preview(&notification) else {
             continue;

@@ -12,7 +12,8 @@ use url::Url;
 use crate::failure::{DeliveryError, Dialect, classify, classify_transport};
 use crate::protocol::USER_AGENT;
 
-/// Response bodies are read up to this size; the rest is not needed to classify an answer.
+/// Response bodies are read up to this size by default; the rest is not needed to classify an
+/// answer.
 const MAX_RESPONSE_BODY: usize = 64 * 1024;
 
 /// The one HTTP client of the process: connection pooling across integrations, no redirects.
@@ -37,6 +38,9 @@ pub struct OutgoingRequest {
     pub body: Vec<u8>,
     /// How the receiver's answer is read.
     pub dialect: Dialect,
+    /// How much of the answer's body is read (more is not needed to classify it; pages of
+    /// comments that must be parsed whole raise it).
+    pub answer_limit: usize,
 }
 
 impl std::fmt::Debug for OutgoingRequest {
@@ -70,7 +74,14 @@ impl OutgoingRequest {
             headers: HeaderMap::new(),
             body: Vec::new(),
             dialect: Dialect::Http,
+            answer_limit: MAX_RESPONSE_BODY,
         }
+    }
+
+    /// Reads up to `bytes` of the answer (for pages that are parsed, not just classified).
+    pub fn with_answer_limit(mut self, bytes: usize) -> Self {
+        self.answer_limit = bytes;
+        self
     }
 
     /// Marks the URL as a credential: [`shown_url`](Self::shown_url) keeps only its origin.
@@ -103,14 +114,28 @@ impl OutgoingRequest {
         }
     }
 
-    /// Sends the request and classifies the answer. Returns the status and body of a 2xx.
+    /// Sends the request and classifies the answer. Returns the status and body of an answer
+    /// its dialect counts as success.
     pub async fn send(
         self,
         client: &reqwest::Client,
         timeout: Duration,
         cancel: &CancellationToken,
     ) -> Result<(reqwest::StatusCode, String), DeliveryError> {
+        self.exchange(client, timeout, cancel)
+            .await
+            .map(|answer| (answer.status, answer.body))
+    }
+
+    /// As [`send`](Self::send), keeping the answer's headers (pagination reads them).
+    pub async fn exchange(
+        self,
+        client: &reqwest::Client,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<Answer, DeliveryError> {
         let dialect = self.dialect;
+        let limit = self.answer_limit;
         let request = client
             .request(self.method, self.url)
             .headers(self.headers)
@@ -125,7 +150,7 @@ impl OutgoingRequest {
             let status = response.status();
             let headers = response.headers().clone();
             let mut body = Vec::new();
-            while body.len() < MAX_RESPONSE_BODY {
+            while body.len() < limit {
                 match response.chunk().await {
                     Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                     Ok(None) => break,
@@ -134,7 +159,11 @@ impl OutgoingRequest {
             }
             let body = String::from_utf8_lossy(&body).into_owned();
             classify(dialect, status, &headers, &body, Utc::now())?;
-            Ok((status, body))
+            Ok(Answer {
+                status,
+                headers,
+                body,
+            })
         };
         tokio::select! {
             biased;
@@ -142,6 +171,15 @@ impl OutgoingRequest {
             result = exchange => result,
         }
     }
+}
+
+/// An answer its dialect counts as success.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: reqwest::StatusCode,
+    pub headers: HeaderMap,
+    /// The body, read up to 64 KiB.
+    pub body: String,
 }
 
 /// Parses a webhook URL kept as a secret (Slack, Teams): it must be http(s). The error names

@@ -137,7 +137,9 @@ impl Ledger {
             })
             .await?;
         let (state, lease_until) = match written {
-            Written::Claimed => return Ok(Claim::Claimed(claim_id)),
+            Written::Claimed { resumed } => {
+                return Ok(Claim::Claimed(claim_id.resuming(resumed)));
+            }
             Written::Taken { state, lease_until } => (State::parse(&state), lease_until),
             Written::Recorded(_) => unreachable!("a claim is answered as a claim"),
         };

@@ -42,8 +42,8 @@ pub(super) enum Write {
 /// What a write found.
 #[derive(Debug)]
 pub(super) enum Written {
-    /// The claim is ours.
-    Claimed,
+    /// The claim is ours; `resumed` when it took over a row an earlier attempt left.
+    Claimed { resumed: bool },
     /// Someone else's row: its state and lease.
     Taken {
         state: String,
@@ -79,8 +79,13 @@ impl Write {
                     .bind(*now)
                     .fetch_optional(&mut *connection)
                     .await?;
-                if claimed.is_some() {
-                    return Ok(Written::Claimed);
+                if let Some(row) = claimed {
+                    // A fresh row carries this call's `now`; a row taken over keeps its own.
+                    // (A row created in the same millisecond reads as fresh.)
+                    let created_at: i64 = row.try_get(1)?;
+                    return Ok(Written::Claimed {
+                        resumed: created_at != *now,
+                    });
                 }
                 let row = sqlx::query(sql::CURRENT)
                     .bind(run_id.as_str())

@@ -58,6 +58,7 @@ pub async fn deliver_with(
         event: &event,
         integration: integration.name(),
         attempt: 1,
+        resumed: false,
     };
     integration.deliver(&notification, cancel).await
 }
