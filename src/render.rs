@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use handlebars::Handlebars;
 
 use crate::event::RunCanceled;
+use crate::integrations::gitlab::escape::escape_gitlab_markdown;
 use serde_json::Value;
 
 mod escape;
@@ -27,6 +28,9 @@ pub enum Format {
     SlackJson,
     /// GitHub-flavoured Markdown: no markup, HTML, links, mentions or table breaks from values.
     Markdown,
+    /// GitLab-flavoured Markdown: as [`Format::Markdown`], and no references (`#1`, `!1`,
+    /// `~label`…) or quick actions, without relying on HTML entities.
+    GitlabMarkdown,
     /// Plain text (a commit status description): values as they are.
     Text,
 }
@@ -61,6 +65,7 @@ pub struct Templates {
     json: Handlebars<'static>,
     slack_json: Handlebars<'static>,
     markdown: Handlebars<'static>,
+    gitlab_markdown: Handlebars<'static>,
     text: Handlebars<'static>,
 }
 
@@ -89,6 +94,7 @@ impl Templates {
             json: registry(Format::Json, escape_json),
             slack_json: registry(Format::SlackJson, escape_slack_json),
             markdown: registry(Format::Markdown, escape_markdown),
+            gitlab_markdown: registry(Format::GitlabMarkdown, escape_gitlab_markdown),
             text: registry(Format::Text, handlebars::no_escape),
         }
     }
@@ -98,6 +104,7 @@ impl Templates {
             Format::Json => &self.json,
             Format::SlackJson => &self.slack_json,
             Format::Markdown => &self.markdown,
+            Format::GitlabMarkdown => &self.gitlab_markdown,
             Format::Text => &self.text,
         }
     }
@@ -128,6 +135,7 @@ impl Templates {
             Format::Json => &mut self.json,
             Format::SlackJson => &mut self.slack_json,
             Format::Markdown => &mut self.markdown,
+            Format::GitlabMarkdown => &mut self.gitlab_markdown,
             Format::Text => &mut self.text,
         };
         registry

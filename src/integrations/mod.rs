@@ -2,6 +2,7 @@
 
 pub mod bitbucket;
 pub mod github;
+pub mod gitlab;
 mod http;
 pub mod limit;
 pub mod slack;
@@ -43,6 +44,10 @@ pub enum IntegrationConfig {
     GithubPrComment(github::comment::GithubPrCommentConfig),
     /// A build status on Bitbucket Cloud.
     BitbucketStatus(bitbucket::BitbucketStatusConfig),
+    /// A commit status on GitLab.
+    GitlabStatus(gitlab::status::GitlabStatusConfig),
+    /// A note on the run's GitLab merge request.
+    GitlabMrNote(gitlab::note::GitlabMrNoteConfig),
 }
 
 /// Settings every integration has. Flattened, like [`Filters`], into each integration's own
@@ -70,6 +75,8 @@ impl IntegrationConfig {
             IntegrationConfig::GithubStatus(config) => &config.common,
             IntegrationConfig::GithubPrComment(config) => &config.common,
             IntegrationConfig::BitbucketStatus(config) => &config.common,
+            IntegrationConfig::GitlabStatus(config) => &config.common,
+            IntegrationConfig::GitlabMrNote(config) => &config.common,
         }
     }
 
@@ -81,6 +88,8 @@ impl IntegrationConfig {
             IntegrationConfig::GithubStatus(config) => &config.filters,
             IntegrationConfig::GithubPrComment(config) => &config.filters,
             IntegrationConfig::BitbucketStatus(config) => &config.filters,
+            IntegrationConfig::GitlabStatus(config) => &config.filters,
+            IntegrationConfig::GitlabMrNote(config) => &config.filters,
         }
     }
 
@@ -97,6 +106,8 @@ impl IntegrationConfig {
             IntegrationConfig::GithubStatus(_) => "github_status",
             IntegrationConfig::GithubPrComment(_) => "github_pr_comment",
             IntegrationConfig::BitbucketStatus(_) => "bitbucket_status",
+            IntegrationConfig::GitlabStatus(_) => "gitlab_status",
+            IntegrationConfig::GitlabMrNote(_) => "gitlab_mr_note",
         }
     }
 
@@ -124,6 +135,8 @@ impl IntegrationConfig {
             IntegrationConfig::GithubStatus(config) => problems.extend(config.problems()),
             IntegrationConfig::GithubPrComment(config) => problems.extend(config.problems()),
             IntegrationConfig::BitbucketStatus(config) => problems.extend(config.problems()),
+            IntegrationConfig::GitlabStatus(config) => problems.extend(config.problems()),
+            IntegrationConfig::GitlabMrNote(config) => problems.extend(config.problems()),
         }
         problems
     }
@@ -144,6 +157,8 @@ impl IntegrationConfig {
             IntegrationConfig::GithubStatus(config) => config.register_templates(templates, dir),
             IntegrationConfig::GithubPrComment(config) => config.register_templates(templates, dir),
             IntegrationConfig::BitbucketStatus(config) => config.register_templates(templates, dir),
+            IntegrationConfig::GitlabStatus(config) => config.register_templates(templates, dir),
+            IntegrationConfig::GitlabMrNote(config) => config.register_templates(templates, dir),
         }
     }
 }
@@ -238,6 +253,8 @@ pub enum Integration {
     GithubStatus(github::status::GithubStatus),
     GithubPrComment(github::comment::GithubPrComment),
     BitbucketStatus(bitbucket::BitbucketStatus),
+    GitlabStatus(gitlab::status::GitlabStatus),
+    GitlabMrNote(gitlab::note::GitlabMrNote),
 }
 
 impl Integration {
@@ -281,6 +298,20 @@ impl Integration {
                     Arc::clone(templates),
                 ))
             }
+            IntegrationConfig::GitlabStatus(config) => {
+                Integration::GitlabStatus(gitlab::status::GitlabStatus::new(
+                    config.clone(),
+                    client.clone(),
+                    Arc::clone(templates),
+                ))
+            }
+            IntegrationConfig::GitlabMrNote(config) => {
+                Integration::GitlabMrNote(gitlab::note::GitlabMrNote::new(
+                    config.clone(),
+                    client.clone(),
+                    Arc::clone(templates),
+                ))
+            }
         }
     }
 
@@ -292,6 +323,8 @@ impl Integration {
             Integration::GithubStatus(status) => &status.config().common,
             Integration::GithubPrComment(comment) => &comment.config().common,
             Integration::BitbucketStatus(status) => &status.config().common,
+            Integration::GitlabStatus(status) => &status.config().common,
+            Integration::GitlabMrNote(note) => &note.config().common,
         }
     }
 
@@ -303,6 +336,8 @@ impl Integration {
             Integration::GithubStatus(status) => &status.config().filters,
             Integration::GithubPrComment(comment) => &comment.config().filters,
             Integration::BitbucketStatus(status) => &status.config().filters,
+            Integration::GitlabStatus(status) => &status.config().filters,
+            Integration::GitlabMrNote(note) => &note.config().filters,
         }
     }
 
@@ -319,6 +354,8 @@ impl Integration {
             Integration::GithubStatus(_) => "github_status",
             Integration::GithubPrComment(_) => "github_pr_comment",
             Integration::BitbucketStatus(_) => "bitbucket_status",
+            Integration::GitlabStatus(_) => "gitlab_status",
+            Integration::GitlabMrNote(_) => "gitlab_mr_note",
         }
     }
 
@@ -344,6 +381,12 @@ impl Integration {
                 Ok(Err(reason)) => Err(reason),
                 Err(error) => Err(error.to_string()),
             },
+            Integration::GitlabStatus(status) => match status.request(notification) {
+                Ok(Ok(request)) => Ok(vec![request]),
+                Ok(Err(reason)) => Err(reason),
+                Err(error) => Err(error.to_string()),
+            },
+            Integration::GitlabMrNote(note) => note.preview(notification),
         }
     }
 
@@ -362,6 +405,8 @@ impl Integration {
             Integration::GithubStatus(status) => status.deliver(notification, cancel).await,
             Integration::GithubPrComment(comment) => comment.deliver(notification, cancel).await,
             Integration::BitbucketStatus(status) => status.deliver(notification, cancel).await,
+            Integration::GitlabStatus(status) => status.deliver(notification, cancel).await,
+            Integration::GitlabMrNote(note) => note.deliver(notification, cancel).await,
         }
     }
 }
