@@ -6,6 +6,7 @@ pub mod gitlab;
 mod http;
 pub mod limit;
 pub mod slack;
+pub mod slack_app;
 pub mod target;
 pub mod teams;
 pub mod text;
@@ -48,6 +49,8 @@ pub enum IntegrationConfig {
     GitlabStatus(gitlab::status::GitlabStatusConfig),
     /// A note on the run's GitLab merge request.
     GitlabMrNote(gitlab::note::GitlabMrNoteConfig),
+    /// A Block Kit message posted by a Slack app (bot token), edited instead of repeated.
+    SlackApp(slack_app::SlackAppConfig),
 }
 
 /// Settings every integration has. Flattened, like [`Filters`], into each integration's own
@@ -77,6 +80,7 @@ impl IntegrationConfig {
             IntegrationConfig::BitbucketStatus(config) => &config.common,
             IntegrationConfig::GitlabStatus(config) => &config.common,
             IntegrationConfig::GitlabMrNote(config) => &config.common,
+            IntegrationConfig::SlackApp(config) => &config.common,
         }
     }
 
@@ -90,6 +94,7 @@ impl IntegrationConfig {
             IntegrationConfig::BitbucketStatus(config) => &config.filters,
             IntegrationConfig::GitlabStatus(config) => &config.filters,
             IntegrationConfig::GitlabMrNote(config) => &config.filters,
+            IntegrationConfig::SlackApp(config) => &config.filters,
         }
     }
 
@@ -108,6 +113,7 @@ impl IntegrationConfig {
             IntegrationConfig::BitbucketStatus(_) => "bitbucket_status",
             IntegrationConfig::GitlabStatus(_) => "gitlab_status",
             IntegrationConfig::GitlabMrNote(_) => "gitlab_mr_note",
+            IntegrationConfig::SlackApp(_) => "slack_app",
         }
     }
 
@@ -137,6 +143,7 @@ impl IntegrationConfig {
             IntegrationConfig::BitbucketStatus(config) => problems.extend(config.problems()),
             IntegrationConfig::GitlabStatus(config) => problems.extend(config.problems()),
             IntegrationConfig::GitlabMrNote(config) => problems.extend(config.problems()),
+            IntegrationConfig::SlackApp(config) => problems.extend(config.problems()),
         }
         problems
     }
@@ -159,6 +166,7 @@ impl IntegrationConfig {
             IntegrationConfig::BitbucketStatus(config) => config.register_templates(templates, dir),
             IntegrationConfig::GitlabStatus(config) => config.register_templates(templates, dir),
             IntegrationConfig::GitlabMrNote(config) => config.register_templates(templates, dir),
+            IntegrationConfig::SlackApp(config) => config.register_templates(templates, dir),
         }
     }
 }
@@ -255,6 +263,7 @@ pub enum Integration {
     BitbucketStatus(bitbucket::BitbucketStatus),
     GitlabStatus(gitlab::status::GitlabStatus),
     GitlabMrNote(gitlab::note::GitlabMrNote),
+    SlackApp(slack_app::SlackApp),
 }
 
 impl Integration {
@@ -312,6 +321,11 @@ impl Integration {
                     Arc::clone(templates),
                 ))
             }
+            IntegrationConfig::SlackApp(config) => Integration::SlackApp(slack_app::SlackApp::new(
+                config.clone(),
+                client.clone(),
+                Arc::clone(templates),
+            )),
         }
     }
 
@@ -325,6 +339,7 @@ impl Integration {
             Integration::BitbucketStatus(status) => &status.config().common,
             Integration::GitlabStatus(status) => &status.config().common,
             Integration::GitlabMrNote(note) => &note.config().common,
+            Integration::SlackApp(app) => &app.config().common,
         }
     }
 
@@ -338,6 +353,7 @@ impl Integration {
             Integration::BitbucketStatus(status) => &status.config().filters,
             Integration::GitlabStatus(status) => &status.config().filters,
             Integration::GitlabMrNote(note) => &note.config().filters,
+            Integration::SlackApp(app) => &app.config().filters,
         }
     }
 
@@ -356,6 +372,7 @@ impl Integration {
             Integration::BitbucketStatus(_) => "bitbucket_status",
             Integration::GitlabStatus(_) => "gitlab_status",
             Integration::GitlabMrNote(_) => "gitlab_mr_note",
+            Integration::SlackApp(_) => "slack_app",
         }
     }
 
@@ -387,6 +404,10 @@ impl Integration {
                 Err(error) => Err(error.to_string()),
             },
             Integration::GitlabMrNote(note) => note.preview(notification),
+            Integration::SlackApp(app) => app
+                .post_request(notification)
+                .map(|request| vec![request])
+                .map_err(|err| format!("it cannot build its request: {err}")),
         }
     }
 
@@ -407,6 +428,7 @@ impl Integration {
             Integration::BitbucketStatus(status) => status.deliver(notification, cancel).await,
             Integration::GitlabStatus(status) => status.deliver(notification, cancel).await,
             Integration::GitlabMrNote(note) => note.deliver(notification, cancel).await,
+            Integration::SlackApp(app) => app.deliver(notification, cancel).await,
         }
     }
 }
