@@ -154,7 +154,7 @@ async fn preview_shows_the_request_with_the_credential_marked_sensitive() {
         resumed: false,
     };
 
-    let requests = status.preview(&notification).unwrap();
+    let requests = status.preview(&notification).await.unwrap().requests();
 
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].url.path(), STATUS_PATH);

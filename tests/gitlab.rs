@@ -339,20 +339,25 @@ async fn hostile_event_text_cannot_mention_reference_link_or_run_quick_actions()
 }
 
 #[tokio::test]
-async fn preview_shows_the_first_request_and_sends_nothing() {
+async fn preview_reads_what_it_must_and_writes_nothing() {
     let server = MockServer::start().await;
+    let notes = Notes::new(3, 20, Paging::NextPageHeader);
+    notes.mount(&server, 42).await;
     let status = build(&status_yaml(&server, ""));
     let note = build(&note_yaml(&server));
-    let parsed = providers::parse(&gitlab_event(event()));
+    let event = gitlab_event(event());
+    let parsed = providers::parse(&event);
     for integration in [&status, &note] {
-        let requests = integration
+        let plan = integration
             .preview(&Notification {
                 event: &parsed,
                 integration: integration.name(),
                 attempt: 1,
                 resumed: false,
             })
+            .await
             .unwrap();
+        let requests = plan.requests();
         assert_eq!(requests.len(), 1);
         assert_eq!(requests[0].method, "POST");
         assert!(requests[0].url.path().starts_with(PROJECT_ROUTE));
@@ -360,7 +365,12 @@ async fn preview_shows_the_first_request_and_sends_nothing() {
         let shown = run_notifier::preview::show(&requests[0]);
         assert!(!shown.contains("glpat-test-token"), "{shown}");
     }
-    assert!(server.received_requests().await.unwrap().is_empty());
+    let received = server.received_requests().await.unwrap();
+    assert!(
+        received.iter().all(|r| r.method.as_str() == "GET"),
+        "only the note search was read: {received:?}"
+    );
+    assert!(notes.with_marker(&run_marker(&event)).is_empty());
 }
 
 #[test]
@@ -399,9 +409,12 @@ fn bad_gitlab_config_is_explained_at_load_without_the_token() {
 fn a_broken_name_template_stops_the_start_with_its_place() {
     let yaml = "integrations:\n  - name: g\n    type: gitlab_status\n    auth: {token: t}\n    context: '{{nope}}'\n";
     let config = run_notifier::config::Config::parse(yaml, Default::default()).unwrap();
-    let problems =
-        run_notifier::integrations::build_all(&config, &run_notifier::integrations::http_client())
-            .unwrap_err();
+    let problems = run_notifier::integrations::build_all(
+        &config.integrations,
+        &config.templates_dir,
+        &run_notifier::integrations::http_client(),
+    )
+    .unwrap_err();
     let shown = format!("{}", problems[0]);
     assert!(shown.starts_with("integration `g`: context"), "{shown}");
     assert!(shown.contains("nope"), "{shown}");

@@ -12,7 +12,8 @@ const EXAMPLE: &str = include_str!("../config/run-notifier.yaml");
 #[test]
 fn the_example_builds_every_integration_without_environment_variables() {
     let config = Config::parse(EXAMPLE, HashMap::new()).unwrap();
-    let integrations = build_all(&config, &http_client()).unwrap();
+    let integrations =
+        build_all(&config.integrations, &config.templates_dir, &http_client()).unwrap();
     let kinds: Vec<&str> = integrations.iter().map(|i| i.kind()).collect();
     for kind in ["github_status", "github_pr_comment", "bitbucket_status"] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
@@ -30,7 +31,8 @@ fn the_example_takes_provider_credentials_from_the_environment_and_never_prints_
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
     let config = Config::parse(EXAMPLE, env).unwrap();
-    let integrations = build_all(&config, &http_client()).unwrap();
+    let integrations =
+        build_all(&config.integrations, &config.templates_dir, &http_client()).unwrap();
     let printed = format!("{config:?} {integrations:?}");
     assert!(
         !printed.contains("ghp_live_token_value"),

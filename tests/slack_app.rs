@@ -254,7 +254,9 @@ async fn preview_shows_the_post_with_the_token_hidden_and_sends_nothing() {
             attempt: 1,
             resumed: false,
         })
-        .unwrap();
+        .await
+        .unwrap()
+        .requests();
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].url.path(), "/api/chat.postMessage");
     let shown = run_notifier::preview::show(&requests[0]);

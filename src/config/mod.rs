@@ -1,16 +1,15 @@
 //! The typed configuration: one YAML file, `${VAR}` expansion, validated once at load.
 
-mod duration;
-mod secret;
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use duration::HumanDuration;
-pub use secret::Secret;
+// Re-exported so existing `config::{Secret, HumanDuration}` paths keep working; the types live
+// in leaf modules so that integrations need not import `config`.
+pub use crate::duration::HumanDuration;
+pub use crate::secret::Secret;
 
 use crate::integrations::IntegrationConfig;
 

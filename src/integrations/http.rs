@@ -13,7 +13,7 @@ use crate::failure::{DeliveryError, Dialect, classify, classify_transport};
 use crate::protocol::USER_AGENT;
 
 /// Response bodies are read up to this size by default; the rest is not needed to classify an
-/// answer.
+/// answer. Requests whose answer is data (a page of GitHub comments) allow more.
 const MAX_RESPONSE_BODY: usize = 64 * 1024;
 
 /// The one HTTP client of the process: connection pooling across integrations, no redirects.
@@ -38,9 +38,16 @@ pub struct OutgoingRequest {
     pub body: Vec<u8>,
     /// How the receiver's answer is read.
     pub dialect: Dialect,
-    /// How much of the answer's body is read (more is not needed to classify it; pages of
-    /// comments that must be parsed whole raise it).
-    pub answer_limit: usize,
+    /// The most of the answer's body that is read.
+    pub max_answer: usize,
+}
+
+/// A receiver's 2xx answer: its status, headers and (possibly cut) body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: reqwest::StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
 }
 
 impl std::fmt::Debug for OutgoingRequest {
@@ -74,13 +81,13 @@ impl OutgoingRequest {
             headers: HeaderMap::new(),
             body: Vec::new(),
             dialect: Dialect::Http,
-            answer_limit: MAX_RESPONSE_BODY,
+            max_answer: MAX_RESPONSE_BODY,
         }
     }
 
-    /// Reads up to `bytes` of the answer (for pages that are parsed, not just classified).
-    pub fn with_answer_limit(mut self, bytes: usize) -> Self {
-        self.answer_limit = bytes;
+    /// Reads up to `bytes` of the answer (for answers that are data, not just a verdict).
+    pub fn with_max_answer(mut self, bytes: usize) -> Self {
+        self.max_answer = bytes;
         self
     }
 
@@ -114,28 +121,14 @@ impl OutgoingRequest {
         }
     }
 
-    /// Sends the request and classifies the answer. Returns the status and body of an answer
-    /// its dialect counts as success.
+    /// Sends the request exactly as it is and classifies the answer. Returns a 2xx answer.
     pub async fn send(
         self,
         client: &reqwest::Client,
         timeout: Duration,
         cancel: &CancellationToken,
-    ) -> Result<(reqwest::StatusCode, String), DeliveryError> {
-        self.exchange(client, timeout, cancel)
-            .await
-            .map(|answer| (answer.status, answer.body))
-    }
-
-    /// As [`send`](Self::send), keeping the answer's headers (pagination reads them).
-    pub async fn exchange(
-        self,
-        client: &reqwest::Client,
-        timeout: Duration,
-        cancel: &CancellationToken,
     ) -> Result<Answer, DeliveryError> {
-        let dialect = self.dialect;
-        let limit = self.answer_limit;
+        let (dialect, max_answer) = (self.dialect, self.max_answer);
         let request = client
             .request(self.method, self.url)
             .headers(self.headers)
@@ -150,7 +143,7 @@ impl OutgoingRequest {
             let status = response.status();
             let headers = response.headers().clone();
             let mut body = Vec::new();
-            while body.len() < limit {
+            while body.len() < max_answer {
                 match response.chunk().await {
                     Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                     Ok(None) => break,
@@ -173,18 +166,9 @@ impl OutgoingRequest {
     }
 }
 
-/// An answer its dialect counts as success.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: reqwest::StatusCode,
-    pub headers: HeaderMap,
-    /// The body, read up to 64 KiB.
-    pub body: String,
-}
-
 /// Parses a webhook URL kept as a secret (Slack, Teams): it must be http(s). The error names
 /// `field` and never quotes the value, which holds the credential.
-pub fn secret_url(field: &str, secret: &crate::config::Secret) -> Result<Url, String> {
+pub fn secret_url(field: &str, secret: &crate::secret::Secret) -> Result<Url, String> {
     let url = Url::parse(secret.expose().trim()).map_err(|err| {
         format!(
             "`{field}` is not a valid URL ({err}); it is not shown because it holds a credential"

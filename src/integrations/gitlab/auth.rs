@@ -4,7 +4,7 @@
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use serde::Deserialize;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// `auth:` of a GitLab integration: exactly one of `token` and `oauth_token`.
 #[derive(Debug, Clone, Default, Deserialize)]

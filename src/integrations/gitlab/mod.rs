@@ -11,12 +11,11 @@ pub mod status;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, HeaderName};
 use serde::Deserialize;
-use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use self::auth::GitlabAuth;
-use super::http::{Answer, OutgoingRequest};
 use super::limit::{Limiter, RateLimit};
+use super::{Answer, Io, OutgoingRequest};
 use crate::failure::{DeliveryError, Dialect};
 
 /// Where the GitLab API lives unless `api_url` says otherwise.
@@ -88,13 +87,11 @@ impl GitlabApi {
 pub struct GitlabClient {
     api_url: Url,
     auth: Result<(HeaderName, String), String>,
-    http: reqwest::Client,
-    timeout: std::time::Duration,
     limiter: Limiter,
 }
 
 impl GitlabClient {
-    pub fn new(api: &GitlabApi, http: reqwest::Client, timeout: std::time::Duration) -> Self {
+    pub fn new(api: &GitlabApi) -> Self {
         let auth = api.auth.header();
         let credential = auth.as_ref().map(|(_, v)| v.as_str()).unwrap_or_default();
         let limiter = Limiter::for_credential(
@@ -104,8 +101,6 @@ impl GitlabClient {
         Self {
             api_url: api.api_url.clone(),
             auth,
-            http,
-            timeout,
             limiter,
         }
     }
@@ -128,7 +123,7 @@ impl GitlabClient {
         let url = self.url(route)?;
         let mut request = match body {
             Some(body) => OutgoingRequest::post_json(url, body),
-            None => OutgoingRequest::get(url).with_answer_limit(MAX_PAGE_BYTES),
+            None => OutgoingRequest::get(url).with_max_answer(MAX_PAGE_BYTES),
         };
         request.method = method;
         request.header(ACCEPT, "application/json", false);
@@ -141,9 +136,9 @@ impl GitlabClient {
     pub async fn send(
         &self,
         request: OutgoingRequest,
-        cancel: &CancellationToken,
+        io: &Io<'_>,
     ) -> Result<Answer, DeliveryError> {
-        self.limiter.acquire(cancel).await?;
-        request.exchange(&self.http, self.timeout, cancel).await
+        self.limiter.acquire(io.cancel).await?;
+        io.send(request).await
     }
 }

@@ -7,15 +7,16 @@ use std::sync::Arc;
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 
-use super::pages::{PER_PAGE, find_note, open_merge_requests_with_head};
+use super::pages::{find_note, open_merge_requests_with_head};
 use super::project::ProjectPath;
 use super::{GitlabApi, GitlabClient};
 use crate::failure::DeliveryError;
 use crate::integrations::github::comment::marker;
 use crate::integrations::text::cut;
-use crate::integrations::{Common, Deliver, Notification, OutgoingRequest, Receipt};
+use crate::integrations::{
+    Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step, settings,
+};
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
 use crate::route::Filters;
 
@@ -43,17 +44,15 @@ pub struct GitlabMrNoteConfig {
     pub template: Option<PathBuf>,
 }
 
-impl GitlabMrNoteConfig {
-    pub(crate) fn problems(&self) -> Vec<String> {
-        self.api.problems()
-    }
+settings!(GitlabMrNoteConfig);
 
+impl GitlabMrNoteConfig {
     fn template_name(&self) -> String {
         format!("{}/body", self.common.name)
     }
 
     /// Compiles the body template (checked against the sample events).
-    pub(crate) fn register_templates(
+    fn register_templates(
         &self,
         templates: &mut Templates,
         dir: &Path,
@@ -83,23 +82,6 @@ pub struct GitlabMrNote {
 }
 
 impl GitlabMrNote {
-    pub fn new(
-        config: GitlabMrNoteConfig,
-        http: reqwest::Client,
-        templates: Arc<Templates>,
-    ) -> Self {
-        let client = GitlabClient::new(&config.api, http, *config.common.timeout);
-        Self {
-            config,
-            templates,
-            client,
-        }
-    }
-
-    pub fn config(&self) -> &GitlabMrNoteConfig {
-        &self.config
-    }
-
     /// The note's body: the rendered template cut to fit, then the marker.
     pub fn body(&self, notification: &Notification<'_>) -> Result<String, DeliveryError> {
         let event = notification.event;
@@ -116,95 +98,107 @@ impl GitlabMrNote {
         Ok(format!("{}\n\n{marker}", cut(rendered.trim_end(), room)))
     }
 
-    fn notes_route(project: &ProjectPath, iid: u64) -> String {
-        format!("/projects/{}/merge_requests/{iid}/notes", project.encoded())
-    }
-
-    /// The requests a delivery would start with (`preview`): with a known merge request the
-    /// POST of the note (a PUT at send time when the run's earlier note is found), otherwise
-    /// the lookup of the commit's merge requests.
-    pub fn preview(&self, notification: &Notification<'_>) -> Result<Vec<OutgoingRequest>, String> {
-        let event = notification.event;
-        let project = ProjectPath::of(event, &self.config.api.host)?;
-        let request = match event.data.pull_request {
-            Some(iid) => {
-                let body = self.body(notification).map_err(|e| e.to_string())?;
-                let json = serde_json::to_vec(&NoteBody { body: &body }).expect("serialises");
-                let route = Self::notes_route(&project, iid.0);
-                self.client.request(Method::POST, &route, Some(json))
-            }
-            None => {
-                let sha = event.data.commit.sha.as_ref().ok_or(NO_MERGE_REQUEST)?;
-                let route = format!(
-                    "/projects/{}/repository/commits/{sha}/merge_requests?per_page={PER_PAGE}&page=1",
-                    project.encoded()
-                );
-                self.client.request(Method::GET, &route, None)
-            }
-        };
-        request.map(|r| vec![r]).map_err(|e| e.to_string())
-    }
-
+    /// The step for merge request `iid`: a PUT of the run's earlier note when one of the MR's
+    /// notes holds the marker (searched on every page), else a POST.
     async fn note_on(
         &self,
         project: &ProjectPath,
         iid: u64,
-        body: &str,
+        json: &[u8],
         marker: &str,
-        cancel: &CancellationToken,
-    ) -> Result<String, DeliveryError> {
-        let json = serde_json::to_vec(&NoteBody { body }).expect("the note serialises");
-        let notes = Self::notes_route(project, iid);
-        match find_note(&self.client, project, iid, marker, cancel).await? {
-            Some(id) => {
-                let request =
-                    self.client
-                        .request(Method::PUT, &format!("{notes}/{id}"), Some(json))?;
-                self.client.send(request, cancel).await?;
-                Ok(format!("updated note {id} on !{iid}"))
-            }
-            None => {
-                let request = self.client.request(Method::POST, &notes, Some(json))?;
-                let answer = self.client.send(request, cancel).await?;
-                Ok(match serde_json::from_str::<Created>(&answer.body) {
-                    Ok(created) => format!("posted note {} on !{iid}", created.id),
-                    Err(_) => format!("posted a note on !{iid}"),
-                })
-            }
-        }
+        io: &Io<'_>,
+    ) -> Result<Step, DeliveryError> {
+        let notes = format!("/projects/{}/merge_requests/{iid}/notes", project.encoded());
+        Ok(
+            match find_note(&self.client, project, iid, marker, io).await? {
+                Some(id) => {
+                    let route = format!("{notes}/{id}");
+                    let request = self
+                        .client
+                        .request(Method::PUT, &route, Some(json.to_vec()))?;
+                    Step::new(request, move |_: &Answer| {
+                        format!("updated note {id} on !{iid}")
+                    })
+                }
+                None => {
+                    let request = self
+                        .client
+                        .request(Method::POST, &notes, Some(json.to_vec()))?;
+                    Step::new(request, move |answer: &Answer| {
+                        match serde_json::from_str::<Created>(&answer.body) {
+                            Ok(created) => format!("posted note {} on !{iid}", created.id),
+                            Err(_) => format!("posted a note on !{iid}"),
+                        }
+                    })
+                }
+            },
+        )
     }
 }
 
-impl Deliver for GitlabMrNote {
-    async fn deliver(
+impl Kind for GitlabMrNote {
+    const TYPE: &'static str = "gitlab_mr_note";
+    type Config = GitlabMrNoteConfig;
+
+    fn problems(config: &GitlabMrNoteConfig) -> Vec<String> {
+        config.api.problems()
+    }
+
+    fn register_templates(
+        config: &GitlabMrNoteConfig,
+        templates: &mut Templates,
+        dir: &Path,
+    ) -> Result<(), TemplateError> {
+        config.register_templates(templates, dir)
+    }
+
+    fn build(config: GitlabMrNoteConfig, parts: &Parts) -> Self {
+        let client = GitlabClient::new(&config.api);
+        Self {
+            config,
+            templates: Arc::clone(&parts.templates),
+            client,
+        }
+    }
+
+    fn config(&self) -> &GitlabMrNoteConfig {
+        &self.config
+    }
+
+    /// Reads first: the commit's open merge requests (unless the event names one) and the
+    /// run's earlier note on each, so the plan is the exact POST or PUT per merge request.
+    async fn plan(
         &self,
         notification: &Notification<'_>,
-        cancel: &CancellationToken,
-    ) -> Result<Receipt, DeliveryError> {
+        io: &Io<'_>,
+    ) -> Result<Plan, DeliveryError> {
         let event = notification.event;
         let project = match ProjectPath::of(event, &self.config.api.host) {
             Ok(project) => project,
-            Err(reason) => return Ok(Receipt::Skipped(reason)),
+            Err(reason) => return Ok(Plan::Skip(reason)),
         };
         let body = self.body(notification)?;
         let iids = match (event.data.pull_request, &event.data.commit.sha) {
             (Some(iid), _) => vec![iid.0],
-            (None, None) => return Ok(Receipt::Skipped(NO_MERGE_REQUEST.to_owned())),
+            (None, None) => return Ok(Plan::Skip(NO_MERGE_REQUEST.to_owned())),
             (None, Some(sha)) => {
-                let iids =
-                    open_merge_requests_with_head(&self.client, &project, sha, cancel).await?;
+                let iids = open_merge_requests_with_head(&self.client, &project, sha, io).await?;
                 if iids.is_empty() {
-                    let reason = format!("no open merge request has head {sha}");
-                    return Ok(Receipt::Skipped(reason));
+                    return Ok(Plan::Skip(format!("no open merge request has head {sha}")));
                 }
                 iids
             }
         };
+        let json = serde_json::to_vec(&NoteBody { body: &body }).expect("the note serialises");
         let marker = marker(&event.data.run_id);
-        let mut done = Vec::new();
+        let mut steps = Vec::with_capacity(iids.len());
         for iid in iids {
-            done.push(self.note_on(&project, iid, &body, &marker, cancel).await?);
+            steps.push(self.note_on(&project, iid, &json, &marker, io).await?);
         }
-        Ok(Receipt::Sent(done.join("; ")))
+        Ok(Plan::Send(steps))
+    }
+
+    async fn send(&self, request: OutgoingRequest, io: &Io<'_>) -> Result<Answer, DeliveryError> {
+        self.client.send(request, io).await
     }
 }

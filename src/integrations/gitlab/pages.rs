@@ -1,16 +1,15 @@
 //! Reading GitLab's paged lists: the open merge requests of a commit, and this worker's
 //! earlier note for a run (searching every page of a merge request's notes).
 
-use reqwest::Method;
-use reqwest::header::HeaderMap;
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use tokio_util::sync::CancellationToken;
-
 use super::GitlabClient;
 use super::project::ProjectPath;
 use crate::event::CommitSha;
 use crate::failure::DeliveryError;
+use crate::integrations::Io;
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 /// GitLab's largest page.
 pub const PER_PAGE: u32 = 100;
@@ -55,14 +54,14 @@ fn has_next(headers: &HeaderMap, items: usize) -> bool {
 async fn search<T: DeserializeOwned, R>(
     client: &GitlabClient,
     route: &str,
-    cancel: &CancellationToken,
+    io: &Io<'_>,
     mut visit: impl FnMut(Vec<T>) -> Option<R>,
 ) -> Result<Option<R>, DeliveryError> {
     let joiner = if route.contains('?') { '&' } else { '?' };
     for page in 1..=MAX_PAGES {
         let paged = format!("{route}{joiner}per_page={PER_PAGE}&page={page}");
         let request = client.request(Method::GET, &paged, None)?;
-        let answer = client.send(request, cancel).await?;
+        let answer = client.send(request, io).await?;
         let items: Vec<T> = serde_json::from_str(&answer.body).map_err(|err| {
             DeliveryError::permanent(format!(
                 "GitLab answered {route} with an unexpected list: {err}"
@@ -87,14 +86,14 @@ pub async fn open_merge_requests_with_head(
     client: &GitlabClient,
     project: &ProjectPath,
     sha: &CommitSha,
-    cancel: &CancellationToken,
+    io: &Io<'_>,
 ) -> Result<Vec<u64>, DeliveryError> {
     let route = format!(
         "/projects/{}/repository/commits/{sha}/merge_requests",
         project.encoded()
     );
     let mut iids = Vec::new();
-    search::<MergeRequest, ()>(client, &route, cancel, |page| {
+    search::<MergeRequest, ()>(client, &route, io, |page| {
         iids.extend(
             page.into_iter()
                 .filter(|mr| {
@@ -121,13 +120,13 @@ pub async fn find_note(
     project: &ProjectPath,
     iid: u64,
     marker: &str,
-    cancel: &CancellationToken,
+    io: &Io<'_>,
 ) -> Result<Option<u64>, DeliveryError> {
     let route = format!(
         "/projects/{}/merge_requests/{iid}/notes?sort=asc&order_by=created_at",
         project.encoded()
     );
-    search::<Note, u64>(client, &route, cancel, |page| {
+    search::<Note, u64>(client, &route, io, |page| {
         page.into_iter()
             .find(|note| !note.system && note.body.as_deref().is_some_and(|b| b.contains(marker)))
             .map(|note| note.id)

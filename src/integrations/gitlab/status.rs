@@ -6,14 +6,15 @@ use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 
 use super::project::ProjectPath;
 use super::{GitlabApi, GitlabClient};
 use crate::event::{CommitSha, RunStatus};
 use crate::failure::DeliveryError;
 use crate::integrations::text::{cut, one_line};
-use crate::integrations::{Common, Deliver, Notification, OutgoingRequest, Receipt};
+use crate::integrations::{
+    Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
+};
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
 use crate::route::Filters;
 
@@ -61,18 +62,16 @@ fn default_context() -> String {
     DEFAULT_CONTEXT.to_owned()
 }
 
-impl GitlabStatusConfig {
-    pub(crate) fn problems(&self) -> Vec<String> {
-        self.api.problems()
-    }
+settings!(GitlabStatusConfig);
 
+impl GitlabStatusConfig {
     fn template_names(&self) -> (String, String) {
         let name = &self.common.name;
         (format!("{name}/description"), format!("{name}/context"))
     }
 
     /// Compiles the description and name templates (checked against the sample events).
-    pub(crate) fn register_templates(
+    fn register_templates(
         &self,
         templates: &mut Templates,
         dir: &Path,
@@ -103,36 +102,9 @@ pub struct GitlabStatus {
 }
 
 impl GitlabStatus {
-    pub fn new(
-        config: GitlabStatusConfig,
-        http: reqwest::Client,
-        templates: Arc<Templates>,
-    ) -> Self {
-        let client = GitlabClient::new(&config.api, http, *config.common.timeout);
-        Self {
-            config,
-            templates,
-            client,
-        }
-    }
-
-    pub fn config(&self) -> &GitlabStatusConfig {
-        &self.config
-    }
-
-    /// The exact request of a delivery; `Ok(Err(reason))` when the event is skipped.
-    pub fn request(
-        &self,
-        notification: &Notification<'_>,
-    ) -> Result<Result<OutgoingRequest, String>, DeliveryError> {
+    /// The status body for this event.
+    fn body(&self, notification: &Notification<'_>) -> Result<StatusBody, DeliveryError> {
         let event = notification.event;
-        let project = match ProjectPath::of(event, &self.config.api.host) {
-            Ok(project) => project,
-            Err(reason) => return Ok(Err(reason)),
-        };
-        let Some(sha) = event.data.commit.sha.as_ref() else {
-            return Ok(Err("the run has no commit sha".to_owned()));
-        };
         let values = variables(event);
         let (description, context) = self.config.template_names();
         let render = |template: &str| {
@@ -141,7 +113,7 @@ impl GitlabStatus {
                 .map(|text| cut(&one_line(&text), MAX_DESCRIPTION))
                 .map_err(|err| DeliveryError::permanent(err.to_string()))
         };
-        let body = StatusBody {
+        Ok(StatusBody {
             state: match (self.config.state, event.data.results.status()) {
                 (StateRule::Canceled, _) => "canceled",
                 (StateRule::Outcome, RunStatus::Passed) => "success",
@@ -150,12 +122,7 @@ impl GitlabStatus {
             name: render(&context)?,
             target_url: event.data.run_url.to_string(),
             description: render(&description)?,
-        };
-        let json = serde_json::to_vec(&body).expect("the status serialises");
-        let route = route(&project, sha);
-        self.client
-            .request(Method::POST, &route, Some(json))
-            .map(Ok)
+        })
     }
 }
 
@@ -163,22 +130,63 @@ fn route(project: &ProjectPath, sha: &CommitSha) -> String {
     format!("/projects/{}/statuses/{sha}", project.encoded())
 }
 
-impl Deliver for GitlabStatus {
-    async fn deliver(
+impl Kind for GitlabStatus {
+    const TYPE: &'static str = "gitlab_status";
+    type Config = GitlabStatusConfig;
+
+    fn problems(config: &GitlabStatusConfig) -> Vec<String> {
+        config.api.problems()
+    }
+
+    fn register_templates(
+        config: &GitlabStatusConfig,
+        templates: &mut Templates,
+        dir: &Path,
+    ) -> Result<(), TemplateError> {
+        config.register_templates(templates, dir)
+    }
+
+    fn build(config: GitlabStatusConfig, parts: &Parts) -> Self {
+        let client = GitlabClient::new(&config.api);
+        Self {
+            config,
+            templates: Arc::clone(&parts.templates),
+            client,
+        }
+    }
+
+    fn config(&self) -> &GitlabStatusConfig {
+        &self.config
+    }
+
+    async fn plan(
         &self,
         notification: &Notification<'_>,
-        cancel: &CancellationToken,
-    ) -> Result<Receipt, DeliveryError> {
-        let request = match self.request(notification)? {
-            Ok(request) => request,
-            Err(reason) => return Ok(Receipt::Skipped(reason)),
+        _: &Io<'_>,
+    ) -> Result<Plan, DeliveryError> {
+        let event = notification.event;
+        let project = match ProjectPath::of(event, &self.config.api.host) {
+            Ok(project) => project,
+            Err(reason) => return Ok(Plan::Skip(reason)),
         };
+        let Some(sha) = event.data.commit.sha.as_ref() else {
+            return Ok(Plan::Skip("the run has no commit sha".to_owned()));
+        };
+        let json = serde_json::to_vec(&self.body(notification)?).expect("the status serialises");
+        let request = self
+            .client
+            .request(Method::POST, &route(&project, sha), Some(json))?;
         let path = request.url.path().to_owned();
-        let answer = self.client.send(request, cancel).await?;
-        Ok(Receipt::Sent(if answer.status == StatusCode::BAD_REQUEST {
-            format!("already set (GitLab: Cannot transition status) at {path}")
-        } else {
-            format!("HTTP {} from {path}", answer.status.as_u16())
+        Ok(Plan::one(request, move |answer: &Answer| {
+            if answer.status == StatusCode::BAD_REQUEST {
+                format!("already set (GitLab: Cannot transition status) at {path}")
+            } else {
+                format!("HTTP {} from {path}", answer.status.as_u16())
+            }
         }))
+    }
+
+    async fn send(&self, request: OutgoingRequest, io: &Io<'_>) -> Result<Answer, DeliveryError> {
+        self.client.send(request, io).await
     }
 }

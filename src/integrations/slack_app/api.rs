@@ -1,16 +1,13 @@
 //! Calls to Slack's Web API with a bot token: JSON posts, form-encoded reads, the answer's
 //! envelope checked by the one classifier, and channel names resolved to ids.
 
-use std::time::Duration;
-
 use reqwest::header::AUTHORIZATION;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::config::Secret;
 use crate::failure::{DeliveryError, Dialect};
-use crate::integrations::OutgoingRequest;
+use crate::integrations::{Io, OutgoingRequest};
+use crate::secret::Secret;
 
 /// Slack's answers to list calls can be large (history with metadata): read them whole.
 const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
@@ -22,18 +19,11 @@ pub const MAX_PAGES: usize = 50;
 pub struct SlackApi {
     api_url: Url,
     token: Secret,
-    http: reqwest::Client,
-    timeout: Duration,
 }
 
 impl SlackApi {
-    pub fn new(api_url: Url, token: Secret, http: reqwest::Client, timeout: Duration) -> Self {
-        Self {
-            api_url,
-            token,
-            http,
-            timeout,
-        }
+    pub fn new(api_url: Url, token: Secret) -> Self {
+        Self { api_url, token }
     }
 
     fn url(&self, method: &str) -> Result<Url, DeliveryError> {
@@ -47,7 +37,7 @@ impl SlackApi {
         request.header(AUTHORIZATION, &bearer, true);
         request
             .with_dialect(Dialect::SlackApi)
-            .with_answer_limit(MAX_ANSWER_BYTES)
+            .with_max_answer(MAX_ANSWER_BYTES)
     }
 
     /// A JSON `POST {api_url}/{method}`.
@@ -73,24 +63,20 @@ impl SlackApi {
         Ok(self.authorize(OutgoingRequest::get(url)))
     }
 
-    /// Sends `request`; returns the answer's JSON once the classifier found `"ok": true`.
+    /// Sends a read; returns the answer's JSON once the classifier found `"ok": true`.
     pub async fn call(
         &self,
         request: OutgoingRequest,
-        cancel: &CancellationToken,
+        io: &Io<'_>,
     ) -> Result<Value, DeliveryError> {
-        let answer = request.exchange(&self.http, self.timeout, cancel).await?;
+        let answer = io.send(request).await?;
         serde_json::from_str(&answer.body)
             .map_err(|err| DeliveryError::permanent(format!("Slack's answer is not JSON: {err}")))
     }
 
     /// The channel's id: `channel` itself when it is one, else the id of the channel of that
     /// name (`#` optional), from `conversations.list`.
-    pub async fn channel_id(
-        &self,
-        channel: &str,
-        cancel: &CancellationToken,
-    ) -> Result<String, DeliveryError> {
+    pub async fn channel_id(&self, channel: &str, io: &Io<'_>) -> Result<String, DeliveryError> {
         if looks_like_id(channel) {
             return Ok(channel.to_owned());
         }
@@ -106,7 +92,7 @@ impl SlackApi {
                 query.push(("cursor", cursor.as_str()));
             }
             let page = self
-                .call(self.get("conversations.list", &query)?, cancel)
+                .call(self.get("conversations.list", &query)?, io)
                 .await?;
             let found = page["channels"].as_array().and_then(|channels| {
                 channels

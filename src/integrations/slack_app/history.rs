@@ -2,12 +2,11 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 use super::METADATA_EVENT_TYPE;
 use super::api::{MAX_PAGES, SlackApi, next_cursor};
 use crate::failure::DeliveryError;
-use crate::integrations::Notification;
+use crate::integrations::{Io, Notification};
 
 /// How far before the cancellation the search starts: the message is posted after it, and
 /// the dashboard's clock may run ahead of Slack's.
@@ -34,7 +33,7 @@ pub async fn find_message(
     channel: &str,
     notification: &Notification<'_>,
     since: DateTime<Utc>,
-    cancel: &CancellationToken,
+    io: &Io<'_>,
 ) -> Result<Option<String>, DeliveryError> {
     let oldest = (since.timestamp() - CLOCK_MARGIN_SECS).max(0).to_string();
     let mut cursor = String::new();
@@ -49,7 +48,7 @@ pub async fn find_message(
             query.push(("cursor", cursor.as_str()));
         }
         let page = api
-            .call(api.get("conversations.history", &query)?, cancel)
+            .call(api.get("conversations.history", &query)?, io)
             .await?;
         let found = page["messages"].as_array().and_then(|messages| {
             messages

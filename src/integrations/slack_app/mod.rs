@@ -12,17 +12,16 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use self::api::SlackApi;
 use super::limit::{Limiter, RateLimit};
 use super::slack::{check_message, ensure_text, fit};
-use super::{Common, Deliver, Notification, OutgoingRequest, Receipt};
-use crate::config::Secret;
+use super::{Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings};
 use crate::failure::DeliveryError;
 use crate::render::{Format, TemplateError, Templates, escape_slack, template_path};
 use crate::route::Filters;
+use crate::secret::Secret;
 
 /// The message template, shared with `type: slack`.
 pub const DEFAULT_TEMPLATE: &str = super::slack::DEFAULT_TEMPLATE;
@@ -64,8 +63,10 @@ fn default_rate_limit() -> RateLimit {
     RateLimit::new(60, 1)
 }
 
+settings!(SlackAppConfig);
+
 impl SlackAppConfig {
-    pub(crate) fn problems(&self) -> Vec<String> {
+    fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let token = self.token.expose().trim();
         if !token.starts_with("xoxb-") {
@@ -88,7 +89,7 @@ impl SlackAppConfig {
     }
 
     /// Compiles the template and checks that every sample renders a message Slack accepts.
-    pub(crate) fn register_templates(
+    fn register_templates(
         &self,
         templates: &mut Templates,
         dir: &Path,
@@ -110,29 +111,6 @@ pub struct SlackApp {
 }
 
 impl SlackApp {
-    pub fn new(config: SlackAppConfig, http: reqwest::Client, templates: Arc<Templates>) -> Self {
-        let limiter = Limiter::for_credential(
-            &["slack_app", config.token.expose(), &config.channel],
-            config.rate_limit,
-        );
-        let api = SlackApi::new(
-            config.api_url.clone(),
-            config.token.clone(),
-            http,
-            *config.common.timeout,
-        );
-        Self {
-            config,
-            templates,
-            api,
-            limiter,
-        }
-    }
-
-    pub fn config(&self) -> &SlackAppConfig {
-        &self.config
-    }
-
     /// The metadata that names this run's message of this integration.
     pub fn metadata(notification: &Notification<'_>) -> Value {
         json!({
@@ -165,52 +143,92 @@ impl SlackApp {
         Ok(message)
     }
 
-    /// The `chat.postMessage` of a first attempt: the message, the channel, the metadata.
-    pub fn post_request(
-        &self,
-        notification: &Notification<'_>,
-    ) -> Result<OutgoingRequest, DeliveryError> {
-        let mut message = self.message(notification)?;
+    /// `message` with `key: value` pairs added at the top level.
+    fn with(mut message: Value, pairs: [(&str, Value); 2]) -> Value {
         if let Some(object) = message.as_object_mut() {
-            object.insert("channel".into(), json!(self.config.channel));
-            object.insert("metadata".into(), Self::metadata(notification));
+            for (key, value) in pairs {
+                object.insert(key.into(), value);
+            }
         }
-        self.api.post("chat.postMessage", &message)
+        message
     }
 }
 
-impl Deliver for SlackApp {
-    async fn deliver(
+impl Kind for SlackApp {
+    const TYPE: &'static str = "slack_app";
+    type Config = SlackAppConfig;
+
+    fn problems(config: &SlackAppConfig) -> Vec<String> {
+        config.problems()
+    }
+
+    fn register_templates(
+        config: &SlackAppConfig,
+        templates: &mut Templates,
+        dir: &Path,
+    ) -> Result<(), TemplateError> {
+        config.register_templates(templates, dir)
+    }
+
+    fn build(config: SlackAppConfig, parts: &Parts) -> Self {
+        let limiter = Limiter::for_credential(
+            &["slack_app", config.token.expose(), &config.channel],
+            config.rate_limit,
+        );
+        let api = SlackApi::new(config.api_url.clone(), config.token.clone());
+        Self {
+            config,
+            templates: Arc::clone(&parts.templates),
+            api,
+            limiter,
+        }
+    }
+
+    fn config(&self) -> &SlackAppConfig {
+        &self.config
+    }
+
+    /// A first attempt plans the `chat.postMessage`. When an earlier attempt may have posted
+    /// (a retry, or a takeover after a crash), the plan reads the channel's history first and,
+    /// when the run's message is there, plans its `chat.update` instead.
+    async fn plan(
         &self,
         notification: &Notification<'_>,
-        cancel: &CancellationToken,
-    ) -> Result<Receipt, DeliveryError> {
+        io: &Io<'_>,
+    ) -> Result<Plan, DeliveryError> {
+        let message = self.message(notification)?;
         if notification.outcome_unknown() {
-            // An earlier attempt may have posted: look before posting again.
-            let channel = self.api.channel_id(&self.config.channel, cancel).await?;
+            let channel = self.api.channel_id(&self.config.channel, io).await?;
             let since = notification.event.data.cancellation.canceled_at.to_utc();
             if let Some(ts) =
-                history::find_message(&self.api, &channel, notification, since, cancel).await?
+                history::find_message(&self.api, &channel, notification, since, io).await?
             {
-                let mut message = self.message(notification)?;
-                if let Some(object) = message.as_object_mut() {
-                    object.insert("channel".into(), json!(channel));
-                    object.insert("ts".into(), json!(ts));
-                }
-                self.limiter.acquire(cancel).await?;
-                self.api
-                    .call(self.api.post("chat.update", &message)?, cancel)
-                    .await?;
-                return Ok(Receipt::Sent(format!(
-                    "updated message {ts} in {channel} (an earlier attempt had posted it)"
-                )));
+                let update = Self::with(message, [("channel", json!(channel)), ("ts", json!(ts))]);
+                let request = self.api.post("chat.update", &update)?;
+                return Ok(Plan::one(request, move |_: &Answer| {
+                    format!("updated message {ts} in {channel} (an earlier attempt had posted it)")
+                }));
             }
         }
-        let request = self.post_request(notification)?;
-        self.limiter.acquire(cancel).await?;
-        let answer = self.api.call(request, cancel).await?;
-        let ts = answer["ts"].as_str().unwrap_or("?");
-        let channel = answer["channel"].as_str().unwrap_or(&self.config.channel);
-        Ok(Receipt::Sent(format!("posted message {ts} in {channel}")))
+        let post = Self::with(
+            message,
+            [
+                ("channel", json!(self.config.channel)),
+                ("metadata", Self::metadata(notification)),
+            ],
+        );
+        let request = self.api.post("chat.postMessage", &post)?;
+        let configured = self.config.channel.clone();
+        Ok(Plan::one(request, move |answer: &Answer| {
+            let answer: Value = serde_json::from_str(&answer.body).unwrap_or_default();
+            let ts = answer["ts"].as_str().unwrap_or("?");
+            let channel = answer["channel"].as_str().unwrap_or(&configured);
+            format!("posted message {ts} in {channel}")
+        }))
+    }
+
+    async fn send(&self, request: OutgoingRequest, io: &Io<'_>) -> Result<Answer, DeliveryError> {
+        self.limiter.acquire(io.cancel).await?;
+        io.send(request).await
     }
 }

@@ -1,0 +1,78 @@
+//! A GitHub App's installation token revoked before it expires: the 401 brings one fresh token
+//! and one more try, as octocrab did when it sent the requests itself.
+
+#[path = "support/providers.rs"]
+mod providers;
+
+use std::sync::Mutex;
+
+use providers::{build, deliver, event, header, requests};
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const KEY_FILE: &str = "tests/fixtures/github-app-test-key.pem";
+const EXCHANGE: &str = "/app/installations/4242/access_tokens";
+const STATUS_PATH: &str = "/repos/acme/web-app/statuses/5a7edc9a156e417068060d67109021351fc7d9b8";
+
+/// Hands out installation tokens valid for an hour, numbered.
+struct Tokens(Mutex<u32>);
+
+impl Respond for Tokens {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let mut issued = self.0.lock().unwrap();
+        *issued += 1;
+        let expires_at = chrono::Utc::now() + chrono::Duration::hours(1);
+        ResponseTemplate::new(201).set_body_json(json!({
+            "token": format!("ghs_installation_{issued}"),
+            "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "permissions": {"statuses": "write"},
+            "repository_selection": "selected",
+        }))
+    }
+}
+
+/// Refuses the first token as revoked, takes any other.
+struct RevokedFirst;
+
+impl Respond for RevokedFirst {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        if header(request, "authorization") == "Bearer ghs_installation_1" {
+            ResponseTemplate::new(401).set_body_json(json!({"message": "Bad credentials"}))
+        } else {
+            ResponseTemplate::new(201).set_body_json(json!({"id": 1}))
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_installation_token_is_replaced_once_and_the_request_repeated() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(EXCHANGE))
+        .respond_with(Tokens(Mutex::new(0)))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(STATUS_PATH))
+        .respond_with(RevokedFirst)
+        .mount(&server)
+        .await;
+    let status = build(&format!(
+        "  - name: gh-app\n    type: github_status\n    api_url: {}\n    auth:\n      app_id: 123456\n      installation_id: 4242\n      private_key_file: {KEY_FILE}\n",
+        server.uri()
+    ));
+
+    deliver(&status, &event()).await.unwrap();
+
+    assert_eq!(requests(&server, "POST", EXCHANGE).await.len(), 2);
+    let used: Vec<String> = requests(&server, "POST", STATUS_PATH)
+        .await
+        .iter()
+        .map(|r| header(r, "authorization"))
+        .collect();
+    assert_eq!(
+        used,
+        ["Bearer ghs_installation_1", "Bearer ghs_installation_2"]
+    );
+}
