@@ -17,6 +17,7 @@ use self::auth::GitlabAuth;
 use super::limit::{Limiter, RateLimit};
 use super::{Answer, Io, OutgoingRequest};
 use crate::failure::{DeliveryError, Dialect};
+use crate::secret::Secret;
 
 /// Where the GitLab API lives unless `api_url` says otherwise.
 pub const DEFAULT_API_URL: &str = "https://gitlab.com/api/v4";
@@ -86,14 +87,18 @@ impl GitlabApi {
 #[derive(Debug)]
 pub struct GitlabClient {
     api_url: Url,
-    auth: Result<(HeaderName, String), String>,
+    /// The credential's header, its value a secret (never in `Debug`), or what is wrong.
+    auth: Result<(HeaderName, Secret), String>,
     limiter: Limiter,
 }
 
 impl GitlabClient {
     pub fn new(api: &GitlabApi) -> Self {
-        let auth = api.auth.header();
-        let credential = auth.as_ref().map(|(_, v)| v.as_str()).unwrap_or_default();
+        let auth = api
+            .auth
+            .header()
+            .map(|(name, value)| (name, Secret::new(value)));
+        let credential = auth.as_ref().map(|(_, v)| v.expose()).unwrap_or_default();
         let limiter = Limiter::for_credential(
             &["gitlab", api.api_url.as_str(), credential],
             api.rate_limit,
@@ -128,7 +133,7 @@ impl GitlabClient {
         request.method = method;
         request.header(ACCEPT, "application/json", false);
         let (name, value) = self.auth.clone().map_err(DeliveryError::permanent)?;
-        request.header(name, &value, true);
+        request.header(name, value.expose(), true);
         Ok(request.with_dialect(Dialect::Gitlab))
     }
 
