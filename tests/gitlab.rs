@@ -503,3 +503,99 @@ async fn a_gitlab_event_gives_one_status_and_one_note_and_a_forgotten_second_can
     assert!(broker.take_dead_letters().await.is_empty());
     broker.cleanup().await;
 }
+
+/// `preview` prints the plan; the delivery sends the same requests, byte for byte.
+#[tokio::test]
+async fn the_previewed_requests_are_the_ones_a_delivery_sends() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(status_path()))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&server)
+        .await;
+    let notes = Notes::new(2, 20, Paging::NextPageHeader);
+    notes.mount(&server, 42).await;
+    let event = gitlab_event(event());
+    let parsed = providers::parse(&event);
+    for yaml in [status_yaml(&server, ""), note_yaml(&server)] {
+        let integration = build(&yaml);
+        let notification = Notification {
+            event: &parsed,
+            integration: integration.name(),
+            attempt: 1,
+            resumed: false,
+        };
+        let planned = integration.preview(&notification).await.unwrap().requests();
+        integration
+            .deliver(&notification, &tokio_util::sync::CancellationToken::new())
+            .await
+            .unwrap();
+        let written: Vec<_> = server
+            .received_requests()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.method.as_str() != "GET")
+            .collect();
+        let sent = written.last().unwrap();
+        assert_eq!(planned.len(), 1);
+        assert_eq!(planned[0].method.as_str(), sent.method.as_str());
+        assert_eq!(planned[0].url.path(), sent.url.path());
+        assert_eq!(planned[0].body, sent.body);
+        assert_eq!(header(sent, "private-token"), "glpat-test-token");
+    }
+}
+
+/// The check the fuzz target (`fuzz/fuzz_targets/render_hostile.rs`) makes of every rendered
+/// note, here over the shipped template with the sample events and known-hostile values: no
+/// line may start a quick action, and no mention or reference character comes without its
+/// backslash.
+#[test]
+fn the_shipped_note_template_passes_the_fuzz_targets_check_on_hostile_values() {
+    use run_notifier::render::{Format, Templates, sample_events, variables};
+
+    let mut templates = Templates::new();
+    templates
+        .add_file(
+            Format::GitlabMarkdown,
+            "note",
+            std::path::Path::new("templates/gitlab/mr_note.md.hbs"),
+        )
+        .unwrap();
+    let mut events: Vec<_> = sample_events().into_iter().map(|(_, e)| e).collect();
+    for hostile in [
+        "/close\n/merge",
+        "@all #1 !2 ~x %y $z ^a <b>",
+        "&#64;all",
+        "\n\n/approve",
+    ] {
+        let mut event = gitlab_event(event());
+        for pointer in [
+            "/data/projectName",
+            "/data/commit/branch",
+            "/data/commit/message",
+        ] {
+            *event.pointer_mut(pointer).unwrap() = json!(hostile);
+        }
+        event["data"]["cancellation"]["actor"] = json!(hostile);
+        event["data"]["cancellation"]["note"] = json!(hostile);
+        event["data"]["tags"] = json!([hostile]);
+        events.push(providers::parse(&event));
+    }
+    for event in events {
+        let note = templates
+            .render(Format::GitlabMarkdown, "note", &variables(&event))
+            .unwrap();
+        for line in note.lines() {
+            assert!(!line.trim_start_matches("> ").starts_with('/'), "{line:?}");
+        }
+        for (at, c) in note.char_indices() {
+            if matches!(c, '@' | '#' | '!' | '~' | '%' | '$' | '^' | '<') {
+                assert!(
+                    note[..at].ends_with('\\'),
+                    "unescaped {c:?} at {at}: {note:?}"
+                );
+            }
+        }
+    }
+}

@@ -378,3 +378,29 @@ async fn a_worker_killed_between_slacks_answer_and_the_record_leaves_one_message
     assert!(broker.take_dead_letters().await.is_empty());
     broker.cleanup().await;
 }
+
+/// `preview` prints the plan; the delivery sends the same request, byte for byte.
+#[tokio::test]
+async fn the_previewed_post_is_the_one_a_delivery_sends() {
+    let server = MockServer::start().await;
+    let channel = Channel::new(0, 10);
+    channel.mount(&server).await;
+    let app = build(&yaml(&server, CHANNEL_ID));
+    let parsed = parse(&event());
+    let notification = Notification {
+        event: &parsed,
+        integration: app.name(),
+        attempt: 1,
+        resumed: false,
+    };
+
+    let planned = app.preview(&notification).await.unwrap().requests();
+    app.deliver(&notification, &CancellationToken::new())
+        .await
+        .unwrap();
+
+    let sent = requests(&server, "POST", "/api/chat.postMessage").await;
+    assert_eq!(planned.len(), 1);
+    assert_eq!(planned[0].url.path(), "/api/chat.postMessage");
+    assert_eq!(planned[0].body, sent[0].body);
+}
