@@ -1,5 +1,6 @@
 //! `run-notifier` consumes **run-canceled** events from RabbitMQ and fans each one out, with
-//! retries, to GitHub, Bitbucket, Slack, Teams and Standard Webhooks receivers.
+//! retries, to GitHub, GitLab, Bitbucket, Slack (webhooks and apps), Teams and Standard Webhooks
+//! receivers.
 //!
 //! # Layout
 //!
