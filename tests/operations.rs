@@ -172,14 +172,18 @@ async fn a_full_run_logs_no_configured_secret() {
         "SLACKPATHSECRET4242",
         "TEAMSSIGSECRET4343",
         "ghp_GITHUBTOKENSECRET4444",
-        "bitbucket-password-4545",
+        "bitbucket-api-token-4545",
+        "glpat-GITLABTOKENSECRET4646",
+        "xoxb-SLACKAPPTOKENSECRET4747",
     ];
     let integrations = [
         format!("  - name: hook\n    type: webhook\n    url: {}\n    secrets:\n      - {webhook_secret}\n    hub_secret: {}\n    headers:\n      Authorization: Bearer {}\n", down.url("/hook"), secrets[1], secrets[2]),
         format!("  - name: slack\n    type: slack\n    webhook_url: {}\n", down.url(&format!("/services/T0/B0/{}", secrets[3]))),
         format!("  - name: teams\n    type: teams\n    webhook_url: {}\n", down.url(&format!("/workflows/run?sig={}", secrets[4]))),
         format!("  - name: status\n    type: github_status\n    api_url: {}\n    auth:\n      token: {}\n", down.server.uri(), secrets[5]),
-        format!("  - name: bitbucket\n    type: bitbucket_status\n    api_url: {}\n    host: github.com\n    auth:\n      username: bot\n      password: {}\n", down.server.uri(), secrets[6]),
+        format!("  - name: bitbucket\n    type: bitbucket_status\n    api_url: {}\n    host: github.com\n    auth:\n      email: bot@example.com\n      api_token: {}\n", down.server.uri(), secrets[6]),
+        format!("  - name: gitlab\n    type: gitlab_status\n    api_url: {}/api/v4\n    host: github.com\n    auth:\n      token: {}\n", down.server.uri(), secrets[7]),
+        format!("  - name: slackapp\n    type: slack_app\n    token: {}\n    channel: C0123ABCD\n    api_url: {}/api\n", secrets[8], down.server.uri()),
     ]
     .concat();
     let yaml = names.config_with(
@@ -192,7 +196,7 @@ async fn a_full_run_logs_no_configured_secret() {
     let mut worker = WorkerProcess::start(&names, dir.path(), &yaml).await;
 
     broker.publish(&event_for(&unique("run"))).await;
-    broker.wait_for_dead_letters(5).await; // every integration failed twice and gave up
+    broker.wait_for_dead_letters(7).await; // every integration failed twice and gave up
     worker.signal("-TERM");
     assert!(worker.wait_exit(Duration::from_secs(10)).await.0.success());
 
