@@ -21,6 +21,7 @@ mod github_pr_lookup;
 mod github_retries;
 mod github_status;
 mod harness;
+mod isolation;
 mod ledger;
 mod log_levels;
 mod monitoring;
