@@ -25,13 +25,14 @@
 //! - [`broker`]: lapin connection, topology, headers, publishing with confirms.
 //! - [`worker`]: the consumer, its reconnects, and shutdown; acks by outcome; no HTTP.
 //! - [`signature`]: Standard Webhooks signing and verification.
-//! - [`admin`], [`telemetry`]: health and metrics endpoints; logs and metrics.
+//! - [`admin`], [`telemetry`]: health and metrics endpoints; logs, metrics and traces.
 //! - [`render`]: Handlebars templates, one registry per output format, checked at load.
 //! - [`preview`]: each integration's plan for an event (the exact requests), secrets redacted,
 //!   nothing written.
 //! - [`commands`]: the command-line verbs besides `run`.
 
 pub mod admin;
+pub mod app;
 pub mod broker;
 pub mod commands;
 pub mod config;

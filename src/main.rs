@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use run_notifier::config::{self, Config};
-use run_notifier::{commands, integrations, preview, telemetry, worker};
+use run_notifier::{app, commands, integrations, preview, telemetry};
 use tokio_util::sync::CancellationToken;
 
 /// Fans run-canceled events out to GitHub, Bitbucket, Slack, Teams and signed webhooks.
@@ -128,13 +128,16 @@ fn main() -> ExitCode {
 fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run => {
-            telemetry::init();
+            let tracing = telemetry::init()?;
             let config = Config::load(&cli.config)?;
-            runtime()?.block_on(async {
+            let result = runtime()?.block_on(async {
                 let shutdown = CancellationToken::new();
                 tokio::spawn(cancel_on_signal(shutdown.clone()));
-                worker::run(config, shutdown).await
-            })
+                app::run(config, shutdown).await
+            });
+            // After the runtime is gone: sending the last spans blocks.
+            drop(tracing);
+            result
         }
         Command::CheckConfig => {
             let config = Config::load(&cli.config)?;
