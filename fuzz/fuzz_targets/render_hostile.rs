@@ -3,8 +3,9 @@
 //! for events whose free-text fields come from the fuzz input. Must never panic, and every
 //! JSON body must stay valid JSON. The PR comment and the MR note are left out of the plans:
 //! theirs read GitHub or GitLab first (their hostile bodies are checked in
-//! `tests/it/github_pr_comment.rs` and `tests/it/gitlab.rs`); the MR note's template is rendered here
-//! directly instead, and no value may mention, reference or start a line with a quick action.
+//! `tests/it/github_pr_comment.rs` and `tests/it/gitlab.rs`); the MR note's template is
+//! rendered here directly instead, and no value may mention, reference or start a line with a
+//! quick action.
 #![no_main]
 
 use std::collections::HashMap;
