@@ -323,4 +323,4 @@ impl Outcome {
 }
 
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
