@@ -240,7 +240,8 @@ fn the_dashboard_and_rules_cover_what_operators_watch() {
 #[tokio::test]
 async fn every_metric_the_dashboard_and_rules_query_is_exported_after_a_known_run() {
     // The in-process workers of all tests share one metrics registry: these integration names
-    // are this test's own, and the waits below read only series labelled with them.
+    // are this test's own, and every count the waits below compare is labelled with one of
+    // them (the unlabelled events counter is only checked to exist).
     let mut app = TestApp::new().await;
     let fine = Receiver::ok().await;
     let flaky =
