@@ -18,6 +18,9 @@ use crate::support::{Receiver, TestApp, event_for, unique, wait_until, webhook};
 /// A generous fuse: these tests wait for positive signals, never for time to pass.
 const FUSE: Duration = Duration::from_secs(60);
 
+// The in-process workers of all tests share one metrics registry: the integrations here have
+// names no other test uses, and no assertion reads a series without an integration label.
+
 /// The runs a receiver was sent, once each.
 fn runs_of(receiver: &Receiver) -> Vec<String> {
     receiver
@@ -62,8 +65,8 @@ async fn a_hung_receiver_holds_only_its_own_share_and_the_others_get_every_event
                 .with("timeout", "30m")
                 .with("concurrency", 3),
         );
-        config.add(webhook("a", &healthy[0].url("/a")));
-        config.add(webhook("b", &healthy[1].url("/b")));
+        config.add(webhook("healthy-a", &healthy[0].url("/a")));
+        config.add(webhook("healthy-b", &healthy[1].url("/b")));
     })
     .await;
 
@@ -117,7 +120,7 @@ async fn a_hung_receiver_holds_only_its_own_share_and_the_others_get_every_event
         sample(
             &page,
             "run_notifier_integration_in_flight",
-            &[("integration", "a")]
+            &[("integration", "healthy-a")]
         ),
         Some(0.0)
     );
@@ -201,14 +204,6 @@ async fn a_receiver_that_keeps_failing_pauses_its_integration_until_a_probe_gets
             &[("integration", "failing"), ("state", "closed")]
         ),
         Some(1.0)
-    );
-    assert_eq!(
-        sample(
-            &page,
-            "run_notifier_dead_letters_total",
-            &[("kind", "delivery")]
-        ),
-        Some(0.0)
     );
     app.stop_worker().await;
     assert!(app.take_dead_letters().await.is_empty());
