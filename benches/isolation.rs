@@ -27,6 +27,8 @@ mod harness;
 mod receiver;
 #[path = "isolation/scenarios.rs"]
 mod scenarios;
+#[path = "isolation/worker.rs"]
+mod worker;
 
 use harness::Broker;
 

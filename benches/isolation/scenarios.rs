@@ -5,11 +5,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::harness::{
-    Broker, ChildWorker, InProcess, Run, poll, sample, slack, tag, teams, unique, wait_until,
-    webhook,
-};
+use crate::harness::{Broker, Run, slack, tag, teams, unique, webhook};
 use crate::receiver::{Answer, Receiver};
+use crate::worker::{ChildWorker, InProcess, poll, sample, wait_until};
 
 const FUSE: Duration = Duration::from_secs(300);
 
