@@ -1,7 +1,7 @@
 //! The worker under test: in this process through `app::run` (hung and storm), or the
 //! `run-notifier` binary as a child process (kill); waiting for `/readyz`, reading `/metrics`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -88,7 +88,7 @@ pub struct ChildWorker {
 }
 
 impl ChildWorker {
-    pub async fn start(config: &Path, log: &PathBuf, admin: &str) -> Self {
+    pub async fn start(config: &Path, log: &Path, admin: &str) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
