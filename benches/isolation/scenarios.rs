@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{Broker, Run, slack, tag, teams, unique, webhook};
 use crate::receiver::{Answer, Receiver};
-use crate::worker::{ChildWorker, InProcess, poll, sample, wait_until};
+use crate::worker::{ChildWorker, InProcess, broker_pid, cpu, poll, sample, wait_until};
 
 const FUSE: Duration = Duration::from_secs(300);
 
@@ -47,6 +47,12 @@ pub struct HungRun {
     /// Healthy deliveries that went through their integration's queue rather than straight.
     pub healthy_queued: f64,
     pub hung_requests: usize,
+    /// Mean wait of the healthy deliveries that went through their queue, in seconds.
+    pub healthy_queue_wait: f64,
+    /// CPU seconds from the first publish to the last healthy receipt: this process (worker,
+    /// receivers, publisher) and the broker.
+    pub cpu: f64,
+    pub broker_cpu: f64,
 }
 
 pub async fn hung(broker: &Broker, dir: &Path, with_hung: bool) -> HungRun {
@@ -77,6 +83,8 @@ pub async fn hung(broker: &Broker, dir: &Path, with_hung: bool) -> HungRun {
     let run = Run::new("hung", &unique, &yaml, &all, dir);
     let worker = InProcess::start(&run).await;
 
+    let broker_pid = broker_pid().unwrap_or(0);
+    let cpu_before = (cpu(std::process::id()), cpu(broker_pid));
     let published = broker.publish_all(&run, 0..EVENTS).await;
     let healthy = [&hook, &chat, &card];
     wait_until("every healthy integration got every run", FUSE, || async {
@@ -85,18 +93,21 @@ pub async fn hung(broker: &Broker, dir: &Path, with_hung: bool) -> HungRun {
             .all(|route| receiver.has_all(route, 0..EVENTS))
     })
     .await;
+    let cpu_used = (
+        (cpu(std::process::id()) - cpu_before.0).as_secs_f64(),
+        (cpu(broker_pid) - cpu_before.1).as_secs_f64(),
+    );
     let latency = Latency::of(&receiver, &healthy, &published);
     let page = worker.metrics().await;
-    let healthy_queued = healthy
-        .iter()
-        .map(|name| {
-            sample(
-                &page,
-                "run_notifier_integration_queue_wait_seconds_count",
-                &format!("integration=\"{name}\""),
-            )
-        })
-        .sum();
+    let healthy_sum = |series: &str| -> f64 {
+        healthy
+            .iter()
+            .map(|name| sample(&page, series, &format!("integration=\"{name}\"")))
+            .sum()
+    };
+    let healthy_queued = healthy_sum("run_notifier_integration_queue_wait_seconds_count");
+    let healthy_queue_wait =
+        healthy_sum("run_notifier_integration_queue_wait_seconds_sum") / healthy_queued.max(1.0);
     let hung_requests = receiver.requests(&hung);
     worker.stop().await;
     run.delete(broker).await;
@@ -104,6 +115,9 @@ pub async fn hung(broker: &Broker, dir: &Path, with_hung: bool) -> HungRun {
         healthy: latency,
         healthy_queued,
         hung_requests,
+        healthy_queue_wait,
+        cpu: cpu_used.0,
+        broker_cpu: cpu_used.1,
     }
 }
 

@@ -128,3 +128,28 @@ impl Drop for ChildWorker {
         let _ = self.child.wait();
     }
 }
+
+/// CPU time (user + system) process `pid` has used, from `/proc/<pid>/stat`; zero if unreadable.
+pub fn cpu(pid: u32) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // After the command name (which may hold spaces), utime and stime are fields 12 and 13.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // USER_HZ is 100 on every Linux platform Rust targets.
+    Duration::from_millis(ticks * 10)
+}
+
+/// The local RabbitMQ's Erlang VM, to count its CPU time too.
+pub fn broker_pid() -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            (comm.trim() == "beam.smp").then_some(pid)
+        })
+}
