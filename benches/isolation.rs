@@ -6,7 +6,8 @@
 //! 1. **hung**: 300 events published at once to a webhook, Slack and Teams (their receivers
 //!    answer at once), next to a webhook whose receiver accepts and never answers (timeout
 //!    10 s); the same without it. Publish-to-receipt p50 and max over the healthy (run,
-//!    integration) pairs. Target: with / without ≤ 1.5.
+//!    integration) pairs. Target: with / without ≤ 1.5. A control run has the fourth webhook
+//!    answer at once: it tells the cost of the hang from the cost of a fourth integration.
 //! 2. **storm**: three webhooks, events at 10/s for 60 s, one receiver answering 500 to
 //!    everything; the same with it answering 200. The other two must get each run exactly once,
 //!    with p50 and max as without the storm.
@@ -32,6 +33,7 @@ mod scenarios;
 mod worker;
 
 use harness::Broker;
+use receiver::Answer;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -102,18 +104,23 @@ async fn all() {
     let mut rows = Vec::new();
 
     if wants("hung") {
-        let (mut with, mut without) = (Vec::new(), Vec::new());
+        let (mut with, mut without, mut control) = (Vec::new(), Vec::new(), Vec::new());
         for k in 0..runs {
-            // Alternating which goes first, so warming up favours neither.
-            let (base, hung) = if k % 2 == 0 {
-                let base = scenarios::hung(&broker, dir.path(), false).await;
-                (base, scenarios::hung(&broker, dir.path(), true).await)
-            } else {
-                let hung = scenarios::hung(&broker, dir.path(), true).await;
-                (scenarios::hung(&broker, dir.path(), false).await, hung)
+            // Rotating which goes first, so warming up favours none.
+            let mut variants = [None, Some(Answer::Hang), Some(Answer::Ok)];
+            variants.rotate_left(k % 3);
+            let mut results = Vec::new();
+            for fourth in variants {
+                let run = scenarios::hung(&broker, dir.path(), fourth).await;
+                results.push((fourth.map(|a| matches!(a, Answer::Hang)), run));
+            }
+            let mut take = |which: Option<bool>| {
+                let at = results.iter().position(|(w, _)| *w == which).unwrap();
+                results.remove(at).1
             };
+            let (base, hung, four) = (take(None), take(Some(true)), take(Some(false)));
             eprintln!(
-                "hung {k}: without p50 {:.3} s max {:.3} s | with p50 {:.3} s max {:.3} s; healthy via own queue {} / {} (mean wait {:.3} / {:.3} s); CPU s bench {:.2} / {:.2}, broker {:.2} / {:.2}; hung receiver got {}",
+                "hung {k}: without p50 {:.3} s max {:.3} s | with p50 {:.3} s max {:.3} s; healthy via own queue {} / {} (mean wait {:.3} / {:.3} s); CPU s bench {:.2} / {:.2}, broker {:.2} / {:.2}; Slack/Teams attempt {:.1} / {:.1} ms; hung receiver got {}; control with a fourth healthy webhook: p50 {:.3} s max {:.3} s",
                 base.healthy.p50,
                 base.healthy.max,
                 hung.healthy.p50,
@@ -126,15 +133,26 @@ async fn all() {
                 hung.cpu,
                 base.broker_cpu,
                 hung.broker_cpu,
-                hung.hung_requests
+                base.chat_delivery * 1e3,
+                hung.chat_delivery * 1e3,
+                hung.hung_requests,
+                four.healthy.p50,
+                four.healthy.max
             );
             without.push(base);
             with.push(hung);
+            control.push(four);
         }
         let p50 = Medians::of(&with, &without, |r| r.healthy.p50);
         let max = Medians::of(&with, &without, |r| r.healthy.max);
         rows.push(p50.row("1. hung receiver, healthy p50", "≤ 1.5 ×"));
         rows.push(max.row("1. hung receiver, healthy max", "≤ 1.5 ×"));
+        let p50 = Medians::of(&control, &without, |r| r.healthy.p50);
+        let max = Medians::of(&control, &without, |r| r.healthy.max);
+        rows.push(p50.row("1. control: 4th webhook healthy, p50", ""));
+        rows.push(max.row("1. control: 4th webhook healthy, max", ""));
+        let p50 = Medians::of(&with, &control, |r| r.healthy.p50);
+        rows.push(p50.row("1. hung against the control, p50", "(the hang's own cost)"));
     }
 
     if wants("storm") {

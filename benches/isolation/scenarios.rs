@@ -41,7 +41,7 @@ fn names<const N: usize>(unique: &str, roles: [&str; N]) -> [String; N] {
 }
 
 /// Scenario 1, one run: 300 events at once to a webhook, Slack and Teams, with or without a
-/// webhook whose receiver never answers (timeout 10 s).
+/// fourth webhook (timeout 10 s), whose receiver never answers in the scenario.
 pub struct HungRun {
     pub healthy: Latency,
     /// Healthy deliveries that went through their integration's queue rather than straight.
@@ -53,16 +53,20 @@ pub struct HungRun {
     /// receivers, publisher) and the broker.
     pub cpu: f64,
     pub broker_cpu: f64,
+    /// Mean time of one Slack or Teams delivery attempt (ledger claim, post, record), seconds.
+    pub chat_delivery: f64,
 }
 
-pub async fn hung(broker: &Broker, dir: &Path, with_hung: bool) -> HungRun {
+/// `fourth`: how the fourth webhook's receiver answers (`Hang` for the scenario, `Ok` for the
+/// control that tells the cost of the hang from the cost of a fourth integration), if any.
+pub async fn hung(broker: &Broker, dir: &Path, fourth: Option<Answer>) -> HungRun {
     const EVENTS: usize = 300;
     let unique = unique();
     let [hung, hook, chat, card] = names(&unique, ["hung", "hook", "slack", "teams"]);
     let receiver = Receiver::start(
         &tag(&unique),
         &[
-            (&hung, Answer::Hang),
+            (&hung, fourth.unwrap_or(Answer::Hang)),
             (&hook, Answer::Ok),
             (&chat, Answer::Ok),
             (&card, Answer::Ok),
@@ -72,7 +76,7 @@ pub async fn hung(broker: &Broker, dir: &Path, with_hung: bool) -> HungRun {
     let url = &receiver.url;
     let mut yaml = String::new();
     let mut all = Vec::new();
-    if with_hung {
+    if fourth.is_some() {
         yaml += &webhook(&hung, url, "10s");
         all.push(hung.clone());
     }
@@ -83,6 +87,19 @@ pub async fn hung(broker: &Broker, dir: &Path, with_hung: bool) -> HungRun {
     let run = Run::new("hung", &unique, &yaml, &all, dir);
     let worker = InProcess::start(&run).await;
 
+    let chat_seconds = |page: &str| {
+        let series = |suffix: &str| {
+            ["slack", "teams"]
+                .iter()
+                .map(|kind| {
+                    let name = format!("run_notifier_delivery_duration_seconds_{suffix}");
+                    sample(page, &name, &format!("type=\"{kind}\""))
+                })
+                .sum::<f64>()
+        };
+        (series("sum"), series("count"))
+    };
+    let before = chat_seconds(&worker.metrics().await);
     let broker_pid = broker_pid().unwrap_or(0);
     let cpu_before = (cpu(std::process::id()), cpu(broker_pid));
     let published = broker.publish_all(&run, 0..EVENTS).await;
@@ -94,8 +111,11 @@ pub async fn hung(broker: &Broker, dir: &Path, with_hung: bool) -> HungRun {
     })
     .await;
     let cpu_used = (
-        (cpu(std::process::id()) - cpu_before.0).as_secs_f64(),
-        (cpu(broker_pid) - cpu_before.1).as_secs_f64(),
+        // Saturating: the broker may have been restarted meanwhile by someone else.
+        cpu(std::process::id())
+            .saturating_sub(cpu_before.0)
+            .as_secs_f64(),
+        cpu(broker_pid).saturating_sub(cpu_before.1).as_secs_f64(),
     );
     let latency = Latency::of(&receiver, &healthy, &published);
     let page = worker.metrics().await;
@@ -108,6 +128,8 @@ pub async fn hung(broker: &Broker, dir: &Path, with_hung: bool) -> HungRun {
     let healthy_queued = healthy_sum("run_notifier_integration_queue_wait_seconds_count");
     let healthy_queue_wait =
         healthy_sum("run_notifier_integration_queue_wait_seconds_sum") / healthy_queued.max(1.0);
+    let after = chat_seconds(&page);
+    let chat_delivery = (after.0 - before.0) / (after.1 - before.1).max(1.0);
     let hung_requests = receiver.requests(&hung);
     worker.stop().await;
     run.delete(broker).await;
@@ -118,6 +140,7 @@ pub async fn hung(broker: &Broker, dir: &Path, with_hung: bool) -> HungRun {
         healthy_queue_wait,
         cpu: cpu_used.0,
         broker_cpu: cpu_used.1,
+        chat_delivery,
     }
 }
 
