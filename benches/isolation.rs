@@ -17,11 +17,13 @@
 //!    at every integration (target ≤ 5 s), and pairs of all 100 events the ledger never
 //!    records as delivered after the leases ran out (target 0).
 //!
-//! Hung and kill are run `RUNS` times (default 3), storm once (`STORM_RUNS`); the table shows
-//! medians, and as ratio the median of the ratios of runs made back to back with and without
-//! the fault (on a shared machine, the load changes more between runs than the fault does). Every run declares its own queues and exchanges (integration queues included) and
-//! deletes them at the end. Each run prints a line to stderr as it ends; the table goes to
-//! stdout.
+//! Hung and kill are run `RUNS` times (default 3), storm once (`STORM_RUNS`). The table shows
+//! each figure's median with and without the fault, and as ratio the median of the ratios of
+//! runs made back to back (on a shared machine the load changes more between runs than the
+//! fault does: read the ratio, and the stderr lines for CPU time and queue waits). Every run
+//! declares its own queues and exchanges (integration queues included) and deletes them at the
+//! end; a run that panics leaves its `bench-iso-*` names behind. The README's figures come from
+//! `cargo bench --profile dev --bench isolation` (a debug build; the plain command optimizes).
 
 #[path = "isolation/harness.rs"]
 mod harness;
