@@ -199,6 +199,13 @@ impl TestApp {
         self.spawn_process_with_env(&[], change).await
     }
 
+    /// Starts `run-notifier run` as its own process like [`TestApp::spawn_process`], without
+    /// waiting until it is ready.
+    pub fn launch_process(&self, change: impl FnOnce(&mut Setup)) -> WorkerProcess<'_> {
+        let (path, config) = self.config(change);
+        WorkerProcess::launch(self, &path, config.admin.listen, &[])
+    }
+
     /// [`TestApp::spawn_process`] with extra environment variables.
     pub async fn spawn_process_with_env(
         &self,

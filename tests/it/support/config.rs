@@ -187,6 +187,7 @@ fn document(config: &Config, specs: &[Spec]) -> Value {
         "path": config.ledger.path,
         "retention": duration(&config.ledger.retention),
         "prune_interval": duration(&config.ledger.prune_interval),
+        "wait_at_start": config.ledger.wait_at_start,
     });
     if let Some(url) = &config.ledger.url {
         ledger["url"] = json!(secret(url));
