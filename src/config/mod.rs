@@ -1,7 +1,10 @@
 //! The typed configuration: one YAML file, `${VAR}` expansion, validated once at load.
 
+mod collect;
 mod duration;
+mod env;
 mod secret;
+mod tree;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,7 +39,7 @@ pub struct Config {
     /// The delivery ledger (SQLite file, or PostgreSQL for several workers).
     #[serde(default)]
     pub ledger: LedgerConfig,
-    /// Where the default templates live (relative to the working directory).
+    /// Where the default templates live (relative to the config file's folder).
     #[serde(default = "default_templates_dir")]
     pub templates_dir: PathBuf,
     /// Where each event goes.
@@ -97,7 +100,8 @@ impl Default for BrokerConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LedgerConfig {
-    /// The SQLite file (created on first start), used unless `url` is set.
+    /// The SQLite file (created on first start; relative to the config file's folder), used
+    /// unless `url` is set.
     pub path: PathBuf,
     /// A `postgres://` URL, for several workers sharing the work (it may hold a password).
     pub url: Option<Secret>,
@@ -184,46 +188,87 @@ impl Default for AdminConfig {
     }
 }
 
-/// A config that could not be loaded: the file and what is wrong, with line and column.
+/// A config that could not be loaded: the file and every problem found, each with its line
+/// and column where it has one.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {message}")]
+#[error("{}", render(path, problems))]
 pub struct ConfigError {
     pub path: PathBuf,
-    pub message: String,
+    /// One line each, `{path}:{line}:{column}: {sentence}` (or `{path}: {sentence}`).
+    pub problems: Vec<String>,
+}
+
+fn render(path: &Path, problems: &[String]) -> String {
+    match problems {
+        [one] => one.clone(),
+        many => format!(
+            "{} has {} problems:\n{}",
+            path.display(),
+            many.len(),
+            many.join("\n")
+        ),
+    }
 }
 
 impl Config {
-    /// Reads, expands and validates the file at `path` against the process environment.
+    /// Reads, expands and validates the file at `path` against the process environment;
+    /// relative paths in it are resolved against the file's folder.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
+        let name = path.display().to_string();
+        let fail = |problems| ConfigError {
             path: path.to_owned(),
-            message: format!("cannot read the config file: {err}"),
-        })?;
-        Self::parse(&text, std::env::vars().collect()).map_err(|message| ConfigError {
-            path: path.to_owned(),
-            message,
+            problems,
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| fail(vec![format!("{name}: cannot read the config file: {err}")]))?;
+        let mut config = Self::parse_problems(&text, &std::env::vars().collect())
+            .map_err(|problems| fail(problems.iter().map(|p| p.render(&name)).collect()))?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new("")));
+        Ok(config)
+    }
+
+    /// Parses YAML text with `${VAR}` taken from `env`, then validates it; every problem is a
+    /// line of the error, `line L column C: sentence` where it has a place.
+    pub fn parse(text: &str, env: HashMap<String, String>) -> Result<Self, String> {
+        Self::parse_problems(text, &env).map_err(|problems| {
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|p| match p.line {
+                    Some(line) => format!("line {line} column {}: {}", p.column, p.message),
+                    None => p.message.clone(),
+                })
+                .collect();
+            lines.join("\n")
         })
     }
 
-    /// Parses YAML text with `${VAR}` taken from `env`, then validates it.
-    pub fn parse(text: &str, env: HashMap<String, String>) -> Result<Self, String> {
-        let options = serde_saphyr::options! {}.with_properties(env);
-        let config: Config = serde_saphyr::from_str_with_options(text, options).map_err(|err| {
-            let message = err.to_string();
-            if message.contains("missing property `") {
-                format!("{message}\n= help: `${{NAME}}` is read from the environment: set the variable, or give a default with `${{NAME:-default}}`")
-            } else if message.contains("invalid interpolated scalar value") {
-                // The parser withholds the reason, since it could quote the value (a secret).
-                format!("{message}\n= help: a value taken from the environment here is not valid for its field; it is not shown because it may be a secret (webhook secrets are `whsec_` followed by base64)")
-            } else {
-                message
-            }
-        })?;
+    fn parse_problems(
+        text: &str,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, Vec<collect::Problem>> {
+        let config: Config = collect::parse(text, env)?;
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
         } else {
-            Err(problems.join("\n"))
+            Err(problems
+                .into_iter()
+                .map(|message| collect::Problem {
+                    line: None,
+                    column: 0,
+                    message,
+                })
+                .collect())
+        }
+    }
+
+    /// Relative `ledger.path` and `templates_dir` are relative to the config file's folder, so
+    /// every command finds the same files whatever its working directory.
+    fn resolve_paths(&mut self, base: &Path) {
+        for path in [&mut self.ledger.path, &mut self.templates_dir] {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
         }
     }
 

@@ -90,14 +90,16 @@ impl Names {
         prefetch: u16,
     ) -> String {
         format!(
-            "broker:\n  url: {AMQP_URL}\n  exchange: {}\n  queue: {}\n  routing_key: run.canceled\n  retry_queue_prefix: {}\n  dead_letter_queue: {}\n  control_exchange: {}\n  prefetch: {prefetch}\n  reconnect_max_delay: 1s\nworker:\n  {worker}\nretry:\n  {retry}\n  max_retry_after: 10s\nadmin:\n  listen: 127.0.0.1:{}\nledger:\n  {}\nintegrations:\n{integrations}",
+            "broker:\n  url: {AMQP_URL}\n  exchange: {}\n  queue: {}\n  routing_key: run.canceled\n  retry_queue_prefix: {}\n  dead_letter_queue: {}\n  control_exchange: {}\n  prefetch: {prefetch}\n  reconnect_max_delay: 1s\nworker:\n  {worker}\nretry:\n  {retry}\n  max_retry_after: 10s\nadmin:\n  listen: 127.0.0.1:{}\nledger:\n  {}\ntemplates_dir: {}\nintegrations:\n{integrations}",
             self.exchange,
             self.queue,
             self.retry_prefix,
             self.dead,
             self.control,
             self.admin_port,
-            self.ledger
+            self.ledger,
+            // Absolute: a config file's relative paths are relative to its (temporary) folder.
+            concat!(env!("CARGO_MANIFEST_DIR"), "/templates"),
         )
     }
 
