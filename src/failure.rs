@@ -85,6 +85,9 @@ pub enum Dialect {
     /// Slack incoming webhooks: success is `200` with the body `ok`; an error is a body such as
     /// `invalid_payload` or `channel_not_found`, on a 4xx or even on a 200.
     Slack,
+    /// The GitHub REST API: the status code says it, and an error's JSON body carries a
+    /// `message` and maybe `errors`, which is what the failure quotes.
+    Github,
 }
 
 /// Classifies an HTTP answer in the receiver's [`Dialect`].
@@ -98,6 +101,23 @@ pub fn classify(
     match dialect {
         Dialect::Http => classify_response(status, headers, body, now),
         Dialect::Slack => slack::classify(status, headers, body, now),
+        Dialect::Github => classify_response(status, headers, &github_message(body), now),
+    }
+}
+
+/// `message: [errors]` from a GitHub error body, or the body itself when it is not that JSON.
+fn github_message(body: &str) -> String {
+    let Ok(serde_json::Value::Object(error)) = serde_json::from_str(body) else {
+        return body.to_owned();
+    };
+    let Some(message) = error.get("message").and_then(|m| m.as_str()) else {
+        return body.to_owned();
+    };
+    match error.get("errors") {
+        Some(serde_json::Value::Array(errors)) if !errors.is_empty() => {
+            format!("{message}: {}", serde_json::Value::from(errors.clone()))
+        }
+        _ => message.to_owned(),
     }
 }
 

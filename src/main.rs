@@ -138,14 +138,21 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CheckConfig => {
             let config = Config::load(&cli.config)?;
-            integrations::build_all(&config, &integrations::http_client())
-                .map_err(run_notifier::render::TemplateError::all)?;
+            integrations::build_all(
+                &config.integrations,
+                &config.templates_dir,
+                &integrations::http_client(),
+            )
+            .map_err(run_notifier::render::TemplateError::all)?;
             println!("{}: {}", cli.config.display(), commands::describe(&config));
             Ok(())
         }
         Command::Preview { event } => {
             let config = Config::load(&cli.config)?;
-            print!("{}", preview::preview_file(&config, &event)?);
+            print!(
+                "{}",
+                runtime()?.block_on(preview::preview_file(&config, &event))?
+            );
             Ok(())
         }
         Command::Publish { event, unchecked } => {

@@ -1,23 +1,33 @@
-//! `preview`: the exact requests an event would cause, integration by integration, and why the
-//! others would skip it, without sending anything. Secrets never appear in the output.
+//! `preview`: each integration's plan for an event, printed. The requests are the ones a delivery
+//! would send (body bytes exactly as sent and signed), or the reason it would skip the event.
+//! Nothing is written; an integration that must look something up first (a pull request, its
+//! earlier comment) makes those reads. Secrets never appear in the output.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
+use chrono::{DateTime, Utc};
+use reqwest::header::ACCEPT;
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 use crate::event::RunCanceled;
-use crate::integrations::{Notification, OutgoingRequest, build_all, http_client};
+use crate::integrations::{
+    Integration, Notification, OutgoingRequest, Plan, build_all, http_client,
+};
 use crate::protocol::USER_AGENT;
 use crate::render::TemplateError;
 
 /// Shown instead of a secret: a sensitive header value, the path of a secret webhook URL.
 pub const REDACTED: &str = "***";
 
+/// Introduces the pretty copy of a JSON body, after the exact bytes.
+pub const PRETTY_LABEL: &str = "-- the same body pretty-printed, for reading only (the line above is what is sent and signed):";
+
 /// Reads the event at `path` and renders what `config`'s integrations would do with it.
-pub fn preview_file(config: &Config, path: &Path) -> anyhow::Result<String> {
+pub async fn preview_file(config: &Config, path: &Path) -> anyhow::Result<String> {
     let body = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let event = match RunCanceled::parse(&body) {
         Ok(event) => event,
@@ -26,43 +36,65 @@ pub fn preview_file(config: &Config, path: &Path) -> anyhow::Result<String> {
             path.display()
         ),
     };
-    preview(config, &event)
+    preview(config, &event).await
 }
 
-/// What each integration would send for `event` (first attempts, as the worker routes a new
-/// event), or why it would skip it.
-pub fn preview(config: &Config, event: &RunCanceled) -> anyhow::Result<String> {
-    let integrations = build_all(config, &http_client()).map_err(TemplateError::all)?;
+/// What each integration would send for `event` now (first attempts, as the worker routes a
+/// new event), or why it would skip it.
+pub async fn preview(config: &Config, event: &RunCanceled) -> anyhow::Result<String> {
+    let integrations = build_all(&config.integrations, &config.templates_dir, &http_client())
+        .map_err(TemplateError::all)?;
+    Ok(render(&integrations, event, Utc::now()).await)
+}
+
+/// The preview of `event` through `integrations`, planned as at `now` (webhook signatures
+/// cover their timestamp).
+pub async fn render(
+    integrations: &[Integration],
+    event: &RunCanceled,
+    now: DateTime<Utc>,
+) -> String {
     let mut out = format!(
-        "Preview of event {} (run {}); nothing is sent.\n",
+        "Preview of event {} (run {}); nothing is sent (lookups a plan needs are read).\n",
         event.event_id, event.data.run_id
     );
-    for integration in &integrations {
+    let cancel = CancellationToken::new();
+    for integration in integrations {
         let name = integration.name();
         let kind = integration.kind();
-        let outcome = integration.filters().admit(&event.data).and_then(|()| {
-            integration.preview(&Notification {
-                event,
-                integration: name,
-                attempt: 1,
-            })
-        });
-        match outcome {
-            Ok(requests) => {
-                for request in requests {
-                    let _ = write!(out, "\n== {name} ({kind}): would send\n{}", show(&request));
+        if let Err(reason) = integration.filters().admit(&event.data) {
+            let _ = writeln!(out, "\n== {name} ({kind}): skipped: {reason}");
+            continue;
+        }
+        let notification = Notification {
+            event,
+            integration: name,
+            attempt: 1,
+        };
+        match integration.plan(&notification, &cancel, now).await {
+            Ok(Plan::Send(steps)) => {
+                for step in steps {
+                    let _ = write!(
+                        out,
+                        "\n== {name} ({kind}): would send\n{}",
+                        show(&step.request)
+                    );
                 }
             }
-            Err(reason) => {
+            Ok(Plan::Skip(reason)) => {
                 let _ = writeln!(out, "\n== {name} ({kind}): skipped: {reason}");
+            }
+            Err(error) => {
+                let _ = writeln!(out, "\n== {name} ({kind}): would fail: {error}");
             }
         }
     }
-    Ok(out)
+    out
 }
 
-/// One request as text: request line, headers (secrets as `***`), a blank line, the body
-/// (pretty when it is JSON).
+/// One request as text: request line, headers (secrets as `***`, and the client's own
+/// `user-agent` and default `accept`), a blank line, the body bytes exactly as sent, then a
+/// labelled pretty copy when the body is JSON.
 pub fn show(request: &OutgoingRequest) -> String {
     let mut out = format!("{} {}\n", request.method, request.shown_url());
     for (name, value) in &request.headers {
@@ -74,10 +106,15 @@ pub fn show(request: &OutgoingRequest) -> String {
         let _ = writeln!(out, "{name}: {value}");
     }
     let _ = writeln!(out, "user-agent: {USER_AGENT}");
-    let body = match serde_json::from_slice::<Value>(&request.body) {
-        Ok(json) => serde_json::to_string_pretty(&json).expect("a JSON value serialises"),
-        Err(_) => String::from_utf8_lossy(&request.body).into_owned(),
-    };
-    let _ = writeln!(out, "\n{body}");
+    if !request.headers.contains_key(ACCEPT) {
+        let _ = writeln!(out, "accept: */*");
+    }
+    let _ = writeln!(out, "\n{}", String::from_utf8_lossy(&request.body));
+    if let Ok(json) = serde_json::from_slice::<Value>(&request.body) {
+        let pretty = serde_json::to_string_pretty(&json).expect("a JSON value serialises");
+        if pretty.as_bytes() != request.body.as_slice() {
+            let _ = writeln!(out, "{PRETTY_LABEL}\n{pretty}");
+        }
+    }
     out
 }

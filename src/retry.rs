@@ -61,7 +61,7 @@ impl RetryPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::HumanDuration;
+    use crate::duration::HumanDuration;
     use crate::failure::FailureKind;
 
     fn policy(jitter: bool) -> RetryPolicy {

@@ -122,7 +122,7 @@ async fn preview_shows_the_request_with_the_credential_marked_sensitive() {
         attempt: 1,
     };
 
-    let requests = status.preview(&notification).unwrap();
+    let requests = status.preview(&notification).await.unwrap().requests();
 
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].url.path(), STATUS_PATH);

@@ -270,9 +270,12 @@ async fn providers_wait_for_request(server: &MockServer) {
 fn a_missing_comment_template_stops_the_start_naming_the_file() {
     let yaml = "integrations:\n  - name: c\n    type: github_pr_comment\n    auth: {token: t}\n    template: /nonexistent/comment.md.hbs\n";
     let config = run_notifier::config::Config::parse(yaml, Default::default()).unwrap();
-    let errors =
-        run_notifier::integrations::build_all(&config, &run_notifier::integrations::http_client())
-            .unwrap_err();
+    let errors = run_notifier::integrations::build_all(
+        &config.integrations,
+        &config.templates_dir,
+        &run_notifier::integrations::http_client(),
+    )
+    .unwrap_err();
     let text = errors[0].to_string();
     assert!(
         text.starts_with("/nonexistent/comment.md.hbs: cannot read the template"),

@@ -1,5 +1,5 @@
 //! `github_pr_comment` finding its pull request: by `data.pullRequest`, or by the open PRs
-//! whose head is the run's commit; and `preview` of either.
+//! whose head is the run's commit (`preview` of either: `tests/preview_is_request.rs`).
 
 #[path = "support/providers.rs"]
 mod providers;
@@ -103,48 +103,6 @@ async fn a_lookup_answer_that_is_not_the_expected_json_is_a_transient_failure_sa
             .starts_with("GitHub answered with unexpected JSON"),
         "{error}"
     );
-}
-
-#[tokio::test]
-async fn preview_shows_the_comment_or_the_lookup_without_sending_anything() {
-    let server = MockServer::start().await;
-    let integration = build(&yaml(&server));
-    let with_pr = providers::parse(&event());
-    let mut without = event();
-    without["data"]
-        .as_object_mut()
-        .unwrap()
-        .remove("pullRequest");
-    let without_pr = providers::parse(&without);
-    let preview = |event| {
-        integration.preview(&run_notifier::integrations::Notification {
-            event,
-            integration: integration.name(),
-            attempt: 1,
-        })
-    };
-
-    let post = preview(&with_pr).unwrap().remove(0);
-    assert_eq!(
-        (post.method.as_str(), post.url.path()),
-        ("POST", COMMENTS_42)
-    );
-    let body: Value = serde_json::from_slice(&post.body).unwrap();
-    assert!(
-        body["body"]
-            .as_str()
-            .unwrap()
-            .starts_with("Cancelled by jane\\.doe")
-    );
-    assert!(post.headers["authorization"].is_sensitive());
-
-    let lookup = preview(&without_pr).unwrap().remove(0);
-    assert_eq!(lookup.method.as_str(), "GET");
-    assert_eq!(
-        lookup.url.path(),
-        format!("/repos/acme/web-app/commits/{SHA}/pulls")
-    );
-    assert!(server.received_requests().await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -256,9 +256,12 @@ fn a_broken_description_template_stops_the_start_with_its_file_and_line() {
         template.display()
     );
     let config = run_notifier::config::Config::parse(&yaml, Default::default()).unwrap();
-    let errors =
-        run_notifier::integrations::build_all(&config, &run_notifier::integrations::http_client())
-            .unwrap_err();
+    let errors = run_notifier::integrations::build_all(
+        &config.integrations,
+        &config.templates_dir,
+        &run_notifier::integrations::http_client(),
+    )
+    .unwrap_err();
     let text = errors[0].to_string();
     assert!(
         text.contains(&format!("{}:2", template.display())),
@@ -278,7 +281,7 @@ async fn preview_shows_the_status_request_with_the_token_marked_sensitive() {
         attempt: 1,
     };
 
-    let requests = status.preview(&notification).unwrap();
+    let requests = status.preview(&notification).await.unwrap().requests();
 
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].method, "POST");

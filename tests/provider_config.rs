@@ -14,7 +14,8 @@ fn the_example_builds_every_integration_without_environment_variables() {
     let mut config = Config::parse(EXAMPLE, HashMap::new()).unwrap();
     // `templates_dir: ../templates` is relative to config/, where `Config::load` puts it.
     config.templates_dir = "templates".into();
-    let integrations = build_all(&config, &http_client()).unwrap();
+    let integrations =
+        build_all(&config.integrations, &config.templates_dir, &http_client()).unwrap();
     let kinds: Vec<&str> = integrations.iter().map(|i| i.kind()).collect();
     for kind in ["github_status", "github_pr_comment", "bitbucket_status"] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
@@ -33,7 +34,8 @@ fn the_example_takes_provider_credentials_from_the_environment_and_never_prints_
     .collect();
     let mut config = Config::parse(EXAMPLE, env).unwrap();
     config.templates_dir = "templates".into();
-    let integrations = build_all(&config, &http_client()).unwrap();
+    let integrations =
+        build_all(&config.integrations, &config.templates_dir, &http_client()).unwrap();
     let printed = format!("{config:?} {integrations:?}");
     assert!(
         !printed.contains("ghp_live_token_value"),

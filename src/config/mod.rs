@@ -1,9 +1,7 @@
 //! The typed configuration: one YAML file, `${VAR}` expansion, validated once at load.
 
 mod collect;
-mod duration;
 mod env;
-mod secret;
 mod tree;
 
 use std::collections::HashMap;
@@ -12,8 +10,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use duration::HumanDuration;
-pub use secret::Secret;
+// Re-exported so existing `config::{Secret, HumanDuration}` paths keep working; the types live
+// in leaf modules so that integrations need not import `config`.
+pub use crate::duration::HumanDuration;
+pub use crate::secret::Secret;
 
 use crate::integrations::IntegrationConfig;
 

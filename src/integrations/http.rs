@@ -12,7 +12,8 @@ use url::Url;
 use crate::failure::{DeliveryError, Dialect, classify, classify_transport};
 use crate::protocol::USER_AGENT;
 
-/// Response bodies are read up to this size; the rest is not needed to classify an answer.
+/// Response bodies are read up to this size by default; the rest is not needed to classify an
+/// answer. Requests whose answer is data (a page of GitHub comments) allow more.
 const MAX_RESPONSE_BODY: usize = 64 * 1024;
 
 /// The one HTTP client of the process: connection pooling across integrations, no redirects.
@@ -37,6 +38,16 @@ pub struct OutgoingRequest {
     pub body: Vec<u8>,
     /// How the receiver's answer is read.
     pub dialect: Dialect,
+    /// The most of the answer's body that is read.
+    pub max_answer: usize,
+}
+
+/// A receiver's 2xx answer: its status, headers and (possibly cut) body.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: reqwest::StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
 }
 
 impl std::fmt::Debug for OutgoingRequest {
@@ -70,7 +81,14 @@ impl OutgoingRequest {
             headers: HeaderMap::new(),
             body: Vec::new(),
             dialect: Dialect::Http,
+            max_answer: MAX_RESPONSE_BODY,
         }
+    }
+
+    /// Reads up to `bytes` of the answer (for answers that are data, not just a verdict).
+    pub fn with_max_answer(mut self, bytes: usize) -> Self {
+        self.max_answer = bytes;
+        self
     }
 
     /// Marks the URL as a credential: [`shown_url`](Self::shown_url) keeps only its origin.
@@ -103,14 +121,14 @@ impl OutgoingRequest {
         }
     }
 
-    /// Sends the request and classifies the answer. Returns the status and body of a 2xx.
+    /// Sends the request exactly as it is and classifies the answer. Returns a 2xx answer.
     pub async fn send(
         self,
         client: &reqwest::Client,
         timeout: Duration,
         cancel: &CancellationToken,
-    ) -> Result<(reqwest::StatusCode, String), DeliveryError> {
-        let dialect = self.dialect;
+    ) -> Result<Answer, DeliveryError> {
+        let (dialect, max_answer) = (self.dialect, self.max_answer);
         let request = client
             .request(self.method, self.url)
             .headers(self.headers)
@@ -125,7 +143,7 @@ impl OutgoingRequest {
             let status = response.status();
             let headers = response.headers().clone();
             let mut body = Vec::new();
-            while body.len() < MAX_RESPONSE_BODY {
+            while body.len() < max_answer {
                 match response.chunk().await {
                     Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                     Ok(None) => break,
@@ -134,7 +152,11 @@ impl OutgoingRequest {
             }
             let body = String::from_utf8_lossy(&body).into_owned();
             classify(dialect, status, &headers, &body, Utc::now())?;
-            Ok((status, body))
+            Ok(Answer {
+                status,
+                headers,
+                body,
+            })
         };
         tokio::select! {
             biased;
@@ -146,7 +168,7 @@ impl OutgoingRequest {
 
 /// Parses a webhook URL kept as a secret (Slack, Teams): it must be http(s). The error names
 /// `field` and never quotes the value, which holds the credential.
-pub fn secret_url(field: &str, secret: &crate::config::Secret) -> Result<Url, String> {
+pub fn secret_url(field: &str, secret: &crate::secret::Secret) -> Result<Url, String> {
     let url = Url::parse(secret.expose().trim()).map_err(|err| {
         format!(
             "`{field}` is not a valid URL ({err}); it is not shown because it holds a credential"

@@ -1,300 +1,112 @@
-//! The closed set of integrations: their config, one delivery trait, and enum dispatch.
+//! The integrations: one module per kind behind the [`Kind`] trait, listed once in the registry
+//! below. An event travels as: `plan` (the exact requests, or a reason to skip) then `send`;
+//! `preview` prints the plan.
 
 pub mod bitbucket;
 pub mod github;
 mod http;
+mod kind;
 pub mod limit;
+mod notification;
+mod registry;
 pub mod slack;
 pub mod target;
 pub mod teams;
 pub mod text;
 pub mod webhook;
 
-use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-pub use http::{OutgoingRequest, http_client};
+pub use http::{Answer, OutgoingRequest, http_client};
+pub(crate) use kind::settings;
+pub use kind::{Common, Io, Kind, Parts, Plan, Settings, Step, http_status};
+pub use notification::{Notification, Receipt};
 
-use crate::config::{Config, HumanDuration};
-use crate::event::RunCanceled;
 use crate::failure::DeliveryError;
-use crate::protocol::EVENT_TYPE;
 use crate::render::{TemplateError, Templates};
 use crate::route::Filters;
 
-/// One configured integration, tagged by `type:` in the YAML.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum IntegrationConfig {
+// The registry: one line per kind. The variant's snake_case name is its `type:`.
+registry::registry! {
     /// A signed HTTP POST (Standard Webhooks).
-    Webhook(webhook::WebhookConfig),
+    Webhook => webhook::Webhook,
     /// A Block Kit message to a Slack incoming webhook.
-    Slack(slack::SlackConfig),
+    Slack => slack::Slack,
     /// An Adaptive Card to a Teams Workflows webhook.
-    Teams(teams::TeamsConfig),
+    Teams => teams::Teams,
     /// A commit status on GitHub.
-    GithubStatus(github::status::GithubStatusConfig),
+    GithubStatus => github::status::GithubStatus,
     /// A comment on the run's GitHub pull request.
-    GithubPrComment(github::comment::GithubPrCommentConfig),
+    GithubPrComment => github::comment::GithubPrComment,
     /// A build status on Bitbucket Cloud.
-    BitbucketStatus(bitbucket::BitbucketStatusConfig),
-}
-
-/// Settings every integration has. Flattened, like [`Filters`], into each integration's own
-/// struct, which rejects unknown keys. (A flattened struct must not flatten another: serde
-/// would then hand all keys on and the outer struct would reject them.)
-#[derive(Debug, Clone, Deserialize)]
-pub struct Common {
-    /// Unique name: retries, dead letters, the ledger and metrics refer to it.
-    pub name: String,
-    /// Longest wait for one request's answer.
-    #[serde(default = "default_timeout")]
-    pub timeout: HumanDuration,
-}
-
-fn default_timeout() -> HumanDuration {
-    HumanDuration::secs(10)
+    BitbucketStatus => bitbucket::BitbucketStatus,
 }
 
 impl IntegrationConfig {
     pub fn common(&self) -> &Common {
-        match self {
-            IntegrationConfig::Webhook(config) => &config.common,
-            IntegrationConfig::Slack(config) => &config.common,
-            IntegrationConfig::Teams(config) => &config.common,
-            IntegrationConfig::GithubStatus(config) => &config.common,
-            IntegrationConfig::GithubPrComment(config) => &config.common,
-            IntegrationConfig::BitbucketStatus(config) => &config.common,
-        }
+        self.settings().common()
     }
 
     pub fn filters(&self) -> &Filters {
-        match self {
-            IntegrationConfig::Webhook(config) => &config.filters,
-            IntegrationConfig::Slack(config) => &config.filters,
-            IntegrationConfig::Teams(config) => &config.filters,
-            IntegrationConfig::GithubStatus(config) => &config.filters,
-            IntegrationConfig::GithubPrComment(config) => &config.filters,
-            IntegrationConfig::BitbucketStatus(config) => &config.filters,
-        }
+        self.settings().filters()
     }
 
     pub fn name(&self) -> &str {
         &self.common().name
     }
 
-    /// The `type:` of the integration, a bounded metrics label.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            IntegrationConfig::Webhook(_) => "webhook",
-            IntegrationConfig::Slack(_) => "slack",
-            IntegrationConfig::Teams(_) => "teams",
-            IntegrationConfig::GithubStatus(_) => "github_status",
-            IntegrationConfig::GithubPrComment(_) => "github_pr_comment",
-            IntegrationConfig::BitbucketStatus(_) => "bitbucket_status",
-        }
-    }
-
     /// Rules the YAML grammar cannot express, as plain sentences.
     pub fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        let name = self.name();
-        let name_ok = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !name_ok {
-            problems.push(
-                "`name` must be 1 to 64 characters of letters, digits, `-`, `_` and `.`".to_owned(),
-            );
-        }
-        if self.common().timeout.is_zero() {
-            problems.push("`timeout` must be longer than 0ms".to_owned());
-        }
-        match self {
-            IntegrationConfig::Webhook(config) => problems.extend(config.problems()),
-            IntegrationConfig::Slack(config) => problems.extend(config.problems()),
-            IntegrationConfig::Teams(config) => problems.extend(config.problems()),
-            IntegrationConfig::GithubStatus(config) => problems.extend(config.problems()),
-            IntegrationConfig::GithubPrComment(config) => problems.extend(config.problems()),
-            IntegrationConfig::BitbucketStatus(config) => problems.extend(config.problems()),
-        }
+        let mut problems = self.common().problems();
+        problems.extend(self.own_problems());
         problems
     }
 }
 
-impl IntegrationConfig {
-    /// Compiles and checks this integration's templates into `templates` (a template that
-    /// fails stops the start, never a send).
-    pub fn register_templates(
-        &self,
-        templates: &mut Templates,
-        dir: &Path,
-    ) -> Result<(), TemplateError> {
-        match self {
-            IntegrationConfig::Webhook(_) => Ok(()),
-            IntegrationConfig::Slack(config) => config.register_templates(templates, dir),
-            IntegrationConfig::Teams(config) => config.register_templates(templates, dir),
-            IntegrationConfig::GithubStatus(config) => config.register_templates(templates, dir),
-            IntegrationConfig::GithubPrComment(config) => config.register_templates(templates, dir),
-            IntegrationConfig::BitbucketStatus(config) => config.register_templates(templates, dir),
-        }
-    }
-}
-
-/// Builds every configured integration, compiling all templates first; returns every template
-/// problem, not just the first.
+/// Builds every configured integration, compiling all templates (under `templates_dir` unless
+/// an integration names its own) first; returns every template problem, not just the first.
 pub fn build_all(
-    config: &Config,
+    configs: &[IntegrationConfig],
+    templates_dir: &Path,
     client: &reqwest::Client,
 ) -> Result<Vec<Integration>, Vec<TemplateError>> {
     let mut templates = Templates::new();
-    let problems: Vec<TemplateError> = config
-        .integrations
+    let problems: Vec<TemplateError> = configs
         .iter()
-        .filter_map(|integration| {
-            integration
-                .register_templates(&mut templates, &config.templates_dir)
+        .filter_map(|config| {
+            config
+                .register_templates(&mut templates, templates_dir)
                 .err()
         })
         .collect();
     if !problems.is_empty() {
         return Err(problems);
     }
-    let templates = Arc::new(templates);
-    Ok(config
-        .integrations
-        .iter()
-        .map(|integration| Integration::build(integration, client, &templates))
-        .collect())
-}
-
-/// What an integration is asked to deliver: one event, to one integration, at one attempt.
-#[derive(Debug, Clone, Copy)]
-pub struct Notification<'a> {
-    pub event: &'a RunCanceled,
-    pub integration: &'a str,
-    /// 1 for the first attempt.
-    pub attempt: u32,
-}
-
-impl Notification<'_> {
-    /// Stable id of this run's notification to this integration: the same on every retry and
-    /// for every event of the same run, so receivers can deduplicate on it.
-    pub fn delivery_id(&self) -> String {
-        let mut hash = Sha256::new();
-        for part in [
-            self.event.data.run_id.as_str(),
-            EVENT_TYPE,
-            self.integration,
-        ] {
-            hash.update(part.as_bytes());
-            hash.update([0]);
-        }
-        format!("msg_{}", hex::encode(&hash.finalize()[..16]))
-    }
-}
-
-/// What a delivery achieved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Receipt {
-    /// The receiver took it; the text says what it answered (`HTTP 204`).
-    Sent(String),
-    /// Nothing to do for this event (for example no commit to put a status on); says why.
-    Skipped(String),
-}
-
-/// Delivers notifications to one kind of receiver. Implementations check `cancel` between steps
-/// and return [`DeliveryError::Canceled`] once it fires.
-pub trait Deliver {
-    fn deliver(
-        &self,
-        notification: &Notification<'_>,
-        cancel: &CancellationToken,
-    ) -> impl Future<Output = Result<Receipt, DeliveryError>> + Send;
+    let parts = Parts {
+        templates: Arc::new(templates),
+        client: client.clone(),
+    };
+    Ok(configs.iter().map(|config| config.build(&parts)).collect())
 }
 
 /// A ready-to-use integration, built once from its config.
 #[derive(Debug)]
-pub enum Integration {
-    Webhook(webhook::Webhook),
-    Slack(slack::Slack),
-    Teams(teams::Teams),
-    GithubStatus(github::status::GithubStatus),
-    GithubPrComment(github::comment::GithubPrComment),
-    BitbucketStatus(bitbucket::BitbucketStatus),
+pub struct Integration {
+    built: Built,
+    client: reqwest::Client,
 }
 
 impl Integration {
-    pub fn build(
-        config: &IntegrationConfig,
-        client: &reqwest::Client,
-        templates: &Arc<Templates>,
-    ) -> Self {
-        match config {
-            IntegrationConfig::Webhook(config) => {
-                Integration::Webhook(webhook::Webhook::new(config.clone(), client.clone()))
-            }
-            IntegrationConfig::Slack(config) => Integration::Slack(slack::Slack::new(
-                config.clone(),
-                client.clone(),
-                Arc::clone(templates),
-            )),
-            IntegrationConfig::Teams(config) => Integration::Teams(teams::Teams::new(
-                config.clone(),
-                client.clone(),
-                Arc::clone(templates),
-            )),
-            IntegrationConfig::GithubStatus(config) => {
-                Integration::GithubStatus(github::status::GithubStatus::new(
-                    config.clone(),
-                    client.clone(),
-                    Arc::clone(templates),
-                ))
-            }
-            IntegrationConfig::GithubPrComment(config) => {
-                Integration::GithubPrComment(github::comment::GithubPrComment::new(
-                    config.clone(),
-                    client.clone(),
-                    Arc::clone(templates),
-                ))
-            }
-            IntegrationConfig::BitbucketStatus(config) => {
-                Integration::BitbucketStatus(bitbucket::BitbucketStatus::new(
-                    config.clone(),
-                    client.clone(),
-                    Arc::clone(templates),
-                ))
-            }
-        }
-    }
-
     pub fn common(&self) -> &Common {
-        match self {
-            Integration::Webhook(webhook) => &webhook.config().common,
-            Integration::Slack(slack) => &slack.config().common,
-            Integration::Teams(teams) => &teams.config().common,
-            Integration::GithubStatus(status) => &status.config().common,
-            Integration::GithubPrComment(comment) => &comment.config().common,
-            Integration::BitbucketStatus(status) => &status.config().common,
-        }
+        self.built.settings().common()
     }
 
     pub fn filters(&self) -> &Filters {
-        match self {
-            Integration::Webhook(webhook) => &webhook.config().filters,
-            Integration::Slack(slack) => &slack.config().filters,
-            Integration::Teams(teams) => &teams.config().filters,
-            Integration::GithubStatus(status) => &status.config().filters,
-            Integration::GithubPrComment(comment) => &comment.config().filters,
-            Integration::BitbucketStatus(status) => &status.config().filters,
-        }
+        self.built.settings().filters()
     }
 
     pub fn name(&self) -> &str {
@@ -303,41 +115,37 @@ impl Integration {
 
     /// The `type:` of the integration, a bounded metrics label.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Integration::Webhook(_) => "webhook",
-            Integration::Slack(_) => "slack",
-            Integration::Teams(_) => "teams",
-            Integration::GithubStatus(_) => "github_status",
-            Integration::GithubPrComment(_) => "github_pr_comment",
-            Integration::BitbucketStatus(_) => "bitbucket_status",
+        self.built.kind()
+    }
+
+    fn io<'a>(&'a self, cancel: &'a CancellationToken, now: DateTime<Utc>) -> Io<'a> {
+        Io {
+            client: &self.client,
+            timeout: *self.common().timeout,
+            cancel,
+            now,
         }
     }
 
-    /// The exact requests a delivery would make now, without sending anything (`preview`);
-    /// `Err` says why the integration would skip the event.
-    pub fn preview(&self, notification: &Notification<'_>) -> Result<Vec<OutgoingRequest>, String> {
-        match self {
-            Integration::Webhook(webhook) => Ok(vec![
-                webhook.request(notification, chrono::Utc::now().timestamp()),
-            ]),
-            Integration::Slack(slack) => slack
-                .request(notification)
-                .map(|request| vec![request])
-                .map_err(|err| format!("it cannot build its request: {err}")),
-            Integration::Teams(teams) => teams
-                .request(notification)
-                .map(|request| vec![request])
-                .map_err(|err| format!("it cannot build its request: {err}")),
-            Integration::GithubStatus(status) => status.preview(notification),
-            Integration::GithubPrComment(comment) => comment.preview(notification),
-            Integration::BitbucketStatus(status) => match status.request(notification) {
-                Ok(Ok(request)) => Ok(vec![request]),
-                Ok(Err(reason)) => Err(reason),
-                Err(error) => Err(error.to_string()),
-            },
-        }
+    /// What a delivery at `now` would do: the exact requests, or why it skips the event.
+    /// Reads what it must (never writes); `cancel` stops those reads.
+    pub async fn plan(
+        &self,
+        notification: &Notification<'_>,
+        cancel: &CancellationToken,
+        now: DateTime<Utc>,
+    ) -> Result<Plan, DeliveryError> {
+        self.built.plan(notification, &self.io(cancel, now)).await
     }
 
+    /// The plan of a delivery now (`preview`).
+    pub async fn preview(&self, notification: &Notification<'_>) -> Result<Plan, DeliveryError> {
+        self.plan(notification, &CancellationToken::new(), Utc::now())
+            .await
+    }
+
+    /// Plans and sends. Checks `cancel` between steps and returns [`DeliveryError::Canceled`]
+    /// once it fires.
     pub async fn deliver(
         &self,
         notification: &Notification<'_>,
@@ -346,13 +154,38 @@ impl Integration {
         if cancel.is_cancelled() {
             return Err(DeliveryError::Canceled);
         }
-        match self {
-            Integration::Webhook(webhook) => webhook.deliver(notification, cancel).await,
-            Integration::Slack(slack) => slack.deliver(notification, cancel).await,
-            Integration::Teams(teams) => teams.deliver(notification, cancel).await,
-            Integration::GithubStatus(status) => status.deliver(notification, cancel).await,
-            Integration::GithubPrComment(comment) => comment.deliver(notification, cancel).await,
-            Integration::BitbucketStatus(status) => status.deliver(notification, cancel).await,
+        let io = self.io(cancel, Utc::now());
+        let steps = match self.built.plan(notification, &io).await? {
+            // Logged at debug level by the dispatcher, like every skip.
+            Plan::Skip(reason) => return Ok(Receipt::Skipped(reason)),
+            Plan::Send(steps) => steps,
+        };
+        let mut done = Vec::with_capacity(steps.len());
+        for step in steps {
+            if cancel.is_cancelled() {
+                return Err(DeliveryError::Canceled);
+            }
+            let answer = self.built.send(step.request.clone(), &io).await?;
+            done.push(step.receipt(&answer));
+        }
+        Ok(Receipt::Sent(done.join("; ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_registered_under_its_own_type() {
+        for kind in IntegrationConfig::TYPES {
+            let yaml = format!("type: {kind}\nname: x\n");
+            let error = serde_saphyr::from_str::<IntegrationConfig>(&yaml)
+                .expect_err("a config of only a name is incomplete");
+            assert!(
+                !error.to_string().contains("unknown variant"),
+                "`{kind}` is not the serde name of its variant: {error}"
+            );
         }
     }
 }

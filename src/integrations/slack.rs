@@ -6,15 +6,16 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 use super::http::secret_url;
 use super::limit::{Limiter, RateLimit};
-use super::{Common, Deliver, Notification, OutgoingRequest, Receipt};
-use crate::config::Secret;
+use super::{
+    Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, http_status, settings,
+};
 use crate::failure::{DeliveryError, Dialect};
 use crate::render::{Format, TemplateError, Templates, escape_slack, template_path, truncate};
 use crate::route::Filters;
+use crate::secret::Secret;
 
 /// The default template, under `templates_dir`.
 pub const DEFAULT_TEMPLATE: &str = "slack/message.json.hbs";
@@ -54,8 +55,10 @@ fn default_rate_limit() -> RateLimit {
     RateLimit::new(60, 1)
 }
 
+settings!(SlackConfig);
+
 impl SlackConfig {
-    pub(super) fn problems(&self) -> Vec<String> {
+    fn problems(&self) -> Vec<String> {
         let mut problems: Vec<String> = secret_url("webhook_url", &self.webhook_url)
             .err()
             .into_iter()
@@ -65,7 +68,7 @@ impl SlackConfig {
     }
 
     /// Compiles the template and checks that every sample renders a message Slack accepts.
-    pub(super) fn register_templates(
+    fn register_templates(
         &self,
         templates: &mut Templates,
         dir: &Path,
@@ -184,28 +187,12 @@ fn cut(text: Option<&mut Value>, max: usize) {
 #[derive(Debug)]
 pub struct Slack {
     config: SlackConfig,
-    client: reqwest::Client,
     templates: Arc<Templates>,
     /// Shared by every integration posting to the same webhook.
     limiter: Limiter,
 }
 
 impl Slack {
-    pub fn new(config: SlackConfig, client: reqwest::Client, templates: Arc<Templates>) -> Self {
-        let limiter =
-            Limiter::for_credential(&["slack", config.webhook_url.expose()], config.rate_limit);
-        Self {
-            config,
-            client,
-            templates,
-            limiter,
-        }
-    }
-
-    pub fn config(&self) -> &SlackConfig {
-        &self.config
-    }
-
     /// The message for this event, rendered and cut to Slack's limits.
     pub fn message(&self, notification: &Notification<'_>) -> Result<Value, DeliveryError> {
         let mut message = self
@@ -228,34 +215,56 @@ impl Slack {
         fit(&mut message);
         Ok(message)
     }
+}
 
-    /// The exact request of one attempt.
-    pub fn request(
+impl Kind for Slack {
+    const TYPE: &'static str = "slack";
+    type Config = SlackConfig;
+
+    fn problems(config: &SlackConfig) -> Vec<String> {
+        config.problems()
+    }
+
+    fn register_templates(
+        config: &SlackConfig,
+        templates: &mut Templates,
+        dir: &Path,
+    ) -> Result<(), TemplateError> {
+        config.register_templates(templates, dir)
+    }
+
+    fn build(config: SlackConfig, parts: &Parts) -> Self {
+        let limiter =
+            Limiter::for_credential(&["slack", config.webhook_url.expose()], config.rate_limit);
+        Self {
+            config,
+            templates: Arc::clone(&parts.templates),
+            limiter,
+        }
+    }
+
+    fn config(&self) -> &SlackConfig {
+        &self.config
+    }
+
+    async fn plan(
         &self,
         notification: &Notification<'_>,
-    ) -> Result<OutgoingRequest, DeliveryError> {
+        _: &Io<'_>,
+    ) -> Result<Plan, DeliveryError> {
         let body =
             serde_json::to_vec(&self.message(notification)?).expect("a JSON value serialises");
         let url = secret_url("webhook_url", &self.config.webhook_url)
             .map_err(DeliveryError::permanent)?;
-        Ok(OutgoingRequest::post_json(url, body)
+        let request = OutgoingRequest::post_json(url, body)
             .with_secret_url()
-            .with_dialect(Dialect::Slack))
+            .with_dialect(Dialect::Slack);
+        Ok(Plan::one(request, http_status))
     }
-}
 
-impl Deliver for Slack {
-    async fn deliver(
-        &self,
-        notification: &Notification<'_>,
-        cancel: &CancellationToken,
-    ) -> Result<Receipt, DeliveryError> {
-        let request = self.request(notification)?;
-        self.limiter.acquire(cancel).await?;
-        let (status, _) = request
-            .send(&self.client, *self.config.common.timeout, cancel)
-            .await?;
-        Ok(Receipt::Sent(format!("HTTP {}", status.as_u16())))
+    async fn send(&self, request: OutgoingRequest, io: &Io<'_>) -> Result<Answer, DeliveryError> {
+        self.limiter.acquire(io.cancel).await?;
+        io.send(request).await
     }
 }
 

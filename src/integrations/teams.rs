@@ -6,14 +6,13 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 use super::http::secret_url;
-use super::{Common, Deliver, Notification, OutgoingRequest, Receipt};
-use crate::config::Secret;
+use super::{Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, http_status, settings};
 use crate::failure::DeliveryError;
 use crate::render::{Format, TemplateError, Templates, template_path, truncate};
 use crate::route::Filters;
+use crate::secret::Secret;
 
 /// The default template, under `templates_dir`.
 pub const DEFAULT_TEMPLATE: &str = "teams/card.json.hbs";
@@ -49,8 +48,10 @@ pub struct TeamsConfig {
     pub template: Option<PathBuf>,
 }
 
+settings!(TeamsConfig);
+
 impl TeamsConfig {
-    pub(super) fn problems(&self) -> Vec<String> {
+    fn problems(&self) -> Vec<String> {
         secret_url("webhook_url", &self.webhook_url)
             .err()
             .into_iter()
@@ -58,7 +59,7 @@ impl TeamsConfig {
     }
 
     /// Compiles the template and checks that every sample renders a card Teams accepts.
-    pub(super) fn register_templates(
+    fn register_templates(
         &self,
         templates: &mut Templates,
         dir: &Path,
@@ -171,23 +172,10 @@ fn shorten(value: &mut Value, limit: usize) {
 #[derive(Debug)]
 pub struct Teams {
     config: TeamsConfig,
-    client: reqwest::Client,
     templates: Arc<Templates>,
 }
 
 impl Teams {
-    pub fn new(config: TeamsConfig, client: reqwest::Client, templates: Arc<Templates>) -> Self {
-        Self {
-            config,
-            client,
-            templates,
-        }
-    }
-
-    pub fn config(&self) -> &TeamsConfig {
-        &self.config
-    }
-
     /// The message for this event, rendered and fitted to Teams' size limit.
     pub fn message(&self, notification: &Notification<'_>) -> Result<Value, DeliveryError> {
         let mut message = self
@@ -199,31 +187,46 @@ impl Teams {
         }
         Ok(message)
     }
+}
 
-    /// The exact request of one attempt.
-    pub fn request(
+impl Kind for Teams {
+    const TYPE: &'static str = "teams";
+    type Config = TeamsConfig;
+
+    fn problems(config: &TeamsConfig) -> Vec<String> {
+        config.problems()
+    }
+
+    fn register_templates(
+        config: &TeamsConfig,
+        templates: &mut Templates,
+        dir: &Path,
+    ) -> Result<(), TemplateError> {
+        config.register_templates(templates, dir)
+    }
+
+    fn build(config: TeamsConfig, parts: &Parts) -> Self {
+        Self {
+            config,
+            templates: Arc::clone(&parts.templates),
+        }
+    }
+
+    fn config(&self) -> &TeamsConfig {
+        &self.config
+    }
+
+    async fn plan(
         &self,
         notification: &Notification<'_>,
-    ) -> Result<OutgoingRequest, DeliveryError> {
+        _: &Io<'_>,
+    ) -> Result<Plan, DeliveryError> {
         let body =
             serde_json::to_vec(&self.message(notification)?).expect("a JSON value serialises");
         let url = secret_url("webhook_url", &self.config.webhook_url)
             .map_err(DeliveryError::permanent)?;
-        Ok(OutgoingRequest::post_json(url, body).with_secret_url())
-    }
-}
-
-impl Deliver for Teams {
-    async fn deliver(
-        &self,
-        notification: &Notification<'_>,
-        cancel: &CancellationToken,
-    ) -> Result<Receipt, DeliveryError> {
-        let request = self.request(notification)?;
-        let (status, _) = request
-            .send(&self.client, *self.config.common.timeout, cancel)
-            .await?;
-        Ok(Receipt::Sent(format!("HTTP {}", status.as_u16())))
+        let request = OutgoingRequest::post_json(url, body).with_secret_url();
+        Ok(Plan::one(request, http_status))
     }
 }
 

@@ -2,19 +2,20 @@
 
 use std::collections::BTreeMap;
 
+use std::path::Path;
+
 use reqwest::header::HeaderName;
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::{Common, Deliver, Notification, OutgoingRequest, Receipt};
-use crate::config::Secret;
+use super::{Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, http_status, settings};
 use crate::event::{Cancellation, Commit, RunCanceled, RunStatus};
-use crate::failure::DeliveryError;
 use crate::protocol::{
     HUB_SIGNATURE, WEBHOOK_EVENT, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
 };
+use crate::render::{TemplateError, Templates};
 use crate::route::Filters;
+use crate::secret::Secret;
 use crate::signature::{SigningSecret, hub_signature, sign};
 
 /// Config of a `type: webhook` integration.
@@ -37,8 +38,10 @@ pub struct WebhookConfig {
     pub headers: BTreeMap<String, Secret>,
 }
 
+settings!(WebhookConfig);
+
 impl WebhookConfig {
-    pub(super) fn problems(&self) -> Vec<String> {
+    fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if !matches!(self.url.scheme(), "http" | "https") {
             problems.push("`url` must be an http or https URL".to_owned());
@@ -116,18 +119,9 @@ impl<'a> WebhookBody<'a> {
 #[derive(Debug)]
 pub struct Webhook {
     config: WebhookConfig,
-    client: reqwest::Client,
 }
 
 impl Webhook {
-    pub fn new(config: WebhookConfig, client: reqwest::Client) -> Self {
-        Self { config, client }
-    }
-
-    pub fn config(&self) -> &WebhookConfig {
-        &self.config
-    }
-
     /// The exact request of one attempt, signed with `timestamp` (Unix seconds).
     pub fn request(&self, notification: &Notification<'_>, timestamp: i64) -> OutgoingRequest {
         let body = serde_json::to_vec(&WebhookBody::new(notification.event))
@@ -159,16 +153,37 @@ impl Webhook {
     }
 }
 
-impl Deliver for Webhook {
-    async fn deliver(
+impl Kind for Webhook {
+    const TYPE: &'static str = "webhook";
+    type Config = WebhookConfig;
+
+    fn problems(config: &WebhookConfig) -> Vec<String> {
+        config.problems()
+    }
+
+    fn register_templates(
+        _: &WebhookConfig,
+        _: &mut Templates,
+        _: &Path,
+    ) -> Result<(), TemplateError> {
+        // The body is the fixed shape receivers parse: no template.
+        Ok(())
+    }
+
+    fn build(config: WebhookConfig, _: &Parts) -> Self {
+        Self { config }
+    }
+
+    fn config(&self) -> &WebhookConfig {
+        &self.config
+    }
+
+    async fn plan(
         &self,
         notification: &Notification<'_>,
-        cancel: &CancellationToken,
-    ) -> Result<Receipt, DeliveryError> {
-        let request = self.request(notification, chrono::Utc::now().timestamp());
-        let (status, _) = request
-            .send(&self.client, *self.config.common.timeout, cancel)
-            .await?;
-        Ok(Receipt::Sent(format!("HTTP {}", status.as_u16())))
+        io: &Io<'_>,
+    ) -> Result<Plan, crate::failure::DeliveryError> {
+        let request = self.request(notification, io.now.timestamp());
+        Ok(Plan::one(request, http_status))
     }
 }

@@ -42,7 +42,8 @@ struct Worker {
 /// consuming, lets in-flight deliveries finish within the grace period, hands back the rest,
 /// and closes the connection.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let integrations = build_all(&config, &http_client()).map_err(TemplateError::all)?;
+    let integrations = build_all(&config.integrations, &config.templates_dir, &http_client())
+        .map_err(TemplateError::all)?;
     let ledger = Ledger::open(&config.ledger)
         .await
         .context("cannot open the ledger")?;

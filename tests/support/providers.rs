@@ -21,7 +21,7 @@ pub const HOSTILE: &str = "<script>alert(1)</script> <img src=x onerror=alert(1)
 pub fn build(integration_yaml: &str) -> Integration {
     let yaml = format!("integrations:\n{integration_yaml}");
     let config = Config::parse(&yaml, HashMap::new()).unwrap_or_else(|err| panic!("{err}"));
-    build_all(&config, &http_client())
+    build_all(&config.integrations, &config.templates_dir, &http_client())
         .unwrap_or_else(|err| panic!("{err:?}"))
         .remove(0)
 }

@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// `auth:` of a Bitbucket integration.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -12,7 +12,6 @@ use std::sync::Arc;
 
 use reqwest::header::AUTHORIZATION;
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::event::RunStatus;
@@ -20,7 +19,9 @@ use crate::failure::DeliveryError;
 use crate::integrations::limit::{Limiter, RateLimit};
 use crate::integrations::target::CommitTarget;
 use crate::integrations::text::{cut, one_line};
-use crate::integrations::{Common, Deliver, Notification, OutgoingRequest, Receipt};
+use crate::integrations::{
+    Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
+};
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
 use crate::route::Filters;
 
@@ -75,8 +76,10 @@ fn default_rate_limit() -> RateLimit {
     RateLimit::new(16, 5)
 }
 
+settings!(BitbucketStatusConfig);
+
 impl BitbucketStatusConfig {
-    pub(crate) fn problems(&self) -> Vec<String> {
+    fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if !matches!(self.api_url.scheme(), "http" | "https") {
             problems.push("`api_url` must be an http or https URL".to_owned());
@@ -101,7 +104,7 @@ impl BitbucketStatusConfig {
     }
 
     /// Compiles the description and name templates (checked against the sample events).
-    pub(crate) fn register_templates(
+    fn register_templates(
         &self,
         templates: &mut Templates,
         dir: &Path,
@@ -129,43 +132,13 @@ pub struct BuildStatus {
 pub struct BitbucketStatus {
     config: BitbucketStatusConfig,
     templates: Arc<Templates>,
-    client: reqwest::Client,
     limiter: Limiter,
 }
 
 impl BitbucketStatus {
-    pub fn new(
-        config: BitbucketStatusConfig,
-        client: reqwest::Client,
-        templates: Arc<Templates>,
-    ) -> Self {
-        let authorization = config.auth.authorization().unwrap_or_default();
-        let limiter = Limiter::for_credential(
-            &["bitbucket", config.api_url.as_str(), &authorization],
-            config.rate_limit,
-        );
-        Self {
-            config,
-            templates,
-            client,
-            limiter,
-        }
-    }
-
-    pub fn config(&self) -> &BitbucketStatusConfig {
-        &self.config
-    }
-
-    /// The exact request of a delivery; `Ok(Err(reason))` when the event is skipped.
-    pub fn request(
-        &self,
-        notification: &Notification<'_>,
-    ) -> Result<Result<OutgoingRequest, String>, DeliveryError> {
+    /// The status body for this event.
+    fn body(&self, notification: &Notification<'_>) -> Result<BuildStatus, DeliveryError> {
         let event = notification.event;
-        let target = match CommitTarget::of(event, &self.config.host) {
-            Ok(target) => target,
-            Err(reason) => return Ok(Err(reason)),
-        };
         let values = variables(event);
         let (description, name) = self.config.template_names();
         let render = |template: &str| {
@@ -174,7 +147,7 @@ impl BitbucketStatus {
                 .map(|text| one_line(&text))
                 .map_err(|err| DeliveryError::permanent(err.to_string()))
         };
-        let body = BuildStatus {
+        Ok(BuildStatus {
             key: status_key(notification.integration, &event.data.project_id),
             state: match event.data.results.status() {
                 RunStatus::Passed => "SUCCESSFUL",
@@ -183,7 +156,53 @@ impl BitbucketStatus {
             name: cut(&render(&name)?, MAX_DESCRIPTION),
             url: event.data.run_url.to_string(),
             description: cut(&render(&description)?, MAX_DESCRIPTION),
+        })
+    }
+}
+
+impl Kind for BitbucketStatus {
+    const TYPE: &'static str = "bitbucket_status";
+    type Config = BitbucketStatusConfig;
+
+    fn problems(config: &BitbucketStatusConfig) -> Vec<String> {
+        config.problems()
+    }
+
+    fn register_templates(
+        config: &BitbucketStatusConfig,
+        templates: &mut Templates,
+        dir: &Path,
+    ) -> Result<(), TemplateError> {
+        config.register_templates(templates, dir)
+    }
+
+    fn build(config: BitbucketStatusConfig, parts: &Parts) -> Self {
+        let authorization = config.auth.authorization().unwrap_or_default();
+        let limiter = Limiter::for_credential(
+            &["bitbucket", config.api_url.as_str(), &authorization],
+            config.rate_limit,
+        );
+        Self {
+            config,
+            templates: Arc::clone(&parts.templates),
+            limiter,
+        }
+    }
+
+    fn config(&self) -> &BitbucketStatusConfig {
+        &self.config
+    }
+
+    async fn plan(
+        &self,
+        notification: &Notification<'_>,
+        _: &Io<'_>,
+    ) -> Result<Plan, DeliveryError> {
+        let target = match CommitTarget::of(notification.event, &self.config.host) {
+            Ok(target) => target,
+            Err(reason) => return Ok(Plan::Skip(reason)),
         };
+        let body = self.body(notification)?;
         // Workspace ids and repository slugs are lower case on Bitbucket.
         let (workspace, slug) = (
             target.repo.owner.to_ascii_lowercase(),
@@ -211,28 +230,14 @@ impl BitbucketStatus {
             .authorization()
             .map_err(DeliveryError::permanent)?;
         request.header(AUTHORIZATION, &authorization, true);
-        Ok(Ok(request))
+        let path = request.url.path().to_owned();
+        Ok(Plan::one(request, move |answer: &Answer| {
+            format!("HTTP {} from {path}", answer.status.as_u16())
+        }))
     }
-}
 
-impl Deliver for BitbucketStatus {
-    async fn deliver(
-        &self,
-        notification: &Notification<'_>,
-        cancel: &CancellationToken,
-    ) -> Result<Receipt, DeliveryError> {
-        let request = match self.request(notification)? {
-            Ok(request) => request,
-            Err(reason) => return Ok(Receipt::Skipped(reason)),
-        };
-        self.limiter.acquire(cancel).await?;
-        let url = request.url.path().to_owned();
-        let (status, _) = request
-            .send(&self.client, *self.config.common.timeout, cancel)
-            .await?;
-        Ok(Receipt::Sent(format!(
-            "HTTP {} from {url}",
-            status.as_u16()
-        )))
+    async fn send(&self, request: OutgoingRequest, io: &Io<'_>) -> Result<Answer, DeliveryError> {
+        self.limiter.acquire(io.cancel).await?;
+        io.send(request).await
     }
 }

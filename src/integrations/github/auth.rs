@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use octocrab::models::{AppId, InstallationId};
 use serde::{Deserialize, Deserializer, de};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// `auth:` of a GitHub integration: `token`, or `app_id` + `installation_id` + a private key.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -70,8 +70,9 @@ impl Credential {
         }
     }
 
-    /// The `Authorization` value `preview` shows (marked sensitive, so it prints redacted).
-    pub fn preview_authorization(&self) -> String {
+    /// The `Authorization` value of a planned request (marked sensitive, so `preview` prints
+    /// it redacted). An App's installation token is only known at send time.
+    pub fn authorization(&self) -> String {
         match self {
             Credential::Token(token) => format!("Bearer {}", token.expose()),
             Credential::App { .. } => "Bearer <installation token, exchanged at send time>".into(),

@@ -1,31 +1,33 @@
-//! The GitHub API through octocrab: one octocrab per integration over the process's shared
-//! reqwest client, with octocrab's own retries off (the broker retries, and octocrab would
-//! re-POST comments), every request cancellable, timed out, and classified in
-//! [`crate::failure`].
+//! The GitHub API for one integration: requests built as values (what `preview` shows is what
+//! is sent) and sent through the process's shared reqwest client, with writes paced per
+//! credential. octocrab is used only to exchange a GitHub App's JWT for installation tokens,
+//! which it caches and refreshes; its errors are classified in [`crate::failure`] too.
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use chrono::Utc;
-use octocrab::{FromResponse, Octocrab, Page};
-use reqwest::header::{ACCEPT, HeaderName};
-use serde::Serialize;
+use octocrab::Octocrab;
+use reqwest::Method;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderName, LINK};
 use serde::de::DeserializeOwned;
-use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::GithubApi;
 use super::auth::Credential;
+use super::{ACCEPT_JSON, API_VERSION, GithubApi};
 use crate::failure::{
-    DeliveryError, FailureKind, classify_response, classify_transport, error_chain,
+    DeliveryError, Dialect, FailureKind, classify_response, classify_transport, error_chain,
 };
 use crate::integrations::limit::Limiter;
+use crate::integrations::{Answer, Io, OutgoingRequest};
 
-/// A write to GitHub (these count against the content-creation limits).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Write {
-    Post,
-    Patch,
+/// How much of a page of results is read: 100 comments of up to 65,536 characters each.
+const MAX_PAGE_BYTES: usize = 32 * 1024 * 1024;
+
+/// One page of a list, and whether GitHub says there is another.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: bool,
 }
 
 /// A GitHub API client for one integration.
@@ -34,15 +36,14 @@ pub struct GithubClient {
     api_url: Url,
     credential: Result<Credential, String>,
     http: reqwest::Client,
-    /// Built at the first delivery: octocrab spawns a task, so it needs the worker's runtime
-    /// (`check-config` builds integrations without one).
-    octocrab: OnceLock<Result<Octocrab, String>>,
+    /// For a GitHub App only, built at the first send: octocrab spawns a task, so it needs the
+    /// worker's runtime (`check-config` builds integrations without one).
+    app: OnceLock<Result<Octocrab, String>>,
     writes: Limiter,
-    timeout: Duration,
 }
 
 impl GithubClient {
-    pub fn new(api: &GithubApi, http: reqwest::Client, timeout: Duration) -> Self {
+    pub fn new(api: &GithubApi, http: reqwest::Client) -> Self {
         let (api_url, auth, rate_limit) = (&api.api_url, &api.auth, api.rate_limit);
         let credential = auth.credential();
         let mut parts = vec!["github".to_owned(), api_url.to_string()];
@@ -54,14 +55,13 @@ impl GithubClient {
             api_url: api_url.clone(),
             credential,
             http,
-            octocrab: OnceLock::new(),
+            app: OnceLock::new(),
             writes: Limiter::for_credential(&parts, rate_limit),
-            timeout,
         }
     }
 
     /// The credential, or the configuration problem (caught at load; kept for safety).
-    pub fn credential(&self) -> Result<&Credential, DeliveryError> {
+    fn credential(&self) -> Result<&Credential, DeliveryError> {
         self.credential
             .as_ref()
             .map_err(|problem| DeliveryError::permanent(problem.clone()))
@@ -73,73 +73,97 @@ impl GithubClient {
         Url::parse(&format!("{base}{route}")).expect("api_url plus a route is a URL")
     }
 
-    fn octocrab(&self) -> Result<&Octocrab, DeliveryError> {
-        self.octocrab
-            .get_or_init(|| match &self.credential {
-                Ok(credential) => build(&self.api_url, credential, &self.http),
-                Err(problem) => Err(problem.clone()),
-            })
-            .as_ref()
-            .map_err(|problem| DeliveryError::permanent(problem.clone()))
+    /// The complete request for `route`: GitHub's media type and API version, and the
+    /// credential (marked sensitive; for an App, a stand-in that [`send`](Self::send) replaces
+    /// with the current installation token).
+    pub fn request(
+        &self,
+        method: Method,
+        route: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<OutgoingRequest, DeliveryError> {
+        let credential = self.credential()?;
+        let url = self.url(route);
+        let mut request = match body {
+            Some(body) => OutgoingRequest::post_json(url, body),
+            None => OutgoingRequest::get(url).with_max_answer(MAX_PAGE_BYTES),
+        };
+        request.method = method;
+        request.header(ACCEPT, ACCEPT_JSON, false);
+        request.header(
+            HeaderName::from_static("x-github-api-version"),
+            API_VERSION,
+            false,
+        );
+        request.header(AUTHORIZATION, &credential.authorization(), true);
+        Ok(request.with_dialect(Dialect::Github))
+    }
+
+    /// Sends a request made by [`request`](Self::request): writes wait for the credential's
+    /// rate limiter; an App's installation token goes in last.
+    pub async fn send(
+        &self,
+        mut request: OutgoingRequest,
+        io: &Io<'_>,
+    ) -> Result<Answer, DeliveryError> {
+        if request.method != Method::GET {
+            self.writes.acquire(io.cancel).await?;
+        }
+        if let Credential::App { .. } = self.credential()? {
+            let token = self.installation_token(io).await?;
+            request.header(AUTHORIZATION, &format!("Bearer {token}"), true);
+        }
+        io.send(request).await
     }
 
     /// GETs one page of a list.
     pub async fn get_page<T: DeserializeOwned>(
         &self,
         route: &str,
-        cancel: &CancellationToken,
+        io: &Io<'_>,
     ) -> Result<Page<T>, DeliveryError> {
-        let octocrab = self.octocrab()?;
-        self.exchange(cancel, async {
-            let response = octocrab._get(route).await?;
-            let response = octocrab::map_github_error(response).await?;
-            Page::<T>::from_response(response).await
-        })
-        .await
+        let answer = self
+            .send(self.request(Method::GET, route, None)?, io)
+            .await?;
+        let items = serde_json::from_str(&answer.body).map_err(|err| {
+            DeliveryError::transient(format!("GitHub answered with unexpected JSON: {err}"))
+        })?;
+        let next = answer
+            .headers
+            .get_all(LINK)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .any(|link| link.contains("rel=\"next\""));
+        Ok(Page { items, next })
     }
 
-    /// POSTs or PATCHes `body`, after waiting for the credential's rate limiter. Returns the
-    /// `id` of what was created or changed, when the answer names one.
-    pub async fn write<B: Serialize + Sync>(
-        &self,
-        method: Write,
-        route: &str,
-        body: &B,
-        cancel: &CancellationToken,
-    ) -> Result<Option<u64>, DeliveryError> {
-        let octocrab = self.octocrab()?;
-        self.writes.acquire(cancel).await?;
-        self.exchange(cancel, async {
-            let response = match method {
-                Write::Post => octocrab._post(route, Some(body)).await?,
-                Write::Patch => octocrab._patch(route, Some(body)).await?,
-            };
-            let response = octocrab::map_github_error(response).await?;
-            // The write is done: an answer we cannot read must not fail (and repeat) it.
-            let answer = octocrab.body_to_string(response).await.unwrap_or_default();
-            Ok(serde_json::from_str::<serde_json::Value>(&answer)
-                .ok()
-                .and_then(|value| value["id"].as_u64()))
-        })
-        .await
-    }
-
-    async fn exchange<T>(
-        &self,
-        cancel: &CancellationToken,
-        request: impl Future<Output = octocrab::Result<T>>,
-    ) -> Result<T, DeliveryError> {
-        if cancel.is_cancelled() {
-            return Err(DeliveryError::Canceled);
-        }
+    /// A current installation token of the App (octocrab caches it and fetches a new one when
+    /// it has less than 30 s left).
+    async fn installation_token(&self, io: &Io<'_>) -> Result<String, DeliveryError> {
+        use secrecy::ExposeSecret as _;
+        let app = self
+            .app
+            .get_or_init(|| match &self.credential {
+                Ok(credential) => build(&self.api_url, credential, &self.http),
+                Err(problem) => Err(problem.clone()),
+            })
+            .as_ref()
+            .map_err(|problem| DeliveryError::permanent(problem.clone()))?;
+        let exchange = tokio::time::timeout(io.timeout, app.installation_token());
         tokio::select! {
             biased;
-            () = cancel.cancelled() => Err(DeliveryError::Canceled),
-            result = tokio::time::timeout(self.timeout, request) => match result {
-                Ok(result) => result.map_err(classify),
+            () = io.cancel.cancelled() => Err(DeliveryError::Canceled),
+            result = exchange => match result {
+                Ok(token) => token
+                    .map(|token| token.expose_secret().to_owned())
+                    .map_err(classify),
                 Err(_) => Err(DeliveryError::Retryable {
                     kind: FailureKind::Timeout,
-                    message: format!("GitHub did not answer within {:?}", self.timeout),
+                    message: format!(
+                        "GitHub did not hand out an installation token within {:?}",
+                        io.timeout
+                    ),
                     retry_after: None,
                 }),
             },
@@ -147,6 +171,8 @@ impl GithubClient {
     }
 }
 
+/// The octocrab of a GitHub App installation, for its tokens; its own retries are off (the
+/// broker retries).
 fn build(
     api_url: &Url,
     credential: &Credential,
@@ -154,32 +180,27 @@ fn build(
 ) -> Result<Octocrab, String> {
     let fail =
         |err: octocrab::Error| format!("cannot set up the GitHub client: {}", error_chain(&err));
-    let builder = Octocrab::builder()
+    let Credential::App {
+        app_id,
+        installation_id,
+        key,
+    } = credential
+    else {
+        return Err("a token needs no exchange".to_owned());
+    };
+    Octocrab::builder()
         .base_uri(api_url.as_str())
         .map_err(fail)?
         .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
-        .add_header(ACCEPT, super::ACCEPT_JSON.to_owned())
+        .add_header(ACCEPT, ACCEPT_JSON.to_owned())
         .add_header(
             HeaderName::from_static("x-github-api-version"),
-            super::API_VERSION.to_owned(),
-        );
-    match credential {
-        Credential::Token(token) => builder
-            .personal_token(token.expose().to_owned())
-            .build_with_reqwest(http.clone())
-            .map_err(fail),
-        // octocrab exchanges the App's JWT for an installation token, caches it, and fetches a
-        // new one when it has less than 30 s left (or after a 401).
-        Credential::App {
-            app_id,
-            installation_id,
-            key,
-        } => builder
-            .app(*app_id, key.clone())
-            .build_with_reqwest(http.clone())
-            .and_then(|app| app.installation(*installation_id))
-            .map_err(fail),
-    }
+            API_VERSION.to_owned(),
+        )
+        .app(*app_id, key.clone())
+        .build_with_reqwest(http.clone())
+        .and_then(|app| app.installation(*installation_id))
+        .map_err(fail)
 }
 
 /// Maps an octocrab error into the one classification: GitHub's answers by status and

@@ -5,20 +5,19 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use reqwest::header::{ACCEPT, AUTHORIZATION};
+use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 
-use super::ACCEPT_JSON;
 use super::GithubApi;
-use super::client::{GithubClient, Write};
-use super::pulls::{PER_PAGE, find_comment, open_pulls_with_head};
-use crate::event::Repo;
-use crate::event::RunId;
+use super::client::GithubClient;
+use super::pulls::{find_comment, open_pulls_with_head};
+use crate::event::{Repo, RunId};
 use crate::failure::DeliveryError;
 use crate::integrations::target::repo_on;
 use crate::integrations::text::cut;
-use crate::integrations::{Common, Deliver, Notification, OutgoingRequest, Receipt};
+use crate::integrations::{
+    Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step, settings,
+};
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
 use crate::route::Filters;
 
@@ -42,17 +41,15 @@ pub struct GithubPrCommentConfig {
     pub template: Option<PathBuf>,
 }
 
-impl GithubPrCommentConfig {
-    pub(crate) fn problems(&self) -> Vec<String> {
-        self.api.problems()
-    }
+settings!(GithubPrCommentConfig);
 
+impl GithubPrCommentConfig {
     fn template_name(&self) -> String {
         format!("{}/body", self.common.name)
     }
 
     /// Compiles the body template (checked against the sample events).
-    pub(crate) fn register_templates(
+    fn register_templates(
         &self,
         templates: &mut Templates,
         dir: &Path,
@@ -93,23 +90,6 @@ pub struct GithubPrComment {
 }
 
 impl GithubPrComment {
-    pub fn new(
-        config: GithubPrCommentConfig,
-        http: reqwest::Client,
-        templates: Arc<Templates>,
-    ) -> Self {
-        let client = GithubClient::new(&config.api, http, *config.common.timeout);
-        Self {
-            config,
-            templates,
-            client,
-        }
-    }
-
-    pub fn config(&self) -> &GithubPrCommentConfig {
-        &self.config
-    }
-
     /// The comment's body: the rendered template cut to fit, then the marker.
     pub fn body(&self, notification: &Notification<'_>) -> Result<String, DeliveryError> {
         let event = notification.event;
@@ -126,107 +106,113 @@ impl GithubPrComment {
         Ok(format!("{}\n\n{marker}", cut(rendered.trim_end(), room)))
     }
 
-    /// The requests a delivery would start with (`preview`). With a known pull request that is
-    /// the POST of the comment (at send time it becomes a PATCH when the run's earlier comment
-    /// is found); otherwise the lookup of the commit's pull requests, since which PR gets the
-    /// comment is only known then.
-    pub fn preview(&self, notification: &Notification<'_>) -> Result<Vec<OutgoingRequest>, String> {
-        let event = notification.event;
-        let repo = &repo_on(event, &self.config.api.host)?;
-        let credential = self.client.credential().map_err(|e| e.to_string())?;
-        let mut request = match event.data.pull_request {
-            Some(number) => {
-                let body = self.body(notification).map_err(|e| e.to_string())?;
-                let json = serde_json::to_vec(&CommentBody { body: &body })
-                    .expect("the comment body serialises");
-                let route = format!(
-                    "/repos/{}/{}/issues/{}/comments",
-                    repo.owner, repo.name, number.0
-                );
-                OutgoingRequest::post_json(self.client.url(&route), json)
-            }
-            None => {
-                let sha = event.data.commit.sha.as_ref().ok_or(NO_PULL_REQUEST)?;
-                let route = format!(
-                    "/repos/{}/{}/commits/{sha}/pulls?per_page={PER_PAGE}",
-                    repo.owner, repo.name
-                );
-                OutgoingRequest::get(self.client.url(&route))
-            }
-        };
-        request.header(ACCEPT, ACCEPT_JSON, false);
-        request.header(AUTHORIZATION, &credential.preview_authorization(), true);
-        Ok(vec![request])
-    }
-
+    /// The write for pull request `number`: an edit of the run's earlier comment when there is
+    /// one (looked up now), otherwise a new comment.
     async fn comment_on(
         &self,
         repo: &Repo,
         number: u64,
-        body: &str,
+        json: &[u8],
         marker: &str,
-        cancel: &CancellationToken,
-    ) -> Result<String, DeliveryError> {
-        let payload = CommentBody { body };
-        match find_comment(&self.client, repo, number, marker, cancel).await? {
-            Some(id) => {
-                let route = format!("/repos/{}/{}/issues/comments/{id}", repo.owner, repo.name);
-                self.client
-                    .write(Write::Patch, &route, &payload, cancel)
-                    .await?;
-                Ok(format!("updated comment {id} on #{number}"))
-            }
-            None => {
-                let route = format!(
-                    "/repos/{}/{}/issues/{number}/comments",
-                    repo.owner, repo.name
-                );
-                let id = self
-                    .client
-                    .write(Write::Post, &route, &payload, cancel)
-                    .await?;
-                Ok(match id {
-                    Some(id) => format!("posted comment {id} on #{number}"),
-                    None => format!("posted a comment on #{number}"),
-                })
-            }
-        }
+        io: &Io<'_>,
+    ) -> Result<Step, DeliveryError> {
+        let body = Some(json.to_vec());
+        Ok(
+            match find_comment(&self.client, repo, number, marker, io).await? {
+                Some(id) => {
+                    let route = format!("/repos/{}/{}/issues/comments/{id}", repo.owner, repo.name);
+                    let request = self.client.request(Method::PATCH, &route, body)?;
+                    Step::new(request, move |_: &Answer| {
+                        format!("updated comment {id} on #{number}")
+                    })
+                }
+                None => {
+                    let route = format!(
+                        "/repos/{}/{}/issues/{number}/comments",
+                        repo.owner, repo.name
+                    );
+                    let request = self.client.request(Method::POST, &route, body)?;
+                    Step::new(request, move |answer: &Answer| {
+                        // The write is done: an answer we cannot read must not fail (and repeat) it.
+                        let id = serde_json::from_str::<serde_json::Value>(&answer.body)
+                            .ok()
+                            .and_then(|value| value["id"].as_u64());
+                        match id {
+                            Some(id) => format!("posted comment {id} on #{number}"),
+                            None => format!("posted a comment on #{number}"),
+                        }
+                    })
+                }
+            },
+        )
     }
 }
 
-impl Deliver for GithubPrComment {
-    async fn deliver(
+impl Kind for GithubPrComment {
+    const TYPE: &'static str = "github_pr_comment";
+    type Config = GithubPrCommentConfig;
+
+    fn problems(config: &GithubPrCommentConfig) -> Vec<String> {
+        config.api.problems()
+    }
+
+    fn register_templates(
+        config: &GithubPrCommentConfig,
+        templates: &mut Templates,
+        dir: &Path,
+    ) -> Result<(), TemplateError> {
+        config.register_templates(templates, dir)
+    }
+
+    fn build(config: GithubPrCommentConfig, parts: &Parts) -> Self {
+        let client = GithubClient::new(&config.api, parts.client.clone());
+        Self {
+            config,
+            templates: Arc::clone(&parts.templates),
+            client,
+        }
+    }
+
+    fn config(&self) -> &GithubPrCommentConfig {
+        &self.config
+    }
+
+    /// Reads first: the commit's open pull requests (unless the event names one) and the run's
+    /// earlier comment on each, so the plan is the exact POST or PATCH per pull request.
+    async fn plan(
         &self,
         notification: &Notification<'_>,
-        cancel: &CancellationToken,
-    ) -> Result<Receipt, DeliveryError> {
+        io: &Io<'_>,
+    ) -> Result<Plan, DeliveryError> {
         let event = notification.event;
         let repo = match repo_on(event, &self.config.api.host) {
             Ok(repo) => repo,
-            Err(reason) => return Ok(Receipt::Skipped(reason)),
+            Err(reason) => return Ok(Plan::Skip(reason)),
         };
         let body = self.body(notification)?;
         let numbers = match (event.data.pull_request, &event.data.commit.sha) {
             (Some(number), _) => vec![number.0],
-            (None, None) => return Ok(Receipt::Skipped(NO_PULL_REQUEST.to_owned())),
+            (None, None) => return Ok(Plan::Skip(NO_PULL_REQUEST.to_owned())),
             (None, Some(sha)) => {
-                let numbers = open_pulls_with_head(&self.client, &repo, sha, cancel).await?;
+                let numbers = open_pulls_with_head(&self.client, &repo, sha, io).await?;
                 if numbers.is_empty() {
-                    let reason = format!("no open pull request has head {sha}");
-                    return Ok(Receipt::Skipped(reason));
+                    return Ok(Plan::Skip(format!("no open pull request has head {sha}")));
                 }
                 numbers
             }
         };
+        let json =
+            serde_json::to_vec(&CommentBody { body: &body }).expect("the comment body serialises");
         let marker = marker(&event.data.run_id);
-        let mut done = Vec::new();
+        let mut steps = Vec::with_capacity(numbers.len());
         for number in numbers {
-            done.push(
-                self.comment_on(&repo, number, &body, &marker, cancel)
-                    .await?,
-            );
+            steps.push(self.comment_on(&repo, number, &json, &marker, io).await?);
         }
-        Ok(Receipt::Sent(done.join("; ")))
+        Ok(Plan::Send(steps))
+    }
+
+    async fn send(&self, request: OutgoingRequest, io: &Io<'_>) -> Result<Answer, DeliveryError> {
+        self.client.send(request, io).await
     }
 }
 

@@ -2,11 +2,11 @@
 //! and this worker's earlier comment for a run (paging through every comment of the PR).
 
 use serde::Deserialize;
-use tokio_util::sync::CancellationToken;
 
 use super::client::GithubClient;
 use crate::event::{CommitSha, Repo};
 use crate::failure::DeliveryError;
+use crate::integrations::Io;
 
 /// GitHub's largest page.
 pub const PER_PAGE: u32 = 100;
@@ -40,13 +40,13 @@ pub async fn open_pulls_with_head(
     client: &GithubClient,
     repo: &Repo,
     sha: &CommitSha,
-    cancel: &CancellationToken,
+    io: &Io<'_>,
 ) -> Result<Vec<u64>, DeliveryError> {
     let route = format!(
         "/repos/{}/{}/commits/{sha}/pulls?per_page={PER_PAGE}",
         repo.owner, repo.name
     );
-    let page = client.get_page::<PullRequest>(&route, cancel).await?;
+    let page = client.get_page::<PullRequest>(&route, io).await?;
     Ok(page
         .items
         .into_iter()
@@ -64,16 +64,16 @@ pub async fn find_comment(
     repo: &Repo,
     number: u64,
     marker: &str,
-    cancel: &CancellationToken,
+    io: &Io<'_>,
 ) -> Result<Option<u64>, DeliveryError> {
-    // Pages are asked for by number rather than by following `Link` URLs: octocrab only
-    // authenticates absolute URLs on api.github.com, which would fail on GitHub Enterprise.
+    // Pages are asked for by number rather than by following `Link` URLs, so that every request
+    // goes to `api_url` (a `Link` could name another host, and the token must not go there).
     for page_number in 1..=MAX_PAGES {
         let route = format!(
             "/repos/{}/{}/issues/{number}/comments?per_page={PER_PAGE}&page={page_number}",
             repo.owner, repo.name
         );
-        let page = client.get_page::<Comment>(&route, cancel).await?;
+        let page = client.get_page::<Comment>(&route, io).await?;
         if let Some(found) = page
             .items
             .iter()
@@ -81,7 +81,7 @@ pub async fn find_comment(
         {
             return Ok(Some(found.id));
         }
-        if page.next.is_none() || page.items.is_empty() {
+        if !page.next || page.items.is_empty() {
             return Ok(None);
         }
     }

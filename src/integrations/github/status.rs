@@ -4,17 +4,18 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use reqwest::header::{ACCEPT, AUTHORIZATION};
+use reqwest::Method;
 use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
 
 use super::GithubApi;
-use super::client::{GithubClient, Write};
+use super::client::GithubClient;
 use crate::event::RunStatus;
 use crate::failure::DeliveryError;
 use crate::integrations::target::CommitTarget;
 use crate::integrations::text::{cut, one_line};
-use crate::integrations::{Common, Deliver, Notification, OutgoingRequest, Receipt};
+use crate::integrations::{
+    Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
+};
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
 use crate::route::Filters;
 
@@ -48,18 +49,16 @@ fn default_context() -> String {
     DEFAULT_CONTEXT.to_owned()
 }
 
-impl GithubStatusConfig {
-    pub(crate) fn problems(&self) -> Vec<String> {
-        self.api.problems()
-    }
+settings!(GithubStatusConfig);
 
+impl GithubStatusConfig {
     fn template_names(&self) -> (String, String) {
         let name = &self.common.name;
         (format!("{name}/description"), format!("{name}/context"))
     }
 
     /// Compiles the description and context templates (checked against the sample events).
-    pub(crate) fn register_templates(
+    fn register_templates(
         &self,
         templates: &mut Templates,
         dir: &Path,
@@ -90,101 +89,87 @@ pub struct GithubStatus {
 }
 
 impl GithubStatus {
-    pub fn new(
-        config: GithubStatusConfig,
-        http: reqwest::Client,
-        templates: Arc<Templates>,
-    ) -> Self {
-        let client = GithubClient::new(&config.api, http, *config.common.timeout);
-        Self {
-            config,
-            templates,
-            client,
-        }
-    }
-
-    pub fn config(&self) -> &GithubStatusConfig {
-        &self.config
-    }
-
-    /// Where the status goes and what it says, or why it is not sent.
-    fn plan(&self, notification: &Notification<'_>) -> Result<(String, StatusBody), Skip> {
+    /// The status for this event's run.
+    fn body(&self, notification: &Notification<'_>) -> Result<StatusBody, DeliveryError> {
         let event = notification.event;
-        let target = CommitTarget::of(event, &self.config.api.host).map_err(Skip::Because)?;
         let values = variables(event);
         let (description, context) = self.config.template_names();
         let render = |name: &str| {
             self.templates
                 .render(Format::Text, name, &values)
                 .map(|text| one_line(&text))
-                .map_err(|err| Skip::Failed(DeliveryError::permanent(err.to_string())))
+                .map_err(|err| DeliveryError::permanent(err.to_string()))
         };
         let description = cut(&render(&description)?, MAX_DESCRIPTION);
         let context = render(&context)?;
         if context.is_empty() {
-            return Err(Skip::Failed(DeliveryError::permanent(
+            return Err(DeliveryError::permanent(
                 "the `context` template rendered nothing: GitHub needs a context",
-            )));
+            ));
         }
         let state = match event.data.results.status() {
             RunStatus::Passed => "success",
             RunStatus::Failed => "failure",
         };
+        Ok(StatusBody {
+            state,
+            target_url: event.data.run_url.to_string(),
+            description,
+            context,
+        })
+    }
+}
+
+impl Kind for GithubStatus {
+    const TYPE: &'static str = "github_status";
+    type Config = GithubStatusConfig;
+
+    fn problems(config: &GithubStatusConfig) -> Vec<String> {
+        config.api.problems()
+    }
+
+    fn register_templates(
+        config: &GithubStatusConfig,
+        templates: &mut Templates,
+        dir: &Path,
+    ) -> Result<(), TemplateError> {
+        config.register_templates(templates, dir)
+    }
+
+    fn build(config: GithubStatusConfig, parts: &Parts) -> Self {
+        let client = GithubClient::new(&config.api, parts.client.clone());
+        Self {
+            config,
+            templates: Arc::clone(&parts.templates),
+            client,
+        }
+    }
+
+    fn config(&self) -> &GithubStatusConfig {
+        &self.config
+    }
+
+    async fn plan(
+        &self,
+        notification: &Notification<'_>,
+        _: &Io<'_>,
+    ) -> Result<Plan, DeliveryError> {
+        let target = match CommitTarget::of(notification.event, &self.config.api.host) {
+            Ok(target) => target,
+            Err(reason) => return Ok(Plan::Skip(reason)),
+        };
+        let body = self.body(notification)?;
         let route = format!(
             "/repos/{}/{}/statuses/{}",
             target.repo.owner, target.repo.name, target.sha
         );
-        Ok((
-            route,
-            StatusBody {
-                state,
-                target_url: event.data.run_url.to_string(),
-                description,
-                context,
-            },
-        ))
+        let json = serde_json::to_vec(&body).expect("the status body serialises");
+        let request = self.client.request(Method::POST, &route, Some(json))?;
+        let receipt = format!("status `{}` ({}) on {route}", body.context, body.state);
+        Ok(Plan::one(request, move |_: &Answer| receipt.clone()))
     }
 
-    /// The request a delivery would send (`preview`).
-    pub fn preview(&self, notification: &Notification<'_>) -> Result<Vec<OutgoingRequest>, String> {
-        let (route, body) = match self.plan(notification) {
-            Ok(plan) => plan,
-            Err(Skip::Because(reason)) => return Err(reason),
-            Err(Skip::Failed(error)) => return Err(error.to_string()),
-        };
-        let credential = self.client.credential().map_err(|e| e.to_string())?;
-        let body = serde_json::to_vec(&body).expect("the status body serialises");
-        let mut request = OutgoingRequest::post_json(self.client.url(&route), body);
-        request.header(ACCEPT, super::ACCEPT_JSON, false);
-        request.header(AUTHORIZATION, &credential.preview_authorization(), true);
-        Ok(vec![request])
-    }
-}
-
-/// Why a delivery does not send: a reason to skip, or a failure.
-pub(crate) enum Skip {
-    Because(String),
-    Failed(DeliveryError),
-}
-
-impl Deliver for GithubStatus {
-    async fn deliver(
-        &self,
-        notification: &Notification<'_>,
-        cancel: &CancellationToken,
-    ) -> Result<Receipt, DeliveryError> {
-        let (route, body) = match self.plan(notification) {
-            Ok(plan) => plan,
-            // Logged at debug level by the dispatcher, like every skip.
-            Err(Skip::Because(reason)) => return Ok(Receipt::Skipped(reason)),
-            Err(Skip::Failed(error)) => return Err(error),
-        };
-        self.client
-            .write(Write::Post, &route, &body, cancel)
-            .await?;
-        Ok(Receipt::Sent(format!(
-            "status `{}` ({}) on {}",
-            body.context, body.state, route
-        )))
+    async fn send(&self, request: OutgoingRequest, io: &Io<'_>) -> Result<Answer, DeliveryError> {
+        self.client.send(request, io).await
     }
 }

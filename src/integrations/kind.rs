@@ -1,0 +1,215 @@
+//! What one kind of integration is: the [`Kind`] trait, and the [`Plan`] that turns an event into
+//! requests. Delivery is plan + send; `preview` is plan alone.
+
+use std::fmt;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use super::http::{Answer, OutgoingRequest};
+use super::notification::Notification;
+use crate::duration::HumanDuration;
+use crate::failure::DeliveryError;
+use crate::render::{TemplateError, Templates};
+use crate::route::Filters;
+
+/// Settings every integration has. Flattened, like [`Filters`], into each integration's own
+/// config struct, which rejects unknown keys. (A flattened struct must not flatten another:
+/// serde would then hand all keys on and the outer struct would reject them.)
+#[derive(Debug, Clone, Deserialize)]
+pub struct Common {
+    /// Unique name: retries, dead letters, the ledger and metrics refer to it.
+    pub name: String,
+    /// Longest wait for one request's answer.
+    #[serde(default = "default_timeout")]
+    pub timeout: HumanDuration,
+}
+
+fn default_timeout() -> HumanDuration {
+    HumanDuration::secs(10)
+}
+
+impl Common {
+    /// Rules of the common settings the grammar cannot express.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let name = &self.name;
+        let name_ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !name_ok {
+            problems.push(
+                "`name` must be 1 to 64 characters of letters, digits, `-`, `_` and `.`".to_owned(),
+            );
+        }
+        if self.timeout.is_zero() {
+            problems.push("`timeout` must be longer than 0ms".to_owned());
+        }
+        problems
+    }
+}
+
+/// The settings of an integration's config that every kind shares: its [`Common`] settings and
+/// routing [`Filters`], both flattened into the config struct. Implement with [`settings!`].
+pub trait Settings {
+    fn common(&self) -> &Common;
+    fn filters(&self) -> &Filters;
+}
+
+/// Implements [`Settings`] for config structs with `common` and `filters` fields.
+macro_rules! settings {
+    ($($config:ty),+ $(,)?) => {$(
+        impl $crate::integrations::Settings for $config {
+            fn common(&self) -> &$crate::integrations::Common {
+                &self.common
+            }
+            fn filters(&self) -> &$crate::route::Filters {
+                &self.filters
+            }
+        }
+    )+};
+}
+pub(crate) use settings;
+
+/// What building an integration may use besides its config.
+#[derive(Debug, Clone)]
+pub struct Parts {
+    /// Every integration's compiled templates.
+    pub templates: Arc<Templates>,
+    /// The process's one HTTP client.
+    pub client: reqwest::Client,
+}
+
+/// What a plan or a send may use: the HTTP client, the integration's timeout, the attempt's
+/// cancellation and its clock (one instant per attempt, so a signature and its timestamp agree).
+#[derive(Debug, Clone, Copy)]
+pub struct Io<'a> {
+    pub client: &'a reqwest::Client,
+    pub timeout: Duration,
+    pub cancel: &'a CancellationToken,
+    pub now: DateTime<Utc>,
+}
+
+impl Io<'_> {
+    /// Sends `request` as it is and classifies the answer.
+    pub async fn send(&self, request: OutgoingRequest) -> Result<Answer, DeliveryError> {
+        request.send(self.client, self.timeout, self.cancel).await
+    }
+}
+
+/// What a delivery will do for one event: send these requests in order, or skip the event.
+#[derive(Debug)]
+pub enum Plan {
+    Send(Vec<Step>),
+    /// Nothing to do for this event (no commit to put a status on, say); the reason, as a
+    /// sentence.
+    Skip(String),
+}
+
+impl Plan {
+    /// A plan of one request.
+    pub fn one(
+        request: OutgoingRequest,
+        receipt: impl Fn(&Answer) -> String + Send + Sync + 'static,
+    ) -> Self {
+        Plan::Send(vec![Step::new(request, receipt)])
+    }
+
+    /// The requests of the plan (none when it skips).
+    pub fn requests(&self) -> Vec<OutgoingRequest> {
+        match self {
+            Plan::Send(steps) => steps.iter().map(|step| step.request.clone()).collect(),
+            Plan::Skip(_) => Vec::new(),
+        }
+    }
+}
+
+/// One request of a plan, and what its receipt says once the receiver took it.
+pub struct Step {
+    pub request: OutgoingRequest,
+    receipt: Box<dyn Fn(&Answer) -> String + Send + Sync>,
+}
+
+impl Step {
+    pub fn new(
+        request: OutgoingRequest,
+        receipt: impl Fn(&Answer) -> String + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            request,
+            receipt: Box::new(receipt),
+        }
+    }
+
+    /// The receipt of this step for the receiver's `answer`.
+    pub fn receipt(&self, answer: &Answer) -> String {
+        (self.receipt)(answer)
+    }
+}
+
+impl fmt::Debug for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Step")
+            .field("request", &self.request)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The receipt most receivers get: their status code (`HTTP 204`).
+pub fn http_status(answer: &Answer) -> String {
+    format!("HTTP {}", answer.status.as_u16())
+}
+
+/// Everything one kind of integration is. A new kind implements this in its own module and
+/// adds one line to the registry in `integrations/mod.rs`.
+pub trait Kind: fmt::Debug + Send + Sync + Sized + 'static {
+    /// Its `type:` in the config (also its metrics label).
+    const TYPE: &'static str;
+
+    /// Its config: [`Common`] and [`Filters`] flattened, plus its own settings.
+    type Config: fmt::Debug + Clone + DeserializeOwned + Settings + Send + Sync;
+
+    /// Rules of its own settings the grammar cannot express, as sentences.
+    fn problems(config: &Self::Config) -> Vec<String>;
+
+    /// Compiles and checks its templates into `templates` (a template that fails stops the
+    /// start, never a send).
+    fn register_templates(
+        config: &Self::Config,
+        templates: &mut Templates,
+        dir: &Path,
+    ) -> Result<(), TemplateError>;
+
+    /// The ready-to-use integration.
+    fn build(config: Self::Config, parts: &Parts) -> Self;
+
+    /// The config it was built from.
+    fn config(&self) -> &Self::Config;
+
+    /// The requests a delivery of `notification` makes now, or why it skips the event. Kinds
+    /// that must look something up first (a pull request, an earlier comment) read here;
+    /// nothing is ever written by a plan.
+    fn plan(
+        &self,
+        notification: &Notification<'_>,
+        io: &Io<'_>,
+    ) -> impl Future<Output = Result<Plan, DeliveryError>> + Send;
+
+    /// Sends one planned request. Kinds that pace their requests or must add a short-lived
+    /// credential override this; the request itself is what the plan (and `preview`) shows.
+    fn send(
+        &self,
+        request: OutgoingRequest,
+        io: &Io<'_>,
+    ) -> impl Future<Output = Result<Answer, DeliveryError>> + Send {
+        io.send(request)
+    }
+}

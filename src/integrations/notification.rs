@@ -1,0 +1,41 @@
+//! What an integration is asked to deliver, and what a delivery achieved.
+
+use sha2::{Digest, Sha256};
+
+use crate::event::RunCanceled;
+use crate::protocol::EVENT_TYPE;
+
+/// What an integration is asked to deliver: one event, to one integration, at one attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Notification<'a> {
+    pub event: &'a RunCanceled,
+    pub integration: &'a str,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+}
+
+impl Notification<'_> {
+    /// Stable id of this run's notification to this integration: the same on every retry and
+    /// for every event of the same run, so receivers can deduplicate on it.
+    pub fn delivery_id(&self) -> String {
+        let mut hash = Sha256::new();
+        for part in [
+            self.event.data.run_id.as_str(),
+            EVENT_TYPE,
+            self.integration,
+        ] {
+            hash.update(part.as_bytes());
+            hash.update([0]);
+        }
+        format!("msg_{}", hex::encode(&hash.finalize()[..16]))
+    }
+}
+
+/// What a delivery achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Receipt {
+    /// The receiver took it; the text says what it answered (`HTTP 204`).
+    Sent(String),
+    /// Nothing to do for this event (for example no commit to put a status on); says why.
+    Skipped(String),
+}

@@ -1,0 +1,116 @@
+//! The macro behind the registry in `integrations/mod.rs`: from one line per kind it makes the
+//! config enum (tagged by `type:`) and the enum of built integrations, and dispatches every
+//! per-kind fact to that kind's [`Kind`](super::Kind) implementation.
+
+/// `registry! { /// doc \n Variant => module::Kind, … }`; the variant's snake_case name is the
+/// `type:` (a unit test checks it equals the kind's `TYPE`).
+macro_rules! registry {
+    ($($(#[$doc:meta])* $variant:ident => $kind:ty),+ $(,)?) => {
+        /// One configured integration, tagged by `type:` in the YAML.
+        #[derive(Debug, Clone, serde::Deserialize)]
+        #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+        pub enum IntegrationConfig {
+            $($(#[$doc])* $variant(<$kind as $crate::integrations::Kind>::Config),)+
+        }
+
+        impl IntegrationConfig {
+            /// Every `type:` there is, in registry order.
+            pub const TYPES: &'static [&'static str] =
+                &[$(<$kind as $crate::integrations::Kind>::TYPE),+];
+
+            /// The `type:` of the integration, a bounded metrics label.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => <$kind as $crate::integrations::Kind>::TYPE,)+
+                }
+            }
+
+            fn settings(&self) -> &dyn $crate::integrations::Settings {
+                match self {
+                    $(Self::$variant(config) => config,)+
+                }
+            }
+
+            fn own_problems(&self) -> Vec<String> {
+                match self {
+                    $(Self::$variant(config) => {
+                        <$kind as $crate::integrations::Kind>::problems(config)
+                    })+
+                }
+            }
+
+            /// Compiles and checks this integration's templates into `templates` (a template
+            /// that fails stops the start, never a send).
+            pub fn register_templates(
+                &self,
+                templates: &mut $crate::render::Templates,
+                dir: &std::path::Path,
+            ) -> Result<(), $crate::render::TemplateError> {
+                match self {
+                    $(Self::$variant(config) => {
+                        <$kind as $crate::integrations::Kind>::register_templates(
+                            config, templates, dir,
+                        )
+                    })+
+                }
+            }
+
+            /// The ready-to-use integration.
+            pub fn build(&self, parts: &$crate::integrations::Parts) -> Integration {
+                let built = match self {
+                    $(Self::$variant(config) => Built::$variant(
+                        <$kind as $crate::integrations::Kind>::build(config.clone(), parts),
+                    ),)+
+                };
+                Integration {
+                    built,
+                    client: parts.client.clone(),
+                }
+            }
+        }
+
+        /// A built integration of one kind.
+        #[derive(Debug)]
+        enum Built {
+            $($variant($kind),)+
+        }
+
+        impl Built {
+            fn kind(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => <$kind as $crate::integrations::Kind>::TYPE,)+
+                }
+            }
+
+            fn settings(&self) -> &dyn $crate::integrations::Settings {
+                use $crate::integrations::Kind as _;
+                match self {
+                    $(Self::$variant(built) => built.config(),)+
+                }
+            }
+
+            async fn plan(
+                &self,
+                notification: &$crate::integrations::Notification<'_>,
+                io: &$crate::integrations::Io<'_>,
+            ) -> Result<$crate::integrations::Plan, $crate::failure::DeliveryError> {
+                use $crate::integrations::Kind as _;
+                match self {
+                    $(Self::$variant(built) => built.plan(notification, io).await,)+
+                }
+            }
+
+            async fn send(
+                &self,
+                request: $crate::integrations::OutgoingRequest,
+                io: &$crate::integrations::Io<'_>,
+            ) -> Result<$crate::integrations::Answer, $crate::failure::DeliveryError> {
+                use $crate::integrations::Kind as _;
+                match self {
+                    $(Self::$variant(built) => built.send(request, io).await,)+
+                }
+            }
+        }
+    };
+}
+pub(crate) use registry;
