@@ -1,8 +1,9 @@
 //! The command-line verbs besides `run`: `check-config`, `publish`, `verify`, `deliveries`,
-//! `dead-letters`.
+//! `dead-letters`, `trial`.
 
 pub mod dead_letters;
 pub mod deliveries;
+pub mod trial;
 
 use std::path::Path;
 

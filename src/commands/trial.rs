@@ -1,0 +1,348 @@
+//! `run-notifier trial`: a local receiver that answers as Slack, Teams, GitHub, Bitbucket and a
+//! Standard Webhooks receiver do, and prints each delivery readably. The example config points
+//! every integration at it by default, so a first run shows every integration succeed without
+//! anything leaving the machine.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use crate::signature::{self, SigningSecret};
+
+/// Where the example config expects the trial receiver.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// The example config's webhook secret (for local trials only).
+pub const EXAMPLE_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// What the receiver remembers: the webhook secret, and PR comments so that a second cancel of
+/// the same run edits its comment as on GitHub.
+struct Trial {
+    secret: SigningSecret,
+    bodies: bool,
+    /// (owner/repo#number) → comments as (id, body).
+    comments: Mutex<HashMap<String, Vec<(u64, String)>>>,
+    next_id: Mutex<u64>,
+}
+
+type Shared = State<Arc<Trial>>;
+
+/// Serves on `listener` until `shutdown`; `bodies` also prints each request body in full.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    secret: SigningSecret,
+    bodies: bool,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let trial = Arc::new(Trial {
+        secret,
+        bodies,
+        comments: Mutex::default(),
+        next_id: Mutex::new(1),
+    });
+    let github = "/github/repos/{owner}/{repo}";
+    let app = Router::new()
+        .route("/hooks/run-canceled", post(webhook))
+        .route("/hooks/slack", post(slack))
+        .route("/hooks/teams", post(teams))
+        .route(&format!("{github}/statuses/{{sha}}"), post(github_status))
+        .route(
+            &format!("{github}/commits/{{sha}}/pulls"),
+            get(github_pulls),
+        )
+        .route(
+            &format!("{github}/issues/{{number}}/comments"),
+            get(github_comments).post(github_comment),
+        )
+        .route(
+            &format!("{github}/issues/comments/{{id}}"),
+            patch(github_edit),
+        )
+        .route(
+            "/bitbucket/2.0/repositories/{workspace}/{slug}/commit/{sha}/statuses/build",
+            post(bitbucket_status),
+        )
+        .fallback(unknown)
+        .with_state(trial);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+/// The lines printed when the receiver starts: where each integration of the example config
+/// is answered.
+pub fn banner(addr: SocketAddr) -> String {
+    let base = format!("http://{addr}");
+    format!(
+        "trial receiver on {base} (nothing leaves this machine); answering as\n\
+         \x20 webhook    {base}/hooks/run-canceled   (Standard Webhooks, signature verified)\n\
+         \x20 Slack      {base}/hooks/slack\n\
+         \x20 Teams      {base}/hooks/teams\n\
+         \x20 GitHub     {base}/github               (statuses, PR comments, pulls by commit)\n\
+         \x20 Bitbucket  {base}/bitbucket            (build statuses)\n\
+         Then start the worker on config/run-notifier.yaml and publish config/example-event.json\n\
+         (a GitHub commit) and config/example-event-bitbucket.json (a Bitbucket one).\n"
+    )
+}
+
+impl Trial {
+    /// One delivery, printed as `time  kind  request → answer` and what it said.
+    fn show(&self, kind: &str, request: &str, answer: &str, said: &str, body: &[u8]) {
+        let time = chrono::Utc::now().format("%H:%M:%S");
+        println!("{time}  {kind:<18} {request} → {answer}");
+        if !said.is_empty() {
+            println!("          {said}");
+        }
+        if self.bodies {
+            let pretty = serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned());
+            println!("{pretty}");
+        }
+    }
+
+    fn next_id(&self) -> u64 {
+        let mut next = self.next_id.lock().expect("not poisoned");
+        *next += 1;
+        *next - 1
+    }
+}
+
+fn json_of(body: &[u8]) -> Value {
+    serde_json::from_slice(body).unwrap_or(Value::Null)
+}
+
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or("?")
+}
+
+async fn webhook(State(trial): Shared, headers: HeaderMap, body: Bytes) -> Response {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let id = header("webhook-id");
+    let checked = signature::verify(
+        &trial.secret,
+        &id,
+        &header("webhook-timestamp"),
+        &body,
+        &header("webhook-signature"),
+        chrono::Utc::now().timestamp(),
+        300,
+    );
+    let event = json_of(&body);
+    let request = "POST /hooks/run-canceled";
+    match checked {
+        Ok(()) => {
+            let said = format!(
+                "signature valid, {id}: run {} {} by {}",
+                text(&event["runId"]),
+                text(&event["status"]),
+                text(&event["cancellation"]["actor"])
+            );
+            trial.show("webhook", request, "204", &said, &body);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(err) => {
+            trial.show(
+                "webhook",
+                request,
+                "401",
+                &format!("REJECTED: {err}"),
+                &body,
+            );
+            (StatusCode::UNAUTHORIZED, err.to_string()).into_response()
+        }
+    }
+}
+
+async fn slack(State(trial): Shared, body: Bytes) -> Response {
+    let message = json_of(&body);
+    // Slack answers `200 ok`, or a 400 with the reason in the body.
+    let (status, answer) = match message["text"].as_str() {
+        Some(text) if !text.trim().is_empty() => (StatusCode::OK, "ok"),
+        _ => (StatusCode::BAD_REQUEST, "invalid_payload"),
+    };
+    let said = format!("\"{}\"", text(&message["text"]));
+    let answer_line = format!("{} {answer}", status.as_u16());
+    trial.show("slack", "POST /hooks/slack", &answer_line, &said, &body);
+    (status, answer).into_response()
+}
+
+async fn teams(State(trial): Shared, body: Bytes) -> Response {
+    let message = json_of(&body);
+    let card = &message["attachments"][0]["content"];
+    let said = format!(
+        "Adaptive Card {}: \"{}\"",
+        text(&card["version"]),
+        text(&card["body"][0]["text"])
+    );
+    trial.show("teams", "POST /hooks/teams", "202", &said, &body);
+    StatusCode::ACCEPTED.into_response()
+}
+
+async fn github_status(
+    State(trial): Shared,
+    Path((owner, repo, sha)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    let status = json_of(&body);
+    let request = format!("POST /repos/{owner}/{repo}/statuses/{}", short(&sha));
+    let said = format!(
+        "{} `{}`: {}",
+        text(&status["state"]),
+        text(&status["context"]),
+        text(&status["description"])
+    );
+    trial.show("github status", &request, "201", &said, &body);
+    let id = trial.next_id();
+    created(json!({"id": id, "state": status["state"], "context": status["context"]}))
+}
+
+async fn github_pulls(
+    State(trial): Shared,
+    Path((owner, repo, sha)): Path<(String, String, String)>,
+) -> Response {
+    let request = format!("GET /repos/{owner}/{repo}/commits/{}/pulls", short(&sha));
+    trial.show("github pulls", &request, "200", "open pull request #1", b"");
+    axum::Json(json!([{"number": 1, "state": "open", "head": {"sha": sha}}])).into_response()
+}
+
+async fn github_comments(
+    State(trial): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+) -> Response {
+    let key = format!("{owner}/{repo}#{number}");
+    let comments = trial.comments.lock().expect("not poisoned");
+    let list: Vec<Value> = comments
+        .get(&key)
+        .into_iter()
+        .flatten()
+        .map(|(id, body)| json!({"id": id, "body": body}))
+        .collect();
+    let request = format!("GET /repos/{owner}/{repo}/issues/{number}/comments");
+    let said = format!("{} comment(s)", list.len());
+    trial.show("github comments", &request, "200", &said, b"");
+    axum::Json(Value::Array(list)).into_response()
+}
+
+async fn github_comment(
+    State(trial): Shared,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    body: Bytes,
+) -> Response {
+    let comment = text(&json_of(&body)["body"]).to_owned();
+    let id = trial.next_id();
+    let request = format!("POST /repos/{owner}/{repo}/issues/{number}/comments");
+    let said = format!("comment {id}: {}", first_line(&comment));
+    trial.show("github pr comment", &request, "201", &said, &body);
+    trial
+        .comments
+        .lock()
+        .expect("not poisoned")
+        .entry(format!("{owner}/{repo}#{number}"))
+        .or_default()
+        .push((id, comment.clone()));
+    created(json!({"id": id, "body": comment}))
+}
+
+async fn github_edit(
+    State(trial): Shared,
+    Path((owner, repo, id)): Path<(String, String, u64)>,
+    body: Bytes,
+) -> Response {
+    let comment = text(&json_of(&body)["body"]).to_owned();
+    let mut comments = trial.comments.lock().expect("not poisoned");
+    let found = comments
+        .values_mut()
+        .flatten()
+        .find(|(existing, _)| *existing == id);
+    let request = format!("PATCH /repos/{owner}/{repo}/issues/comments/{id}");
+    match found {
+        Some((_, old)) => {
+            *old = comment.clone();
+            let said = format!("comment {id} edited: {}", first_line(&comment));
+            trial.show("github pr comment", &request, "200", &said, &body);
+            axum::Json(json!({"id": id, "body": comment})).into_response()
+        }
+        None => {
+            trial.show(
+                "github pr comment",
+                &request,
+                "404",
+                "no such comment",
+                &body,
+            );
+            not_found()
+        }
+    }
+}
+
+async fn bitbucket_status(
+    State(trial): Shared,
+    Path((workspace, slug, sha)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    let status = json_of(&body);
+    let request = format!(
+        "POST /2.0/repositories/{workspace}/{slug}/commit/{}/statuses/build",
+        short(&sha)
+    );
+    let said = format!(
+        "{} `{}` ({}): {}",
+        text(&status["state"]),
+        text(&status["name"]),
+        text(&status["key"]),
+        text(&status["description"])
+    );
+    trial.show("bitbucket status", &request, "201", &said, &body);
+    created(status)
+}
+
+async fn unknown(State(trial): Shared, method: Method, uri: Uri, body: Bytes) -> Response {
+    let request = format!("{method} {uri}");
+    trial.show(
+        "?",
+        &request,
+        "404",
+        "the trial receiver has no such route",
+        &body,
+    );
+    not_found()
+}
+
+fn created(body: Value) -> Response {
+    (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(json!({"message": "Not Found"})),
+    )
+        .into_response()
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(7)]
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or_default()
+}
