@@ -1,6 +1,6 @@
 //! Command line of `run-notifier`: parses arguments and calls the library.
 
-use std::io::Read as _;
+use std::io::{IsTerminal as _, Read as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -168,6 +168,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Run { config: path } => {
             telemetry::init();
             let config = path.load()?;
+            commands::banner::show(&config, &path.config, std::io::stdout().is_terminal());
             runtime()?.block_on(async {
                 let shutdown = CancellationToken::new();
                 tokio::spawn(cancel_on_signal(shutdown.clone()));

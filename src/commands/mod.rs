@@ -1,6 +1,7 @@
 //! The command-line verbs besides `run`: `check-config`, `publish`, `verify`, `deliveries`,
 //! `dead-letters`, `trial`.
 
+pub mod banner;
 pub mod dead_letters;
 pub mod deliveries;
 pub mod trial;
