@@ -63,3 +63,48 @@ async fn the_start_banner_says_what_runs_against_what_without_credentials() {
     }
     broker.cleanup().await;
 }
+
+#[test]
+fn a_ledger_file_that_cannot_be_created_is_named() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let read_only = dir.path().join("read-only");
+    std::fs::create_dir(&read_only).unwrap();
+    for (path, mode) in [(dir.path(), 0o755), (read_only.as_path(), 0o555)] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let names = Names::new();
+    let ledger = read_only.join("run-notifier.db");
+    let yaml = names
+        .config(&webhook("audit", "http://127.0.0.1:9/a"))
+        .replace(&names.ledger, &format!("path: {}", ledger.display()));
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    // Root may write anywhere: run as an unprivileged uid when this is root.
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n");
+    let mut command = if root {
+        let mut command = std::process::Command::new("setpriv");
+        command.args(["--reuid", "10001", "--regid", "10001", "--clear-groups"]);
+        command.arg(env!("CARGO_BIN_EXE_run-notifier"));
+        command
+    } else {
+        std::process::Command::new(env!("CARGO_BIN_EXE_run-notifier"))
+    };
+    let output = command
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "error: cannot open the ledger: cannot open the SQLite ledger {} (is its folder writable by this user?)",
+            ledger.display()
+        )),
+        "{stderr}"
+    );
+}
