@@ -248,3 +248,25 @@ fn commands_that_read_no_config_do_not_offer_config() {
     let help = String::from_utf8(output.stdout).unwrap();
     assert!(help.contains("--config <CONFIG>"), "{help}");
 }
+
+/// The README's run and test commands are the scripts, and CI runs the same test command; with
+/// the services already running, the set-up script only checks them.
+#[test]
+fn the_readme_commands_set_up_the_services_and_ci_runs_the_same_one() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    for command in ["scripts/dev run", "scripts/dev test", "scripts/dev trial"] {
+        assert!(readme.contains(&format!("\n{command}")), "{command}");
+    }
+    let ci = std::fs::read_to_string(".ci/run").unwrap();
+    assert!(ci.trim_end().ends_with("exec scripts/dev test"), "{ci}");
+    let dev = std::fs::read_to_string("scripts/dev").unwrap();
+    assert!(dev.contains("scripts/services.sh all\n    exec cargo test --locked"));
+    assert!(dev.contains("scripts/services.sh rabbitmq\n    exec cargo run -- run"));
+
+    let output = Command::new("scripts/services.sh").output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        "== RabbitMQ is running\n== PostgreSQL is running\n"
+    );
+}
