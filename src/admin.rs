@@ -88,11 +88,14 @@ impl Health {
     }
 }
 
+/// The ledger, once it is open: readiness waits for it.
+pub type LedgerSlot = Arc<std::sync::OnceLock<Ledger>>;
+
 /// Binds `addr` now (so a taken port fails the start) and serves until `shutdown`.
 pub async fn serve(
     addr: SocketAddr,
     health: Health,
-    ledger: Ledger,
+    ledger: LedgerSlot,
     shutdown: CancellationToken,
 ) -> std::io::Result<JoinHandle<std::io::Result<()>>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -112,7 +115,7 @@ pub async fn serve(
     }))
 }
 
-async fn live(State((health, _)): State<(Health, Ledger)>) -> (StatusCode, String) {
+async fn live(State((health, _)): State<(Health, LedgerSlot)>) -> (StatusCode, String) {
     match health.stalled_for() {
         None => (StatusCode::OK, "ok\n".to_owned()),
         Some(waited) => (
@@ -125,12 +128,15 @@ async fn live(State((health, _)): State<(Health, Ledger)>) -> (StatusCode, Strin
     }
 }
 
-async fn ready(State((health, ledger)): State<(Health, Ledger)>) -> (StatusCode, Json<Value>) {
+async fn ready(State((health, ledger)): State<(Health, LedgerSlot)>) -> (StatusCode, Json<Value>) {
     let consuming = health.is_consuming();
-    let ledger_up = matches!(
-        tokio::time::timeout(Duration::from_secs(1), ledger.ping()).await,
-        Ok(Ok(()))
-    );
+    let ledger_up = match ledger.get() {
+        Some(ledger) => matches!(
+            tokio::time::timeout(Duration::from_secs(1), ledger.ping()).await,
+            Ok(Ok(()))
+        ),
+        None => false,
+    };
     let ready = consuming && ledger_up;
     let status = if ready {
         StatusCode::OK

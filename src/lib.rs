@@ -11,9 +11,11 @@
 //! ```
 //!
 //! - [`config`]: typed YAML config, `${VAR}` expansion, validation at load.
+//! - [`secret`], [`duration`]: value types of the config (leaves: they import nothing of ours).
 //! - [`event`]: the CloudEvent into typed values; field rules; git remotes into [`event::Repo`].
 //! - [`route`]: per-integration filters.
-//! - [`integrations`]: the closed set of integrations behind one `Deliver` trait.
+//! - [`integrations`]: one module per kind behind the [`integrations::Kind`] trait, listed in
+//!   one registry; delivery is plan + send.
 //! - [`failure`]: the one place that classifies failures as transient or permanent.
 //! - [`retry`]: the retry schedule, a pure function.
 //! - [`ledger`]: one row per (run, event type, integration): exactly one effect each.
@@ -24,10 +26,12 @@
 //! - [`signature`]: Standard Webhooks signing and verification.
 //! - [`admin`], [`telemetry`]: health and metrics endpoints; logs and metrics.
 //! - [`render`]: Handlebars templates, one registry per output format, checked at load.
-//! - [`preview`]: the requests an event would cause, secrets redacted, nothing sent.
+//! - [`preview`]: each integration's plan for an event (the exact requests), secrets redacted,
+//!   nothing written.
 //! - [`commands`]: the command-line verbs besides `run`.
 
 pub mod admin;
+pub mod app;
 pub mod broker;
 pub mod commands;
 pub mod config;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use run_notifier::config::{self, Config};
-use run_notifier::{commands, integrations, preview, telemetry, worker};
+use run_notifier::{app, commands, integrations, preview, telemetry};
 use tokio_util::sync::CancellationToken;
 
 /// Fans run-canceled events out to GitHub, Bitbucket, Slack, Teams and signed webhooks.
@@ -176,7 +176,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(async {
                 let shutdown = CancellationToken::new();
                 tokio::spawn(cancel_on_signal(shutdown.clone()));
-                worker::run(config, shutdown).await
+                app::run(config, shutdown).await
             })
         }
         Command::CheckConfig { config: path } => {

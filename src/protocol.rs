@@ -14,6 +14,8 @@ pub const HEADER_ORIGINAL_ROUTING_KEY: &str = "x-run-notifier-original-routing-k
 pub const HEADER_RUN_ID: &str = "x-run-notifier-run-id";
 /// Unix seconds at which the message was dead-lettered.
 pub const HEADER_DEAD_AT: &str = "x-run-notifier-dead-at";
+/// Unix milliseconds at which a delivery entered its integration's queue.
+pub const HEADER_QUEUED_AT: &str = "x-run-notifier-queued-at";
 /// Dead-letter kind: `invalid` (bad input) or `delivery` (a target gave up).
 pub const HEADER_DEAD_KIND: &str = "x-run-notifier-dead-kind";
 

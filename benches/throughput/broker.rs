@@ -12,7 +12,6 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
 use run_notifier::broker::{self, Topology};
 use run_notifier::config::Config;
-use run_notifier::retry::RetryPolicy;
 use serde_json::{Value, json};
 
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
@@ -45,8 +44,7 @@ impl Broker {
 
     /// Declares the topology exactly as the worker will (quorum queue, retry tiers, bindings).
     pub async fn declare(&self, config: &Config) -> Topology {
-        let policy = RetryPolicy::new(config.retry.clone());
-        let topology = Topology::new(&config.broker, policy.longest_delay());
+        let topology = Topology::of(config);
         topology.declare(&self.channel).await.unwrap();
         topology
     }

@@ -1,7 +1,7 @@
 //! The worker under test runs in a child process (this same bench binary, re-executed), so that
 //! its RSS is its own and not the receiver's, the publisher's or the baseline consumer's. The
 //! child does what `run-notifier run` does, through the library API: JSON logs to stdout (sent
-//! to /dev/null), a multi-threaded runtime, `worker::run` until SIGTERM.
+//! to /dev/null), a multi-threaded runtime, `app::run` until SIGTERM.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -30,7 +30,7 @@ pub fn run_worker(path: &str) {
             term.recv().await;
             cancel.cancel();
         });
-        run_notifier::worker::run(config, shutdown).await.unwrap();
+        run_notifier::app::run(config, shutdown).await.unwrap();
     });
 }
 

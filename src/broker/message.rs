@@ -8,7 +8,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 
 use crate::protocol::{
     HEADER_ATTEMPT, HEADER_DEAD_AT, HEADER_DEAD_KIND, HEADER_ERROR, HEADER_INTEGRATION,
-    HEADER_ORIGINAL_EXCHANGE, HEADER_ORIGINAL_ROUTING_KEY, HEADER_RUN_ID,
+    HEADER_ORIGINAL_EXCHANGE, HEADER_ORIGINAL_ROUTING_KEY, HEADER_QUEUED_AT, HEADER_RUN_ID,
 };
 
 /// Persistent delivery mode.
@@ -26,6 +26,8 @@ pub struct Inbound {
     /// Where the event was first published, carried through retries into dead letters.
     pub original_exchange: String,
     pub original_routing_key: String,
+    /// Unix ms at which the message entered an integration's queue, if it did.
+    pub queued_at_ms: Option<i64>,
 }
 
 impl Inbound {
@@ -48,6 +50,7 @@ impl Inbound {
                 .unwrap_or_else(|| delivery.exchange.to_string()),
             original_routing_key: header(HEADER_ORIGINAL_ROUTING_KEY)
                 .unwrap_or_else(|| delivery.routing_key.to_string()),
+            queued_at_ms: headers.and_then(|h| number(h, HEADER_QUEUED_AT)),
         }
     }
 
@@ -75,30 +78,31 @@ impl Inbound {
         }
     }
 
-    /// Properties of a dead letter: why, and for a failed delivery, which integration gave up
-    /// after how many attempts.
-    pub fn dead_letter(
+    /// Properties of a dead letter: the original properties with why it died.
+    pub fn dead_letter(&self, original: &BasicProperties, dead: &DeadLetter) -> BasicProperties {
+        let mut headers = self.carried_headers(original);
+        dead.write(&mut headers);
+        carried_properties(original, headers)
+    }
+
+    /// Properties of an integration's part of a message queued in that integration's own
+    /// queue, at `attempt`, stamped with when it was queued.
+    pub fn queued(
         &self,
         original: &BasicProperties,
-        dead: &DeadLetter<'_>,
+        integration: &str,
+        attempt: u32,
     ) -> BasicProperties {
         let mut headers = self.carried_headers(original);
-        headers.insert(HEADER_ERROR.into(), long(dead.error));
-        headers.insert(HEADER_DEAD_KIND.into(), long(dead.kind));
+        headers.insert(HEADER_INTEGRATION.into(), long(integration));
         headers.insert(
-            HEADER_DEAD_AT.into(),
-            AMQPValue::LongLongInt(chrono::Utc::now().timestamp()),
+            HEADER_ATTEMPT.into(),
+            AMQPValue::LongLongInt(attempt.into()),
         );
-        if let Some(integration) = dead.integration {
-            headers.insert(HEADER_INTEGRATION.into(), long(integration));
-            headers.insert(
-                HEADER_ATTEMPT.into(),
-                AMQPValue::LongLongInt(dead.attempts.into()),
-            );
-        }
-        if let Some(run_id) = dead.run_id {
-            headers.insert(HEADER_RUN_ID.into(), long(run_id));
-        }
+        headers.insert(
+            HEADER_QUEUED_AT.into(),
+            AMQPValue::LongLongInt(chrono::Utc::now().timestamp_millis()),
+        );
         carried_properties(original, headers)
     }
 
@@ -113,6 +117,7 @@ impl Inbound {
         map.remove(HEADER_ATTEMPT);
         map.remove(HEADER_INTEGRATION);
         map.remove(HEADER_ERROR);
+        map.remove(HEADER_QUEUED_AT);
         let mut headers = FieldTable::from(map);
         headers.insert(
             HEADER_ORIGINAL_EXCHANGE.into(),
@@ -137,6 +142,7 @@ pub fn replayed(dead: &BasicProperties) -> BasicProperties {
         HEADER_DEAD_AT,
         HEADER_RUN_ID,
         HEADER_ATTEMPT,
+        HEADER_QUEUED_AT,
     ] {
         map.remove(name);
     }
@@ -177,15 +183,115 @@ fn carried_properties(original: &BasicProperties, headers: FieldTable) -> BasicP
     properties
 }
 
-/// Why a message goes to the dead-letter queue.
-#[derive(Debug, Clone, Copy)]
-pub struct DeadLetter<'a> {
-    /// `invalid` for bad input, `delivery` for an integration that gave up.
-    pub kind: &'static str,
-    pub error: &'a str,
-    pub integration: Option<&'a str>,
-    pub attempts: u32,
-    pub run_id: Option<&'a str>,
+/// Why a message went to the dead-letter queue: written onto it by the worker, read back by
+/// `dead-letters list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub kind: DeadKind,
+    pub error: String,
+    /// The integration that gave up, for a failed delivery.
+    pub integration: Option<String>,
+    /// Attempts made, for a failed delivery.
+    pub attempts: Option<u32>,
+    pub run_id: Option<String>,
+    /// Unix seconds at which it was dead-lettered.
+    pub dead_at: Option<i64>,
+}
+
+/// What kind of dead letter it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadKind {
+    /// Bad input: not a valid run-canceled event.
+    Invalid,
+    /// An integration gave up (a permanent failure or no attempts left).
+    Delivery,
+    /// Dead-lettered by RabbitMQ itself (the queue's delivery limit).
+    Broker,
+    /// No reason recorded.
+    Unknown,
+}
+
+impl DeadKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadKind::Invalid => "invalid",
+            DeadKind::Delivery => "delivery",
+            DeadKind::Broker => "broker",
+            DeadKind::Unknown => "unknown",
+        }
+    }
+}
+
+impl DeadLetter {
+    /// Bad input.
+    pub fn invalid(reason: String) -> Self {
+        Self {
+            kind: DeadKind::Invalid,
+            error: reason,
+            integration: None,
+            attempts: None,
+            run_id: None,
+            dead_at: None,
+        }
+    }
+
+    /// A delivery that gave up after `attempts`.
+    pub fn delivery(integration: &str, attempts: u32, run_id: &str, error: String) -> Self {
+        Self {
+            kind: DeadKind::Delivery,
+            error,
+            integration: Some(integration.to_owned()),
+            attempts: Some(attempts),
+            run_id: Some(run_id.to_owned()),
+            dead_at: None,
+        }
+    }
+
+    fn write(&self, headers: &mut FieldTable) {
+        headers.insert(HEADER_ERROR.into(), long(&self.error));
+        headers.insert(HEADER_DEAD_KIND.into(), long(self.kind.as_str()));
+        let dead_at = self
+            .dead_at
+            .unwrap_or_else(|| chrono::Utc::now().timestamp());
+        headers.insert(HEADER_DEAD_AT.into(), AMQPValue::LongLongInt(dead_at));
+        if let Some(integration) = &self.integration {
+            headers.insert(HEADER_INTEGRATION.into(), long(integration));
+        }
+        if let Some(attempts) = self.attempts {
+            headers.insert(
+                HEADER_ATTEMPT.into(),
+                AMQPValue::LongLongInt(attempts.into()),
+            );
+        }
+        if let Some(run_id) = &self.run_id {
+            headers.insert(HEADER_RUN_ID.into(), long(run_id));
+        }
+    }
+
+    /// Reads a dead letter's headers back, whoever dead-lettered it.
+    pub fn read(headers: &FieldTable) -> Self {
+        let from_broker = headers.contains_key("x-death");
+        let kind = match text(headers, HEADER_DEAD_KIND).as_deref() {
+            Some("invalid") => DeadKind::Invalid,
+            Some("delivery") => DeadKind::Delivery,
+            _ if from_broker => DeadKind::Broker,
+            _ => DeadKind::Unknown,
+        };
+        Self {
+            kind,
+            error: text(headers, HEADER_ERROR).unwrap_or_else(|| {
+                if from_broker {
+                    "redelivered too often (the queue's delivery limit)".to_owned()
+                } else {
+                    "no reason recorded".to_owned()
+                }
+            }),
+            integration: text(headers, HEADER_INTEGRATION),
+            attempts: number(headers, HEADER_ATTEMPT).and_then(|n| u32::try_from(n).ok()),
+            run_id: text(headers, HEADER_RUN_ID),
+            dead_at: number(headers, HEADER_DEAD_AT),
+        }
+    }
 }
 
 /// A header as text, whichever string type the publisher used.

@@ -6,7 +6,8 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, ExchangeKind};
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, Config};
+use crate::retry::RetryPolicy;
 
 /// Exchange, queues and bindings. Queue arguments depend only on names and on
 /// `broker.delivery_limit`, so only a change of that limit can make a re-declaration fail with
@@ -19,13 +20,26 @@ pub struct Topology {
     pub dead_letter_queue: String,
     pub control_exchange: String,
     retry_queue_prefix: String,
+    /// The integrations that get a work queue.
+    integrations: Vec<String>,
     delivery_limit: u32,
     /// Retry tiers in seconds: 1, 2, 4, … up to the longest delay.
     tiers: Vec<u64>,
 }
 
 impl Topology {
-    pub fn new(broker: &BrokerConfig, longest_delay: Duration) -> Self {
+    /// The topology a config asks for: its names, retry tiers and integrations' queues.
+    pub fn of(config: &Config) -> Self {
+        let longest = RetryPolicy::new(config.retry.clone()).longest_delay();
+        let integrations = config
+            .integrations
+            .iter()
+            .map(|i| i.name().to_owned())
+            .collect();
+        Self::new(&config.broker, longest, integrations)
+    }
+
+    pub fn new(broker: &BrokerConfig, longest_delay: Duration, integrations: Vec<String>) -> Self {
         let mut tiers = vec![1u64];
         while tiers
             .last()
@@ -40,6 +54,7 @@ impl Topology {
             dead_letter_queue: broker.dead_letter_queue.clone(),
             control_exchange: broker.control_exchange.clone(),
             retry_queue_prefix: broker.retry_queue_prefix.clone(),
+            integrations,
             delivery_limit: broker.delivery_limit,
             tiers,
         }
@@ -56,6 +71,12 @@ impl Topology {
             .find(|&&t| t <= delay.as_secs())
             .unwrap_or(&self.tiers[0]);
         self.tier_queue(*tier)
+    }
+
+    /// The integration's own queue, `<queue>.<integration>`: its share of the events waits
+    /// there while it is busy or paused.
+    pub fn work_queue(&self, integration: &str) -> String {
+        format!("{}.{integration}", self.queue)
     }
 
     fn tier_queue(&self, secs: u64) -> String {
@@ -84,19 +105,8 @@ impl Topology {
         channel
             .queue_declare(self.dead_letter_queue.as_str().into(), durable, quorum())
             .await?;
-        // The broker dead-letters messages redelivered too often (a crash loop on one message).
-        let mut events = quorum();
-        events.insert(
-            "x-delivery-limit".into(),
-            AMQPValue::LongInt(self.delivery_limit as i32),
-        );
-        events.insert("x-dead-letter-exchange".into(), text(""));
-        events.insert(
-            "x-dead-letter-routing-key".into(),
-            text(&self.dead_letter_queue),
-        );
         channel
-            .queue_declare(self.queue.as_str().into(), durable, events)
+            .queue_declare(self.queue.as_str().into(), durable, self.work_arguments())
             .await?;
         channel
             .queue_bind(
@@ -107,6 +117,12 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
+        for integration in &self.integrations {
+            let queue = self.work_queue(integration);
+            channel
+                .queue_declare(queue.as_str().into(), durable, self.work_arguments())
+                .await?;
+        }
         for &tier in &self.tiers {
             // Expired retries go straight back to the event queue through the default exchange,
             // not through the topic exchange, so no other subscriber sees them again.
@@ -118,6 +134,24 @@ impl Topology {
                 .await?;
         }
         Ok(())
+    }
+}
+
+impl Topology {
+    /// Arguments of the event queue and the integrations' queues: quorum, and dead-lettered
+    /// by the broker when redelivered too often (a crash loop on one message).
+    fn work_arguments(&self) -> FieldTable {
+        let mut arguments = quorum();
+        arguments.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongInt(self.delivery_limit as i32),
+        );
+        arguments.insert("x-dead-letter-exchange".into(), text(""));
+        arguments.insert(
+            "x-dead-letter-routing-key".into(),
+            text(&self.dead_letter_queue),
+        );
+        arguments
     }
 }
 
@@ -136,7 +170,11 @@ mod tests {
     use super::*;
 
     fn topology(longest: u64) -> Topology {
-        Topology::new(&BrokerConfig::default(), Duration::from_secs(longest))
+        Topology::new(
+            &BrokerConfig::default(),
+            Duration::from_secs(longest),
+            vec![],
+        )
     }
 
     #[test]

@@ -8,13 +8,10 @@ use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use serde::Serialize;
 
-use crate::broker::message::{number, replayed, text};
+use crate::broker::message::{DeadLetter, replayed, text};
 use crate::broker::{self, Publisher};
 use crate::config::Config;
-use crate::protocol::{
-    HEADER_ATTEMPT, HEADER_DEAD_AT, HEADER_DEAD_KIND, HEADER_ERROR, HEADER_INTEGRATION,
-    HEADER_RUN_ID,
-};
+use crate::protocol::HEADER_INTEGRATION;
 
 /// One dead letter as an operator reads it.
 #[derive(Debug, Serialize)]
@@ -22,9 +19,9 @@ use crate::protocol::{
 pub struct DeadLetterView {
     pub dead_at: Option<String>,
     /// `invalid`, `delivery`, or `broker` (dead-lettered by RabbitMQ's delivery limit).
-    pub kind: String,
+    pub kind: &'static str,
     pub integration: Option<String>,
-    pub attempts: Option<i64>,
+    pub attempts: Option<u32>,
     pub run_id: Option<String>,
     pub message_id: Option<String>,
     pub error: String,
@@ -33,25 +30,18 @@ pub struct DeadLetterView {
 impl DeadLetterView {
     fn of(message: &BasicGetMessage) -> Self {
         let properties = &message.delivery.properties;
-        let headers = properties.headers().clone().unwrap_or_default();
-        let from_broker = headers.contains_key("x-death");
+        let dead = DeadLetter::read(&properties.headers().clone().unwrap_or_default());
         Self {
-            dead_at: number(&headers, HEADER_DEAD_AT)
+            dead_at: dead
+                .dead_at
                 .and_then(|secs| DateTime::from_timestamp(secs, 0))
                 .map(|at| at.to_rfc3339_opts(SecondsFormat::Secs, true)),
-            kind: text(&headers, HEADER_DEAD_KIND)
-                .unwrap_or_else(|| if from_broker { "broker" } else { "unknown" }.to_owned()),
-            integration: text(&headers, HEADER_INTEGRATION),
-            attempts: number(&headers, HEADER_ATTEMPT),
-            run_id: text(&headers, HEADER_RUN_ID),
+            kind: dead.kind.as_str(),
+            integration: dead.integration,
+            attempts: dead.attempts,
+            run_id: dead.run_id,
             message_id: properties.message_id().as_ref().map(|id| id.to_string()),
-            error: text(&headers, HEADER_ERROR).unwrap_or_else(|| {
-                if from_broker {
-                    "redelivered too often (the queue's delivery limit)".to_owned()
-                } else {
-                    "no reason recorded".to_owned()
-                }
-            }),
+            error: dead.error,
         }
     }
 }

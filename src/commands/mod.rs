@@ -15,7 +15,6 @@ use crate::broker::{self, Publisher, Topology};
 use crate::config::Config;
 use crate::event::RunCanceled;
 use crate::protocol::CLOUDEVENTS_CONTENT_TYPE;
-use crate::retry::RetryPolicy;
 use crate::signature::{self, SigningSecret};
 
 /// A one-paragraph summary of a valid config.
@@ -56,8 +55,7 @@ pub async fn publish(config: &Config, body: &[u8]) -> anyhow::Result<()> {
         .await
         .context("cannot connect to the broker")?;
     let publisher = Publisher::open(&connection).await?;
-    let policy = RetryPolicy::new(config.retry.clone());
-    Topology::new(broker, policy.longest_delay())
+    Topology::of(config)
         .declare(publisher.channel())
         .await
         .context("cannot declare the topology")?;

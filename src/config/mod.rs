@@ -109,6 +109,9 @@ pub struct LedgerConfig {
     pub retention: HumanDuration,
     /// How often pruning runs.
     pub prune_interval: HumanDuration,
+    /// When the ledger cannot be reached at start: wait for it (not ready meanwhile, as
+    /// during an outage at run time), or with `false` exit at once.
+    pub wait_at_start: bool,
 }
 
 impl Default for LedgerConfig {
@@ -118,6 +121,7 @@ impl Default for LedgerConfig {
             url: None,
             retention: HumanDuration::secs(30 * 86_400),
             prune_interval: HumanDuration::secs(3_600),
+            wait_at_start: true,
         }
     }
 }

@@ -29,10 +29,41 @@ pub struct Common {
     /// Longest wait for one request's answer.
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
+    /// Deliveries to this integration under way at once; beyond that its work waits in its
+    /// own durable queue, so a slow receiver holds only its own share of the worker.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// When to pause the integration after consecutive failures.
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreaker,
 }
 
 fn default_timeout() -> HumanDuration {
     HumanDuration::secs(10)
+}
+
+fn default_concurrency() -> usize {
+    16
+}
+
+/// Pauses an integration whose receiver keeps failing: its work stays queued (nothing is
+/// dropped) until a probe after `cool_down` gets an answer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CircuitBreaker {
+    /// Consecutive transient failures (no answer, timeouts, 5xx) that open it; 0 never does.
+    pub failures: u32,
+    /// How long it stays open before one probe.
+    pub cool_down: HumanDuration,
+}
+
+impl Default for CircuitBreaker {
+    fn default() -> Self {
+        Self {
+            failures: 5,
+            cool_down: HumanDuration::secs(30),
+        }
+    }
 }
 
 impl Common {
@@ -53,12 +84,19 @@ impl Common {
         if self.timeout.is_zero() {
             problems.push("`timeout` must be longer than 0ms".to_owned());
         }
+        if !(1..=1024).contains(&self.concurrency) {
+            problems.push("`concurrency` must be between 1 and 1024".to_owned());
+        }
+        if self.circuit_breaker.cool_down.is_zero() {
+            problems.push("`circuit_breaker.cool_down` must be longer than 0ms".to_owned());
+        }
         problems
     }
 }
 
 /// The settings of an integration's config that every kind shares: its [`Common`] settings and
-/// routing [`Filters`], both flattened into the config struct. Implement with [`settings!`].
+/// routing [`Filters`], both flattened into the config struct. Implemented by the crate's
+/// `settings!` macro.
 pub trait Settings {
     fn common(&self) -> &Common;
     fn filters(&self) -> &Filters;
@@ -152,6 +190,11 @@ impl Step {
     /// The receipt of this step for the receiver's `answer`.
     pub fn receipt(&self, answer: &Answer) -> String {
         (self.receipt)(answer)
+    }
+
+    /// The request to send, and what makes its receipt from the answer.
+    pub fn into_parts(self) -> (OutgoingRequest, impl Fn(&Answer) -> String) {
+        (self.request, self.receipt)
     }
 }
 

@@ -165,8 +165,9 @@ impl Integration {
             if cancel.is_cancelled() {
                 return Err(DeliveryError::Canceled);
             }
-            let answer = self.built.send(step.request.clone(), &io).await?;
-            done.push(step.receipt(&answer));
+            let (request, receipt) = step.into_parts();
+            let answer = self.built.send(request, &io).await?;
+            done.push(receipt(&answer));
         }
         Ok(Receipt::Sent(done.join("; ")))
     }

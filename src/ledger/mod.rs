@@ -3,6 +3,7 @@
 //! twice. Embedded SQLite by default; PostgreSQL when several workers share the work. Both run
 //! the same portable SQL through sqlx's `Any` driver.
 
+mod patience;
 mod sql;
 mod state;
 mod write;
@@ -14,6 +15,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor, Row};
 use write::{GroupCommit, Write, Written};
 
+pub use patience::{Record, outage_backoff};
 pub use state::{Claim, ClaimId, Entry, State};
 
 use crate::config::LedgerConfig;

@@ -16,6 +16,11 @@ const IN_FLIGHT: &str = "run_notifier_deliveries_in_flight";
 const BROKER_CONNECTED: &str = "run_notifier_broker_connected";
 const LEDGER_SECONDS: &str = "run_notifier_ledger_operation_duration_seconds";
 const UNSETTLED: &str = "run_notifier_messages_unsettled_total";
+const INTEGRATION_IN_FLIGHT: &str = "run_notifier_integration_in_flight";
+const INTEGRATION_QUEUED: &str = "run_notifier_integration_queued";
+const INTEGRATION_OLDEST: &str = "run_notifier_integration_oldest_waiting_seconds";
+const QUEUE_WAIT_SECONDS: &str = "run_notifier_integration_queue_wait_seconds";
+const CIRCUIT_STATE: &str = "run_notifier_circuit_breaker_state";
 
 /// Buckets from 5 ms to 30 s: webhook answers are fast, GitHub's can take seconds.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -25,6 +30,9 @@ const LATENCY_BUCKETS: &[f64] = &[
 const LEDGER_BUCKETS: &[f64] = &[
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0,
 ];
+
+/// Buckets from 10 ms to 1 h for time spent in an integration's queue.
+const QUEUE_WAIT_BUCKETS: &[f64] = &[0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3_600.0];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -41,6 +49,12 @@ pub fn install() -> PrometheusHandle {
                     b.set_buckets_for_metric(
                         metrics_exporter_prometheus::Matcher::Full(LEDGER_SECONDS.into()),
                         LEDGER_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        metrics_exporter_prometheus::Matcher::Full(QUEUE_WAIT_SECONDS.into()),
+                        QUEUE_WAIT_BUCKETS,
                     )
                 })
                 .expect("bucket lists are not empty")
@@ -83,6 +97,28 @@ fn describe() {
         LEDGER_SECONDS,
         metrics::Unit::Seconds,
         "Ledger round trips, by operation."
+    );
+    metrics::describe_gauge!(
+        INTEGRATION_IN_FLIGHT,
+        "Deliveries under way now, by integration (at most its `concurrency`)."
+    );
+    metrics::describe_gauge!(
+        INTEGRATION_QUEUED,
+        "Deliveries waiting in the integration's own queue (busy or paused), by integration."
+    );
+    metrics::describe_gauge!(
+        INTEGRATION_OLDEST,
+        metrics::Unit::Seconds,
+        "Age of the oldest delivery this worker holds waiting for a slot, by integration (0: none)."
+    );
+    metrics::describe_histogram!(
+        QUEUE_WAIT_SECONDS,
+        metrics::Unit::Seconds,
+        "Time deliveries spent in the integration's own queue before their attempt, by integration."
+    );
+    metrics::describe_gauge!(
+        CIRCUIT_STATE,
+        "Circuit breaker per integration: 1 for the state it is in (closed, open, probing), 0 for the others."
     );
     metrics::describe_counter!(
         UNSETTLED,
@@ -149,4 +185,48 @@ pub fn ledger_time(operation: &'static str, elapsed: Duration) {
 
 pub fn unsettled() {
     counter!(UNSETTLED).increment(1);
+}
+
+/// Counts one delivery to `integration` in flight until it drops.
+#[derive(Debug)]
+pub struct IntegrationInFlight(String);
+
+impl IntegrationInFlight {
+    pub fn start(integration: &str) -> Self {
+        gauge!(INTEGRATION_IN_FLIGHT, "integration" => integration.to_owned()).increment(1.0);
+        Self(integration.to_owned())
+    }
+}
+
+impl Drop for IntegrationInFlight {
+    fn drop(&mut self) {
+        gauge!(INTEGRATION_IN_FLIGHT, "integration" => self.0.clone()).decrement(1.0);
+    }
+}
+
+/// Deliveries waiting in the integration's queue (and for a slot in this worker).
+pub fn integration_queued(integration: &str, queued: u64) {
+    gauge!(INTEGRATION_QUEUED, "integration" => integration.to_owned()).set(queued as f64);
+}
+
+/// Age of the oldest delivery waiting for a slot, from when it was queued (Unix ms).
+pub fn integration_oldest_waiting(integration: &str, queued_at_ms: Option<i64>) {
+    let age = queued_at_ms.map_or(0.0, |at| {
+        (chrono::Utc::now().timestamp_millis() - at).max(0) as f64 / 1_000.0
+    });
+    gauge!(INTEGRATION_OLDEST, "integration" => integration.to_owned()).set(age);
+}
+
+/// A delivery queued at `queued_at_ms` (Unix ms) got its slot now.
+pub fn queue_wait(integration: &str, queued_at_ms: i64) {
+    let waited = (chrono::Utc::now().timestamp_millis() - queued_at_ms).max(0) as f64 / 1_000.0;
+    histogram!(QUEUE_WAIT_SECONDS, "integration" => integration.to_owned()).record(waited);
+}
+
+/// The breaker of `integration` is now in `state` (`closed`, `open` or `probing`).
+pub fn breaker_state(integration: &str, state: &'static str) {
+    for each in ["closed", "open", "probing"] {
+        gauge!(CIRCUIT_STATE, "integration" => integration.to_owned(), "state" => each)
+            .set(if each == state { 1.0 } else { 0.0 });
+    }
 }

@@ -23,6 +23,11 @@ use crate::integrations::{Answer, Io, OutgoingRequest};
 /// How much of a page of results is read: 100 comments of up to 65,536 characters each.
 const MAX_PAGE_BYTES: usize = 32 * 1024 * 1024;
 
+/// A cached installation token is used while it has this long left.
+const TOKEN_BUFFER: chrono::Duration = chrono::Duration::seconds(30);
+/// Longer than an installation token ever lives (an hour): asks for a new one.
+const FRESH: chrono::Duration = chrono::Duration::hours(2);
+
 /// One page of a list, and whether GitHub says there is another.
 #[derive(Debug)]
 pub struct Page<T> {
@@ -109,11 +114,21 @@ impl GithubClient {
         if request.method != Method::GET {
             self.writes.acquire(io.cancel).await?;
         }
-        if let Credential::App { .. } = self.credential()? {
-            let token = self.installation_token(io).await?;
-            request.header(AUTHORIZATION, &format!("Bearer {token}"), true);
+        if !matches!(self.credential()?, Credential::App { .. }) {
+            return io.send(request).await;
         }
-        io.send(request).await
+        let token = self.installation_token(io, TOKEN_BUFFER).await?;
+        request.header(AUTHORIZATION, &format!("Bearer {token}"), true);
+        match io.send(request.clone()).await {
+            // A token revoked before its expiry: one more try with a fresh one (a 401 did
+            // nothing, so repeating a write is safe).
+            Err(DeliveryError::Permanent { message }) if message.starts_with("HTTP 401") => {
+                let token = self.installation_token(io, FRESH).await?;
+                request.header(AUTHORIZATION, &format!("Bearer {token}"), true);
+                io.send(request).await
+            }
+            answer => answer,
+        }
     }
 
     /// GETs one page of a list.
@@ -138,9 +153,13 @@ impl GithubClient {
         Ok(Page { items, next })
     }
 
-    /// A current installation token of the App (octocrab caches it and fetches a new one when
-    /// it has less than 30 s left).
-    async fn installation_token(&self, io: &Io<'_>) -> Result<String, DeliveryError> {
+    /// An installation token of the App valid for at least `buffer` (octocrab caches it and
+    /// fetches a new one when the cached one expires sooner).
+    async fn installation_token(
+        &self,
+        io: &Io<'_>,
+        buffer: chrono::Duration,
+    ) -> Result<String, DeliveryError> {
         use secrecy::ExposeSecret as _;
         let app = self
             .app
@@ -150,7 +169,7 @@ impl GithubClient {
             })
             .as_ref()
             .map_err(|problem| DeliveryError::permanent(problem.clone()))?;
-        let exchange = tokio::time::timeout(io.timeout, app.installation_token());
+        let exchange = tokio::time::timeout(io.timeout, app.installation_token_with_buffer(buffer));
         tokio::select! {
             biased;
             () = io.cancel.cancelled() => Err(DeliveryError::Canceled),

@@ -133,7 +133,8 @@ impl GithubPrComment {
                     );
                     let request = self.client.request(Method::POST, &route, body)?;
                     Step::new(request, move |answer: &Answer| {
-                        // The write is done: an answer we cannot read must not fail (and repeat) it.
+                        // The write is done: an answer we cannot read must not fail (and so
+                        // repeat) it.
                         let id = serde_json::from_str::<serde_json::Value>(&answer.body)
                             .ok()
                             .and_then(|value| value["id"].as_u64());

@@ -1,0 +1,112 @@
+//! What became of one delivery: the typed [`Outcome`] that decides what the worker does with
+//! the message, its metric labels, its log line, and what it tells the circuit breaker.
+
+use std::time::Duration;
+
+use tracing::{debug, info};
+
+use super::breaker::Signal;
+use crate::failure::{DeliveryError, FailureKind};
+use crate::integrations::Receipt;
+use crate::retry::RetryPolicy;
+
+/// What became of one delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The receiver took it.
+    Delivered(String),
+    /// Nothing to send: filtered out, or the event lacks what the integration needs.
+    Skipped(String),
+    /// A transient failure: try again after `delay`.
+    RetryIn {
+        delay: Duration,
+        error: DeliveryError,
+    },
+    /// A permanent failure or the last attempt failed: dead-letter it.
+    GiveUp(DeliveryError),
+    /// Another attempt holds this delivery (a worker that died mid-delivery, until its lease
+    /// ends in `until`): look again then, without holding anything meanwhile.
+    Busy { until: Duration },
+    /// Stopped by shutdown before it finished: hand it back unchanged.
+    Interrupted,
+    /// An operator canceled this run's deliveries (`deliveries cancel`): drop it.
+    Canceled,
+}
+
+/// One integration's part of a message, finished.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub integration: String,
+    /// The integration's `type:`, or `unknown` for one no longer configured.
+    pub kind: &'static str,
+    pub attempt: u32,
+    pub outcome: Outcome,
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// The outcome of an attempt's result under the retry policy.
+    pub fn of(result: Result<Receipt, DeliveryError>, attempt: u32, policy: &RetryPolicy) -> Self {
+        match result {
+            Ok(Receipt::Sent(receipt)) => Outcome::Delivered(receipt),
+            Ok(Receipt::Skipped(reason)) => Outcome::Skipped(reason),
+            Err(DeliveryError::Canceled) => Outcome::Interrupted,
+            Err(error) => match policy.next_delay(attempt, &error) {
+                Some(delay) => Outcome::RetryIn { delay, error },
+                None => Outcome::GiveUp(error),
+            },
+        }
+    }
+
+    /// The outcome and failure reason as bounded metric labels.
+    pub fn label(&self) -> (&'static str, Option<&'static str>) {
+        match self {
+            Outcome::Delivered(_) => ("delivered", None),
+            Outcome::Skipped(_) => ("skipped", None),
+            Outcome::RetryIn { error, .. } => ("retry", error.kind().map(|k| k.as_str())),
+            Outcome::GiveUp(error) => ("dead_lettered", error.kind().map(|k| k.as_str())),
+            Outcome::Busy { .. } => ("busy", None),
+            Outcome::Interrupted => ("interrupted", None),
+            Outcome::Canceled => ("canceled", None),
+        }
+    }
+
+    /// What the outcome says about the receiver's health.
+    pub fn signal(&self) -> Signal {
+        match self {
+            Outcome::Delivered(_) => Signal::Answered,
+            // No answer, or a broken one: the receiver is down or hung. A rate limit is an
+            // answer; the retry already waits as long as the receiver asked.
+            Outcome::RetryIn { error, .. } | Outcome::GiveUp(error) => match error.kind() {
+                Some(FailureKind::Transient | FailureKind::Timeout) => Signal::Failed,
+                Some(FailureKind::RateLimited | FailureKind::Permanent) => Signal::Answered,
+                None => Signal::Nothing,
+            },
+            _ => Signal::Nothing,
+        }
+    }
+
+    /// Successes and scheduled retries at INFO; give-ups are logged as ERROR by the worker once
+    /// the dead letter is safely published.
+    pub fn log(&self) {
+        match self {
+            Outcome::Delivered(receipt) => info!(outcome = "delivered", receipt, "delivered"),
+            Outcome::Skipped(reason) => debug!(outcome = "skipped", reason, "skipped"),
+            Outcome::RetryIn { delay, error } => info!(
+                outcome = "retry",
+                reason = error.kind().map(|k| k.as_str()),
+                error = %error,
+                delay_ms = delay.as_millis() as u64,
+                "failed, will retry"
+            ),
+            Outcome::GiveUp(_) => {}
+            Outcome::Busy { until } => info!(
+                outcome = "busy",
+                retry_ms = until.as_millis() as u64,
+                "another attempt holds this delivery; looking again when its lease ends"
+            ),
+            Outcome::Interrupted => info!(outcome = "interrupted", "interrupted, handing back"),
+            Outcome::Canceled => info!(outcome = "canceled", "canceled by an operator: dropped"),
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! One consumed message and everything the worker may do with it: publish a retry, a dead
+//! letter or an integration's queued part (each confirmed by the broker), then ack or requeue
+//! the message itself exactly once.
+
+use std::time::Duration;
+
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+
+use crate::broker::message::{DeadLetter, Inbound};
+use crate::broker::{PublishError, Publisher, Topology};
+
+/// A consumed message, with what it needs to be settled.
+pub struct Message<'a> {
+    pub delivery: Delivery,
+    pub inbound: Inbound,
+    publisher: &'a Publisher,
+    topology: &'a Topology,
+}
+
+/// What to tell the broker about the message itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Everything it asked for is done or safely republished.
+    Ack,
+    /// Not finished (shutdown) or a republish failed: the broker keeps it for another try, and
+    /// the ledger keeps finished deliveries from repeating.
+    Requeue,
+}
+
+impl<'a> Message<'a> {
+    pub fn new(delivery: Delivery, publisher: &'a Publisher, topology: &'a Topology) -> Self {
+        let inbound = Inbound::from_delivery(&delivery);
+        Self {
+            delivery,
+            inbound,
+            publisher,
+            topology,
+        }
+    }
+
+    pub fn body(&self) -> &[u8] {
+        &self.delivery.data
+    }
+
+    /// Schedules `attempt` of `integration` after `delay` in the broker's retry tier.
+    pub async fn retry(
+        &self,
+        integration: &str,
+        attempt: u32,
+        delay: Duration,
+        last_error: &str,
+    ) -> Result<(), PublishError> {
+        let properties = self.inbound.retry(
+            &self.delivery.properties,
+            integration,
+            attempt,
+            last_error,
+            Some(delay),
+        );
+        let queue = self.topology.retry_queue(delay);
+        self.publisher
+            .publish("", &queue, self.body(), properties)
+            .await
+    }
+
+    /// Puts `integration`'s part, at `attempt`, in that integration's own queue.
+    pub async fn queue_for(&self, integration: &str, attempt: u32) -> Result<(), PublishError> {
+        let properties = self
+            .inbound
+            .queued(&self.delivery.properties, integration, attempt);
+        let queue = self.topology.work_queue(integration);
+        self.publisher
+            .publish("", &queue, self.body(), properties)
+            .await
+    }
+
+    /// Publishes the message to the dead-letter queue with why.
+    pub async fn dead_letter(&self, dead: &DeadLetter) -> Result<(), PublishError> {
+        let properties = self.inbound.dead_letter(&self.delivery.properties, dead);
+        self.publisher
+            .publish(
+                "",
+                &self.topology.dead_letter_queue,
+                self.body(),
+                properties,
+            )
+            .await
+    }
+
+    /// Acks or requeues the message. `Ok(false)`: the channel was replaced meanwhile and the
+    /// broker will redeliver it (the ledger keeps that from repeating a delivery).
+    pub async fn settle(self, disposition: Disposition) -> Result<bool, lapin::Error> {
+        let acker = &self.delivery.acker;
+        match disposition {
+            Disposition::Ack => acker.ack(BasicAckOptions::default()).await,
+            Disposition::Requeue => {
+                acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        ..BasicNackOptions::default()
+                    })
+                    .await
+            }
+        }
+    }
+}

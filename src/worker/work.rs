@@ -1,0 +1,78 @@
+//! A message from an integration's own queue: it waits for a slot in that integration's lane
+//! (its concurrency and circuit breaker), is delivered, and is acked once its outcome is safe.
+
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, field, info_span, warn};
+
+use super::Worker;
+use super::settle::{Disposition, Message};
+use crate::broker::message::DeadLetter;
+use crate::dispatch::Assignment;
+use crate::telemetry::metrics;
+
+impl Worker {
+    pub(super) async fn handle_work(
+        &self,
+        integration: usize,
+        message: Message<'_>,
+        stop: &CancellationToken,
+        abort: &CancellationToken,
+    ) {
+        let Some((integration, lane)) = self.dispatcher.lanes().nth(integration) else {
+            return;
+        };
+        let span = info_span!(
+            "queued",
+            integration = integration.name(),
+            message_id = %message.inbound.message_id,
+            run_id = field::Empty,
+        );
+        async {
+            let event = match self.parse(&message) {
+                Ok(event) => event,
+                Err(reason) => {
+                    // Only valid events are queued; this one was changed in the queue.
+                    warn!(
+                        reason,
+                        "invalid message in an integration's queue: dead-lettered"
+                    );
+                    let disposition = match message.dead_letter(&DeadLetter::invalid(reason)).await
+                    {
+                        Ok(()) => Disposition::Ack,
+                        Err(_) => Disposition::Requeue,
+                    };
+                    return self.settle(message, disposition).await;
+                }
+            };
+            tracing::Span::current().record("run_id", event.data.run_id.as_str());
+            let queued_at = message
+                .inbound
+                .queued_at_ms
+                .unwrap_or_else(crate::ledger::now_ms);
+            // Waiting here holds only this integration's prefetch: its queue keeps the rest.
+            let Some(slot) = lane.slot(queued_at, stop).await else {
+                return self.settle(message, Disposition::Requeue).await;
+            };
+            metrics::queue_wait(integration.name(), queued_at);
+            self.health.taken();
+            let assignment = Assignment {
+                integration,
+                lane,
+                attempt: message.inbound.attempt,
+            };
+            let delivery = self
+                .dispatcher
+                .deliver(&event, assignment, slot, stop, abort)
+                .await;
+            let disposition = if self.enact(&message, &event, &delivery).await {
+                Disposition::Ack
+            } else {
+                Disposition::Requeue
+            };
+            self.settle(message, disposition).await;
+            self.health.progress();
+        }
+        .instrument(span)
+        .await;
+    }
+}

@@ -1,0 +1,337 @@
+//! The Slack and Teams bodies as receivers get them, for every sample event: snapshots, hostile
+//! strings kept as JSON strings, and the Teams card checked against the Adaptive Card schema.
+
+use run_notifier::event::RunCanceled;
+use run_notifier::integrations::Integration;
+use run_notifier::render::sample_events;
+use serde_json::Value;
+
+use crate::support::providers::{build, notification};
+use crate::support::{slack, teams};
+
+/// The shipped template of `kind` (`slack` or `teams`), built as the worker builds it.
+fn integration(kind: &str) -> Integration {
+    match kind {
+        "slack" => build(slack(
+            "slack",
+            "https://hooks.slack.com/services/T000/B000/XXXX",
+        )),
+        _ => build(teams(
+            "teams",
+            "https://prod-01.westus.logic.azure.com/workflows/x/triggers/manual/paths/invoke?sig=XXXX",
+        )),
+    }
+}
+
+/// The body the integration would POST; it must parse as JSON.
+fn body(integration: &Integration, event: &RunCanceled) -> Value {
+    // Slack and Teams plan without reading anything, so the plan is ready at the first poll.
+    let requests = futures_util::FutureExt::now_or_never(
+        integration.preview(&notification(integration, event)),
+    )
+    .expect("plans without waiting")
+    .unwrap()
+    .requests();
+    assert_eq!(requests.len(), 1);
+    serde_json::from_slice(&requests[0].body).expect("the body is JSON")
+}
+
+fn hostile() -> RunCanceled {
+    sample_events()
+        .into_iter()
+        .find(|(label, _)| *label == "hostile")
+        .unwrap()
+        .1
+}
+
+#[test]
+fn slack_bodies_match_their_snapshots() {
+    let slack = integration("slack");
+    for (label, event) in sample_events() {
+        insta::assert_json_snapshot!(format!("slack-{label}"), body(&slack, &event));
+    }
+}
+
+#[test]
+fn teams_bodies_match_their_snapshots() {
+    let teams = integration("teams");
+    for (label, event) in sample_events() {
+        insta::assert_json_snapshot!(format!("teams-{label}"), body(&teams, &event));
+    }
+}
+
+/// Slack's escaping undone: what a Slack user reads.
+fn as_read_in_slack(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// Every string in a JSON document.
+fn strings(value: &Value) -> Vec<&str> {
+    match value {
+        Value::String(s) => vec![s],
+        Value::Array(items) => items.iter().flat_map(strings).collect(),
+        Value::Object(map) => map.values().flat_map(strings).collect(),
+        _ => vec![],
+    }
+}
+
+#[test]
+fn hostile_strings_stay_inside_slack_strings_and_the_branch_reads_intact() {
+    let event = hostile();
+    let branch = event.data.commit.branch.clone().unwrap();
+    let message = body(&integration("slack"), &event);
+
+    let fields = message
+        .pointer("/attachments/0/blocks/1/fields")
+        .and_then(Value::as_array)
+        .unwrap();
+    let shown = fields
+        .iter()
+        .filter_map(|f| f["text"].as_str()?.strip_prefix("*Branch*\n"))
+        .next()
+        .expect("a Branch field");
+    assert_eq!(as_read_in_slack(shown), branch);
+    for text in strings(&message) {
+        assert!(
+            !text.contains('<'),
+            "a raw `<` could open a Slack link or mention: {text}"
+        );
+    }
+    assert!(message["text"].as_str().unwrap().contains("&lt;script&gt;"));
+}
+
+#[test]
+fn hostile_strings_stay_inside_teams_strings_and_the_branch_is_intact() {
+    let event = hostile();
+    let branch = event.data.commit.branch.clone().unwrap();
+    let message = body(&integration("teams"), &event);
+    let card = &message["attachments"][0]["content"];
+    let facts = card["body"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "FactSet")
+        .unwrap()["facts"]
+        .as_array()
+        .unwrap();
+    let fact = facts.iter().find(|f| f["title"] == "Branch").unwrap();
+    assert_eq!(fact["value"].as_str(), Some(branch.as_str()));
+    assert!(
+        card["body"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("<script>")
+    );
+}
+
+/// Element types of Adaptive Cards up to 1.4, with the fields each requires.
+const ELEMENTS: &[(&str, &[&str])] = &[
+    ("TextBlock", &["text"]),
+    ("Image", &["url"]),
+    ("Media", &["sources"]),
+    ("RichTextBlock", &["inlines"]),
+    ("ActionSet", &["actions"]),
+    ("Container", &["items"]),
+    ("ColumnSet", &[]),
+    ("FactSet", &["facts"]),
+    ("ImageSet", &["images"]),
+    ("Input.Text", &["id"]),
+    ("Input.Number", &["id"]),
+    ("Input.Date", &["id"]),
+    ("Input.Time", &["id"]),
+    ("Input.Toggle", &["id", "title"]),
+    ("Input.ChoiceSet", &["id"]),
+];
+const ACTIONS: &[(&str, &[&str])] = &[
+    ("Action.OpenUrl", &["url"]),
+    ("Action.Submit", &[]),
+    ("Action.ShowCard", &["card"]),
+    ("Action.ToggleVisibility", &["targetElements"]),
+    ("Action.Execute", &[]),
+];
+
+/// Checks one element or action against `known`; returns what is wrong, with its JSON path.
+fn check_typed(value: &Value, known: &[(&str, &[&str])], path: &str, problems: &mut Vec<String>) {
+    let kind = value["type"].as_str().unwrap_or("");
+    let Some((_, required)) = known.iter().find(|(name, _)| *name == kind) else {
+        problems.push(format!("{path}: unknown type `{kind}`"));
+        return;
+    };
+    for field in *required {
+        if value.get(field).is_none_or(Value::is_null) {
+            problems.push(format!("{path}: {kind} needs `{field}`"));
+        }
+    }
+    match kind {
+        "TextBlock" if !value["text"].is_string() => {
+            problems.push(format!("{path}: `text` must be a string"))
+        }
+        "FactSet" => {
+            for (i, fact) in value["facts"].as_array().into_iter().flatten().enumerate() {
+                if !fact["title"].is_string() || !fact["value"].is_string() {
+                    problems.push(format!(
+                        "{path}.facts[{i}]: needs string `title` and `value`"
+                    ));
+                }
+            }
+        }
+        "Container" => check_elements(&value["items"], &format!("{path}.items"), problems),
+        "ColumnSet" => {
+            for (i, column) in value["columns"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                check_elements(
+                    &column["items"],
+                    &format!("{path}.columns[{i}].items"),
+                    problems,
+                );
+            }
+        }
+        "ActionSet" => check_actions(&value["actions"], &format!("{path}.actions"), problems),
+        "Action.OpenUrl" => {
+            let url = value["url"].as_str().unwrap_or("");
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                problems.push(format!("{path}: `url` must be an absolute http(s) URL"));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn check_elements(elements: &Value, path: &str, problems: &mut Vec<String>) {
+    for (i, element) in elements.as_array().into_iter().flatten().enumerate() {
+        check_typed(element, ELEMENTS, &format!("{path}[{i}]"), problems);
+    }
+}
+
+fn check_actions(actions: &Value, path: &str, problems: &mut Vec<String>) {
+    for (i, action) in actions.as_array().into_iter().flatten().enumerate() {
+        check_typed(action, ACTIONS, &format!("{path}[{i}]"), problems);
+    }
+}
+
+/// The Workflows envelope and the Adaptive Card schema's required fields.
+fn adaptive_card_problems(message: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    if message["type"] != "message" {
+        problems.push("the message `type` must be `message`".into());
+    }
+    let attachments = message["attachments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if attachments.len() != 1 {
+        problems.push(format!(
+            "expected one attachment, got {}",
+            attachments.len()
+        ));
+        return problems;
+    }
+    if attachments[0]["contentType"] != "application/vnd.microsoft.card.adaptive" {
+        problems.push("the attachment is not an Adaptive Card".into());
+    }
+    let card = &attachments[0]["content"];
+    if card["type"] != "AdaptiveCard" {
+        problems.push("the card `type` must be `AdaptiveCard`".into());
+    }
+    if !matches!(
+        card["version"].as_str(),
+        Some("1.0" | "1.1" | "1.2" | "1.3" | "1.4")
+    ) {
+        problems.push(format!(
+            "card version {} is not 1.0 to 1.4",
+            card["version"]
+        ));
+    }
+    if !card["body"].is_array() {
+        problems.push("the card needs a `body` array".into());
+    }
+    check_elements(&card["body"], "body", &mut problems);
+    check_actions(&card["actions"], "actions", &mut problems);
+    problems
+}
+
+#[test]
+fn teams_cards_satisfy_the_adaptive_card_schema_for_every_sample_event() {
+    let teams = integration("teams");
+    for (label, event) in sample_events() {
+        let message = body(&teams, &event);
+        assert_eq!(
+            adaptive_card_problems(&message),
+            Vec::<String>::new(),
+            "{label}"
+        );
+        let card = &message["attachments"][0]["content"];
+        let title = card["body"][0]["text"].as_str().unwrap();
+        assert!(title.starts_with("Run cancelled by "), "{label}: {title}");
+        assert_eq!(
+            title.contains("⚡ fail-fast"),
+            label == "fail-fast",
+            "{label}"
+        );
+        assert_eq!(card["actions"][0]["url"], event.data.run_url.as_str());
+    }
+}
+
+#[test]
+fn the_schema_check_itself_catches_malformed_cards() {
+    let teams = integration("teams");
+    let mut message = body(&teams, &sample_events()[0].1);
+    message["attachments"][0]["content"]["body"][0]["type"] = "Textblock".into();
+    message["attachments"][0]["content"]["actions"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("url");
+    message["attachments"][0]["content"]["version"] = "1.6".into();
+    let problems = adaptive_card_problems(&message).join("\n");
+    for expected in [
+        "body[0]: unknown type `Textblock`",
+        "actions[0]: Action.OpenUrl needs `url`",
+        "card version \"1.6\" is not 1.0 to 1.4",
+    ] {
+        assert!(
+            problems.contains(expected),
+            "missing {expected} in:\n{problems}"
+        );
+    }
+}
+
+#[test]
+fn slack_messages_have_text_a_header_a_colour_and_a_button_within_limits() {
+    let slack = integration("slack");
+    for (label, event) in sample_events() {
+        let message = body(&slack, &event);
+        assert!(!message["text"].as_str().unwrap().is_empty(), "{label}");
+        let header = message["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(header.starts_with("Run cancelled by "), "{label}");
+        assert!(header.chars().count() <= 150, "{label}");
+        assert_eq!(
+            header.contains("⚡ fail-fast"),
+            label == "fail-fast",
+            "{label}"
+        );
+        let attachment = &message["attachments"][0];
+        let red = event.data.results.failures > 0;
+        assert_eq!(
+            attachment["color"],
+            if red { "#d92d20" } else { "#9aa0a6" },
+            "{label}"
+        );
+        let blocks = attachment["blocks"].as_array().unwrap();
+        let button = &blocks.last().unwrap()["elements"][0];
+        assert_eq!(button["text"]["text"], "View run");
+        assert_eq!(button["url"], event.data.run_url.as_str());
+        let fields = blocks[1]["fields"].as_array().unwrap();
+        assert!(fields.len() <= 10);
+        assert!(
+            fields
+                .iter()
+                .all(|f| f["text"].as_str().unwrap().chars().count() <= 2000)
+        );
+    }
+}

@@ -1,0 +1,129 @@
+//! GitHub App authentication through octocrab: the App's JWT is exchanged for an installation
+//! token, the token is used, and a new one is fetched before the old one expires.
+
+use std::sync::Mutex;
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::support::providers::{build, config_error, deliver, header, requests};
+use crate::support::{event, github_pr_comment, github_status};
+
+const KEY_FILE: &str = "tests/fixtures/github-app-test-key.pem";
+const EXCHANGE: &str = "/app/installations/4242/access_tokens";
+const STATUS_PATH: &str = "/repos/acme/web-app/statuses/5a7edc9a156e417068060d67109021351fc7d9b8";
+
+/// Hands out installation tokens: the first one about to expire, the next ones for an hour.
+struct Tokens(Mutex<u32>);
+
+impl Respond for Tokens {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let mut issued = self.0.lock().unwrap();
+        *issued += 1;
+        let lifetime = if *issued == 1 { 10 } else { 3_600 };
+        let expires_at = chrono::Utc::now() + chrono::Duration::seconds(lifetime);
+        ResponseTemplate::new(201).set_body_json(json!({
+            "token": format!("ghs_installation_{issued}"),
+            "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "permissions": {"statuses": "write", "pull_requests": "write"},
+            "repository_selection": "selected",
+        }))
+    }
+}
+
+fn jwt_claims(authorization: &str) -> Value {
+    let jwt = authorization.strip_prefix("Bearer ").expect("a bearer JWT");
+    let claims = jwt.split('.').nth(1).expect("header.claims.signature");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(claims)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[tokio::test]
+async fn the_app_jwt_is_exchanged_for_an_installation_token_that_is_used_and_refreshed() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(EXCHANGE))
+        .respond_with(Tokens(Mutex::new(0)))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(STATUS_PATH))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
+        .mount(&server)
+        .await;
+    let status = build(github_status("gh-app", &server.uri()).with(
+        "auth",
+        json!({"app_id": 123456, "installation_id": 4242, "private_key_file": KEY_FILE}),
+    ));
+
+    for _ in 0..3 {
+        deliver(&status, &event()).await.unwrap();
+    }
+
+    let exchanges = requests(&server, "POST", EXCHANGE).await;
+    assert_eq!(
+        exchanges.len(),
+        2,
+        "one exchange, then one refresh because the first token expires within 30 s"
+    );
+    let claims = jwt_claims(&header(&exchanges[0], "authorization"));
+    assert_eq!(claims["iss"].to_string().trim_matches('"'), "123456");
+    assert!(claims["exp"].as_i64().unwrap() > chrono::Utc::now().timestamp());
+    let used: Vec<String> = requests(&server, "POST", STATUS_PATH)
+        .await
+        .iter()
+        .map(|r| header(r, "authorization"))
+        .collect();
+    assert_eq!(
+        used,
+        [
+            "Bearer ghs_installation_1",
+            "Bearer ghs_installation_2",
+            "Bearer ghs_installation_2"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_app_is_a_permanent_failure_naming_the_credential() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(EXCHANGE))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"message": "A JSON web token could not be decoded"})),
+        )
+        .mount(&server)
+        .await;
+    let key = std::fs::read_to_string(KEY_FILE).unwrap();
+    let status = build(github_status("gh-app", &server.uri()).with(
+        "auth",
+        json!({"app_id": "1", "installation_id": 4242, "private_key": key}),
+    ));
+
+    let error = deliver(&status, &event()).await.unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("HTTP 401 Unauthorized"), "{message}");
+    assert!(message.contains("credential was rejected"), "{message}");
+    assert!(!message.contains("PRIVATE KEY"));
+    assert!(requests(&server, "POST", STATUS_PATH).await.is_empty());
+}
+
+#[test]
+fn a_private_key_that_is_not_a_key_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("key.pem");
+    std::fs::write(&file, "not a key").unwrap();
+    let error = config_error(github_pr_comment("gh-app", "https://api.github.com").with(
+        "auth",
+        json!({"app_id": 1, "installation_id": 2, "private_key_file": file}),
+    ));
+    assert!(
+        error.contains("integrations[0] (gh-app): `auth`: the private key is not an RSA private key in PEM form"),
+        "{error}"
+    );
+}

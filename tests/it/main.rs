@@ -1,0 +1,34 @@
+//! The integration tests, as one binary: one module per behaviour area, helpers in `support`.
+//!
+//! One binary instead of one per file: the crate and the helpers are compiled once, and every
+//! test shares the same helpers (see `support/mod.rs` for the map).
+
+mod support;
+
+mod bad_input;
+mod bitbucket;
+mod chat_cards;
+mod chat_cli;
+mod chat_delivery;
+mod cli;
+mod config;
+mod deploy;
+mod github_app;
+mod github_app_token;
+mod github_pr_comment;
+mod github_pr_lookup;
+mod github_retries;
+mod github_status;
+mod harness;
+mod image;
+mod ledger;
+mod operations;
+mod preview_is_request;
+mod provider_config;
+mod provider_failures;
+mod reconnect;
+mod retries;
+mod shutdown;
+mod startup;
+mod trial;
+mod webhook;
