@@ -3,6 +3,7 @@
 # apt-get (Debian, Ubuntu) when missing:
 #   scripts/services.sh            RabbitMQ and PostgreSQL (what `cargo test` needs)
 #   scripts/services.sh rabbitmq   RabbitMQ only (what the worker needs)
+#   scripts/services.sh promtool   promtool (what CI's alert-rule check needs)
 # RabbitMQ: 127.0.0.1:5672, guest/guest. PostgreSQL: 127.0.0.1:5432, user `postgres` with trust
 # auth on local connections, database `test`. Does nothing for a service already listening.
 set -euo pipefail
@@ -88,9 +89,21 @@ ensure_postgresql() {
   fi
 }
 
+# promtool (CI checks the alert rules with it) comes with Debian's `prometheus` package (about
+# 19 MB; the server it also installs is not started). Without recommends it pulls in no
+# exporters.
+ensure_promtool() {
+  if command -v promtool >/dev/null; then
+    return
+  fi
+  log "installing promtool (Debian's prometheus package)"
+  apt_install --no-install-recommends prometheus
+}
+
 case "${1:-all}" in
   rabbitmq) ensure_rabbitmq ;;
   postgresql) ensure_postgresql ;;
+  promtool) ensure_promtool ;;
   all) ensure_rabbitmq; ensure_postgresql ;;
-  *) echo "usage: $0 [all|rabbitmq|postgresql]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|rabbitmq|postgresql|promtool]" >&2; exit 2 ;;
 esac

@@ -170,14 +170,17 @@ fn main() -> ExitCode {
 fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run { config: path } => {
-            telemetry::init();
+            let tracing = telemetry::init()?;
             let config = path.load()?;
             commands::banner::show(&config, &path.config, std::io::stdout().is_terminal());
-            runtime()?.block_on(async {
+            let result = runtime()?.block_on(async {
                 let shutdown = CancellationToken::new();
                 tokio::spawn(cancel_on_signal(shutdown.clone()));
                 app::run(config, shutdown).await
-            })
+            });
+            // After the runtime is gone: sending the last spans blocks.
+            drop(tracing);
+            result
         }
         Command::CheckConfig { config: path } => {
             let config = path.load()?;

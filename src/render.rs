@@ -11,10 +11,12 @@ use serde_json::Value;
 
 mod escape;
 mod helpers;
+mod markdown;
 mod samples;
 
-pub use escape::{escape_json, escape_markdown, escape_slack, escape_slack_json};
+pub use escape::{escape_json, escape_slack, escape_slack_json, escape_teams_json};
 pub use helpers::{DEFAULT_DATE_FORMAT, truncate};
+pub use markdown::escape_markdown;
 pub use samples::{sample_events, variables};
 
 /// How values are escaped when a template inserts them with `{{value}}`.
@@ -25,6 +27,9 @@ pub enum Format {
     /// Slack Block Kit JSON: as [`Format::Json`], and Slack's `&`, `<`, `>` become entities
     /// first, so a value can never form a link, a mention (`<!channel>`) or a broken card.
     SlackJson,
+    /// Adaptive Card JSON: as [`Format::Json`], and no value can form a link, even in a
+    /// Markdown `TextBlock` (see [`escape_teams_json`]).
+    TeamsJson,
     /// GitHub-flavoured Markdown: no markup, HTML, links, mentions or table breaks from values.
     Markdown,
     /// Plain text (a commit status description): values as they are.
@@ -34,7 +39,7 @@ pub enum Format {
 impl Format {
     /// Whether templates of this format produce JSON documents (checked to parse at load).
     pub fn is_json(self) -> bool {
-        matches!(self, Format::Json | Format::SlackJson)
+        matches!(self, Format::Json | Format::SlackJson | Format::TeamsJson)
     }
 }
 
@@ -60,6 +65,7 @@ impl TemplateError {
 pub struct Templates {
     json: Handlebars<'static>,
     slack_json: Handlebars<'static>,
+    teams_json: Handlebars<'static>,
     markdown: Handlebars<'static>,
     text: Handlebars<'static>,
 }
@@ -88,6 +94,7 @@ impl Templates {
         Self {
             json: registry(Format::Json, escape_json),
             slack_json: registry(Format::SlackJson, escape_slack_json),
+            teams_json: registry(Format::TeamsJson, escape_teams_json),
             markdown: registry(Format::Markdown, escape_markdown),
             text: registry(Format::Text, handlebars::no_escape),
         }
@@ -97,6 +104,7 @@ impl Templates {
         match format {
             Format::Json => &self.json,
             Format::SlackJson => &self.slack_json,
+            Format::TeamsJson => &self.teams_json,
             Format::Markdown => &self.markdown,
             Format::Text => &self.text,
         }
@@ -127,6 +135,7 @@ impl Templates {
         let registry = match format {
             Format::Json => &mut self.json,
             Format::SlackJson => &mut self.slack_json,
+            Format::TeamsJson => &mut self.teams_json,
             Format::Markdown => &mut self.markdown,
             Format::Text => &mut self.text,
         };

@@ -15,7 +15,7 @@ pub const CHILD_CONFIG: &str = "THROUGHPUT_CHILD_CONFIG";
 
 /// In the child: run the worker on the config file until SIGTERM.
 pub fn run_worker(path: &str) {
-    run_notifier::telemetry::init();
+    let _tracing = run_notifier::telemetry::init().expect("the OTEL_* variables");
     let config = Config::load(Path::new(path)).expect("the benchmark's config");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

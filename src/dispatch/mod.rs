@@ -11,7 +11,7 @@ mod runs;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument as _, info_span};
+use tracing::Instrument as _;
 
 pub use breaker::{BreakerState, Signal};
 pub use lane::{Lane, Slot};
@@ -20,10 +20,10 @@ pub use outcome::{Delivery, Outcome};
 use crate::event::RunCanceled;
 use crate::failure::DeliveryError;
 use crate::integrations::{Integration, Notification};
-use crate::ledger::{Claim, Key, Ledger, Record, State, now_ms};
+use crate::ledger::{Claim, Key, Ledger, State, now_ms};
 use crate::protocol::EVENT_TYPE;
 use crate::retry::RetryPolicy;
-use crate::telemetry::metrics;
+use crate::telemetry::{metrics, otel};
 use runs::InFlight;
 
 /// Which integrations a message is for.
@@ -195,13 +195,12 @@ impl Dispatcher {
         abort: &CancellationToken,
     ) -> Delivery {
         let started = Instant::now();
-        let integration = assignment.integration;
-        let span = info_span!(
-            "delivery",
-            integration = integration.name(),
-            attempt = assignment.attempt
+        let span = otel::delivery_span(
+            event.data.run_id.as_str(),
+            assignment.integration.name(),
+            assignment.attempt,
         );
-        let outcome = async {
+        async {
             let outcome = if stop.is_cancelled() {
                 // No step starts after shutdown began.
                 Outcome::Interrupted
@@ -209,12 +208,11 @@ impl Dispatcher {
                 self.claim_and_deliver(event, assignment, abort).await
             };
             outcome.log();
-            outcome
+            slot.finish(&outcome);
+            finished(assignment, outcome, started)
         }
         .instrument(span)
-        .await;
-        slot.finish(&outcome);
-        finished(assignment, outcome, started)
+        .await
     }
 
     /// Claims the delivery in the ledger, delivers, and records the outcome.
@@ -260,9 +258,11 @@ impl Dispatcher {
         };
         let in_flight = metrics::in_flight();
         let started = Instant::now();
-        let result = integration
-            .deliver(&notification, &registration.token)
-            .await;
+        let result = otel::outgoing(
+            integration.common().send_traceparent,
+            integration.deliver(&notification, &registration.token),
+        )
+        .await;
         metrics::delivery_time(integration.kind(), started.elapsed());
         drop(in_flight);
         let outcome = match result {
@@ -301,26 +301,5 @@ fn finished(assignment: Assignment<'_>, outcome: Outcome, started: Instant) -> D
     }
 }
 
-impl Outcome {
-    /// What the ledger keeps of this outcome; `None` when the row is not this attempt's to write.
-    fn record(&self, attempt: u32) -> Option<Record<'_>> {
-        let (state, last_error, receipt) = match self {
-            Outcome::Delivered(receipt) => (State::Delivered, None, Some(receipt.as_str())),
-            Outcome::Skipped(reason) => (State::Skipped, None, Some(reason.as_str())),
-            Outcome::RetryIn { error, .. } => (State::Failed, Some(error.to_string()), None),
-            Outcome::GiveUp(error) => (State::Dead, Some(error.to_string()), None),
-            Outcome::Interrupted => (State::Failed, Some("interrupted by shutdown".into()), None),
-            // The operator's cancel already wrote the row; a busy row is another attempt's.
-            Outcome::Canceled | Outcome::Busy { .. } => return None,
-        };
-        Some(Record {
-            state,
-            attempts: attempt,
-            last_error,
-            receipt,
-        })
-    }
-}
-
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

@@ -1,5 +1,6 @@
 //! The run-canceled CloudEvent, parsed at the edge into typed values with every field rule checked.
 
+mod amqp;
 mod repo;
 
 use std::fmt;
@@ -23,6 +24,18 @@ pub enum EventError {
     WrongType(String),
     #[error("field `{field}`: {problem}")]
     Field { field: String, problem: String },
+    /// A binary-mode message whose headers or body break the AMQP binding.
+    #[error("binary-mode CloudEvent: {0}")]
+    Binary(String),
+    /// A content type this worker does not read.
+    #[error("unsupported CloudEvents content: {0}")]
+    Unsupported(String),
+    /// A message in neither content mode: what was wrong, then what was expected.
+    #[error("{problem}; {expected}")]
+    NeitherMode {
+        problem: String,
+        expected: &'static str,
+    },
 }
 
 /// A run was cancelled: everything the integrations may use, already validated.
@@ -243,7 +256,7 @@ struct Envelope {
 }
 
 impl RunCanceled {
-    /// Parses and validates a message body.
+    /// Parses and validates a structured-mode message body (the whole event as JSON).
     pub fn parse(body: &[u8]) -> Result<Self, EventError> {
         let envelope: Envelope = match serde_json::from_slice(body) {
             Ok(envelope) => envelope,
@@ -254,24 +267,41 @@ impl RunCanceled {
             }
             Err(err) => return Err(EventError::NotJson(err.to_string())),
         };
-        let required = |value: Option<String>, name: &str| {
-            value
-                .filter(|v| !v.trim().is_empty())
-                .ok_or_else(|| EventError::NotCloudEvent(format!("`{name}` is missing or empty")))
+        let attributes = Attributes {
+            specversion: envelope.specversion,
+            id: envelope.id,
+            source: envelope.source,
+            kind: envelope.kind,
         };
-        let specversion = required(envelope.specversion, "specversion")?;
+        Self::from_parts(attributes, envelope.data, |name| format!("`{name}`"))
+    }
+
+    /// Checks the context attributes and the `data` of an event, whichever content mode
+    /// carried them; `describe` names an attribute in errors (binary mode adds its header).
+    fn from_parts(
+        attributes: Attributes,
+        data: Option<serde_json::Value>,
+        describe: impl Fn(&str) -> String,
+    ) -> Result<Self, EventError> {
+        let required = |value: Option<String>, name: &str| {
+            value.filter(|v| !v.trim().is_empty()).ok_or_else(|| {
+                EventError::NotCloudEvent(format!("{} is missing or empty", describe(name)))
+            })
+        };
+        let specversion = required(attributes.specversion, "specversion")?;
         if specversion != "1.0" {
             return Err(EventError::NotCloudEvent(format!(
-                "`specversion` is `{specversion}`, expected `1.0`"
+                "{} is `{specversion}`, expected `1.0`",
+                describe("specversion")
             )));
         }
-        let event_id = required(envelope.id, "id")?;
-        let source = required(envelope.source, "source")?;
-        let kind = required(envelope.kind, "type")?;
+        let event_id = required(attributes.id, "id")?;
+        let source = required(attributes.source, "source")?;
+        let kind = required(attributes.kind, "type")?;
         if kind != EVENT_TYPE {
             return Err(EventError::WrongType(kind));
         }
-        let data = envelope.data.ok_or_else(|| EventError::Field {
+        let data = data.ok_or_else(|| EventError::Field {
             field: "data".into(),
             problem: "is missing".into(),
         })?;
@@ -292,6 +322,15 @@ impl RunCanceled {
             data,
         })
     }
+}
+
+/// The context attributes the worker checks, as the content mode delivered them.
+#[derive(Debug, Default)]
+struct Attributes {
+    specversion: Option<String>,
+    id: Option<String>,
+    source: Option<String>,
+    kind: Option<String>,
 }
 
 fn non_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {

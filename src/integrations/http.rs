@@ -123,11 +123,12 @@ impl OutgoingRequest {
 
     /// Sends the request exactly as it is and classifies the answer. Returns a 2xx answer.
     pub async fn send(
-        self,
+        mut self,
         client: &reqwest::Client,
         timeout: Duration,
         cancel: &CancellationToken,
     ) -> Result<Answer, DeliveryError> {
+        crate::telemetry::otel::inject(&mut self.headers);
         let (dialect, max_answer) = (self.dialect, self.max_answer);
         let request = client
             .request(self.method, self.url)

@@ -36,6 +36,11 @@ pub struct Common {
     /// When to pause the integration after consecutive failures.
     #[serde(default)]
     pub circuit_breaker: CircuitBreaker,
+    /// Send the delivery span's W3C `traceparent` (and `tracestate`) header on each post, so a
+    /// receiver that traces can join the trace; only while tracing is on. Not for GitHub, whose
+    /// API does not join traces.
+    #[serde(default)]
+    pub send_traceparent: bool,
 }
 
 fn default_timeout() -> HumanDuration {

@@ -62,6 +62,9 @@ impl IntegrationConfig {
     /// Rules the YAML grammar cannot express, as plain sentences.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = self.common().problems();
+        if self.common().send_traceparent && self.kind().starts_with("github") {
+            problems.push("`send_traceparent` is not available for GitHub integrations: GitHub's API does not join traces".to_owned());
+        }
         problems.extend(self.own_problems());
         problems
     }

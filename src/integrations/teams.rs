@@ -65,8 +65,8 @@ impl TeamsConfig {
         dir: &Path,
     ) -> Result<(), TemplateError> {
         let path = template_path(dir, self.template.as_deref(), DEFAULT_TEMPLATE);
-        templates.add_file(Format::Json, &self.common.name, &path)?;
-        templates.check_json(Format::Json, &self.common.name, &path, check_message)
+        templates.add_file(Format::TeamsJson, &self.common.name, &path)?;
+        templates.check_json(Format::TeamsJson, &self.common.name, &path, check_message)
     }
 }
 
@@ -180,7 +180,11 @@ impl Teams {
     pub fn message(&self, notification: &Notification<'_>) -> Result<Value, DeliveryError> {
         let mut message = self
             .templates
-            .render_json(Format::Json, &self.config.common.name, notification.event)
+            .render_json(
+                Format::TeamsJson,
+                &self.config.common.name,
+                notification.event,
+            )
             .map_err(DeliveryError::permanent)?;
         if fit(&mut message) {
             tracing::debug!("the card was over {MAX_PAYLOAD_BYTES} bytes and was shortened");

@@ -13,44 +13,32 @@ pub fn escape_slack_json(value: &str) -> String {
     escape_json(&escape_slack(value))
 }
 
-/// Slack's escaping of `&`, `<` and `>` (its formatting reference: "escape these three").
+/// Slack's escaping of `&`, `<` and `>` (its formatting reference: "escape these three"), and
+/// bare links broken, since Slack links `http://…` and `www.…` in any text it preprocesses.
 pub fn escape_slack(value: &str) -> String {
-    value
+    break_autolinks(value)
         .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
 }
 
-/// Escapes a value for GitHub-flavoured Markdown: markup characters are backslash-escaped, HTML
-/// is entity-encoded, line breaks become spaces (they would end a table row), and `@` is
-/// followed by a zero-width joiner so that `@team` never notifies anyone. GitHub turns bare
-/// `https://…` and `www.…` into links after escapes are resolved, so those patterns get a
-/// zero-width joiner too: the text reads the same and links nowhere.
-pub fn escape_markdown(value: &str) -> String {
-    let unlinked = break_autolinks(value);
-    let value = unlinked.as_str();
-    let mut escaped = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '&' => escaped.push_str("&amp;"),
-            '@' => escaped.push_str("@\u{200D}"),
-            '\n' | '\r' | '\t' => escaped.push(' '),
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.'
-            | '!' | '|' | '~' | '"' => {
-                escaped.push('\\');
-                escaped.push(c);
-            }
-            c if c.is_control() => {}
-            c => escaped.push(c),
-        }
-    }
-    escaped
+/// Escapes a value for an Adaptive Card inside a JSON string. The shipped card puts values only
+/// in `TextRun`s, which render no Markdown; for `TextBlock`s and facts in custom cards, which
+/// do, `](` and bare links are broken with a zero-width joiner, invisible in both, so a value
+/// can never become a link. `{{` gets the joiner too: cards format `{{DATE(…)}}` and
+/// `{{TIME(…)}}` in any text. Backslash escapes are not used: Teams clients disagree on them
+/// and a `TextRun` would show them.
+pub fn escape_teams_json(value: &str) -> String {
+    escape_json(
+        &break_autolinks(value)
+            .replace("](", "]\u{200D}(")
+            .replace("{{", "{\u{200D}{"),
+    )
 }
 
-/// Breaks GitHub's extended autolinks (`scheme://`, `www.`) with a zero-width joiner.
-fn break_autolinks(value: &str) -> String {
+/// Breaks bare links (`scheme://`, `www.`), which GitHub, Slack and Teams clients turn into
+/// links on their own, with a zero-width joiner: the text reads the same and links nowhere.
+pub(super) fn break_autolinks(value: &str) -> String {
     let mut text = value.replace("://", ":\u{200D}//");
     for www in ["www.", "WWW.", "Www."] {
         text = text.replace(www, &format!("{}\u{200D}.", &www[..3]));
@@ -63,28 +51,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn markdown_escaping_neutralises_markup_html_and_mentions() {
-        let escaped = escape_markdown("<script>x</script> @everyone [a](b) | *b*\nnext");
-        assert!(!escaped.contains("<script"));
-        assert!(!escaped.contains("@everyone"));
-        assert!(!escaped.contains('\n'));
-        assert!(escaped.contains("\\|"));
-        assert!(escaped.contains("\\[a\\]\\(b\\)"));
+    fn teams_values_read_the_same_and_cannot_link_or_format_dates() {
+        let value =
+            "[x](https://evil.example) www.evil.example {{DATE(2026-11-21T10:15:02Z)}} \"q\"";
+        let escaped = escape_teams_json(value);
+        let parsed: String = serde_json::from_str(&format!("\"{escaped}\"")).unwrap();
+        assert_eq!(parsed.replace('\u{200D}', ""), value);
+        for live in ["](", "://", "www.", "{{"] {
+            assert!(!parsed.contains(live), "{live} in {parsed}");
+        }
     }
 
     #[test]
-    fn markdown_escaping_leaves_no_autolink() {
-        for hostile in [
-            "see http://evil.example/x",
-            "HTTPS://evil.example",
-            "www.evil.example",
-            "mail john@evil.example",
-        ] {
-            let escaped = escape_markdown(hostile);
-            let plain = escaped.replace('\\', "");
-            assert!(!plain.to_ascii_lowercase().contains("://"), "{escaped}");
-            assert!(!plain.to_ascii_lowercase().contains("www."), "{escaped}");
-            assert!(!plain.contains("@e"), "{escaped}");
-        }
+    fn slack_values_cannot_auto_link() {
+        let escaped = escape_slack("see http://evil.example and WWW.evil.example <!here>");
+        assert_eq!(
+            escaped,
+            "see http:\u{200D}//evil.example and WWW\u{200D}.evil.example &lt;!here&gt;"
+        );
     }
 }

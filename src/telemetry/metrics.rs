@@ -61,6 +61,7 @@ pub fn install() -> PrometheusHandle {
                 .install_recorder()
                 .expect("no other metrics recorder is installed");
             describe();
+            zero();
             handle
         })
         .clone()
@@ -126,12 +127,25 @@ fn describe() {
     );
 }
 
-/// A consumed message ended as `outcome`.
-pub fn event(outcome: &'static str) {
-    counter!(EVENTS, "outcome" => outcome).increment(1);
+/// Exports the series alerts watch from the start, at zero: `increase()` cannot see the first
+/// dead letter of a process if its series only appears with it.
+fn zero() {
+    for kind in ["invalid", "delivery"] {
+        counter!(DEAD_LETTERS, "kind" => kind).increment(0);
+    }
+    counter!(UNSETTLED).increment(0);
+    gauge!(IN_FLIGHT).set(0.0);
+    gauge!(BROKER_CONNECTED).set(0.0);
 }
 
-/// One delivery ended; `reason` is the failure kind, if it failed.
+/// A consumed message ended as `outcome`; also recorded on the current (event) span.
+pub fn event(outcome: &'static str) {
+    counter!(EVENTS, "outcome" => outcome).increment(1);
+    super::otel::record_outcome(outcome, None);
+}
+
+/// One delivery ended; `reason` is the failure kind, if it failed. Both are also recorded on
+/// the current (delivery) span, so traces and metrics use the same labels.
 pub fn delivery(
     integration: &str,
     kind: &'static str,
@@ -146,6 +160,7 @@ pub fn delivery(
         "reason" => reason.unwrap_or(""),
     )
     .increment(1);
+    super::otel::record_outcome(outcome, reason);
 }
 
 /// How long one attempt took.
@@ -225,8 +240,13 @@ pub fn queue_wait(integration: &str, queued_at_ms: i64) {
 
 /// The breaker of `integration` is now in `state` (`closed`, `open` or `probing`).
 pub fn breaker_state(integration: &str, state: &'static str) {
-    for each in ["closed", "open", "probing"] {
-        gauge!(CIRCUIT_STATE, "integration" => integration.to_owned(), "state" => each)
-            .set(if each == state { 1.0 } else { 0.0 });
+    // The new state is set before the others are cleared, so that a scrape in between never
+    // sees every state at 0.
+    gauge!(CIRCUIT_STATE, "integration" => integration.to_owned(), "state" => state).set(1.0);
+    for other in ["closed", "open", "probing"]
+        .into_iter()
+        .filter(|s| *s != state)
+    {
+        gauge!(CIRCUIT_STATE, "integration" => integration.to_owned(), "state" => other).set(0.0);
     }
 }

@@ -6,14 +6,14 @@ use futures_util::StreamExt as _;
 use futures_util::future::join_all;
 use futures_util::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, Span, field, info_span, warn};
+use tracing::{Instrument, Span, warn};
 
 use super::Worker;
 use super::settle::{Disposition, Message};
 use crate::broker::message::DeadLetter;
 use crate::dispatch::{Assignment, Delivery, Outcome, Step, Targets};
 use crate::event::RunCanceled;
-use crate::telemetry::metrics;
+use crate::telemetry::{metrics, otel};
 
 /// What became of an event-queue message, as one metric label: the outcome that matters most
 /// to an operator among its deliveries wins.
@@ -66,11 +66,10 @@ impl Worker {
         stop: &CancellationToken,
         abort: &CancellationToken,
     ) {
-        let span = info_span!(
-            "event",
-            message_id = %message.inbound.message_id,
-            run_id = field::Empty,
-            project = field::Empty,
+        let span = otel::event_span(
+            &message.inbound.message_id,
+            message.delivery.properties.headers().as_ref(),
+            message.body(),
         );
         async {
             let outcome = self.process_event(&message, stop, abort).await;
@@ -184,7 +183,7 @@ impl Worker {
                 body.len()
             ));
         }
-        RunCanceled::parse(body).map_err(|err| err.to_string())
+        RunCanceled::from_amqp(body, &message.delivery.properties).map_err(|err| err.to_string())
     }
 
     /// Publishes the retry, dead letter or queued part a delivery's outcome asks for; `false`

@@ -2,13 +2,13 @@
 //! (its concurrency and circuit breaker), is delivered, and is acked once its outcome is safe.
 
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, field, info_span, warn};
+use tracing::{Instrument, warn};
 
 use super::Worker;
 use super::settle::{Disposition, Message};
 use crate::broker::message::DeadLetter;
 use crate::dispatch::Assignment;
-use crate::telemetry::metrics;
+use crate::telemetry::{metrics, otel};
 
 impl Worker {
     pub(super) async fn handle_work(
@@ -21,11 +21,11 @@ impl Worker {
         let Some((integration, lane)) = self.dispatcher.lanes().nth(integration) else {
             return;
         };
-        let span = info_span!(
-            "queued",
-            integration = integration.name(),
-            message_id = %message.inbound.message_id,
-            run_id = field::Empty,
+        // The producer's trace goes on through the integration's queue.
+        let span = otel::event_span(
+            &message.inbound.message_id,
+            message.delivery.properties.headers().as_ref(),
+            message.body(),
         );
         async {
             let event = match self.parse(&message) {

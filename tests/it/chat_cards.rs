@@ -60,11 +60,13 @@ fn teams_bodies_match_their_snapshots() {
     }
 }
 
-/// Slack's escaping undone: what a Slack user reads.
+/// Slack's escaping undone: what a Slack user reads (the zero-width joiner that breaks bare
+/// links is invisible).
 fn as_read_in_slack(text: &str) -> String {
     text.replace("&lt;", "<")
         .replace("&gt;", ">")
         .replace("&amp;", "&")
+        .replace('\u{200D}', "")
 }
 
 /// Every string in a JSON document.
@@ -102,28 +104,137 @@ fn hostile_strings_stay_inside_slack_strings_and_the_branch_reads_intact() {
     assert!(message["text"].as_str().unwrap().contains("&lt;script&gt;"));
 }
 
+/// An event whose every text carries a bare link, a Markdown link, emphasis and a list marker.
+fn linky() -> RunCanceled {
+    let mut event = hostile();
+    let text = "- *bold* [click](https://evil.example/phish) http://evil.example www.evil.example";
+    event.data.cancellation.actor = text.into();
+    event.data.cancellation.note = Some(text.into());
+    event.data.project_name = Some(text.into());
+    event.data.group_id = Some(text.into());
+    event.data.commit.branch = Some(text.into());
+    event.data.commit.message = Some(text.into());
+    event
+}
+
+#[test]
+fn slack_values_cannot_auto_link() {
+    let message = body(&integration("slack"), &linky());
+    let button = message
+        .pointer("/attachments/0/blocks/2/elements/0/url")
+        .and_then(Value::as_str)
+        .unwrap()
+        .to_owned();
+    for text in strings(&message).into_iter().filter(|t| *t != button) {
+        let lower = text.to_ascii_lowercase();
+        assert!(
+            !lower.contains("://") && !lower.contains("www."),
+            "{text:?}"
+        );
+    }
+    // And Slack is told not to look for links, channels or mentions in mrkdwn at all.
+    let mut mrkdwn = 0;
+    let mut stack = vec![&message];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Object(map) => {
+                if map.get("type").and_then(Value::as_str) == Some("mrkdwn") {
+                    mrkdwn += 1;
+                    assert_eq!(map.get("verbatim"), Some(&Value::Bool(true)), "{value}");
+                }
+                stack.extend(map.values());
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    assert!(mrkdwn >= 5);
+}
+
+/// Every `TextBlock` text and fact of a card, the places where Teams renders Markdown.
+fn markdown_texts(card: &Value) -> Vec<String> {
+    let mut texts = Vec::new();
+    let mut stack = vec![card];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::Object(map) => {
+                match map.get("type").and_then(Value::as_str) {
+                    Some("TextBlock") => texts.push(map["text"].as_str().unwrap().to_owned()),
+                    Some("FactSet") => {
+                        for fact in map["facts"].as_array().unwrap() {
+                            texts.push(fact["title"].as_str().unwrap().to_owned());
+                            texts.push(fact["value"].as_str().unwrap().to_owned());
+                        }
+                    }
+                    _ => {}
+                }
+                stack.extend(map.values());
+            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    texts
+}
+
+/// The texts of every `TextRun`, which Teams renders without Markdown.
+fn text_runs(card: &Value) -> Vec<String> {
+    card["body"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "RichTextBlock")
+        .flat_map(|e| e["inlines"].as_array().unwrap().iter())
+        .map(|run| run["text"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn teams_values_appear_only_in_text_runs_and_cannot_link() {
+    let event = linky();
+    let message = body(&integration("teams"), &event);
+    let card = &message["attachments"][0]["content"];
+    // TextBlocks and facts render Markdown: no event value may reach them.
+    let markdown = markdown_texts(card);
+    assert!(!markdown.is_empty());
+    for text in &markdown {
+        assert!(
+            !text.contains("evil") && !text.contains("bold"),
+            "an event value reached Markdown: {text:?}"
+        );
+    }
+    let runs = text_runs(card);
+    assert!(
+        runs.iter().filter(|r| r.contains("evil")).count() >= 4,
+        "{runs:?}"
+    );
+    for run in &runs {
+        let lower = run.to_ascii_lowercase();
+        assert!(
+            !lower.contains("://") && !lower.contains("www.") && !run.contains("]("),
+            "{run:?}"
+        );
+    }
+    // The branch reads as it is (the joiner is invisible).
+    let branch = event.data.commit.branch.clone().unwrap();
+    assert!(
+        runs.iter().any(|r| r.replace('\u{200D}', "") == branch),
+        "{runs:?}"
+    );
+}
+
 #[test]
 fn hostile_strings_stay_inside_teams_strings_and_the_branch_is_intact() {
     let event = hostile();
     let branch = event.data.commit.branch.clone().unwrap();
     let message = body(&integration("teams"), &event);
     let card = &message["attachments"][0]["content"];
-    let facts = card["body"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["type"] == "FactSet")
-        .unwrap()["facts"]
-        .as_array()
-        .unwrap();
-    let fact = facts.iter().find(|f| f["title"] == "Branch").unwrap();
-    assert_eq!(fact["value"].as_str(), Some(branch.as_str()));
+    let runs = text_runs(card);
     assert!(
-        card["body"][0]["text"]
-            .as_str()
-            .unwrap()
-            .contains("<script>")
+        runs.iter().any(|r| r.replace('\u{200D}', "") == branch),
+        "{runs:?}"
     );
+    assert!(runs[0].contains("<script>"));
 }
 
 /// Element types of Adaptive Cards up to 1.4, with the fields each requires.
@@ -167,6 +278,20 @@ fn check_typed(value: &Value, known: &[(&str, &[&str])], path: &str, problems: &
     match kind {
         "TextBlock" if !value["text"].is_string() => {
             problems.push(format!("{path}: `text` must be a string"))
+        }
+        "RichTextBlock" => {
+            for (i, run) in value["inlines"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                if run["type"] != "TextRun" || !run["text"].is_string() {
+                    problems.push(format!(
+                        "{path}.inlines[{i}]: needs a TextRun with a string `text`"
+                    ));
+                }
+            }
         }
         "FactSet" => {
             for (i, fact) in value["facts"].as_array().into_iter().flatten().enumerate() {
@@ -267,7 +392,7 @@ fn teams_cards_satisfy_the_adaptive_card_schema_for_every_sample_event() {
             "{label}"
         );
         let card = &message["attachments"][0]["content"];
-        let title = card["body"][0]["text"].as_str().unwrap();
+        let title = card["body"][0]["inlines"][0]["text"].as_str().unwrap();
         assert!(title.starts_with("Run cancelled by "), "{label}: {title}");
         assert_eq!(
             title.contains("⚡ fail-fast"),

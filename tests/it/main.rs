@@ -6,6 +6,7 @@
 mod support;
 
 mod bad_input;
+mod binary_mode;
 mod bitbucket;
 mod chat_cards;
 mod chat_cli;
@@ -21,8 +22,12 @@ mod github_retries;
 mod github_status;
 mod harness;
 mod image;
+mod isolation;
 mod ledger;
+mod log_levels;
+mod monitoring;
 mod operations;
+mod otel;
 mod preview_is_request;
 mod provider_config;
 mod provider_failures;

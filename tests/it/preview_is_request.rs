@@ -296,7 +296,7 @@ async fn a_pr_comment_preview_reads_what_it_must_and_shows_the_edit_or_the_looku
         body["body"]
             .as_str()
             .unwrap()
-            .starts_with("Cancelled by jane\\.doe")
+            .starts_with("Cancelled by jane.doe")
     );
     assert!(
         printed[0]

@@ -198,8 +198,17 @@ impl TestApp {
     /// Starts `run-notifier run` as its own process on the test's config changed by `change`,
     /// and waits until it is ready. The process is killed if the handle is dropped.
     pub async fn spawn_process(&self, change: impl FnOnce(&mut Setup)) -> WorkerProcess<'_> {
+        self.spawn_process_with_env(&[], change).await
+    }
+
+    /// [`TestApp::spawn_process`] with extra environment variables.
+    pub async fn spawn_process_with_env(
+        &self,
+        env: &[(&str, &str)],
+        change: impl FnOnce(&mut Setup),
+    ) -> WorkerProcess<'_> {
         let (path, config) = self.config(change);
-        WorkerProcess::start(self, &path, config.admin.listen).await
+        WorkerProcess::start(self, &path, config.admin.listen, env).await
     }
 
     /// The config file written last (by `config`, `spawn_worker` or `spawn_process`).

@@ -21,12 +21,18 @@ pub struct WorkerProcess<'app> {
 
 impl<'app> WorkerProcess<'app> {
     /// Starts `run-notifier run --config config`, logs in a file, and waits until it is ready.
-    pub(super) async fn start(app: &'app TestApp, config: &Path, admin: SocketAddr) -> Self {
+    pub(super) async fn start(
+        app: &'app TestApp,
+        config: &Path,
+        admin: SocketAddr,
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = app.dir().join(format!("{}.log", unique("worker")));
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_run-notifier"))
             .args(["run", "--config"])
             .arg(config)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(std::fs::File::create(&log).unwrap())
             .stderr(std::process::Stdio::inherit())
             .kill_on_drop(true)
@@ -41,6 +47,11 @@ impl<'app> WorkerProcess<'app> {
         };
         wait_for_status(&worker.admin_url("/readyz"), 200).await;
         worker
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
     }
 
     /// Sends `signal` (`-TERM`, `-KILL`) to the process.

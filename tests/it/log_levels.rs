@@ -1,0 +1,148 @@
+//! ERROR means an operator must act: conditions the worker recovers from on its own (the broker
+//! closing the connection, a GitHub 502 that is retried) leave no ERROR line in the worker's
+//! own log output, read from the real binary's JSON lines.
+
+use std::time::Duration;
+
+use crate::support::poll::wait_for_status;
+use crate::support::process::WorkerProcess;
+use crate::support::{Receiver, TestApp, event_for, github_status, unique, wait_until, webhook};
+use serde_json::Value;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const STATUS_PATH: &str = "/repos/acme/web-app/statuses/5a7edc9a156e417068060d67109021351fc7d9b8";
+
+/// Every JSON log line of the worker.
+fn lines(worker: &WorkerProcess) -> Vec<Value> {
+    worker
+        .logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// The lines at ERROR, each as its JSON text.
+fn errors(worker: &WorkerProcess) -> Vec<String> {
+    lines(worker)
+        .into_iter()
+        .filter(|line| line["level"] == "ERROR")
+        .map(|line| line.to_string())
+        .collect()
+}
+
+/// Closes, from the broker's side, the connection of the worker process `pid`.
+fn close_connection_of(pid: u32) -> usize {
+    let output = std::process::Command::new("rabbitmqctl")
+        .args([
+            "list_connections",
+            "pid",
+            "client_properties",
+            "-q",
+            "--no-table-headers",
+        ])
+        .output()
+        .expect("rabbitmqctl is installed with RabbitMQ");
+    let listing = String::from_utf8(output.stdout).unwrap();
+    let ours = format!("run-notifier worker {pid}\"");
+    let mut closed = 0;
+    for line in listing.lines().filter(|line| line.contains(&ours)) {
+        let connection = line.split_whitespace().next().unwrap();
+        let status = std::process::Command::new("rabbitmqctl")
+            .args([
+                "close_connection",
+                connection,
+                "test: broker-side close",
+                "-q",
+            ])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        closed += 1;
+    }
+    closed
+}
+
+#[tokio::test]
+async fn a_connection_closed_by_the_broker_logs_no_error() {
+    let app = TestApp::new().await;
+    let receiver = Receiver::ok().await;
+    let mut worker = app
+        .spawn_process(|config| {
+            config.add(webhook("hook", &receiver.url("/hook")));
+        })
+        .await;
+
+    let pid = worker.pid();
+    assert_eq!(close_connection_of(pid), 1);
+    wait_until(
+        "the worker notices the closed connection",
+        Duration::from_secs(10),
+        || async { worker.logs().contains("test: broker-side close") },
+    )
+    .await;
+    wait_for_status(&worker.admin_url("/readyz"), 200).await;
+    // Still working after the reconnect.
+    let run = unique("run");
+    app.publish(&event_for(&run)).await;
+    assert_eq!(receiver.wait_for(1).await[0].json()["runId"], run.as_str());
+
+    worker.stop().await;
+    let logs = lines(&worker);
+    // The lapin lines are kept, one level down: the detail is still there for a reader.
+    assert!(
+        logs.iter()
+            .any(|l| l["level"] == "WARN" && l.to_string().contains("broker-side close")),
+        "{logs:#?}"
+    );
+    assert_eq!(errors(&worker), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_github_502_that_is_retried_logs_no_error() {
+    let app = TestApp::new().await;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(STATUS_PATH))
+        .respond_with(ResponseTemplate::new(502).set_body_string("Bad Gateway"))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(STATUS_PATH))
+        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({"id": 1})))
+        .mount(&server)
+        .await;
+    let mut worker = app
+        .spawn_process(|config| {
+            config.add(github_status("gh-status", &server.uri()).with("timeout", "5s"));
+        })
+        .await;
+
+    app.publish(&event_for(&unique("run"))).await;
+    wait_until("GitHub got the retry", Duration::from_secs(20), || async {
+        server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.url.path() == STATUS_PATH)
+            .count()
+            >= 2
+    })
+    .await;
+    wait_until(
+        "the delivery is logged",
+        Duration::from_secs(10),
+        || async { worker.logs().contains("delivered") },
+    )
+    .await;
+
+    worker.stop().await;
+    let logs = lines(&worker);
+    assert!(
+        logs.iter().any(|l| l.to_string().contains("502")),
+        "the 502 is still logged: {logs:#?}"
+    );
+    assert_eq!(errors(&worker), Vec::<String>::new());
+}
