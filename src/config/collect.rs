@@ -14,6 +14,9 @@ use serde::de::DeserializeOwned;
 use super::env;
 use super::tree::Node;
 
+/// What a missing variable stands for while the rest of the file is checked.
+const PLACEHOLDER: &str = "http://unset.invalid/";
+
 /// At most this many problems are collected; a file with more is reported in part.
 const MAX_PROBLEMS: usize = 50;
 
@@ -52,6 +55,15 @@ pub fn parse<T: DeserializeOwned>(
             .collect(),
         None => Vec::new(),
     };
+    // Missing variables are reported above; for the parse they get a stand-in that most fields
+    // take (a URL is also a valid string), so that the rest of their entry is still checked.
+    // Where the stand-in does not fit, the error lands on a line already reported.
+    let mut parse_env = env.clone();
+    if let Some(tree) = &tree {
+        for name in env::unset(tree, env) {
+            parse_env.insert(name, PLACEHOLDER.to_owned());
+        }
+    }
     let mut pass = Pass {
         settled: problems.iter().filter_map(|p| p.line).collect(),
         problems,
@@ -61,7 +73,7 @@ pub fn parse<T: DeserializeOwned>(
     // Every round blanks at least one line, so this many rounds always suffice.
     for _ in 0..=pass.lines.len() {
         let source = pass.lines.join("\n");
-        let options = serde_saphyr::options! {}.with_properties(env.clone());
+        let options = serde_saphyr::options! {}.with_properties(parse_env.clone());
         let error = match serde_saphyr::from_str_with_options::<T>(&source, options) {
             Ok(value) if pass.problems.is_empty() => return Ok(value),
             Ok(_) => break,
@@ -72,6 +84,7 @@ pub fn parse<T: DeserializeOwned>(
             pass.record(&error, None);
             break;
         };
+        let error = unmask::<T>(&pass.lines, &error, &parse_env).unwrap_or(error);
         if !pass.step(tree, &error) || pass.problems.len() >= MAX_PROBLEMS {
             break;
         }
@@ -80,6 +93,44 @@ pub fn parse<T: DeserializeOwned>(
     problems.sort_by_key(|p| (p.line, p.column));
     problems.dedup();
     Err(problems)
+}
+
+/// The parser hides any error inside an entry that holds a `${VAR}` value behind "invalid
+/// interpolated scalar value" (it cannot tell whether the real message would quote a secret),
+/// so a key typo in such an entry read as a bad variable. Parsing the entry again with its
+/// `${…}` replaced by a stand-in shows the real error; it is used when it is about the entry's
+/// shape (an unknown or missing key, an unknown `type:`), which quotes no value.
+fn unmask<T: DeserializeOwned>(
+    lines: &[String],
+    error: &serde_saphyr::Error,
+    env: &HashMap<String, String>,
+) -> Option<serde_saphyr::Error> {
+    if !error
+        .to_string()
+        .contains("invalid interpolated scalar value")
+    {
+        return None;
+    }
+    let line = error.location()?.line() as u32;
+    let span = enclosing_entry(lines, line)?;
+    let text: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .map(|(index, text)| match span.contains(&(index as u32 + 1)) {
+            true => env::replace_references(text, PLACEHOLDER),
+            false => text.clone(),
+        })
+        .collect();
+    let options = serde_saphyr::options! {}.with_properties(env.clone());
+    let real = serde_saphyr::from_str_with_options::<T>(&text.join("\n"), options).err()?;
+    let message = real.to_string();
+    let about_shape = ["unknown field `", "missing field `", "unknown variant `"]
+        .iter()
+        .any(|shape| message.contains(shape));
+    let inside = real
+        .location()
+        .is_some_and(|at| span.contains(&(at.line() as u32)));
+    (about_shape && inside).then_some(real)
 }
 
 /// The state of the repeated parse.

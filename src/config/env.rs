@@ -52,6 +52,36 @@ pub fn check(tree: &Node, source: &str, env: &HashMap<String, String>) -> Vec<En
     problems
 }
 
+/// Every variable of `tree` that is required (no default applies) and not set in `env`.
+pub fn unset(tree: &Node, env: &HashMap<String, String>) -> Vec<String> {
+    fn collect(text: &str, env: &HashMap<String, String>, out: &mut Vec<String>) {
+        for reference in references(text) {
+            let value = env.get(&reference.name).map(String::as_str);
+            match (reference.operator.as_str(), value) {
+                ("" | "?" | ":?", None) => out.push(reference.name.clone()),
+                ("-", None) | (":-", None | Some("")) => collect(&reference.argument, env, out),
+                _ => {}
+            }
+        }
+    }
+    let mut scalars = Vec::new();
+    tree.scalars(&mut scalars);
+    let mut names = Vec::new();
+    for (_, text) in scalars {
+        collect(&text, env, &mut names);
+    }
+    names
+}
+
+/// `text` with every `${…}` in it replaced by `with`.
+pub fn replace_references(text: &str, with: &str) -> String {
+    references(text)
+        .iter()
+        .fold(text.to_owned(), |text, reference| {
+            text.replacen(&reference.text, with, 1)
+        })
+}
+
 /// One `${NAME…}` in a scalar.
 #[derive(Debug, PartialEq, Eq)]
 struct Reference {

@@ -470,3 +470,34 @@ fn a_typo_in_a_helper_argument_stops_check_config() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_missing_variable_does_not_hide_a_typo_in_the_same_entry() {
+    let yaml = format!(
+        "{}    retries: 3\n",
+        HOOK.replace("https://hooks.example.com/x", "${HOOK_URL}")
+    );
+    assert_eq!(
+        error_of(&yaml),
+        "line 4 column 10: `${HOOK_URL}`: the environment variable `HOOK_URL` is not set; set it, or give a default with `${HOOK_URL:-default}`\n\
+         line 7 column 5: unknown field `retries`"
+    );
+    // Where the stand-in does not fit (a signing secret), nothing more is said about that line.
+    let yaml = HOOK.replace(crate::support::SECRET, "${HOOK_SECRET}");
+    assert_eq!(
+        error_of(&yaml),
+        "line 6 column 9: `${HOOK_SECRET}`: the environment variable `HOOK_SECRET` is not set; set it, or give a default with `${HOOK_SECRET:-default}`"
+    );
+}
+
+#[test]
+fn a_typo_in_an_entry_that_reads_a_variable_is_called_a_typo() {
+    // The parser hides errors inside an entry holding a `${VAR}` value (they might quote it);
+    // a key typo there used to read "invalid interpolated scalar value".
+    let yaml = format!(
+        "{}    retries: 3\n",
+        HOOK.replace("https://hooks.example.com/x", "${HOOK_URL}")
+    );
+    let error = Config::parse(&yaml, env(&[("HOOK_URL", "https://h.example/")])).unwrap_err();
+    assert_eq!(error, "line 7 column 5: unknown field `retries`");
+}
