@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::signature::{self, SigningSecret};
 
+mod github;
+
 /// Where the example config expects the trial receiver.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
@@ -54,18 +56,18 @@ pub async fn serve(
         .route("/hooks/run-canceled", post(webhook))
         .route("/hooks/slack", post(slack))
         .route("/hooks/teams", post(teams))
-        .route(&format!("{github}/statuses/{{sha}}"), post(github_status))
+        .route(&format!("{github}/statuses/{{sha}}"), post(github::status))
         .route(
             &format!("{github}/commits/{{sha}}/pulls"),
-            get(github_pulls),
+            get(github::pulls),
         )
         .route(
             &format!("{github}/issues/{{number}}/comments"),
-            get(github_comments).post(github_comment),
+            get(github::comments).post(github::comment),
         )
         .route(
             &format!("{github}/issues/comments/{{id}}"),
-            patch(github_edit),
+            patch(github::edit),
         )
         .route(
             "/bitbucket/2.0/repositories/{workspace}/{slug}/commit/{sha}/statuses/build",
@@ -193,103 +195,6 @@ async fn teams(State(trial): Shared, body: Bytes) -> Response {
     );
     trial.show("teams", "POST /hooks/teams", "202", &said, &body);
     StatusCode::ACCEPTED.into_response()
-}
-
-async fn github_status(
-    State(trial): Shared,
-    Path((owner, repo, sha)): Path<(String, String, String)>,
-    body: Bytes,
-) -> Response {
-    let status = json_of(&body);
-    let request = format!("POST /repos/{owner}/{repo}/statuses/{}", short(&sha));
-    let said = format!(
-        "{} `{}`: {}",
-        text(&status["state"]),
-        text(&status["context"]),
-        text(&status["description"])
-    );
-    trial.show("github status", &request, "201", &said, &body);
-    let id = trial.next_id();
-    created(json!({"id": id, "state": status["state"], "context": status["context"]}))
-}
-
-async fn github_pulls(
-    State(trial): Shared,
-    Path((owner, repo, sha)): Path<(String, String, String)>,
-) -> Response {
-    let request = format!("GET /repos/{owner}/{repo}/commits/{}/pulls", short(&sha));
-    trial.show("github pulls", &request, "200", "open pull request #1", b"");
-    axum::Json(json!([{"number": 1, "state": "open", "head": {"sha": sha}}])).into_response()
-}
-
-async fn github_comments(
-    State(trial): Shared,
-    Path((owner, repo, number)): Path<(String, String, u64)>,
-) -> Response {
-    let key = format!("{owner}/{repo}#{number}");
-    let comments = trial.comments.lock().expect("not poisoned");
-    let list: Vec<Value> = comments
-        .get(&key)
-        .into_iter()
-        .flatten()
-        .map(|(id, body)| json!({"id": id, "body": body}))
-        .collect();
-    let request = format!("GET /repos/{owner}/{repo}/issues/{number}/comments");
-    let said = format!("{} comment(s)", list.len());
-    trial.show("github comments", &request, "200", &said, b"");
-    axum::Json(Value::Array(list)).into_response()
-}
-
-async fn github_comment(
-    State(trial): Shared,
-    Path((owner, repo, number)): Path<(String, String, u64)>,
-    body: Bytes,
-) -> Response {
-    let comment = text(&json_of(&body)["body"]).to_owned();
-    let id = trial.next_id();
-    let request = format!("POST /repos/{owner}/{repo}/issues/{number}/comments");
-    let said = format!("comment {id}: {}", first_line(&comment));
-    trial.show("github pr comment", &request, "201", &said, &body);
-    trial
-        .comments
-        .lock()
-        .expect("not poisoned")
-        .entry(format!("{owner}/{repo}#{number}"))
-        .or_default()
-        .push((id, comment.clone()));
-    created(json!({"id": id, "body": comment}))
-}
-
-async fn github_edit(
-    State(trial): Shared,
-    Path((owner, repo, id)): Path<(String, String, u64)>,
-    body: Bytes,
-) -> Response {
-    let comment = text(&json_of(&body)["body"]).to_owned();
-    let mut comments = trial.comments.lock().expect("not poisoned");
-    let found = comments
-        .values_mut()
-        .flatten()
-        .find(|(existing, _)| *existing == id);
-    let request = format!("PATCH /repos/{owner}/{repo}/issues/comments/{id}");
-    match found {
-        Some((_, old)) => {
-            *old = comment.clone();
-            let said = format!("comment {id} edited: {}", first_line(&comment));
-            trial.show("github pr comment", &request, "200", &said, &body);
-            axum::Json(json!({"id": id, "body": comment})).into_response()
-        }
-        None => {
-            trial.show(
-                "github pr comment",
-                &request,
-                "404",
-                "no such comment",
-                &body,
-            );
-            not_found()
-        }
-    }
 }
 
 async fn bitbucket_status(
