@@ -1,6 +1,6 @@
 //! `run-notifier` consumes **run-canceled** events from RabbitMQ and fans each one out, with
-//! retries, to GitHub, Bitbucket, Slack, Teams and Standard Webhooks receivers; each
-//! integration works on its own, so one slow receiver never holds up another.
+//! retries, to GitHub, GitLab, Bitbucket, Slack (webhooks and apps), Teams and Standard Webhooks
+//! receivers; each integration works on its own, so one slow receiver never holds up another.
 //!
 //! # Layout
 //!

@@ -106,7 +106,7 @@ enum Command {
         #[arg(long)]
         now: Option<i64>,
     },
-    /// A local receiver answering as Slack, Teams, GitHub, Bitbucket and a webhook receiver
+    /// A local receiver answering as Slack, Teams, GitHub, GitLab, Bitbucket and a webhook receiver
     /// would, printing each delivery; the example config's URLs point at it.
     Trial {
         /// Address to listen on.

@@ -88,7 +88,7 @@ impl Inbound {
     }
 
     /// Properties of an integration's part of a message queued in that integration's own
-    /// queue, at `attempt`, stamped with when it was queued.
+    /// queue, at `attempt`, stamped with when it was first queued.
     pub fn queued(
         &self,
         original: &BasicProperties,
@@ -101,10 +101,11 @@ impl Inbound {
             HEADER_ATTEMPT.into(),
             AMQPValue::LongLongInt(attempt.into()),
         );
-        headers.insert(
-            HEADER_QUEUED_AT.into(),
-            AMQPValue::LongLongInt(chrono::Utc::now().timestamp_millis()),
-        );
+        // Queued again (handed back at shutdown): it keeps its place in the waiting-time metrics.
+        let queued_at = self
+            .queued_at_ms
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+        headers.insert(HEADER_QUEUED_AT.into(), AMQPValue::LongLongInt(queued_at));
         carried_properties(original, headers)
     }
 

@@ -255,6 +255,7 @@ impl Dispatcher {
             event,
             integration: integration.name(),
             attempt,
+            resumed: claim.resumed(),
         };
         let in_flight = metrics::in_flight();
         let started = Instant::now();

@@ -146,7 +146,9 @@ impl Ledger {
             })
             .await?;
         let (state, lease_until) = match written {
-            Claimed::Ours => return Ok(Claim::Claimed(claim_id)),
+            Claimed::Ours { resumed } => {
+                return Ok(Claim::Claimed(claim_id.resuming(resumed)));
+            }
             Claimed::Taken { state, lease_until } => (State::parse(&state), lease_until),
         };
         Ok(match state {

@@ -43,8 +43,8 @@ pub(super) struct RecordWrite {
 /// What a claim found.
 #[derive(Debug)]
 pub(super) enum Claimed {
-    /// The claim is ours.
-    Ours,
+    /// The claim is ours; `resumed` when it took over a row an earlier attempt left.
+    Ours { resumed: bool },
     /// Someone else's row: its state and lease.
     Taken {
         state: String,
@@ -67,8 +67,13 @@ impl ClaimWrite {
             .bind(self.now)
             .fetch_optional(&mut *connection)
             .await?;
-        if claimed.is_some() {
-            return Ok(Claimed::Ours);
+        if let Some(row) = claimed {
+            // A fresh row carries this call's `now`; a row taken over keeps its own.
+            // (A row created in the same millisecond reads as fresh.)
+            let created_at: i64 = row.try_get(1)?;
+            return Ok(Claimed::Ours {
+                resumed: created_at != self.now,
+            });
         }
         let row = sqlx::query(sql::CURRENT)
             .bind(self.run_id.as_str())

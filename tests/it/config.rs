@@ -230,8 +230,8 @@ fn check_config_exits_non_zero_with_the_file_and_reasons() {
         .args(["check-config", "--config", "config/run-notifier.yaml"])
         .env_remove("WEBHOOK_SECRET")
         .env_remove("GITHUB_TOKEN")
-        .env_remove("BITBUCKET_USERNAME")
-        .env_remove("BITBUCKET_APP_PASSWORD")
+        .env_remove("BITBUCKET_EMAIL")
+        .env_remove("BITBUCKET_API_TOKEN")
         .output()
         .unwrap();
     assert!(

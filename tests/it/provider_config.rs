@@ -17,7 +17,14 @@ fn the_example_builds_every_integration_without_environment_variables() {
     let integrations =
         build_all(&config.integrations, &config.templates_dir, &http_client()).unwrap();
     let kinds: Vec<&str> = integrations.iter().map(|i| i.kind()).collect();
-    for kind in ["github_status", "github_pr_comment", "bitbucket_status"] {
+    for kind in [
+        "github_status",
+        "github_pr_comment",
+        "bitbucket_status",
+        "gitlab_status",
+        "gitlab_mr_note",
+        "slack_app",
+    ] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
 }
@@ -26,8 +33,10 @@ fn the_example_builds_every_integration_without_environment_variables() {
 fn the_example_takes_provider_credentials_from_the_environment_and_never_prints_them() {
     let env: HashMap<String, String> = [
         ("GITHUB_TOKEN", "ghp_live_token_value"),
-        ("BITBUCKET_USERNAME", "deploy-bot"),
-        ("BITBUCKET_APP_PASSWORD", "bb_live_password_value"),
+        ("BITBUCKET_EMAIL", "deploy-bot@example.com"),
+        ("BITBUCKET_API_TOKEN", "bb_live_password_value"),
+        ("GITLAB_TOKEN", "glpat_live_token_value"),
+        ("SLACK_BOT_TOKEN", "xoxb-live-token-value"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -45,4 +54,7 @@ fn the_example_takes_provider_credentials_from_the_environment_and_never_prints_
         !printed.contains("bb_live_password_value"),
         "a password was printed"
     );
+    for token in ["glpat_live_token_value", "xoxb-live-token-value"] {
+        assert!(!printed.contains(token), "a token was printed");
+    }
 }

@@ -14,30 +14,46 @@ use crate::support::{Names, TestApp, wait_until};
 
 const EXAMPLE: &str = include_str!("../../config/run-notifier.yaml");
 
-/// The variables the example config reads.
-const EXAMPLE_VARIABLES: [&str; 11] = [
-    "AMQP_URL",
-    "WEBHOOK_URL",
-    "WEBHOOK_SECRET",
-    "SLACK_WEBHOOK_URL",
-    "TEAMS_WEBHOOK_URL",
-    "GITHUB_API_URL",
-    "GITHUB_TOKEN",
-    "BITBUCKET_API_URL",
-    "BITBUCKET_USERNAME",
-    "BITBUCKET_APP_PASSWORD",
-    "LEDGER_URL",
-];
-
 /// The integrations of the example config.
-const EXAMPLE_INTEGRATIONS: [&str; 6] = [
+const EXAMPLE_INTEGRATIONS: [&str; 9] = [
     "audit-webhook",
     "team-slack",
+    "team-slack-app",
     "team-teams",
     "github-status",
     "github-pr-comment",
+    "gitlab-status",
+    "gitlab-mr-note",
     "bitbucket-status",
 ];
+
+/// The example events and their runs: one commit on each provider.
+const EVENTS: [(&str, &str); 3] = [
+    (
+        "config/example-event.json",
+        "950a13c3edf4f28b6e8ce301a404b4aa",
+    ),
+    (
+        "config/example-event-gitlab.json",
+        "c3a9e5f1b2d84c6e9f0a1b2c3d4e5f60",
+    ),
+    (
+        "config/example-event-bitbucket.json",
+        "b7e1d2c4a9f04e5c8d3b6a1f0e2c4d6b",
+    ),
+];
+
+/// The variables the example config reads (all of them, so the defaults apply).
+fn example_variables() -> Vec<String> {
+    EXAMPLE
+        .split("${")
+        .skip(1)
+        .filter_map(|rest| {
+            let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
+            Some(rest[..end].to_owned())
+        })
+        .collect()
+}
 
 /// The example config with this test's names; nothing else changed.
 fn example_config(names: &Names, admin_port: u16, ledger: &str, trial_port: u16) -> String {
@@ -123,7 +139,7 @@ async fn the_quick_start_shows_every_integration_succeed_against_the_trial_recei
     let worker_log = dir.path().join("worker.log");
     let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_run-notifier"));
     // The example's defaults, whatever this machine's environment says.
-    for variable in EXAMPLE_VARIABLES {
+    for variable in example_variables() {
         worker.env_remove(variable);
     }
     let mut worker = worker
@@ -135,10 +151,7 @@ async fn the_quick_start_shows_every_integration_succeed_against_the_trial_recei
         .spawn()
         .unwrap();
     wait_for_status(&format!("http://127.0.0.1:{admin_port}/readyz"), 200).await;
-    for event in [
-        "config/example-event.json",
-        "config/example-event-bitbucket.json",
-    ] {
+    for (event, _) in EVENTS {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_run-notifier"))
             .args(["publish", "--event", event, "--config"])
             .arg(&config)
@@ -146,37 +159,39 @@ async fn the_quick_start_shows_every_integration_succeed_against_the_trial_recei
             .unwrap();
         assert!(output.status.success(), "{output:?}");
     }
-    let (github_run, bitbucket_run) = (
-        "950a13c3edf4f28b6e8ce301a404b4aa",
-        "b7e1d2c4a9f04e5c8d3b6a1f0e2c4d6b",
-    );
-    let all = EXAMPLE_INTEGRATIONS;
     wait_until(
         "every delivery is recorded",
-        Duration::from_secs(30),
+        Duration::from_secs(60),
         || {
-            let settled = all.iter().all(|name| {
-                state_of(&history(&config, github_run), name) != "none"
-                    && state_of(&history(&config, bitbucket_run), name) != "none"
+            let settled = EVENTS.iter().all(|(_, run)| {
+                let history = history(&config, run);
+                EXAMPLE_INTEGRATIONS
+                    .iter()
+                    .all(|name| state_of(&history, name) != "none")
             });
             async move { settled }
         },
     )
     .await;
-    let (github, bitbucket) = (
-        history(&config, github_run),
-        history(&config, bitbucket_run),
-    );
-    for name in all {
+    let histories: Vec<Vec<Value>> = EVENTS
+        .iter()
+        .map(|(_, run)| history(&config, run))
+        .collect();
+    for name in EXAMPLE_INTEGRATIONS {
         assert!(
-            state_of(&github, name) == "delivered" || state_of(&bitbucket, name) == "delivered",
-            "{name} never succeeded: {github:#?} {bitbucket:#?}\n{}",
+            histories.iter().any(|h| state_of(h, name) == "delivered"),
+            "{name} never succeeded: {histories:#?}\n{}",
             printed()
         );
     }
     // Each provider only takes commits on its own host.
-    assert_eq!(state_of(&github, "bitbucket-status"), "skipped");
-    assert_eq!(state_of(&bitbucket, "github-status"), "skipped");
+    let [github, gitlab, bitbucket] = &histories[..] else {
+        unreachable!()
+    };
+    assert_eq!(state_of(github, "bitbucket-status"), "skipped");
+    assert_eq!(state_of(github, "gitlab-status"), "skipped");
+    assert_eq!(state_of(gitlab, "github-status"), "skipped");
+    assert_eq!(state_of(bitbucket, "gitlab-mr-note"), "skipped");
 
     let printed = printed();
     for line in [
@@ -190,6 +205,9 @@ async fn the_quick_start_shows_every_integration_succeed_against_the_trial_recei
         "github comments    GET /repos/acme/web-app/issues/42/comments → 200",
         "github pr comment  POST /repos/acme/web-app/issues/42/comments → 201",
         "bitbucket status   POST /2.0/repositories/acme/web-app/commit/5a7edc9/statuses/build → 201",
+        "gitlab status      POST /projects/acme/web-app/statuses/5a7edc9 → 201",
+        "gitlab mr note     POST /projects/acme/web-app/merge_requests/42/notes → 201",
+        "slack app          POST chat.postMessage → 200 ok",
     ] {
         assert!(printed.contains(line), "missing `{line}` in:\n{printed}");
     }

@@ -1,7 +1,7 @@
-//! `run-notifier trial`: a local receiver that answers as Slack, Teams, GitHub, Bitbucket and a
-//! Standard Webhooks receiver do, and prints each delivery readably. The example config points
-//! every integration at it by default, so a first run shows every integration succeed without
-//! anything leaving the machine.
+//! `run-notifier trial`: a local receiver that answers as Slack (webhook and app), Teams, GitHub,
+//! GitLab, Bitbucket and a Standard Webhooks receiver do, and prints each delivery readably.
+//! The example config points every integration at it by default, so a first run shows every
+//! integration succeed without anything leaving the machine.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,13 +12,15 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch, post, put};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use crate::signature::{self, SigningSecret};
 
 mod github;
+mod gitlab;
+mod slack_app;
 
 /// Where the example config expects the trial receiver.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -31,8 +33,10 @@ pub const EXAMPLE_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 struct Trial {
     secret: SigningSecret,
     bodies: bool,
-    /// (owner/repo#number) → comments as (id, body).
+    /// (owner/repo#number, or project!iid on GitLab) → comments as (id, body).
     comments: Mutex<HashMap<String, Vec<(u64, String)>>>,
+    /// Slack channel → messages posted by the app (with their `ts` and metadata).
+    messages: Mutex<HashMap<String, Vec<Value>>>,
     next_id: Mutex<u64>,
 }
 
@@ -49,9 +53,11 @@ pub async fn serve(
         secret,
         bodies,
         comments: Mutex::default(),
+        messages: Mutex::default(),
         next_id: Mutex::new(1),
     });
     let github = "/github/repos/{owner}/{repo}";
+    let gitlab = "/gitlab/api/v4/projects/{project}";
     let app = Router::new()
         .route("/hooks/run-canceled", post(webhook))
         .route("/hooks/slack", post(slack))
@@ -73,6 +79,23 @@ pub async fn serve(
             "/bitbucket/2.0/repositories/{workspace}/{slug}/commit/{sha}/statuses/build",
             post(bitbucket_status),
         )
+        .route("/slack/api/chat.postMessage", post(slack_app::post))
+        .route("/slack/api/chat.update", post(slack_app::update))
+        .route("/slack/api/conversations.history", get(slack_app::history))
+        .route("/slack/api/conversations.list", get(slack_app::list))
+        .route(&format!("{gitlab}/statuses/{{sha}}"), post(gitlab::status))
+        .route(
+            &format!("{gitlab}/repository/commits/{{sha}}/merge_requests"),
+            get(gitlab::merge_requests),
+        )
+        .route(
+            &format!("{gitlab}/merge_requests/{{iid}}/notes"),
+            get(gitlab::notes).post(gitlab::note),
+        )
+        .route(
+            &format!("{gitlab}/merge_requests/{{iid}}/notes/{{id}}"),
+            put(gitlab::edit),
+        )
         .fallback(unknown)
         .with_state(trial);
     axum::serve(listener, app)
@@ -91,8 +114,10 @@ pub fn banner(addr: SocketAddr) -> String {
          \x20 Teams      {base}/hooks/teams\n\
          \x20 GitHub     {base}/github               (statuses, PR comments, pulls by commit)\n\
          \x20 Bitbucket  {base}/bitbucket            (build statuses)\n\
+         \x20 GitLab     {base}/gitlab/api/v4        (commit statuses, MR notes, MRs by commit)\n\
+         \x20 Slack app  {base}/slack/api            (chat.postMessage, chat.update, history)\n\
          Then start the worker on config/run-notifier.yaml and publish config/example-event.json\n\
-         (a GitHub commit) and config/example-event-bitbucket.json (a Bitbucket one).\n"
+         (a GitHub commit), config/example-event-gitlab.json and -bitbucket.json.\n"
     )
 }
 
