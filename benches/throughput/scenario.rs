@@ -237,7 +237,11 @@ async fn start_to_ready(dir: &Path) {
             .replace("queue: run-notifier.events", &format!("queue: {id}.events"))
             .replace("prefix: run-notifier.retry", &format!("prefix: {id}.retry"))
             .replace("queue: run-notifier.dead", &format!("queue: {id}.dead"))
-            .replace("127.0.0.1:9464", &format!("127.0.0.1:{port}")),
+            .replace("127.0.0.1:9464", &format!("127.0.0.1:{port}"))
+            .replace(
+                "templates_dir: ../templates",
+                concat!("templates_dir: ", env!("CARGO_MANIFEST_DIR"), "/templates"),
+            ),
         dir.join(format!("{id}.db")).display()
     );
     let path = dir.join(format!("{id}.yaml"));

@@ -38,6 +38,9 @@ pub enum LedgerError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot create the ledger directory {0}: {1}")]
     Directory(String, std::io::Error),
+    /// The SQLite file cannot be opened or created (a folder the process may not write, say).
+    #[error("cannot open the SQLite ledger {0} (is its folder writable by this user?): {1}")]
+    File(String, sqlx::Error),
 }
 
 /// What `cancel` did, per integration.
@@ -95,7 +98,11 @@ impl Ledger {
                 })
             })
             .connect(&url)
-            .await?;
+            .await
+            .map_err(|err| match sqlite {
+                true => LedgerError::File(config.path.display().to_string(), err),
+                false => LedgerError::Database(err),
+            })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         let group = sqlite.then(|| GroupCommit::start(pool.clone()));
         Ok(Self { pool, group })

@@ -142,6 +142,8 @@ impl TestApp {
             config.retry.jitter = false;
             config.retry.max_retry_after = HumanDuration::secs(10);
             config.admin.listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            // Absolute: a config file's relative paths are relative to its (temporary) folder.
+            config.templates_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/templates").into();
             match &self.ledger {
                 LedgerStore::Sqlite(path) => config.ledger.path = path.clone(),
                 LedgerStore::Postgres { url, .. } => config.ledger.url = Some(Secret::new(url)),
