@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
 
+mod gitlab;
 mod slack;
+mod slack_api;
 
 /// The kind of a failure, as a bounded metrics label and log field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +87,13 @@ pub enum Dialect {
     /// Slack incoming webhooks: success is `200` with the body `ok`; an error is a body such as
     /// `invalid_payload` or `channel_not_found`, on a 4xx or even on a 200.
     Slack,
+    /// GitLab's REST API: as [`Dialect::Http`], but a 400 `Cannot transition status` (the
+    /// same pending/running status again) is success and a 409 (another update of the same
+    /// commit in progress) is transient.
+    Gitlab,
+    /// Slack's Web API (`chat.postMessage`, …): success is `"ok": true` in a JSON body; an
+    /// `"ok": false` answer (often with HTTP 200) is classified by its `error` code.
+    SlackApi,
     /// The GitHub REST API: the status code says it, and an error's JSON body carries a
     /// `message` and maybe `errors`, which is what the failure quotes.
     Github,
@@ -101,6 +110,8 @@ pub fn classify(
     match dialect {
         Dialect::Http => classify_response(status, headers, body, now),
         Dialect::Slack => slack::classify(status, headers, body, now),
+        Dialect::Gitlab => gitlab::classify(status, headers, body, now),
+        Dialect::SlackApi => slack_api::classify(status, headers, body, now),
         Dialect::Github => classify_response(status, headers, &github_message(body), now),
     }
 }

@@ -1,13 +1,17 @@
 //! `run-notifier` consumes **run-canceled** events from RabbitMQ and fans each one out, with
-//! retries, to GitHub, Bitbucket, Slack, Teams and Standard Webhooks receivers.
+//! retries, to GitHub, GitLab, Bitbucket, Slack (webhooks and apps), Teams and Standard Webhooks
+//! receivers; each integration works on its own, so one slow receiver never holds up another.
 //!
 //! # Layout
 //!
 //! ```text
-//! AMQP delivery ─► event::RunCanceled::parse ─► dispatch (route::Filters, one task per integration)
-//!      │ bad                                        │
-//!      ▼                                            ▼  Outcome per integration
-//! dead-letter queue      Delivered │ RetryIn → TTL retry queue (broker) │ GiveUp → dead-letter queue
+//! AMQP delivery ─► event::RunCanceled::from_amqp ─► dispatch::Dispatcher::plan (route::Filters)
+//!      │ bad                                             │ per integration: a free slot in its lane?
+//!      ▼                                          yes ◄──┴──► no: its own queue <queue>.<name>
+//! dead-letter queue                                │              (worker::work, at its concurrency)
+//!                                 Dispatcher::deliver: ledger claim ─► plan + send ─► record
+//!                                                  ▼  Outcome
+//!        Delivered │ RetryIn → TTL retry queue (broker) │ Busy → retry tier │ GiveUp → dead-letter queue
 //! ```
 //!
 //! - [`config`]: typed YAML config, `${VAR}` expansion, validation at load.
@@ -19,10 +23,13 @@
 //! - [`failure`]: the one place that classifies failures as transient or permanent.
 //! - [`retry`]: the retry schedule, a pure function.
 //! - [`ledger`]: one row per (run, event type, integration): exactly one effect each.
-//! - [`dispatch`]: fan-out of one event and its typed [`dispatch::Outcome`]s; no AMQP.
+//! - [`dispatch`]: per integration a lane (concurrency and circuit breaker), the plan for a
+//!   message, one delivery and its typed [`dispatch::Outcome`]; no AMQP.
 //! - [`control`]: operator commands (cancel a run) broadcast to every worker.
 //! - [`broker`]: lapin connection, topology, headers, publishing with confirms.
-//! - [`worker`]: the consumer, its reconnects, and shutdown; acks by outcome; no HTTP.
+//! - [`app`]: the process assembled (integrations, ledger, admin, pruning, worker).
+//! - [`worker`]: the consumers (event queue, each integration's queue), reconnects, shutdown;
+//!   one `Message` type settles each message by its outcomes; no HTTP.
 //! - [`signature`]: Standard Webhooks signing and verification.
 //! - [`admin`], [`telemetry`]: health and metrics endpoints; logs, metrics and traces.
 //! - [`render`]: Handlebars templates, one registry per output format, checked at load.

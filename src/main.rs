@@ -1,6 +1,6 @@
 //! Command line of `run-notifier`: parses arguments and calls the library.
 
-use std::io::Read as _;
+use std::io::{IsTerminal as _, Read as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,24 +14,43 @@ use tokio_util::sync::CancellationToken;
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// `--config`, on the commands that read one (`verify` and `trial` do not).
+#[derive(clap::Args)]
+struct ConfigArg {
     /// The YAML config file.
     #[arg(long, global = true, env = "RUN_NOTIFIER_CONFIG", default_value = config::DEFAULT_PATH)]
     config: PathBuf,
-    #[command(subcommand)]
-    command: Command,
+}
+
+impl ConfigArg {
+    fn load(&self) -> anyhow::Result<Config> {
+        Ok(Config::load(&self.config)?)
+    }
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Run the worker until SIGTERM or SIGINT.
-    Run,
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Validate the config; exit non-zero with the reasons.
-    CheckConfig,
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Show the exact requests an event file would cause (secrets redacted); send nothing.
     Preview {
         /// A CloudEvents JSON file.
         #[arg(long)]
         event: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Publish an event file to the configured exchange.
     Publish {
@@ -41,11 +60,15 @@ enum Command {
         /// Publish even if the worker would dead-letter it (to try the dead-letter path).
         #[arg(long)]
         unchecked: bool,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Inspect the dead-letter queue, or put dead letters back for another try.
     DeadLetters {
         #[command(subcommand)]
         action: DeadLettersAction,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// A run's delivery history from the ledger; `deliveries cancel` stops its notifications.
     #[command(args_conflicts_with_subcommands = true)]
@@ -58,6 +81,8 @@ enum Command {
         json: bool,
         #[command(subcommand)]
         action: Option<DeliveriesAction>,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Check a captured webhook (body on stdin) the way a receiver should.
     Verify {
@@ -76,6 +101,23 @@ enum Command {
         /// Accepted clock difference, in seconds.
         #[arg(long, default_value_t = 300)]
         tolerance: i64,
+        /// Check the timestamp against this Unix time instead of the clock (for old captures
+        /// and test vectors).
+        #[arg(long)]
+        now: Option<i64>,
+    },
+    /// A local receiver answering as Slack, Teams, GitHub, GitLab, Bitbucket and a webhook receiver
+    /// would, printing each delivery; the example config's URLs point at it.
+    Trial {
+        /// Address to listen on.
+        #[arg(long, default_value = commands::trial::DEFAULT_LISTEN)]
+        listen: std::net::SocketAddr,
+        /// The `whsec_…` secret webhook signatures are checked with (the example config's).
+        #[arg(long, env = "WEBHOOK_SECRET", default_value = commands::trial::EXAMPLE_SECRET, hide_env_values = true)]
+        webhook_secret: String,
+        /// Also print every request body in full.
+        #[arg(long)]
+        bodies: bool,
     },
 }
 
@@ -127,9 +169,10 @@ fn main() -> ExitCode {
 
 fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run => {
+        Command::Run { config: path } => {
             let tracing = telemetry::init()?;
-            let config = Config::load(&cli.config)?;
+            let config = path.load()?;
+            commands::banner::show(&config, &path.config, std::io::stdout().is_terminal());
             let result = runtime()?.block_on(async {
                 let shutdown = CancellationToken::new();
                 tokio::spawn(cancel_on_signal(shutdown.clone()));
@@ -139,27 +182,34 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             drop(tracing);
             result
         }
-        Command::CheckConfig => {
-            let config = Config::load(&cli.config)?;
+        Command::CheckConfig { config: path } => {
+            let config = path.load()?;
             integrations::build_all(
                 &config.integrations,
                 &config.templates_dir,
                 &integrations::http_client(),
             )
             .map_err(run_notifier::render::TemplateError::all)?;
-            println!("{}: {}", cli.config.display(), commands::describe(&config));
+            println!("{}: {}", path.config.display(), commands::describe(&config));
             Ok(())
         }
-        Command::Preview { event } => {
-            let config = Config::load(&cli.config)?;
+        Command::Preview {
+            event,
+            config: path,
+        } => {
+            let config = path.load()?;
             print!(
                 "{}",
                 runtime()?.block_on(preview::preview_file(&config, &event))?
             );
             Ok(())
         }
-        Command::Publish { event, unchecked } => {
-            let config = Config::load(&cli.config)?;
+        Command::Publish {
+            event,
+            unchecked,
+            config: path,
+        } => {
+            let config = path.load()?;
             let body = commands::read_event(&event, unchecked)?;
             runtime()?.block_on(commands::publish(&config, &body))?;
             println!(
@@ -170,8 +220,11 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::DeadLetters { action } => {
-            let config = Config::load(&cli.config)?;
+        Command::DeadLetters {
+            action,
+            config: path,
+        } => {
+            let config = path.load()?;
             let output = runtime()?.block_on(async {
                 match action {
                     DeadLettersAction::List { limit, json } => {
@@ -185,8 +238,13 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             println!("{output}");
             Ok(())
         }
-        Command::Deliveries { run, json, action } => {
-            let config = Config::load(&cli.config)?;
+        Command::Deliveries {
+            run,
+            json,
+            action,
+            config: path,
+        } => {
+            let config = path.load()?;
             let output = runtime()?.block_on(async {
                 match action {
                     Some(DeliveriesAction::Cancel { run, integration }) => {
@@ -207,14 +265,34 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             timestamp,
             signature,
             tolerance,
+            now,
         } => {
             let mut body = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut body)
                 .context("cannot read the body from stdin")?;
-            commands::verify(&secret, &id, &timestamp, &signature, &body, tolerance)?;
+            let now = now.unwrap_or_else(|| chrono::Utc::now().timestamp());
+            commands::verify(&secret, &id, &timestamp, &signature, &body, tolerance, now)?;
             println!("valid: the signature matches and the timestamp is within {tolerance} s");
             Ok(())
+        }
+        Command::Trial {
+            listen,
+            webhook_secret,
+            bodies,
+        } => {
+            let secret = run_notifier::signature::SigningSecret::parse(&webhook_secret)
+                .map_err(|err| anyhow::anyhow!("--webhook-secret: {err}"))?;
+            runtime()?.block_on(async {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {listen}"))?;
+                print!("{}", commands::trial::banner(listener.local_addr()?));
+                let shutdown = CancellationToken::new();
+                tokio::spawn(cancel_on_signal(shutdown.clone()));
+                commands::trial::serve(listener, secret, bodies, shutdown).await?;
+                Ok(())
+            })
         }
     }
 }

@@ -70,6 +70,7 @@ pub async fn render(
             event,
             integration: name,
             attempt: 1,
+            resumed: false,
         };
         match integration.plan(&notification, &cancel, now).await {
             Ok(Plan::Send(steps)) => {

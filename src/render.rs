@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use handlebars::Handlebars;
 
 use crate::event::RunCanceled;
+use crate::integrations::gitlab::escape::escape_gitlab_markdown;
 use serde_json::Value;
 
 mod escape;
@@ -32,6 +33,9 @@ pub enum Format {
     TeamsJson,
     /// GitHub-flavoured Markdown: no markup, HTML, links, mentions or table breaks from values.
     Markdown,
+    /// GitLab-flavoured Markdown: as [`Format::Markdown`], and no references (`#1`, `!1`,
+    /// `~label`…) or quick actions, without relying on HTML entities.
+    GitlabMarkdown,
     /// Plain text (a commit status description): values as they are.
     Text,
 }
@@ -67,6 +71,7 @@ pub struct Templates {
     slack_json: Handlebars<'static>,
     teams_json: Handlebars<'static>,
     markdown: Handlebars<'static>,
+    gitlab_markdown: Handlebars<'static>,
     text: Handlebars<'static>,
 }
 
@@ -96,6 +101,7 @@ impl Templates {
             slack_json: registry(Format::SlackJson, escape_slack_json),
             teams_json: registry(Format::TeamsJson, escape_teams_json),
             markdown: registry(Format::Markdown, escape_markdown),
+            gitlab_markdown: registry(Format::GitlabMarkdown, escape_gitlab_markdown),
             text: registry(Format::Text, handlebars::no_escape),
         }
     }
@@ -106,6 +112,7 @@ impl Templates {
             Format::SlackJson => &self.slack_json,
             Format::TeamsJson => &self.teams_json,
             Format::Markdown => &self.markdown,
+            Format::GitlabMarkdown => &self.gitlab_markdown,
             Format::Text => &self.text,
         }
     }
@@ -137,6 +144,7 @@ impl Templates {
             Format::SlackJson => &mut self.slack_json,
             Format::TeamsJson => &mut self.teams_json,
             Format::Markdown => &mut self.markdown,
+            Format::GitlabMarkdown => &mut self.gitlab_markdown,
             Format::Text => &mut self.text,
         };
         registry

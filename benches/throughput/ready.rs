@@ -36,6 +36,10 @@ pub async fn start_to_ready(broker: &Broker, dir: &Path, mode: &Mode) -> anyhow:
             format!("path: {}", ledger.display()),
         ),
         ("127.0.0.1:9464", format!("127.0.0.1:{port}")),
+        (
+            "templates_dir: ../templates",
+            concat!("templates_dir: ", env!("CARGO_MANIFEST_DIR"), "/templates").to_owned(),
+        ),
     ] {
         // Each replaced line must exist: the example changing must fail here, loudly.
         if !yaml.contains(from) {

@@ -1,8 +1,11 @@
 //! Hostile event data through the shipped templates: every integration of the example config
 //! builds its request (`preview`: rendering, escaping, truncation, signing; nothing is sent)
 //! for events whose free-text fields come from the fuzz input. Must never panic, and every
-//! JSON body must stay valid JSON. The PR comment is left out: its plan reads GitHub first (its
-//! hostile bodies are checked in `tests/github_pr_comment.rs`).
+//! JSON body must stay valid JSON. The PR comment and the MR note are left out of the plans:
+//! theirs read GitHub or GitLab first (their hostile bodies are checked in
+//! `tests/it/github_pr_comment.rs` and `tests/it/gitlab.rs`); the MR note's template is
+//! rendered here directly instead, and no value may mention, reference or start a line with a
+//! quick action.
 #![no_main]
 
 use std::collections::HashMap;
@@ -15,6 +18,7 @@ use libfuzzer_sys::fuzz_target;
 use run_notifier::config::Config;
 use run_notifier::event::RunCanceled;
 use run_notifier::integrations::{Integration, Notification, build_all, http_client};
+use run_notifier::render::{Format, Templates, variables};
 use serde_json::{Value, json};
 
 const EXAMPLE_CONFIG: &str = include_str!("../../config/run-notifier.yaml");
@@ -26,6 +30,33 @@ static INTEGRATIONS: LazyLock<Vec<Integration>> = LazyLock::new(|| {
     build_all(&config.integrations, &config.templates_dir, &http_client())
         .expect("the shipped templates")
 });
+
+/// The shipped MR note template alone, compiled as `gitlab_mr_note` compiles it.
+static MR_NOTE: LazyLock<Templates> = LazyLock::new(|| {
+    let mut templates = Templates::new();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/gitlab/mr_note.md.hbs");
+    templates
+        .add_file(Format::GitlabMarkdown, "note", &path)
+        .expect("the shipped MR note template");
+    templates
+});
+
+/// What no value may bring into a GitLab note: a line that starts a quick action, or a
+/// mention or reference character without its backslash.
+fn check_gitlab_note(note: &str) {
+    for line in note.lines() {
+        let start = line.trim_start_matches("> ");
+        assert!(!start.starts_with('/'), "a quick action can start a line: {line:?}");
+    }
+    for (at, c) in note.char_indices() {
+        if matches!(c, '@' | '#' | '!' | '~' | '%' | '$' | '^' | '<') {
+            assert!(
+                note[..at].ends_with('\\'),
+                "an unescaped {c:?} at {at}: {note:?}"
+            );
+        }
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -45,14 +76,19 @@ fuzz_target!(|data: &[u8]| {
     let Ok(event) = RunCanceled::parse(event.to_string().as_bytes()) else {
         return;
     };
+    let note = MR_NOTE
+        .render(Format::GitlabMarkdown, "note", &variables(&event))
+        .expect("the note renders");
+    check_gitlab_note(&note);
     for integration in INTEGRATIONS.iter() {
-        if integration.kind() == "github_pr_comment" {
+        if matches!(integration.kind(), "github_pr_comment" | "gitlab_mr_note") {
             continue;
         }
         let notification = Notification {
             event: &event,
             integration: integration.name(),
             attempt: 1,
+            resumed: false,
         };
         // The other kinds plan without waiting on anything, so one poll finishes the plan.
         let mut plan = std::pin::pin!(integration.preview(&notification));

@@ -1,4 +1,5 @@
-//! The headers the worker reads from and writes onto messages: retries and dead letters.
+//! The headers the worker reads from and writes onto messages: retries, queued parts and dead
+//! letters (whose own headers are [`DeadLetter`]'s).
 
 use std::time::Duration;
 
@@ -6,6 +7,7 @@ use lapin::BasicProperties;
 use lapin::message::Delivery;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 
+pub use super::dead_letter::{DeadKind, DeadLetter};
 use crate::protocol::{
     HEADER_ATTEMPT, HEADER_DEAD_AT, HEADER_DEAD_KIND, HEADER_ERROR, HEADER_INTEGRATION,
     HEADER_ORIGINAL_EXCHANGE, HEADER_ORIGINAL_ROUTING_KEY, HEADER_QUEUED_AT, HEADER_RUN_ID,
@@ -86,7 +88,7 @@ impl Inbound {
     }
 
     /// Properties of an integration's part of a message queued in that integration's own
-    /// queue, at `attempt`, stamped with when it was queued.
+    /// queue, at `attempt`, stamped with when it was first queued.
     pub fn queued(
         &self,
         original: &BasicProperties,
@@ -99,10 +101,11 @@ impl Inbound {
             HEADER_ATTEMPT.into(),
             AMQPValue::LongLongInt(attempt.into()),
         );
-        headers.insert(
-            HEADER_QUEUED_AT.into(),
-            AMQPValue::LongLongInt(chrono::Utc::now().timestamp_millis()),
-        );
+        // Queued again (handed back at shutdown): it keeps its place in the waiting-time metrics.
+        let queued_at = self
+            .queued_at_ms
+            .unwrap_or_else(|| chrono::Utc::now().timestamp_millis());
+        headers.insert(HEADER_QUEUED_AT.into(), AMQPValue::LongLongInt(queued_at));
         carried_properties(original, headers)
     }
 
@@ -183,117 +186,6 @@ fn carried_properties(original: &BasicProperties, headers: FieldTable) -> BasicP
     properties
 }
 
-/// Why a message went to the dead-letter queue: written onto it by the worker, read back by
-/// `dead-letters list`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    pub kind: DeadKind,
-    pub error: String,
-    /// The integration that gave up, for a failed delivery.
-    pub integration: Option<String>,
-    /// Attempts made, for a failed delivery.
-    pub attempts: Option<u32>,
-    pub run_id: Option<String>,
-    /// Unix seconds at which it was dead-lettered.
-    pub dead_at: Option<i64>,
-}
-
-/// What kind of dead letter it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeadKind {
-    /// Bad input: not a valid run-canceled event.
-    Invalid,
-    /// An integration gave up (a permanent failure or no attempts left).
-    Delivery,
-    /// Dead-lettered by RabbitMQ itself (the queue's delivery limit).
-    Broker,
-    /// No reason recorded.
-    Unknown,
-}
-
-impl DeadKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeadKind::Invalid => "invalid",
-            DeadKind::Delivery => "delivery",
-            DeadKind::Broker => "broker",
-            DeadKind::Unknown => "unknown",
-        }
-    }
-}
-
-impl DeadLetter {
-    /// Bad input.
-    pub fn invalid(reason: String) -> Self {
-        Self {
-            kind: DeadKind::Invalid,
-            error: reason,
-            integration: None,
-            attempts: None,
-            run_id: None,
-            dead_at: None,
-        }
-    }
-
-    /// A delivery that gave up after `attempts`.
-    pub fn delivery(integration: &str, attempts: u32, run_id: &str, error: String) -> Self {
-        Self {
-            kind: DeadKind::Delivery,
-            error,
-            integration: Some(integration.to_owned()),
-            attempts: Some(attempts),
-            run_id: Some(run_id.to_owned()),
-            dead_at: None,
-        }
-    }
-
-    fn write(&self, headers: &mut FieldTable) {
-        headers.insert(HEADER_ERROR.into(), long(&self.error));
-        headers.insert(HEADER_DEAD_KIND.into(), long(self.kind.as_str()));
-        let dead_at = self
-            .dead_at
-            .unwrap_or_else(|| chrono::Utc::now().timestamp());
-        headers.insert(HEADER_DEAD_AT.into(), AMQPValue::LongLongInt(dead_at));
-        if let Some(integration) = &self.integration {
-            headers.insert(HEADER_INTEGRATION.into(), long(integration));
-        }
-        if let Some(attempts) = self.attempts {
-            headers.insert(
-                HEADER_ATTEMPT.into(),
-                AMQPValue::LongLongInt(attempts.into()),
-            );
-        }
-        if let Some(run_id) = &self.run_id {
-            headers.insert(HEADER_RUN_ID.into(), long(run_id));
-        }
-    }
-
-    /// Reads a dead letter's headers back, whoever dead-lettered it.
-    pub fn read(headers: &FieldTable) -> Self {
-        let from_broker = headers.contains_key("x-death");
-        let kind = match text(headers, HEADER_DEAD_KIND).as_deref() {
-            Some("invalid") => DeadKind::Invalid,
-            Some("delivery") => DeadKind::Delivery,
-            _ if from_broker => DeadKind::Broker,
-            _ => DeadKind::Unknown,
-        };
-        Self {
-            kind,
-            error: text(headers, HEADER_ERROR).unwrap_or_else(|| {
-                if from_broker {
-                    "redelivered too often (the queue's delivery limit)".to_owned()
-                } else {
-                    "no reason recorded".to_owned()
-                }
-            }),
-            integration: text(headers, HEADER_INTEGRATION),
-            attempts: number(headers, HEADER_ATTEMPT).and_then(|n| u32::try_from(n).ok()),
-            run_id: text(headers, HEADER_RUN_ID),
-            dead_at: number(headers, HEADER_DEAD_AT),
-        }
-    }
-}
-
 /// A header as text, whichever string type the publisher used.
 pub fn text(headers: &FieldTable, name: &str) -> Option<String> {
     match headers.inner().get(name)? {
@@ -319,6 +211,6 @@ pub fn number(headers: &FieldTable, name: &str) -> Option<i64> {
     }
 }
 
-fn long(value: &str) -> AMQPValue {
+pub(super) fn long(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value))
 }

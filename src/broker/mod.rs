@@ -1,6 +1,7 @@
 //! RabbitMQ through lapin: connecting, the declared topology, message headers, and publishing
 //! with publisher confirms.
 
+mod dead_letter;
 pub mod message;
 mod topology;
 

@@ -1,8 +1,10 @@
 //! The command-line verbs besides `run`: `check-config`, `publish`, `verify`, `deliveries`,
-//! `dead-letters`.
+//! `dead-letters`, `trial`.
 
+pub mod banner;
 pub mod dead_letters;
 pub mod deliveries;
+pub mod trial;
 
 use std::path::Path;
 
@@ -70,7 +72,8 @@ pub async fn publish(config: &Config, body: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks a captured webhook as a receiver should; the error says precisely what is wrong.
+/// Checks a captured webhook as a receiver would at Unix time `now`; the error says precisely
+/// what is wrong.
 pub fn verify(
     secret: &str,
     id: &str,
@@ -78,10 +81,10 @@ pub fn verify(
     signature_header: &str,
     body: &[u8],
     tolerance_secs: i64,
+    now: i64,
 ) -> anyhow::Result<()> {
     let secret =
         SigningSecret::parse(secret).map_err(|err| anyhow::anyhow!("bad secret: {err}"))?;
-    let now = chrono::Utc::now().timestamp();
     signature::verify(
         &secret,
         id,

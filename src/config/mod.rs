@@ -1,5 +1,11 @@
 //! The typed configuration: one YAML file, `${VAR}` expansion, validated once at load.
 
+mod collect;
+mod env;
+mod lines;
+mod rules;
+mod tree;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -35,7 +41,7 @@ pub struct Config {
     /// The delivery ledger (SQLite file, or PostgreSQL for several workers).
     #[serde(default)]
     pub ledger: LedgerConfig,
-    /// Where the default templates live (relative to the working directory).
+    /// Where the default templates live (relative to the config file's folder).
     #[serde(default = "default_templates_dir")]
     pub templates_dir: PathBuf,
     /// Where each event goes.
@@ -96,7 +102,8 @@ impl Default for BrokerConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LedgerConfig {
-    /// The SQLite file (created on first start), used unless `url` is set.
+    /// The SQLite file (created on first start; relative to the config file's folder), used
+    /// unless `url` is set.
     pub path: PathBuf,
     /// A `postgres://` URL, for several workers sharing the work (it may hold a password).
     pub url: Option<Secret>,
@@ -187,112 +194,88 @@ impl Default for AdminConfig {
     }
 }
 
-/// A config that could not be loaded: the file and what is wrong, with line and column.
+/// A config that could not be loaded: the file and every problem found, each with its line
+/// and column where it has one.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {message}")]
+#[error("{}", render(path, problems))]
 pub struct ConfigError {
     pub path: PathBuf,
-    pub message: String,
+    /// One line each, `{path}:{line}:{column}: {sentence}` (or `{path}: {sentence}`).
+    pub problems: Vec<String>,
+}
+
+fn render(path: &Path, problems: &[String]) -> String {
+    match problems {
+        [one] => one.clone(),
+        many => format!(
+            "{} has {} problems:\n{}",
+            path.display(),
+            many.len(),
+            many.join("\n")
+        ),
+    }
 }
 
 impl Config {
-    /// Reads, expands and validates the file at `path` against the process environment.
+    /// Reads, expands and validates the file at `path` against the process environment;
+    /// relative paths in it are resolved against the file's folder.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
+        let name = path.display().to_string();
+        let fail = |problems| ConfigError {
             path: path.to_owned(),
-            message: format!("cannot read the config file: {err}"),
-        })?;
-        Self::parse(&text, std::env::vars().collect()).map_err(|message| ConfigError {
-            path: path.to_owned(),
-            message,
+            problems,
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| fail(vec![format!("{name}: cannot read the config file: {err}")]))?;
+        let mut config = Self::parse_problems(&text, &std::env::vars().collect())
+            .map_err(|problems| fail(problems.iter().map(|p| p.render(&name)).collect()))?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new("")));
+        Ok(config)
+    }
+
+    /// Parses YAML text with `${VAR}` taken from `env`, then validates it; every problem is a
+    /// line of the error, `line L column C: sentence` where it has a place.
+    pub fn parse(text: &str, env: HashMap<String, String>) -> Result<Self, String> {
+        Self::parse_problems(text, &env).map_err(|problems| {
+            let lines: Vec<String> = problems
+                .iter()
+                .map(|p| match p.line {
+                    Some(line) => format!("line {line} column {}: {}", p.column, p.message),
+                    None => p.message.clone(),
+                })
+                .collect();
+            lines.join("\n")
         })
     }
 
-    /// Parses YAML text with `${VAR}` taken from `env`, then validates it.
-    pub fn parse(text: &str, env: HashMap<String, String>) -> Result<Self, String> {
-        let options = serde_saphyr::options! {}.with_properties(env);
-        let config: Config = serde_saphyr::from_str_with_options(text, options).map_err(|err| {
-            let message = err.to_string();
-            if message.contains("missing property `") {
-                format!("{message}\n= help: `${{NAME}}` is read from the environment: set the variable, or give a default with `${{NAME:-default}}`")
-            } else if message.contains("invalid interpolated scalar value") {
-                // The parser withholds the reason, since it could quote the value (a secret).
-                format!("{message}\n= help: a value taken from the environment here is not valid for its field; it is not shown because it may be a secret (webhook secrets are `whsec_` followed by base64)")
-            } else {
-                message
-            }
-        })?;
+    fn parse_problems(
+        text: &str,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, Vec<collect::Problem>> {
+        let config: Config = collect::parse(text, env)?;
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
         } else {
-            Err(problems.join("\n"))
+            Err(problems
+                .into_iter()
+                .map(|message| collect::Problem {
+                    line: None,
+                    column: 0,
+                    message,
+                })
+                .collect())
         }
     }
 
-    /// Every rule that a well-formed file can still break, as plain sentences.
-    fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        let broker = &self.broker;
-        let url = broker.url.expose();
-        if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
-            problems.push("broker.url must start with amqp:// or amqps://".to_owned());
-        }
-        for (field, value) in [
-            ("broker.exchange", &broker.exchange),
-            ("broker.queue", &broker.queue),
-            ("broker.routing_key", &broker.routing_key),
-            ("broker.retry_queue_prefix", &broker.retry_queue_prefix),
-            ("broker.dead_letter_queue", &broker.dead_letter_queue),
-            ("broker.control_exchange", &broker.control_exchange),
-        ] {
-            if value.is_empty() || value.len() > 200 {
-                problems.push(format!("{field} must be 1 to 200 characters long"));
+    /// Relative `ledger.path` and `templates_dir` are relative to the config file's folder, so
+    /// every command finds the same files whatever its working directory.
+    fn resolve_paths(&mut self, base: &Path) {
+        for path in [&mut self.ledger.path, &mut self.templates_dir] {
+            if path.is_relative() {
+                *path = base.join(&*path);
             }
         }
-        if broker.prefetch == 0 {
-            problems.push("broker.prefetch must be at least 1".to_owned());
-        }
-        if broker.max_message_bytes == 0 {
-            problems.push("broker.max_message_bytes must be at least 1".to_owned());
-        }
-        if let Some(url) = &self.ledger.url {
-            let url = url.expose();
-            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-                problems.push("ledger.url must be a postgres:// URL (leave it out to use the SQLite file at ledger.path)".to_owned());
-            }
-        }
-        if self.ledger.prune_interval.is_zero() {
-            problems.push("ledger.prune_interval must be longer than 0ms".to_owned());
-        }
-        let retry = &self.retry;
-        if retry.max_attempts == 0 {
-            problems.push(
-                "retry.max_attempts must be at least 1 (the first attempt counts)".to_owned(),
-            );
-        }
-        if !(retry.multiplier >= 1.0 && retry.multiplier <= 100.0) {
-            problems.push("retry.multiplier must be between 1 and 100".to_owned());
-        }
-        if retry.initial_delay > retry.max_delay {
-            problems.push("retry.initial_delay must not be longer than retry.max_delay".to_owned());
-        }
-        let mut seen: HashMap<&str, usize> = HashMap::new();
-        for (index, integration) in self.integrations.iter().enumerate() {
-            let name = integration.name();
-            if let Some(first) = seen.insert(name, index) {
-                problems.push(format!(
-                    "integrations[{index}]: the name `{name}` is already used by integrations[{first}]; names must be unique because retries and the ledger refer to them"
-                ));
-            }
-            problems.extend(
-                integration
-                    .problems()
-                    .into_iter()
-                    .map(|problem| format!("integrations[{index}] ({name}): {problem}")),
-            );
-        }
-        problems
     }
 
     /// The integration called `name`, if configured.

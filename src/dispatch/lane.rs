@@ -31,20 +31,24 @@ pub struct Lane {
 pub struct Slot<'a> {
     lane: &'a Lane,
     admission: Admission,
+    /// What the delivery learned, once it has finished; a slot dropped without it (its task
+    /// ended early) tells the breaker nothing was learned, so a probe is never left hanging.
+    signal: Signal,
     _permit: OwnedSemaphorePermit,
     _in_flight: metrics::IntegrationInFlight,
 }
 
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.lane.flow.released();
+impl Slot<'_> {
+    /// Tells the breaker what the delivery made in this slot learned about the receiver.
+    pub fn finish(mut self, outcome: &Outcome) {
+        self.signal = outcome.signal();
     }
 }
 
-impl Slot<'_> {
-    /// Tells the breaker what the delivery made in this slot learned about the receiver.
-    pub fn finish(self, outcome: &Outcome) {
-        self.lane.breaker.record(&self.admission, outcome.signal());
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.lane.breaker.record(&self.admission, self.signal);
+        self.lane.flow.released();
     }
 }
 
@@ -70,6 +74,10 @@ impl Lane {
     /// queue.
     pub async fn direct_slot(&self) -> Option<Slot<'_>> {
         let permit = self.flow.patiently(&self.permits).await?;
+        // Asked again after the wait: a part must not start after the breaker opened meanwhile.
+        if !self.breaker.admit_now() {
+            return None;
+        }
         Some(self.occupy(Admission::Normal, permit))
     }
 
@@ -77,16 +85,13 @@ impl Lane {
     /// work was queued, for the age of the oldest waiting delivery. `None` when `cancel` fires.
     pub async fn slot(&self, queued_at_ms: i64, cancel: &CancellationToken) -> Option<Slot<'_>> {
         let _waiting = self.waiting.enter(queued_at_ms);
-        let admission = self.breaker.admit(cancel).await?;
+        // The permit first, then the breaker's leave: asked the other way round, a delivery
+        // admitted while the breaker was closed could start after it had opened meanwhile.
         let permit = tokio::select! {
             permit = Arc::clone(&self.permits).acquire_owned() => permit.expect("never closed"),
-            () = cancel.cancelled() => {
-                if admission == Admission::Probe {
-                    self.breaker.record(&admission, Signal::Nothing);
-                }
-                return None;
-            }
+            () = cancel.cancelled() => return None,
         };
+        let admission = self.breaker.admit(cancel).await?;
         Some(self.occupy(admission, permit))
     }
 
@@ -94,6 +99,7 @@ impl Lane {
         Slot {
             lane: self,
             admission,
+            signal: Signal::Nothing,
             _permit: permit,
             _in_flight: metrics::IntegrationInFlight::start(&self.integration),
         }
@@ -198,6 +204,22 @@ mod tests {
             waiter.await.unwrap(),
             "the freed slot went to the waiting part"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_that_ends_early_hands_the_probe_on() {
+        let lane = Lane::new("a", 2, 1, Duration::from_secs(30));
+        lane.direct_slot().await.unwrap().finish(&transient());
+        let cancel = CancellationToken::new();
+        let probe = lane
+            .slot(0, &cancel)
+            .await
+            .expect("the probe after the cool-down");
+        assert_eq!(lane.breaker_state(), BreakerState::Probing);
+        drop(probe); // its task ended before the delivery did
+        let next = lane.slot(0, &cancel).await.expect("another probe at once");
+        next.finish(&Outcome::Delivered("HTTP 200".into()));
+        assert_eq!(lane.breaker_state(), BreakerState::Closed);
     }
 
     #[tokio::test(start_paused = true)]

@@ -23,7 +23,7 @@ pub use outcome::{Delivery, Outcome};
 use crate::event::RunCanceled;
 use crate::failure::DeliveryError;
 use crate::integrations::{Integration, Notification};
-use crate::ledger::{Claim, Key, Ledger, Record, State, now_ms};
+use crate::ledger::{Claim, Key, Ledger, now_ms};
 use crate::protocol::EVENT_TYPE;
 use crate::retry::RetryPolicy;
 use crate::telemetry::{metrics, otel};
@@ -222,6 +222,7 @@ impl Dispatcher {
             event,
             integration: integration.name(),
             attempt,
+            resumed: claim.resumed(),
         };
         let in_flight = metrics::in_flight();
         let started = Instant::now();
@@ -260,26 +261,5 @@ fn finished(assignment: Assignment<'_>, outcome: Outcome, started: Instant) -> D
     }
 }
 
-impl Outcome {
-    /// What the ledger keeps of this outcome; `None` when the row is not this attempt's to write.
-    fn record(&self, attempt: u32) -> Option<Record<'_>> {
-        let (state, last_error, receipt) = match self {
-            Outcome::Delivered(receipt) => (State::Delivered, None, Some(receipt.as_str())),
-            Outcome::Skipped(reason) => (State::Skipped, None, Some(reason.as_str())),
-            Outcome::RetryIn { error, .. } => (State::Failed, Some(error.to_string()), None),
-            Outcome::GiveUp(error) => (State::Dead, Some(error.to_string()), None),
-            Outcome::Interrupted => (State::Failed, Some("interrupted by shutdown".into()), None),
-            // The operator's cancel already wrote the row; a busy row is another attempt's.
-            Outcome::Canceled | Outcome::Busy { .. } => return None,
-        };
-        Some(Record {
-            state,
-            attempts: attempt,
-            last_error,
-            receipt,
-        })
-    }
-}
-
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;

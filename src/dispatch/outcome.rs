@@ -8,6 +8,7 @@ use tracing::{debug, info};
 use super::breaker::Signal;
 use crate::failure::{DeliveryError, FailureKind};
 use crate::integrations::Receipt;
+use crate::ledger::{Record, State};
 use crate::retry::RetryPolicy;
 
 /// What became of one delivery.
@@ -108,5 +109,24 @@ impl Outcome {
             Outcome::Interrupted => info!(outcome = "interrupted", "interrupted, handing back"),
             Outcome::Canceled => info!(outcome = "canceled", "canceled by an operator: dropped"),
         }
+    }
+
+    /// What the ledger keeps of this outcome; `None` when the row is not this attempt's to write.
+    pub(super) fn record(&self, attempt: u32) -> Option<Record<'_>> {
+        let (state, last_error, receipt) = match self {
+            Outcome::Delivered(receipt) => (State::Delivered, None, Some(receipt.as_str())),
+            Outcome::Skipped(reason) => (State::Skipped, None, Some(reason.as_str())),
+            Outcome::RetryIn { error, .. } => (State::Failed, Some(error.to_string()), None),
+            Outcome::GiveUp(error) => (State::Dead, Some(error.to_string()), None),
+            Outcome::Interrupted => (State::Failed, Some("interrupted by shutdown".into()), None),
+            // The operator's cancel already wrote the row; a busy row is another attempt's.
+            Outcome::Canceled | Outcome::Busy { .. } => return None,
+        };
+        Some(Record {
+            state,
+            attempts: attempt,
+            last_error,
+            receipt,
+        })
     }
 }

@@ -1,2 +1,226 @@
 //! The dispatcher against a real SQLite ledger and a webhook integration on a wiremock
-//! receiver: what it plans, and what each delivery ends as.
+//! receiver: what it plans for a message, and what each delivery ends as.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use super::{Dispatcher, Outcome, Step, Targets};
+use crate::config::{Config, LedgerConfig};
+use crate::event::RunCanceled;
+use crate::integrations::{build_all, http_client};
+use crate::ledger::{Claim, Key, Ledger, State};
+use crate::protocol::EVENT_TYPE;
+use crate::retry::RetryPolicy;
+
+const EVENT: &str = include_str!("../../config/example-event.json");
+
+struct Fixture {
+    dispatcher: Dispatcher,
+    ledger: Ledger,
+    server: MockServer,
+    event: RunCanceled,
+    _dir: tempfile::TempDir,
+}
+
+/// One webhook integration `hook` (with `extra` YAML keys) answering `answer`.
+async fn fixture(extra: &str, answer: ResponseTemplate) -> Fixture {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(answer)
+        .mount(&server)
+        .await;
+    let yaml = format!(
+        "integrations:\n  - name: hook\n    type: webhook\n    url: {}/hook\n    secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]\n{extra}",
+        server.uri()
+    );
+    let config = Config::parse(&yaml, Default::default()).unwrap();
+    let integrations = build_all(&config.integrations, &config.templates_dir, &http_client())
+        .unwrap_or_else(|errors| panic!("{errors:?}"));
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&LedgerConfig {
+        path: dir.path().join("ledger.db"),
+        ..LedgerConfig::default()
+    })
+    .await
+    .unwrap();
+    let policy = RetryPolicy::new(config.retry.clone());
+    let dispatcher = Dispatcher::new(integrations, policy, ledger.clone(), 64);
+    let run_id = format!("run-{:016x}", rand::random::<u64>());
+    let event = RunCanceled::parse(
+        EVENT
+            .replace("950a13c3edf4f28b6e8ce301a404b4aa", &run_id)
+            .as_bytes(),
+    )
+    .unwrap();
+    Fixture {
+        dispatcher,
+        ledger,
+        server,
+        event,
+        _dir: dir,
+    }
+}
+
+impl Fixture {
+    /// Plans the new event and delivers what is to be delivered now, with these tokens.
+    async fn deliver(&self, stop: &CancellationToken, abort: &CancellationToken) -> Outcome {
+        let planned = self.dispatcher.plan(&self.event, Targets::Routed).await;
+        let (mut steps, _held) = (planned.steps, planned.held);
+        assert_eq!(steps.len(), 1);
+        match steps.remove(0) {
+            Step::Direct(assignment) => {
+                self.dispatcher
+                    .deliver_direct(&self.event, assignment, stop, abort)
+                    .await
+                    .unwrap_or_else(|_| panic!("a free lane has a slot"))
+                    .outcome
+            }
+            Step::Done(delivery) => delivery.outcome,
+            Step::Queue(_) => panic!("a free lane queues nothing"),
+        }
+    }
+
+    async fn deliver_now(&self) -> Outcome {
+        self.deliver(&CancellationToken::new(), &CancellationToken::new())
+            .await
+    }
+
+    fn key(&self) -> Key<'_> {
+        Key {
+            run_id: self.event.data.run_id.as_str(),
+            event_type: EVENT_TYPE,
+            integration: "hook",
+        }
+    }
+
+    async fn requests(&self) -> usize {
+        self.server.received_requests().await.unwrap().len()
+    }
+}
+
+#[tokio::test]
+async fn an_event_the_filters_refuse_is_skipped_without_a_request_or_a_ledger_row() {
+    let fixture = fixture("    branches: [main]\n", ResponseTemplate::new(200)).await;
+    let outcome = fixture.deliver_now().await;
+    assert!(
+        matches!(&outcome, Outcome::Skipped(reason) if reason.starts_with("filtered out")),
+        "{outcome:?}"
+    );
+    assert_eq!(fixture.requests().await, 0);
+    assert_eq!(fixture.ledger.state(fixture.key()).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_delivery_the_ledger_has_as_done_is_not_sent_again() {
+    let fixture = fixture("", ResponseTemplate::new(204)).await;
+    assert_eq!(
+        fixture.deliver_now().await,
+        Outcome::Delivered("HTTP 204".into())
+    );
+    assert_eq!(
+        fixture.deliver_now().await,
+        Outcome::Skipped("already delivered (ledger)".into())
+    );
+    assert_eq!(fixture.requests().await, 1);
+}
+
+#[tokio::test]
+async fn a_delivery_another_attempt_holds_is_looked_at_again_later_then_sent_once_free() {
+    let fixture = fixture("", ResponseTemplate::new(200)).await;
+    let Claim::Claimed(other) = fixture
+        .ledger
+        .claim(fixture.key(), "evt", 1, Duration::from_secs(30))
+        .await
+        .unwrap()
+    else {
+        panic!("the row was free");
+    };
+    let busy = fixture.deliver_now().await;
+    let Outcome::Busy { until } = busy else {
+        panic!("{busy:?}");
+    };
+    assert!(
+        until > Duration::from_secs(25),
+        "until the other lease ends: {until:?}"
+    );
+    assert_eq!(fixture.requests().await, 0, "nothing sent while it is held");
+
+    // The other attempt fails transiently: the row is free again.
+    fixture
+        .ledger
+        .record(
+            fixture.key(),
+            &other,
+            State::Failed,
+            1,
+            Some("HTTP 503"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(fixture.deliver_now().await, Outcome::Delivered(_)));
+    assert_eq!(fixture.requests().await, 1);
+}
+
+#[tokio::test]
+async fn an_operator_cancel_drops_the_delivery_and_shutdown_hands_it_back() {
+    let slow = ResponseTemplate::new(200).set_delay(Duration::from_secs(3_600));
+    let fixture = fixture("    timeout: 1h\n", slow).await;
+    let run = fixture.event.data.run_id.as_str().to_owned();
+
+    // Operator cancel: the in-flight request is aborted and the outcome is `Canceled`.
+    let (stop, abort) = (CancellationToken::new(), CancellationToken::new());
+    let delivery = fixture.deliver(&stop, &abort);
+    let cancel = async {
+        while fixture.requests().await == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(fixture.dispatcher.abort_run(&run, Some("hook")), 1);
+    };
+    let (outcome, ()) = tokio::join!(delivery, cancel);
+    assert_eq!(outcome, Outcome::Canceled);
+
+    // Shutdown: the abort token interrupts the next attempt, to be handed back.
+    let fixture = fixture_with_new_run(fixture).await;
+    let (stop, abort) = (CancellationToken::new(), CancellationToken::new());
+    let delivery = fixture.deliver(&stop, &abort);
+    let shutdown = async {
+        while fixture.requests().await == 0 {
+            tokio::task::yield_now().await;
+        }
+        abort.cancel();
+    };
+    let (outcome, ()) = tokio::join!(delivery, shutdown);
+    assert_eq!(outcome, Outcome::Interrupted);
+    assert_eq!(
+        fixture.ledger.state(fixture.key()).await.unwrap(),
+        Some(State::Failed),
+        "the row is free for the attempt that takes it over"
+    );
+
+    // After shutdown began, no delivery starts.
+    let fixture = fixture_with_new_run(fixture).await;
+    let stop = CancellationToken::new();
+    stop.cancel();
+    let before = fixture.requests().await;
+    assert_eq!(
+        fixture.deliver(&stop, &CancellationToken::new()).await,
+        Outcome::Interrupted
+    );
+    assert_eq!(fixture.requests().await, before);
+}
+
+/// The same dispatcher and receiver with a fresh run.
+async fn fixture_with_new_run(mut fixture: Fixture) -> Fixture {
+    let run_id = format!("run-{:016x}", rand::random::<u64>());
+    fixture.event = RunCanceled::parse(
+        EVENT
+            .replace("950a13c3edf4f28b6e8ce301a404b4aa", &run_id)
+            .as_bytes(),
+    )
+    .unwrap();
+    fixture
+}

@@ -9,7 +9,7 @@ use chrono::{DateTime, FixedOffset, SecondsFormat};
 use serde::{Deserialize, Deserializer, Serialize, de};
 use url::Url;
 
-pub use repo::Repo;
+pub use repo::{Repo, host_and_path, valid_segment};
 
 use crate::protocol::EVENT_TYPE;
 

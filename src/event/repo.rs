@@ -14,44 +14,10 @@ impl Repo {
     /// Parses a git remote. Anything that is not `host` + exactly `owner/name` is `None`
     /// (a local path, a nested GitLab group): such runs simply have no repository.
     pub fn from_remote(remote: &str) -> Option<Self> {
-        let remote = remote.trim();
-        let (host, path) = if let Some((scheme, rest)) = remote.split_once("://") {
-            if !matches!(
-                scheme.to_ascii_lowercase().as_str(),
-                "https" | "http" | "ssh" | "git" | "git+ssh" | "ssh+git"
-            ) {
-                return None;
-            }
-            let (authority, path) = rest.split_once('/')?;
-            // Credentials may precede the host (`https://token@host/...`): never keep them.
-            let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-            let host = host_port.split_once(':').map_or(host_port, |(h, _)| h);
-            (host, path)
-        } else {
-            // scp-like syntax: `[user@]host:owner/repo.git`
-            let (user_host, path) = remote.split_once(':')?;
-            let host = user_host.rsplit_once('@').map_or(user_host, |(_, h)| h);
-            (host, path)
-        };
-        let host = host.to_ascii_lowercase();
-        let host = host.strip_prefix("www.").unwrap_or(&host);
-        let path = path.trim_matches('/');
-        let path = path.strip_suffix(".git").unwrap_or(path);
+        let (host, path) = host_and_path(remote)?;
         let (owner, name) = path.split_once('/')?;
-        let valid = |part: &str| {
-            !part.is_empty()
-                && part != "."
-                && part != ".."
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-        };
-        let host_ok = !host.is_empty()
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'));
-        (host_ok && valid(owner) && valid(name)).then(|| Self {
-            host: host.to_owned(),
+        (valid_segment(owner) && valid_segment(name)).then(|| Self {
+            host,
             owner: owner.to_owned(),
             name: name.to_owned(),
         })
@@ -62,6 +28,50 @@ impl Repo {
         let host = host.to_ascii_lowercase();
         self.host == host.strip_prefix("www.").unwrap_or(&host)
     }
+}
+
+/// A git remote's host (lower case, no `www.`, no user or port) and repository path (no
+/// surrounding `/`, no `.git`), for the https, scp-like and `ssh://` forms; `None` for local
+/// paths and other schemes. The path is not checked: callers decide how many parts it has.
+pub fn host_and_path(remote: &str) -> Option<(String, &str)> {
+    let remote = remote.trim();
+    let (host, path) = if let Some((scheme, rest)) = remote.split_once("://") {
+        if !matches!(
+            scheme.to_ascii_lowercase().as_str(),
+            "https" | "http" | "ssh" | "git" | "git+ssh" | "ssh+git"
+        ) {
+            return None;
+        }
+        let (authority, path) = rest.split_once('/')?;
+        // Credentials may precede the host (`https://token@host/...`): never keep them.
+        let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+        let host = host_port.split_once(':').map_or(host_port, |(h, _)| h);
+        (host, path)
+    } else {
+        // scp-like syntax: `[user@]host:owner/repo.git`
+        let (user_host, path) = remote.split_once(':')?;
+        let host = user_host.rsplit_once('@').map_or(user_host, |(_, h)| h);
+        (host, path)
+    };
+    let host = host.to_ascii_lowercase();
+    let host = host.strip_prefix("www.").unwrap_or(&host);
+    let path = path.trim_matches('/');
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'));
+    host_ok.then(|| (host.to_owned(), path))
+}
+
+/// One part of a repository path: letters, digits, `-`, `_`, `.`, and not `.` or `..`.
+pub fn valid_segment(part: &str) -> bool {
+    !part.is_empty()
+        && part != "."
+        && part != ".."
+        && part
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 impl fmt::Display for Repo {

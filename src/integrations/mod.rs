@@ -4,12 +4,14 @@
 
 pub mod bitbucket;
 pub mod github;
+pub mod gitlab;
 mod http;
 mod kind;
 pub mod limit;
 mod notification;
 mod registry;
 pub mod slack;
+pub mod slack_app;
 pub mod target;
 pub mod teams;
 pub mod text;
@@ -44,6 +46,12 @@ registry::registry! {
     GithubPrComment => github::comment::GithubPrComment,
     /// A build status on Bitbucket Cloud.
     BitbucketStatus => bitbucket::BitbucketStatus,
+    /// A commit status on GitLab.
+    GitlabStatus => gitlab::status::GitlabStatus,
+    /// A note on the run's GitLab merge request.
+    GitlabMrNote => gitlab::note::GitlabMrNote,
+    /// A Block Kit message posted by a Slack app (bot token), edited instead of repeated.
+    SlackApp => slack_app::SlackApp,
 }
 
 impl IntegrationConfig {

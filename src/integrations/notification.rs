@@ -12,9 +12,18 @@ pub struct Notification<'a> {
     pub integration: &'a str,
     /// 1 for the first attempt.
     pub attempt: u32,
+    /// This attempt took over a ledger row an earlier attempt left (its worker may have died
+    /// after the receiver answered and before the record).
+    pub resumed: bool,
 }
 
 impl Notification<'_> {
+    /// Whether an earlier attempt may already have had its effect: a retry, or a takeover.
+    /// Integrations that cannot make a repeated send harmless look before they send again.
+    pub fn outcome_unknown(&self) -> bool {
+        self.attempt > 1 || self.resumed
+    }
+
     /// Stable id of this run's notification to this integration: the same on every retry and
     /// for every event of the same run, so receivers can deduplicate on it.
     pub fn delivery_id(&self) -> String {

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor, Row};
-use write::{GroupCommit, Write, Written};
+use sqlx::{AnyPool, Executor};
+use write::{ClaimWrite, Claimed, GroupCommit, RecordWrite};
 
 pub use patience::{Record, outage_backoff};
 pub use state::{Claim, ClaimId, Entry, State};
@@ -38,6 +38,9 @@ pub enum LedgerError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot create the ledger directory {0}: {1}")]
     Directory(String, std::io::Error),
+    /// The SQLite file cannot be opened or created (a folder the process may not write, say).
+    #[error("cannot open the SQLite ledger {0} (is its folder writable by this user?): {1}")]
+    File(String, sqlx::Error),
 }
 
 /// What `cancel` did, per integration.
@@ -95,7 +98,11 @@ impl Ledger {
                 })
             })
             .connect(&url)
-            .await?;
+            .await
+            .map_err(|err| match sqlite {
+                true => LedgerError::File(config.path.display().to_string(), err),
+                false => LedgerError::Database(err),
+            })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         let group = sqlite.then(|| GroupCommit::start(pool.clone()));
         Ok(Self { pool, group })
@@ -127,7 +134,7 @@ impl Ledger {
         let now = now_ms();
         let claim_id = ClaimId::new();
         let written = self
-            .write(Write::Claim {
+            .claim_write(ClaimWrite {
                 run_id: key.run_id.to_owned(),
                 event_type: key.event_type.to_owned(),
                 integration: key.integration.to_owned(),
@@ -139,9 +146,10 @@ impl Ledger {
             })
             .await?;
         let (state, lease_until) = match written {
-            Written::Claimed => return Ok(Claim::Claimed(claim_id)),
-            Written::Taken { state, lease_until } => (State::parse(&state), lease_until),
-            Written::Recorded(_) => unreachable!("a claim is answered as a claim"),
+            Claimed::Ours { resumed } => {
+                return Ok(Claim::Claimed(claim_id.resuming(resumed)));
+            }
+            Claimed::Taken { state, lease_until } => (State::parse(&state), lease_until),
         };
         Ok(match state {
             State::Canceled => Claim::Canceled,
@@ -165,7 +173,7 @@ impl Ledger {
     ) -> Result<bool, sqlx::Error> {
         let started = std::time::Instant::now();
         let written = self
-            .write(Write::Record {
+            .record_write(RecordWrite {
                 state: state.as_str(),
                 attempts: i64::from(attempts),
                 last_error: last_error.map(str::to_owned),
@@ -178,14 +186,22 @@ impl Ledger {
             })
             .await;
         metrics::ledger_time("record", started.elapsed());
-        Ok(matches!(written?, Written::Recorded(1)))
+        Ok(written? == 1)
     }
 
     /// Group-committed on SQLite, straight to the pool on PostgreSQL.
-    async fn write(&self, write: Write) -> Result<Written, sqlx::Error> {
+    async fn claim_write(&self, write: ClaimWrite) -> Result<Claimed, sqlx::Error> {
         match &self.group {
-            Some(group) => group.submit(write).await,
-            None => write::alone(&self.pool, &write).await,
+            Some(group) => group.claim(write).await,
+            None => write::claim_alone(&self.pool, &write).await,
+        }
+    }
+
+    /// Group-committed on SQLite, straight to the pool on PostgreSQL.
+    async fn record_write(&self, write: RecordWrite) -> Result<u64, sqlx::Error> {
+        match &self.group {
+            Some(group) => group.record(write).await,
+            None => write::record_alone(&self.pool, &write).await,
         }
     }
 
@@ -214,14 +230,7 @@ impl Ledger {
                 event_type,
                 integration,
             };
-            let before = sqlx::query(sql::CURRENT)
-                .bind(run_id)
-                .bind(event_type)
-                .bind(integration)
-                .fetch_optional(&self.pool)
-                .await?
-                .map(|row| row.try_get::<String, _>(0).map(|s| State::parse(&s)))
-                .transpose()?;
+            let before = self.state(key).await?;
             match before {
                 None => {
                     let inserted = sqlx::query(sql::PREVENT)

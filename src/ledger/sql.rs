@@ -1,7 +1,8 @@
 //! The ledger's SQL, portable between SQLite (3.35+) and PostgreSQL.
 
 /// Inserts an in-flight claim, or takes over a row that may be retried (failed, dead) or whose
-/// lease expired. Returns a row only when this call now owns the claim.
+/// lease expired. Returns a row only when this call now owns the claim, with the row's
+/// `created_at`: an earlier value than this call's means an earlier attempt left the row.
 pub const CLAIM: &str = "
 INSERT INTO deliveries
     (run_id, event_type, integration, state, attempts, event_id, claim_id, lease_until, created_at, updated_at)
@@ -15,7 +16,7 @@ ON CONFLICT (run_id, event_type, integration) DO UPDATE SET
     updated_at = excluded.updated_at
 WHERE deliveries.state IN ('failed', 'dead')
    OR (deliveries.state = 'in_flight' AND deliveries.lease_until < excluded.updated_at)
-RETURNING claim_id";
+RETURNING claim_id, created_at";
 
 pub const CURRENT: &str = "
 SELECT state, lease_until FROM deliveries

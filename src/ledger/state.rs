@@ -48,15 +48,33 @@ impl State {
 
 /// Identifies one claim, so that only its owner can end it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClaimId(String);
+pub struct ClaimId {
+    id: String,
+    resumed: bool,
+}
 
 impl ClaimId {
     pub fn new() -> Self {
-        Self(format!("{:032x}", rand::random::<u128>()))
+        Self {
+            id: format!("{:032x}", rand::random::<u128>()),
+            resumed: false,
+        }
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.id
+    }
+
+    pub(super) fn resuming(mut self, resumed: bool) -> Self {
+        self.resumed = resumed;
+        self
+    }
+
+    /// Whether this claim took over a row an earlier attempt left (failed, dead, or in flight
+    /// past its lease: that worker may have died after the receiver answered). Whether the
+    /// earlier attempt reached the receiver is then unknown.
+    pub fn resumed(&self) -> bool {
+        self.resumed
     }
 }
 

@@ -95,10 +95,15 @@ async fn rules_hold(ledger: Ledger) {
     let Claim::Claimed(dead_worker) = claim(&ledger, c, Duration::ZERO).await else {
         panic!()
     };
+    assert!(!dead_worker.resumed(), "a fresh row resumes nothing");
     tokio::time::sleep(Duration::from_millis(5)).await;
-    let Claim::Claimed(_) = claim(&ledger, c, long).await else {
+    let Claim::Claimed(taken_over) = claim(&ledger, c, long).await else {
         panic!("expired lease is taken over")
     };
+    assert!(
+        taken_over.resumed(),
+        "taking over says an earlier attempt may have reached the receiver"
+    );
     assert!(
         !ledger
             .record(c, &dead_worker, State::Delivered, 1, None, None)

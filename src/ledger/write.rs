@@ -13,119 +13,162 @@ use super::sql;
 /// At most this many writes share a transaction (twice the default prefetch's worth of claims).
 const MAX_BATCH: usize = 128;
 
-/// One write, owning its values so that it can wait in the queue.
+/// A claim, owning its values so that it can wait in the queue.
 #[derive(Debug)]
-pub(super) enum Write {
-    Claim {
-        run_id: String,
-        event_type: String,
-        integration: String,
-        attempt: i64,
-        event_id: String,
-        claim_id: String,
-        lease_until: i64,
-        now: i64,
-    },
-    Record {
-        state: &'static str,
-        attempts: i64,
-        last_error: Option<String>,
-        receipt: Option<String>,
-        now: i64,
-        run_id: String,
-        event_type: String,
-        integration: String,
-        claim_id: String,
-    },
+pub(super) struct ClaimWrite {
+    pub run_id: String,
+    pub event_type: String,
+    pub integration: String,
+    pub attempt: i64,
+    pub event_id: String,
+    pub claim_id: String,
+    pub lease_until: i64,
+    pub now: i64,
 }
 
-/// What a write found.
+/// The record of a claimed attempt's end, owning its values.
 #[derive(Debug)]
-pub(super) enum Written {
-    /// The claim is ours.
-    Claimed,
+pub(super) struct RecordWrite {
+    pub state: &'static str,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub receipt: Option<String>,
+    pub now: i64,
+    pub run_id: String,
+    pub event_type: String,
+    pub integration: String,
+    pub claim_id: String,
+}
+
+/// What a claim found.
+#[derive(Debug)]
+pub(super) enum Claimed {
+    /// The claim is ours; `resumed` when it took over a row an earlier attempt left.
+    Ours { resumed: bool },
     /// Someone else's row: its state and lease.
     Taken {
         state: String,
         lease_until: Option<i64>,
     },
-    /// Rows a record changed (0: the claim was lost).
-    Recorded(u64),
 }
 
-impl Write {
-    /// Runs the write on `connection` (a transaction's or a pooled one).
-    pub(super) async fn run(&self, connection: &mut AnyConnection) -> Result<Written, sqlx::Error> {
+impl ClaimWrite {
+    /// Runs the claim on `connection` (a transaction's or a pooled one).
+    async fn run(&self, connection: &mut AnyConnection) -> Result<Claimed, sqlx::Error> {
+        let claimed = sqlx::query(sql::CLAIM)
+            .bind(self.run_id.as_str())
+            .bind(self.event_type.as_str())
+            .bind(self.integration.as_str())
+            .bind(self.attempt)
+            .bind(self.event_id.as_str())
+            .bind(self.claim_id.as_str())
+            .bind(self.lease_until)
+            .bind(self.now)
+            .bind(self.now)
+            .fetch_optional(&mut *connection)
+            .await?;
+        if let Some(row) = claimed {
+            // A fresh row carries this call's `now`; a row taken over keeps its own.
+            // (A row created in the same millisecond reads as fresh.)
+            let created_at: i64 = row.try_get(1)?;
+            return Ok(Claimed::Ours {
+                resumed: created_at != self.now,
+            });
+        }
+        let row = sqlx::query(sql::CURRENT)
+            .bind(self.run_id.as_str())
+            .bind(self.event_type.as_str())
+            .bind(self.integration.as_str())
+            .fetch_one(&mut *connection)
+            .await?;
+        Ok(Claimed::Taken {
+            state: row.try_get(0)?,
+            lease_until: row.try_get(1)?,
+        })
+    }
+}
+
+impl RecordWrite {
+    /// Runs the record on `connection`; the rows it changed (0: the claim was lost).
+    async fn run(&self, connection: &mut AnyConnection) -> Result<u64, sqlx::Error> {
+        let result = sqlx::query(sql::RECORD)
+            .bind(self.state)
+            .bind(self.attempts)
+            .bind(self.last_error.as_deref())
+            .bind(self.receipt.as_deref())
+            .bind(self.now)
+            .bind(self.run_id.as_str())
+            .bind(self.event_type.as_str())
+            .bind(self.integration.as_str())
+            .bind(self.claim_id.as_str())
+            .execute(&mut *connection)
+            .await?;
+        Ok(result.rows_affected())
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<T, sqlx::Error>>;
+
+/// A write waiting for its transaction, and who to tell.
+enum Job {
+    Claim(ClaimWrite, Reply<Claimed>),
+    Record(RecordWrite, Reply<u64>),
+}
+
+/// A write done inside a transaction, its answer held back until the commit.
+enum Done {
+    Claim(ClaimWrite, Reply<Claimed>, Claimed),
+    Record(RecordWrite, Reply<u64>, u64),
+}
+
+impl Job {
+    /// Runs the write on `connection`; the answer goes out later, after the commit.
+    async fn run(self, connection: &mut AnyConnection) -> Result<Done, (Job, sqlx::Error)> {
         match self {
-            Write::Claim {
-                run_id,
-                event_type,
-                integration,
-                attempt,
-                event_id,
-                claim_id,
-                lease_until,
-                now,
-            } => {
-                let claimed = sqlx::query(sql::CLAIM)
-                    .bind(run_id.as_str())
-                    .bind(event_type.as_str())
-                    .bind(integration.as_str())
-                    .bind(*attempt)
-                    .bind(event_id.as_str())
-                    .bind(claim_id.as_str())
-                    .bind(*lease_until)
-                    .bind(*now)
-                    .bind(*now)
-                    .fetch_optional(&mut *connection)
-                    .await?;
-                if claimed.is_some() {
-                    return Ok(Written::Claimed);
-                }
-                let row = sqlx::query(sql::CURRENT)
-                    .bind(run_id.as_str())
-                    .bind(event_type.as_str())
-                    .bind(integration.as_str())
-                    .fetch_one(&mut *connection)
-                    .await?;
-                Ok(Written::Taken {
-                    state: row.try_get(0)?,
-                    lease_until: row.try_get(1)?,
-                })
+            Job::Claim(write, reply) => match write.run(connection).await {
+                Ok(claimed) => Ok(Done::Claim(write, reply, claimed)),
+                Err(err) => Err((Job::Claim(write, reply), err)),
+            },
+            Job::Record(write, reply) => match write.run(connection).await {
+                Ok(rows) => Ok(Done::Record(write, reply, rows)),
+                Err(err) => Err((Job::Record(write, reply), err)),
+            },
+        }
+    }
+
+    /// Runs the write in its own (implicit) transaction and answers at once.
+    async fn alone(self, pool: &AnyPool) {
+        match self {
+            Job::Claim(write, reply) => {
+                let _ = reply.send(claim_alone(pool, &write).await);
             }
-            Write::Record {
-                state,
-                attempts,
-                last_error,
-                receipt,
-                now,
-                run_id,
-                event_type,
-                integration,
-                claim_id,
-            } => {
-                let result = sqlx::query(sql::RECORD)
-                    .bind(*state)
-                    .bind(*attempts)
-                    .bind(last_error.as_deref())
-                    .bind(receipt.as_deref())
-                    .bind(*now)
-                    .bind(run_id.as_str())
-                    .bind(event_type.as_str())
-                    .bind(integration.as_str())
-                    .bind(claim_id.as_str())
-                    .execute(&mut *connection)
-                    .await?;
-                Ok(Written::Recorded(result.rows_affected()))
+            Job::Record(write, reply) => {
+                let _ = reply.send(record_alone(pool, &write).await);
             }
         }
     }
 }
 
-/// A write waiting for its transaction, and who to tell.
-struct Job {
-    write: Write,
-    reply: oneshot::Sender<Result<Written, sqlx::Error>>,
+impl Done {
+    /// Sends the answer: the transaction has committed.
+    fn answer(self) {
+        match self {
+            Done::Claim(_, reply, claimed) => {
+                let _ = reply.send(Ok(claimed));
+            }
+            Done::Record(_, reply, rows) => {
+                let _ = reply.send(Ok(rows));
+            }
+        }
+    }
+
+    /// The write again, its answer forgotten: the transaction was rolled back.
+    fn undo(self) -> Job {
+        match self {
+            Done::Claim(write, reply, _) => Job::Claim(write, reply),
+            Done::Record(write, reply, _) => Job::Record(write, reply),
+        }
+    }
 }
 
 /// The queue in front of the group-committing writer task (cheap to clone).
@@ -142,11 +185,25 @@ impl GroupCommit {
         Self { jobs }
     }
 
-    /// Queues `write` and waits until it is committed (or has failed).
-    pub(super) async fn submit(&self, write: Write) -> Result<Written, sqlx::Error> {
+    /// Queues a claim and waits until it is committed (or has failed).
+    pub(super) async fn claim(&self, write: ClaimWrite) -> Result<Claimed, sqlx::Error> {
         let (reply, answer) = oneshot::channel();
+        self.submit(Job::Claim(write, reply), answer).await
+    }
+
+    /// Queues a record and waits until it is committed (or has failed).
+    pub(super) async fn record(&self, write: RecordWrite) -> Result<u64, sqlx::Error> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Record(write, reply), answer).await
+    }
+
+    async fn submit<T>(
+        &self,
+        job: Job,
+        answer: oneshot::Receiver<Result<T, sqlx::Error>>,
+    ) -> Result<T, sqlx::Error> {
         let gone = || sqlx::Error::PoolClosed;
-        self.jobs.send(Job { write, reply }).map_err(|_| gone())?;
+        self.jobs.send(job).map_err(|_| gone())?;
         answer.await.map_err(|_| gone())?
     }
 }
@@ -155,36 +212,51 @@ impl GroupCommit {
 async fn writer(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        match together(&pool, &batch).await {
-            Ok(results) => {
-                for (job, result) in batch.drain(..).zip(results) {
-                    let _ = job.reply.send(Ok(result));
-                }
-            }
-            Err(_) => {
-                // Rolled back: nothing of it happened. Each write again on its own, so that
-                // each caller gets its own answer.
-                for job in batch.drain(..) {
-                    let result = alone(&pool, &job.write).await;
-                    let _ = job.reply.send(result);
-                }
+        if let Err(jobs) = together(&pool, &mut batch).await {
+            // Rolled back: nothing of it happened. Each write again on its own, so that each
+            // caller gets its own answer.
+            for job in jobs {
+                job.alone(&pool).await;
             }
         }
     }
 }
 
-async fn together(pool: &AnyPool, batch: &[Job]) -> Result<Vec<Written>, sqlx::Error> {
-    let mut transaction = pool.begin().await?;
-    let mut results = Vec::with_capacity(batch.len());
-    for job in batch {
-        results.push(job.write.run(&mut transaction).await?);
+/// Runs `batch` (emptying it) in one transaction and answers each write once it has
+/// committed; on failure returns the writes, none of which happened.
+async fn together(pool: &AnyPool, batch: &mut Vec<Job>) -> Result<(), Vec<Job>> {
+    let mut jobs = batch.drain(..);
+    let Ok(mut transaction) = pool.begin().await else {
+        return Err(jobs.collect());
+    };
+    let mut done = Vec::with_capacity(jobs.len());
+    while let Some(job) = jobs.next() {
+        match job.run(&mut transaction).await {
+            Ok(answer) => done.push(answer),
+            Err((failed, _)) => {
+                let undone = done.into_iter().map(Done::undo);
+                return Err(undone.chain([failed]).chain(jobs).collect());
+            }
+        }
     }
-    transaction.commit().await?;
-    Ok(results)
+    if transaction.commit().await.is_err() {
+        return Err(done.into_iter().map(Done::undo).collect());
+    }
+    done.into_iter().for_each(Done::answer);
+    Ok(())
 }
 
-/// One write in its own (implicit) transaction.
-pub(super) async fn alone(pool: &AnyPool, write: &Write) -> Result<Written, sqlx::Error> {
+/// A claim in its own (implicit) transaction.
+pub(super) async fn claim_alone(
+    pool: &AnyPool,
+    write: &ClaimWrite,
+) -> Result<Claimed, sqlx::Error> {
+    let mut connection = pool.acquire().await?;
+    write.run(&mut connection).await
+}
+
+/// A record in its own (implicit) transaction.
+pub(super) async fn record_alone(pool: &AnyPool, write: &RecordWrite) -> Result<u64, sqlx::Error> {
     let mut connection = pool.acquire().await?;
     write.run(&mut connection).await
 }

@@ -69,9 +69,29 @@ fn error(helper: &str, message: impl std::fmt::Display) -> RenderError {
 }
 
 fn param<'a>(h: &'a Helper<'_>, index: usize, usage: &str) -> Result<&'a Value, RenderError> {
-    h.param(index)
-        .map(|p| p.value())
-        .ok_or_else(|| error(h.name(), format!("missing parameter; use {usage}")))
+    let param = h
+        .param(index)
+        .ok_or_else(|| error(h.name(), format!("missing parameter; use {usage}")))?;
+    present(h, param)
+}
+
+/// Strict mode does not cover helper arguments: `{{oneline actr}}` would get `null` for the
+/// unknown `actr` and render nothing. A path that names no variable is an error instead (a
+/// variable that exists and is `null` is fine), so the load-time sample render catches it.
+fn present<'a>(
+    h: &Helper<'_>,
+    param: &'a handlebars::PathAndJson<'_>,
+) -> Result<&'a Value, RenderError> {
+    if param.is_value_missing() {
+        let path = param.relative_path().map_or("?", String::as_str);
+        return Err(error(
+            h.name(),
+            format!(
+                "`{path}` is not a variable (see the variables in the README's Templates section)"
+            ),
+        ));
+    }
+    Ok(param.value())
 }
 
 /// Text of a value: strings as they are, null as nothing, anything else as JSON.
@@ -169,7 +189,7 @@ impl HelperDef for Date {
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
         let value = param(h, 0, "{{date canceledAt \"%Y-%m-%d\"}}")?;
-        let format = match h.param(1).map(|p| p.value()) {
+        let format = match h.param(1).map(|p| present(h, p)).transpose()? {
             None => DEFAULT_DATE_FORMAT,
             Some(Value::String(format)) => format.as_str(),
             Some(other) => {
@@ -216,7 +236,7 @@ impl HelperDef for Plural {
             singular
         } else {
             match h.param(2) {
-                Some(plural) => text(plural.value()),
+                Some(plural) => text(present(h, plural)?),
                 None => format!("{singular}s"),
             }
         };
@@ -317,5 +337,21 @@ mod tests {
                 .unwrap_err()
                 .contains("is not an http or https URL")
         );
+    }
+
+    #[test]
+    fn a_helper_argument_that_names_no_variable_is_an_error() {
+        let data = json!({"actor": "jane", "note": null, "n": 2});
+        let err = render("{{oneline actr}}", data.clone()).unwrap_err();
+        assert!(
+            err.contains("`oneline` helper: `actr` is not a variable"),
+            "{err}"
+        );
+        let err = render("{{truncate (oneline notte) 10}}", data.clone()).unwrap_err();
+        assert!(err.contains("`notte` is not a variable"), "{err}");
+        let err = render("{{plural n \"child\" kids}}", data.clone()).unwrap_err();
+        assert!(err.contains("`kids` is not a variable"), "{err}");
+        // A variable that is there but null is no typo.
+        assert_eq!(render("{{oneline note}}", data).unwrap(), "");
     }
 }

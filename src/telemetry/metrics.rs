@@ -240,8 +240,13 @@ pub fn queue_wait(integration: &str, queued_at_ms: i64) {
 
 /// The breaker of `integration` is now in `state` (`closed`, `open` or `probing`).
 pub fn breaker_state(integration: &str, state: &'static str) {
-    for each in ["closed", "open", "probing"] {
-        gauge!(CIRCUIT_STATE, "integration" => integration.to_owned(), "state" => each)
-            .set(if each == state { 1.0 } else { 0.0 });
+    // The new state is set before the others are cleared, so that a scrape in between never
+    // sees every state at 0.
+    gauge!(CIRCUIT_STATE, "integration" => integration.to_owned(), "state" => state).set(1.0);
+    for other in ["closed", "open", "probing"]
+        .into_iter()
+        .filter(|s| *s != state)
+    {
+        gauge!(CIRCUIT_STATE, "integration" => integration.to_owned(), "state" => other).set(0.0);
     }
 }

@@ -9,7 +9,8 @@ mod relevel;
 use std::io::IsTerminal;
 
 use tracing_subscriber::fmt::format;
-use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::fmt::format::{FmtSpan, Writer};
+use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{EnvFilter, Layer, Registry};
@@ -28,7 +29,12 @@ pub fn init() -> Result<Option<otel::Export>, otel::TracingError> {
         .with_span_events(FmtSpan::NONE)
         .with_writer(std::io::stdout);
     let logs: Box<dyn Layer<Registry> + Send + Sync> = if std::io::stdout().is_terminal() {
-        logs.event_format(Relevel::new(format::format())).boxed()
+        // For people reading along: time of day, level, message and fields on one short line.
+        let short = format::format()
+            .compact()
+            .with_target(false)
+            .with_timer(TimeOfDay);
+        logs.event_format(Relevel::new(short)).boxed()
     } else {
         let json = format::format()
             .json()
@@ -42,4 +48,14 @@ pub fn init() -> Result<Option<otel::Export>, otel::TracingError> {
         .with(export.as_ref().map(|export| export.layer()))
         .init();
     Ok(export)
+}
+
+/// `HH:MM:SS.mmm` in UTC: the date and microseconds of the default timer make every terminal
+/// line 20 characters longer for nothing a reader uses.
+struct TimeOfDay;
+
+impl FormatTime for TimeOfDay {
+    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+        write!(w, "{}", chrono::Utc::now().format("%H:%M:%S%.3f"))
+    }
 }

@@ -51,7 +51,17 @@ impl Worker {
                 .unwrap_or_else(crate::ledger::now_ms);
             // Waiting here holds only this integration's prefetch: its queue keeps the rest.
             let Some(slot) = lane.slot(queued_at, stop).await else {
-                return self.settle(message, Disposition::Requeue).await;
+                // Shutdown came first. Published again rather than nacked, so that restarts
+                // while an integration is paused do not count towards the queue's delivery
+                // limit (which would dead-letter it).
+                let queued = message
+                    .queue_for(integration.name(), message.inbound.attempt)
+                    .await;
+                let disposition = match queued {
+                    Ok(()) => Disposition::Ack,
+                    Err(_) => Disposition::Requeue,
+                };
+                return self.settle(message, disposition).await;
             };
             metrics::queue_wait(integration.name(), queued_at);
             self.health.taken();

@@ -1,5 +1,6 @@
 //! `bitbucket_status` against a wiremock Bitbucket: state by the outcome rule, a key that is
-//! short and stable per project, basic and bearer auth, and failures classified.
+//! short and stable per project, both token kinds (API token: basic auth with the account e-mail;
+//! access token: bearer), and failures classified.
 
 use run_notifier::failure::DeliveryError;
 use run_notifier::integrations::Receipt;
@@ -15,7 +16,7 @@ use crate::support::{Spec, bitbucket_status, event};
 const STATUS_PATH: &str =
     "/2.0/repositories/acme/web-app/commit/5a7edc9a156e417068060d67109021351fc7d9b8/statuses/build";
 
-/// A `bitbucket_status` with username and app password `ci-bot`:`app-password-1`.
+/// A `bitbucket_status` with an Atlassian API token: `ci-bot@example.com`:`api-token-1`.
 fn spec(name: &str, server: &MockServer) -> Spec {
     bitbucket_status(name, &server.uri())
 }
@@ -89,21 +90,51 @@ async fn long_keys_are_hashed_to_40_characters_and_stay_stable_per_project() {
 }
 
 #[tokio::test]
-async fn basic_and_bearer_credentials_are_sent_as_authorization() {
+async fn api_tokens_send_basic_auth_with_the_email_and_access_tokens_a_bearer() {
     let server = bitbucket(ResponseTemplate::new(201)).await;
-    let basic = build(spec("basic", &server));
-    let bearer = build(spec("bearer", &server).with("auth", json!({"token": "repo-access-token"})));
+    let api_token = build(spec("api-token", &server));
+    let access_token =
+        build(spec("access-token", &server).with("auth", json!({"token": "repo-access-token"})));
+    let old_keys = build(spec("old-keys", &server).with(
+        "auth",
+        json!({"username": "ci-bot@example.com", "password": "api-token-1"}),
+    ));
 
-    deliver(&basic, &on_bitbucket(event())).await.unwrap();
-    deliver(&bearer, &on_bitbucket(event())).await.unwrap();
+    deliver(&api_token, &on_bitbucket(event())).await.unwrap();
+    deliver(&access_token, &on_bitbucket(event()))
+        .await
+        .unwrap();
+    deliver(&old_keys, &on_bitbucket(event())).await.unwrap();
 
+    let sent = requests(&server, "POST", STATUS_PATH).await;
+    assert_eq!(sent.len(), 3);
+    // base64("ci-bot@example.com:api-token-1")
+    let basic = "Basic Y2ktYm90QGV4YW1wbGUuY29tOmFwaS10b2tlbi0x";
+    assert_eq!(header(&sent[0], "authorization"), basic);
+    assert_eq!(
+        header(&sent[1], "authorization"),
+        "Bearer repo-access-token"
+    );
+    assert_eq!(header(&sent[2], "authorization"), basic);
+}
+
+#[tokio::test]
+async fn a_rejected_access_token_is_permanent_and_never_printed() {
+    let server = bitbucket(
+        ResponseTemplate::new(403)
+            .set_body_string(r#"{"type": "error", "error": {"message": "Token is invalid"}}"#),
+    )
+    .await;
+    let status = build(spec("bearer", &server).with("auth", json!({"token": "repo-access-token"})));
+
+    let error = deliver(&status, &on_bitbucket(event())).await.unwrap_err();
+
+    assert!(matches!(error, DeliveryError::Permanent { .. }), "{error}");
+    assert!(error.to_string().contains("Token is invalid"), "{error}");
+    assert!(!error.to_string().contains("repo-access-token"));
     let sent = requests(&server, "POST", STATUS_PATH).await;
     assert_eq!(
         header(&sent[0], "authorization"),
-        "Basic Y2ktYm90OmFwcC1wYXNzd29yZC0x"
-    );
-    assert_eq!(
-        header(&sent[1], "authorization"),
         "Bearer repo-access-token"
     );
 }
@@ -123,7 +154,7 @@ async fn preview_shows_the_request_with_the_credential_marked_sensitive() {
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].url.path(), STATUS_PATH);
     assert!(requests[0].headers["authorization"].is_sensitive());
-    assert!(!format!("{:?}", requests[0].headers).contains("Y2ktYm90"));
+    assert!(!format!("{:?}", requests[0].headers).contains("Y2ktYm90QGV4"));
     assert!(
         server.received_requests().await.unwrap().is_empty(),
         "nothing sent"
@@ -145,7 +176,7 @@ async fn runs_on_github_are_skipped_and_rejections_are_permanent() {
         error.to_string().contains("credential was rejected"),
         "{error}"
     );
-    assert!(!error.to_string().contains("app-password-1"));
+    assert!(!error.to_string().contains("api-token-1"));
     assert!(
         server
             .received_requests()
@@ -159,13 +190,18 @@ async fn runs_on_github_are_skipped_and_rejections_are_permanent() {
 #[test]
 fn bad_bitbucket_auth_is_explained_without_the_secret() {
     for (auth, expected) in [
-        (json!({}), "needs `username` and `password`"),
-        (json!({"username": "u"}), "go together"),
+        (json!({}), "needs `email` and `api_token`"),
+        (json!({"email": "u@example.com"}), "go together"),
         (
-            json!({"username": "u", "password": "hunter2", "token": "t"}),
+            json!({"email": "u@example.com", "api_token": "hunter2", "token": "t"}),
             "not both",
         ),
         (json!({"user": "u"}), "unknown field `user`"),
+        // An App Password setup: a Bitbucket username, which API tokens do not take.
+        (
+            json!({"username": "ci-bot", "password": "hunter2"}),
+            "stopped working on 2026-06-09",
+        ),
     ] {
         let error = config_error(Spec::from(
             json!({"name": "b", "type": "bitbucket_status", "auth": auth}),

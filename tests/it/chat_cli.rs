@@ -62,7 +62,11 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
 #[test]
 fn preview_shows_every_request_and_every_skip_without_a_secret() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write(dir.path(), "config.yaml", &config_with_secrets("templates"));
+    let config = write(
+        dir.path(),
+        "config.yaml",
+        &config_with_secrets(concat!(env!("CARGO_MANIFEST_DIR"), "/templates")),
+    );
     let (output, stdout, stderr) = run_notifier(&[
         "preview",
         "--event",
@@ -98,7 +102,11 @@ fn preview_shows_every_request_and_every_skip_without_a_secret() {
 #[test]
 fn preview_of_a_bad_event_exits_non_zero_and_says_why() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write(dir.path(), "config.yaml", &config_with_secrets("templates"));
+    let config = write(
+        dir.path(),
+        "config.yaml",
+        &config_with_secrets(concat!(env!("CARGO_MANIFEST_DIR"), "/templates")),
+    );
     let cases = [
         ("not-json.json", "{oops", "body is not JSON"),
         (
@@ -188,7 +196,11 @@ fn check_config_reports_every_broken_template_with_its_file_and_line() {
 #[test]
 fn check_config_accepts_the_shipped_templates() {
     let dir = tempfile::tempdir().unwrap();
-    let config = write(dir.path(), "config.yaml", &config_with_secrets("templates"));
+    let config = write(
+        dir.path(),
+        "config.yaml",
+        &config_with_secrets(concat!(env!("CARGO_MANIFEST_DIR"), "/templates")),
+    );
     let (output, stdout, stderr) = run_notifier(&["check-config", "--config", &config]);
     assert!(output.status.success(), "{stderr}");
     assert!(stdout.contains("alerts (slack), cards (teams)"), "{stdout}");

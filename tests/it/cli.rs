@@ -184,3 +184,90 @@ fn publish_refuses_an_event_the_worker_would_dead_letter() {
     );
     assert!(stderr.contains("--unchecked"), "{stderr}");
 }
+
+/// The README's `verify` example, run as printed (with this build's binary as `run-notifier`).
+#[test]
+fn the_readmes_verify_example_passes_as_printed() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let block = readme
+        .split("```sh\n")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("\n```").map(|(block, _)| block))
+        .find(|block| block.contains("run-notifier verify"))
+        .expect("a verify example in the README");
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_run-notifier"));
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = Command::new("sh")
+        .args(["-c", block])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{block}\n{output:?}");
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "valid: the signature matches and the timestamp is within 300 s\n"
+    );
+
+    // Without `--now` the 2022 vector is too old, and says so.
+    let output = Command::new("sh")
+        .args(["-c", &block.replace(" --now 1649367553", "")])
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", bin.parent().unwrap().display()),
+        )
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("s old, outside the tolerance of 300 s"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn commands_that_read_no_config_do_not_offer_config() {
+    for command in ["verify", "trial"] {
+        let output = run(&[command, "--help"], "");
+        let help = String::from_utf8(output.stdout).unwrap();
+        assert!(output.status.success(), "{help}");
+        assert!(!help.contains("--config"), "{command} --help:\n{help}");
+    }
+    let output = run(&["check-config", "--help"], "");
+    let help = String::from_utf8(output.stdout).unwrap();
+    assert!(help.contains("--config <CONFIG>"), "{help}");
+}
+
+/// The README's run and test commands are the scripts, and CI runs the same test command (then
+/// the benchmark's smoke run); with the services already running, the set-up script only
+/// checks them.
+#[test]
+fn the_readme_commands_set_up_the_services_and_ci_runs_the_same_one() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    for command in ["scripts/dev run", "scripts/dev test", "scripts/dev trial"] {
+        assert!(readme.contains(&format!("\n{command}")), "{command}");
+    }
+    let ci = std::fs::read_to_string(".ci/run").unwrap();
+    // The same test command, then the benchmark's smoke run, which needs the services it set up.
+    let tests = ci
+        .find("\nscripts/dev test\n")
+        .expect("CI runs scripts/dev test");
+    let smoke = ci
+        .find("cargo bench --locked --profile dev --bench throughput -- --smoke")
+        .expect("CI makes the benchmark's smoke run");
+    assert!(tests < smoke, "the smoke run comes after the tests:\n{ci}");
+    let dev = std::fs::read_to_string("scripts/dev").unwrap();
+    assert!(dev.contains("scripts/services.sh all\n    exec cargo test --locked"));
+    assert!(dev.contains("scripts/services.sh rabbitmq\n    exec cargo run -- run"));
+
+    let output = Command::new("scripts/services.sh").output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        "== RabbitMQ is running\n== PostgreSQL is running\n"
+    );
+}

@@ -62,7 +62,16 @@ fn kubernetes_probes_port_and_grace_match_the_config_they_carry() {
 #[test]
 fn the_dockerfile_builds_like_ci_and_runs_unprivileged_with_templates_and_config() {
     let dockerfile = std::fs::read_to_string("Dockerfile").unwrap();
-    assert!(dockerfile.contains("cargo build --release --locked"));
+    assert!(dockerfile.contains("cargo build --profile dist --locked"));
+    // Dependencies are built from Cargo.toml and Cargo.lock alone, before the sources come in,
+    // so that a source change does not rebuild them.
+    let dependencies = dockerfile.find("COPY Cargo.toml Cargo.lock").unwrap();
+    let sources = dockerfile.find("COPY src src").unwrap();
+    assert!(dockerfile[dependencies..sources].contains("cargo build --profile dist --locked"));
+    assert!(
+        toml_like::dist_profile().strip,
+        "the dist profile strips the binary"
+    );
     assert!(dockerfile.contains("COPY templates templates"));
     assert!(dockerfile.contains("COPY config config"));
     assert!(
@@ -76,4 +85,53 @@ fn the_dockerfile_builds_like_ci_and_runs_unprivileged_with_templates_and_config
         .expect("a USER line");
     assert_ne!(user.trim(), "root");
     assert_ne!(user.trim(), "0");
+}
+
+/// The `[profile.dist]` section of Cargo.toml, read by hand (no TOML parser among the
+/// dependencies).
+mod toml_like {
+    pub struct Profile {
+        pub strip: bool,
+    }
+
+    pub fn dist_profile() -> Profile {
+        let manifest = std::fs::read_to_string("Cargo.toml").unwrap();
+        let section = manifest
+            .split("\n[")
+            .find(|s| s.starts_with("profile.dist]"))
+            .expect("a [profile.dist] section");
+        Profile {
+            strip: section.lines().any(|l| l.replace(' ', "") == "strip=true"),
+        }
+    }
+}
+
+#[test]
+fn the_build_context_leaves_out_target_and_kubernetes_never_pulls_latest() {
+    let ignore = std::fs::read_to_string(".dockerignore").unwrap();
+    let lines: Vec<&str> = ignore.lines().map(str::trim).collect();
+    // Everything is left out but what the Dockerfile copies: target/ is not among those.
+    assert!(lines.contains(&"*"), "{ignore}");
+    assert!(!lines.iter().any(|l| l.starts_with("!target")), "{ignore}");
+    let dockerfile = std::fs::read_to_string("Dockerfile").unwrap();
+    for line in dockerfile.lines().filter_map(|l| l.strip_prefix("COPY ")) {
+        let from = line.split_whitespace().next().unwrap();
+        if !from.starts_with("--from") {
+            let included = from.split(' ').all(|part| {
+                lines.contains(&format!("!{part}").as_str())
+                    || lines.contains(&format!("!{part}/").as_str())
+            });
+            assert!(included, "COPY {from} is left out by .dockerignore");
+        }
+    }
+
+    let documents = manifests();
+    let container = &of_kind(&documents, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    let image = container["image"].as_str().unwrap();
+    assert!(
+        container["imagePullPolicy"] == "IfNotPresent"
+            || (image.contains(':') && !image.ends_with(":latest")),
+        "{image} would be pulled on every start"
+    );
+    assert!(!image.ends_with(":latest"), "{image}");
 }

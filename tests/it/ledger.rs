@@ -306,3 +306,57 @@ async fn deliveries_cancel_aborts_in_flight_drops_pending_retries_and_says_so() 
         "{again}"
     );
 }
+
+#[tokio::test]
+async fn a_ledger_unreachable_at_start_is_waited_for_and_the_worker_is_not_ready_meanwhile() {
+    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let app = TestApp::with_postgres_through(proxy.port).await;
+    let receiver = Receiver::ok().await;
+    proxy.cut();
+    let mut worker = app.launch_process(|config| {
+        config.add(webhook("hook", &receiver.url("/hook")));
+    });
+    let readyz = worker.admin_url("/readyz");
+    wait_for_status(&readyz, 503).await;
+    let body: serde_json::Value = reqwest::get(&readyz).await.unwrap().json().await.unwrap();
+    assert_eq!(body["ledger"], "unreachable");
+    // It says why, and keeps trying: a second attempt proves it did not give up.
+    wait_until(
+        "the worker retried the ledger",
+        Duration::from_secs(30),
+        || async { worker.logs().matches("cannot open the ledger yet").count() >= 2 },
+    )
+    .await;
+    let alive = reqwest::get(worker.admin_url("/healthz")).await.unwrap();
+    assert_eq!(
+        alive.status(),
+        200,
+        "waiting is not a reason to be restarted"
+    );
+
+    proxy.restore();
+    wait_for_status(&readyz, 200).await;
+    let run = unique("run");
+    app.publish(&event_for(&run)).await;
+    assert_eq!(receiver.wait_for(1).await[0].json()["runId"], run.as_str());
+    worker.stop().await;
+}
+
+#[tokio::test]
+async fn with_wait_at_start_off_an_unreachable_ledger_stops_the_start_with_the_reason() {
+    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let app = TestApp::with_postgres_through(proxy.port).await;
+    proxy.cut();
+    let (config, _) = app.config(|config| {
+        config.ledger.wait_at_start = false;
+    });
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_run-notifier"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot open the ledger"), "{stderr}");
+}

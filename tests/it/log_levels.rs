@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::support::poll::wait_for_status;
-use crate::support::process::WorkerProcess;
+use crate::support::process::{WorkerProcess, sample};
 use crate::support::{Receiver, TestApp, event_for, github_status, unique, wait_until, webhook};
 use serde_json::Value;
 use wiremock::matchers::{method, path};
@@ -145,4 +145,63 @@ async fn a_github_502_that_is_retried_logs_no_error() {
         "the 502 is still logged: {logs:#?}"
     );
     assert_eq!(errors(&worker), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_retry_for_an_integration_removed_after_a_cancel_is_dropped_without_an_error() {
+    let app = TestApp::new().await;
+    let kept = Receiver::ok().await;
+    // Asks for its retry in 3 s: time for the operator to cancel and reconfigure.
+    let removed = Receiver::scripted(
+        vec![],
+        ResponseTemplate::new(503).insert_header("retry-after", "3"),
+    )
+    .await;
+    let mut first = app
+        .spawn_process(|config| {
+            config.add(webhook("kept-after-cancel", &kept.url("/kept")));
+            config.add(webhook("removed-after-cancel", &removed.url("/removed")));
+        })
+        .await;
+    let run = unique("run");
+    app.publish(&event_for(&run)).await;
+    wait_until(
+        "the retry is scheduled",
+        Duration::from_secs(30),
+        || async {
+            app.delivery_states(&run)
+                .get("removed-after-cancel")
+                .map(String::as_str)
+                == Some("failed")
+        },
+    )
+    .await;
+    app.cli(&["deliveries", "cancel", "--run", &run]);
+    first.stop().await;
+
+    // The operator removes the integration; its retry comes back to a worker that lacks it.
+    let second = app
+        .spawn_process(|config| {
+            config.add(webhook("kept-after-cancel", &kept.url("/kept")));
+        })
+        .await;
+    wait_until(
+        "the retry is dropped as canceled",
+        Duration::from_secs(30),
+        || async {
+            sample(
+                &second.metrics().await,
+                "run_notifier_deliveries_total",
+                &[
+                    ("integration", "removed-after-cancel"),
+                    ("outcome", "canceled"),
+                ],
+            ) == Some(1.0)
+        },
+    )
+    .await;
+    assert_eq!(removed.count(), 1);
+    assert!(app.take_dead_letters().await.is_empty());
+    assert_eq!(errors(&second), Vec::<String>::new());
+    assert_eq!(errors(&first), Vec::<String>::new());
 }

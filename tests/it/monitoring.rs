@@ -3,12 +3,16 @@
 //! receivers, every name they use is on `/metrics`.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
+use crate::support::process::sample;
 use crate::support::{Receiver, TestApp, event_for, unique, wait_until, webhook};
 use lapin::BasicProperties;
 use serde_json::Value;
-use wiremock::ResponseTemplate;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const PREFIX: &str = "run_notifier_";
 /// Labels Prometheus adds when it scrapes; the worker does not export them.
@@ -84,6 +88,68 @@ fn uses(query: &str) -> Vec<Use> {
     found
 }
 
+/// Answers 200, but holds the first request until [`Gate::open`] (or until the gate is
+/// dropped, so a failing test never leaves the mock server blocked).
+struct Held {
+    release: Mutex<mpsc::Receiver<()>>,
+    seen: Arc<AtomicUsize>,
+}
+
+impl Respond for Held {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        // The mock server runs on a thread of its own: blocking here holds only this request.
+        if self.seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            let _ = self.release.lock().unwrap().recv();
+        }
+        ResponseTemplate::new(200)
+    }
+}
+
+/// A receiver that keeps its first delivery in flight until the test lets it go.
+struct Gate {
+    server: MockServer,
+    /// Dropping the sender is the signal: the held request's `recv` returns.
+    release: Option<mpsc::Sender<()>>,
+    seen: Arc<AtomicUsize>,
+}
+
+impl Gate {
+    async fn new() -> Self {
+        let server = MockServer::start().await;
+        let (sender, release) = mpsc::channel();
+        let seen = Arc::new(AtomicUsize::new(0));
+        Mock::given(method("POST"))
+            .respond_with(Held {
+                release: Mutex::new(release),
+                seen: Arc::clone(&seen),
+            })
+            .mount(&server)
+            .await;
+        Self {
+            server,
+            release: Some(sender),
+            seen,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("{}/serial", self.server.uri())
+    }
+
+    async fn wait_for(&self, count: usize) {
+        wait_until(
+            &format!("the gated receiver got {count} request(s)"),
+            Duration::from_secs(30),
+            || async { self.seen.load(Ordering::SeqCst) >= count },
+        )
+        .await;
+    }
+
+    fn open(&mut self) {
+        drop(self.release.take());
+    }
+}
+
 /// Every string in the dashboard: queries, template variables and descriptions alike.
 fn strings(value: &Value, out: &mut Vec<String>) {
     match value {
@@ -145,6 +211,11 @@ fn the_dashboard_and_rules_cover_what_operators_watch() {
         "run_notifier_retries_scheduled_total",
         "run_notifier_dead_letters_total",
         "run_notifier_deliveries_in_flight",
+        "run_notifier_circuit_breaker_state",
+        "run_notifier_integration_in_flight",
+        "run_notifier_integration_queued",
+        "run_notifier_integration_oldest_waiting_seconds",
+        "run_notifier_integration_queue_wait_seconds_bucket",
     ] {
         assert!(used.contains(wanted), "no dashboard panel shows {wanted}");
     }
@@ -154,44 +225,116 @@ fn the_dashboard_and_rules_cover_what_operators_watch() {
             .iter()
             .any(|e| e.contains("run_notifier_dead_letters_total"))
     );
-    assert!(
-        alerts
-            .iter()
-            .any(|e| e.contains("run_notifier_broker_connected"))
-    );
+    for wanted in [
+        "run_notifier_broker_connected",
+        "run_notifier_circuit_breaker_state",
+        "run_notifier_integration_queued",
+    ] {
+        assert!(
+            alerts.iter().any(|e| e.contains(wanted)),
+            "no alert rule watches {wanted}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn every_metric_the_dashboard_and_rules_query_is_exported_after_a_known_run() {
+    // The in-process workers of all tests share one metrics registry: these integration names
+    // are this test's own, and every count the waits below compare is labelled with one of
+    // them (the unlabelled events counter is only checked to exist).
     let mut app = TestApp::new().await;
     let fine = Receiver::ok().await;
     let flaky =
         Receiver::scripted(vec![ResponseTemplate::new(503)], ResponseTemplate::new(200)).await;
     let broken = Receiver::scripted(vec![], ResponseTemplate::new(400)).await;
+    let mut serial = Gate::new().await;
     app.spawn_worker(|config| {
-        config.add(webhook("fine", &fine.url("/hook")));
-        config.add(webhook("flaky", &flaky.url("/hook")));
-        config.add(webhook("broken", &broken.url("/hook")));
+        config.add(webhook("monitor-fine", &fine.url("/hook")));
+        config.add(webhook("monitor-flaky", &flaky.url("/hook")));
+        config.add(webhook("monitor-broken", &broken.url("/hook")));
+        // One slot, and a timeout far beyond the test: its first delivery stays in flight
+        // until the gate opens, so the second one must wait in the integration's queue.
+        config.add(
+            webhook("monitor-serial", &serial.url())
+                .with("concurrency", 1)
+                .with("timeout", "10m"),
+        );
     })
     .await;
+    let url = app.admin_url("/metrics");
+    let scrape = || async { reqwest::get(&url).await.unwrap().text().await.unwrap() };
+    let serial_sample =
+        |page: &str, name: &str| sample(page, name, &[("integration", "monitor-serial")]);
 
-    // One event delivered to one, retried then delivered to another, dead-lettered by the
-    // third; one event nobody can read.
+    // Two events: each is delivered to one integration, retried then delivered to another,
+    // dead-lettered by the third; the serial one delivers the first and queues the second.
+    // And one event nobody can read.
+    app.publish(&event_for(&unique("run"))).await;
+    serial.wait_for(1).await;
     app.publish(&event_for(&unique("run"))).await;
     app.publish_raw(b"not json", BasicProperties::default())
         .await;
-    flaky.wait_for(2).await;
-    app.wait_for_dead_letters(2).await;
 
-    let url = app.admin_url("/metrics");
-    let scrape = || async { reqwest::get(&url).await.unwrap().text().await.unwrap() };
+    // The gauges are written every 5 s: poll until they show the second delivery waiting.
     wait_until(
-        "the retried event is counted",
+        "the serial integration shows one in flight and one waiting",
+        Duration::from_secs(30),
+        || async {
+            let page = scrape().await;
+            serial_sample(&page, "run_notifier_integration_in_flight") == Some(1.0)
+                && serial_sample(&page, "run_notifier_integration_queued") == Some(1.0)
+                && serial_sample(&page, "run_notifier_integration_oldest_waiting_seconds")
+                    .is_some_and(|age| age > 0.0)
+        },
+    )
+    .await;
+    let page = scrape().await;
+    assert_eq!(
+        sample(
+            &page,
+            "run_notifier_circuit_breaker_state",
+            &[("integration", "monitor-serial"), ("state", "closed")]
+        ),
+        Some(1.0),
+        "the serial integration's breaker is closed"
+    );
+    serial.open();
+    serial.wait_for(2).await;
+    wait_until(
+        "the queued delivery's wait is recorded",
+        Duration::from_secs(30),
+        || async {
+            serial_sample(
+                &scrape().await,
+                "run_notifier_integration_queue_wait_seconds_count",
+            ) == Some(1.0)
+        },
+    )
+    .await;
+
+    // monitor-flaky: 503 and 200 for the two events, then 200 for the first one's retry
+    // (which comes back through its own queue); monitor-broken dead-letters both events.
+    flaky.wait_for(3).await;
+    app.wait_for_dead_letters(3).await;
+    let count = |page: &str, name: &str, integration: &str, outcome: &str| {
+        sample(
+            page,
+            name,
+            &[("integration", integration), ("outcome", outcome)],
+        )
+    };
+    wait_until(
+        "the retried delivery and the dead letters are counted",
         Duration::from_secs(20),
         || async {
-            let text = scrape().await;
-            text.contains(r#"run_notifier_events_total{outcome="delivered"}"#)
-                && text.contains(r#"run_notifier_events_total{outcome="invalid"}"#)
+            let page = scrape().await;
+            let deliveries = "run_notifier_deliveries_total";
+            count(&page, deliveries, "monitor-flaky", "retry") == Some(1.0)
+                && count(&page, deliveries, "monitor-flaky", "delivered") == Some(2.0)
+                && count(&page, deliveries, "monitor-broken", "dead_lettered") == Some(2.0)
+                && count(&page, deliveries, "monitor-serial", "delivered") == Some(2.0)
+                && page.contains(r#"run_notifier_events_total{outcome="dead_lettered"}"#)
+                && page.contains(r#"run_notifier_events_total{outcome="invalid"}"#)
         },
     )
     .await;
@@ -225,7 +368,7 @@ async fn every_metric_the_dashboard_and_rules_query_is_exported_after_a_known_ru
     }
     assert!(problems.is_empty(), "{problems:#?}\n/metrics:\n{text}");
     // The parser found the queries at all: both files use several metrics.
-    assert!(checked.len() >= 8, "{checked:?}");
+    assert!(checked.len() >= 13, "{checked:?}");
 
     app.stop_worker().await;
 }

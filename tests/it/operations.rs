@@ -9,8 +9,8 @@ use wiremock::ResponseTemplate;
 
 use crate::support::process::sample;
 use crate::support::{
-    Receiver, Spec, TestApp, bitbucket_status, event, event_for, github_status, slack, teams,
-    unique, wait_until, webhook,
+    Receiver, Spec, TestApp, bitbucket_status, event, event_for, github_status, gitlab_status,
+    slack, slack_app, teams, unique, wait_until, webhook,
 };
 
 #[tokio::test]
@@ -140,9 +140,11 @@ async fn a_full_run_logs_no_configured_secret() {
         "SLACKPATHSECRET4242",
         "TEAMSSIGSECRET4343",
         "ghp_GITHUBTOKENSECRET4444",
-        "bitbucket-password-4545",
+        "bitbucket-api-token-4545",
+        "glpat-GITLABTOKENSECRET4646",
+        "xoxb-SLACKAPPTOKENSECRET4747",
     ];
-    let integrations: [Spec; 5] = [
+    let integrations: [Spec; 7] = [
         webhook("hook", &down.url("/hook"))
             .with("secrets", [webhook_secret])
             .with("hub_secret", secrets[1])
@@ -161,7 +163,19 @@ async fn a_full_run_logs_no_configured_secret() {
         github_status("status", &down.server.uri()).with("auth", json!({"token": secrets[5]})),
         bitbucket_status("bitbucket", &down.server.uri())
             .with("host", "github.com")
-            .with("auth", json!({"username": "bot", "password": secrets[6]})),
+            .with(
+                "auth",
+                json!({"email": "bot@example.com", "api_token": secrets[6]}),
+            ),
+        gitlab_status("gitlab", &format!("{}/api/v4", down.server.uri()))
+            .with("host", "github.com")
+            .with("auth", json!({"token": secrets[7]})),
+        slack_app(
+            "slackapp",
+            &format!("{}/api", down.server.uri()),
+            "C0123ABCD",
+        )
+        .with("token", secrets[8]),
     ];
     let mut worker = app
         .spawn_process(|config| {
@@ -174,7 +188,7 @@ async fn a_full_run_logs_no_configured_secret() {
         .await;
 
     app.publish(&event()).await;
-    app.wait_for_dead_letters(5).await; // every integration failed twice and gave up
+    app.wait_for_dead_letters(7).await; // every integration failed twice and gave up
     worker.stop().await;
 
     let logs = worker.logs();

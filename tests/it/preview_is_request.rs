@@ -113,6 +113,7 @@ async fn deliver(integration: &Integration, event: &RunCanceled) -> Receipt {
         event,
         integration: integration.name(),
         attempt: 1,
+        resumed: false,
     };
     integration
         .deliver(&notification, &CancellationToken::new())
@@ -230,6 +231,64 @@ async fn a_bitbucket_preview_is_the_request() {
         event["data"]["commit"]["remoteOrigin"] = json!("git@bitbucket.org:acme/web-app.git");
     });
     delivered_equals_previewed(&server, &items, &on_bitbucket).await;
+}
+
+#[tokio::test]
+async fn a_gitlab_status_preview_is_the_request() {
+    let server = answering(
+        "POST",
+        &format!("/api/v4/projects/acme%2Fplatform%2Fweb-app/statuses/{SHA}"),
+        ResponseTemplate::new(201),
+    )
+    .await;
+    let items = format!(
+        "  - name: gl\n    type: gitlab_status\n    api_url: {}/api/v4\n    auth: {{token: glpat-secret}}\n",
+        server.uri()
+    );
+    let on_gitlab = event(|event| {
+        event["data"]["commit"]["remoteOrigin"] = json!("git@gitlab.com:acme/platform/web-app.git");
+    });
+    delivered_equals_previewed(&server, &items, &on_gitlab).await;
+}
+
+#[tokio::test]
+async fn a_gitlab_mr_note_preview_is_the_post_it_sends_after_its_reads() {
+    let notes = "/api/v4/projects/acme%2Fweb-app/merge_requests/42/notes";
+    let server = answering(
+        "GET",
+        notes,
+        ResponseTemplate::new(200).set_body_json(json!([])),
+    )
+    .await;
+    Mock::given(method("POST"))
+        .and(path(notes))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 7})))
+        .mount(&server)
+        .await;
+    let items = format!(
+        "  - name: gl-note\n    type: gitlab_mr_note\n    api_url: {}/api/v4\n    auth: {{token: glpat-secret}}\n",
+        server.uri()
+    );
+    let on_gitlab = event(|event| {
+        event["data"]["commit"]["remoteOrigin"] = json!("https://gitlab.com/acme/web-app.git");
+    });
+    delivered_equals_previewed(&server, &items, &on_gitlab).await;
+}
+
+#[tokio::test]
+async fn a_slack_app_preview_is_the_post() {
+    let server = answering(
+        "POST",
+        "/api/chat.postMessage",
+        ResponseTemplate::new(200)
+            .set_body_json(json!({"ok": true, "channel": "C0123ABCD", "ts": "1.2"})),
+    )
+    .await;
+    let items = format!(
+        "  - name: app\n    type: slack_app\n    token: xoxb-secret\n    channel: C0123ABCD\n    api_url: {}/api\n",
+        server.uri()
+    );
+    delivered_equals_previewed(&server, &items, &event(|_| {})).await;
 }
 
 fn comment_yaml(server: &MockServer) -> String {

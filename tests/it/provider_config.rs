@@ -11,11 +11,20 @@ const EXAMPLE: &str = include_str!("../../config/run-notifier.yaml");
 
 #[test]
 fn the_example_builds_every_integration_without_environment_variables() {
-    let config = Config::parse(EXAMPLE, HashMap::new()).unwrap();
+    let mut config = Config::parse(EXAMPLE, HashMap::new()).unwrap();
+    // `templates_dir: ../templates` is relative to config/, where `Config::load` puts it.
+    config.templates_dir = "templates".into();
     let integrations =
         build_all(&config.integrations, &config.templates_dir, &http_client()).unwrap();
     let kinds: Vec<&str> = integrations.iter().map(|i| i.kind()).collect();
-    for kind in ["github_status", "github_pr_comment", "bitbucket_status"] {
+    for kind in [
+        "github_status",
+        "github_pr_comment",
+        "bitbucket_status",
+        "gitlab_status",
+        "gitlab_mr_note",
+        "slack_app",
+    ] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
 }
@@ -24,13 +33,16 @@ fn the_example_builds_every_integration_without_environment_variables() {
 fn the_example_takes_provider_credentials_from_the_environment_and_never_prints_them() {
     let env: HashMap<String, String> = [
         ("GITHUB_TOKEN", "ghp_live_token_value"),
-        ("BITBUCKET_USERNAME", "deploy-bot"),
-        ("BITBUCKET_APP_PASSWORD", "bb_live_password_value"),
+        ("BITBUCKET_EMAIL", "deploy-bot@example.com"),
+        ("BITBUCKET_API_TOKEN", "bb_live_password_value"),
+        ("GITLAB_TOKEN", "glpat_live_token_value"),
+        ("SLACK_BOT_TOKEN", "xoxb-live-token-value"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    let config = Config::parse(EXAMPLE, env).unwrap();
+    let mut config = Config::parse(EXAMPLE, env).unwrap();
+    config.templates_dir = "templates".into();
     let integrations =
         build_all(&config.integrations, &config.templates_dir, &http_client()).unwrap();
     let printed = format!("{config:?} {integrations:?}");
@@ -42,4 +54,7 @@ fn the_example_takes_provider_credentials_from_the_environment_and_never_prints_
         !printed.contains("bb_live_password_value"),
         "a password was printed"
     );
+    for token in ["glpat_live_token_value", "xoxb-live-token-value"] {
+        assert!(!printed.contains(token), "a token was printed");
+    }
 }

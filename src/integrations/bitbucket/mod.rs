@@ -46,7 +46,7 @@ pub struct BitbucketStatusConfig {
     /// Remotes on this host get statuses; others are skipped.
     #[serde(default = "default_host")]
     pub host: String,
-    /// `username` + `password` (an app password or API token), or a bearer `token`.
+    /// `email` + `api_token` (an Atlassian API token, basic auth), or a bearer access `token`.
     pub auth: BitbucketAuth,
     /// Handlebars template of the description (plain text); default `bitbucket/status.hbs`.
     #[serde(default)]

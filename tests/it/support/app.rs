@@ -142,6 +142,8 @@ impl TestApp {
             config.retry.jitter = false;
             config.retry.max_retry_after = HumanDuration::secs(10);
             config.admin.listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            // Absolute: a config file's relative paths are relative to its (temporary) folder.
+            config.templates_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/templates").into();
             match &self.ledger {
                 LedgerStore::Sqlite(path) => config.ledger.path = path.clone(),
                 LedgerStore::Postgres { url, .. } => config.ledger.url = Some(Secret::new(url)),
@@ -197,6 +199,13 @@ impl TestApp {
     /// and waits until it is ready. The process is killed if the handle is dropped.
     pub async fn spawn_process(&self, change: impl FnOnce(&mut Setup)) -> WorkerProcess<'_> {
         self.spawn_process_with_env(&[], change).await
+    }
+
+    /// Starts `run-notifier run` as its own process like [`TestApp::spawn_process`], without
+    /// waiting until it is ready.
+    pub fn launch_process(&self, change: impl FnOnce(&mut Setup)) -> WorkerProcess<'_> {
+        let (path, config) = self.config(change);
+        WorkerProcess::launch(self, &path, config.admin.listen, &[])
     }
 
     /// [`TestApp::spawn_process`] with extra environment variables.

@@ -76,11 +76,35 @@ pub fn github_pr_comment(name: &str, api_url: &str) -> Spec {
     )
 }
 
-/// A `bitbucket_status` against `api_url` with a username and app password.
+/// A `bitbucket_status` against `api_url` with an Atlassian API token (account e-mail +
+/// token, basic auth): `ci-bot@example.com`:`api-token-1`.
 pub fn bitbucket_status(name: &str, api_url: &str) -> Spec {
     Spec(
-        json!({"name": name, "type": "bitbucket_status", "api_url": api_url, "auth": {"username": "ci-bot", "password": "app-password-1"}}),
+        json!({"name": name, "type": "bitbucket_status", "api_url": api_url, "auth": {"email": "ci-bot@example.com", "api_token": "api-token-1"}}),
     )
+}
+
+/// A `gitlab_status` against `api_url` (`…/api/v4`) with an access token.
+pub fn gitlab_status(name: &str, api_url: &str) -> Spec {
+    Spec(
+        json!({"name": name, "type": "gitlab_status", "api_url": api_url, "auth": {"token": "glpat-test-token"}}),
+    )
+}
+
+/// A `gitlab_mr_note` against `api_url` (`…/api/v4`) with an access token.
+pub fn gitlab_mr_note(name: &str, api_url: &str) -> Spec {
+    Spec(
+        json!({"name": name, "type": "gitlab_mr_note", "api_url": api_url, "auth": {"token": "glpat-test-token"}}),
+    )
+}
+
+/// A `slack_app` posting to `channel` through `api_url` (`…/api`) with a bot token, paced
+/// loosely enough for tests.
+pub fn slack_app(name: &str, api_url: &str, channel: &str) -> Spec {
+    Spec(json!({
+        "name": name, "type": "slack_app", "token": "xoxb-test-token", "channel": channel,
+        "api_url": api_url, "rate_limit": {"per_minute": 6000, "burst": 100},
+    }))
 }
 
 /// Parses one integration entry with the real loader, or says why it was rejected.
@@ -163,6 +187,7 @@ fn document(config: &Config, specs: &[Spec]) -> Value {
         "path": config.ledger.path,
         "retention": duration(&config.ledger.retention),
         "prune_interval": duration(&config.ledger.prune_interval),
+        "wait_at_start": config.ledger.wait_at_start,
     });
     if let Some(url) = &config.ledger.url {
         ledger["url"] = json!(secret(url));

@@ -12,6 +12,8 @@
 //! - HTTP receivers (`receiver.rs`): [`Receiver`] stands in for webhooks, Slack and Teams.
 //! - One integration without a worker (`providers.rs`): [`providers::build`] and
 //!   [`providers::deliver`] against wiremock.
+//! - Providers that keep state (`fake_gitlab.rs`, `fake_slack.rs`): a GitLab merge request's
+//!   notes and a Slack channel, answered by wiremock from shared state.
 //! - [`proxy::Proxy`]: a TCP proxy a test can cut, to make PostgreSQL unreachable on demand.
 //! - [`process::WorkerProcess`] and [`cli`]: the `run-notifier` binary as a person runs it.
 //!
@@ -35,6 +37,8 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod events;
+pub mod fake_gitlab;
+pub mod fake_slack;
 pub mod poll;
 pub mod process;
 pub mod providers;
@@ -44,7 +48,8 @@ pub mod receiver;
 pub use app::{Names, TestApp};
 pub use broker::{DeadLetter, ScheduledRetry};
 pub use config::{
-    Setup, Spec, bitbucket_status, github_pr_comment, github_status, slack, teams, webhook,
+    Setup, Spec, bitbucket_status, github_pr_comment, github_status, gitlab_mr_note, gitlab_status,
+    slack, slack_app, teams, webhook,
 };
 pub use events::{EXAMPLE_EVENT, HOSTILE, SHA, event, event_for, unique};
 pub use poll::wait_until;

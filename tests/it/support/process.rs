@@ -27,6 +27,18 @@ impl<'app> WorkerProcess<'app> {
         admin: SocketAddr,
         env: &[(&str, &str)],
     ) -> Self {
+        let worker = Self::launch(app, config, admin, env);
+        wait_for_status(&worker.admin_url("/readyz"), 200).await;
+        worker
+    }
+
+    /// Starts `run-notifier run --config config` with its logs in a file, without waiting.
+    pub(super) fn launch(
+        app: &'app TestApp,
+        config: &Path,
+        admin: SocketAddr,
+        env: &[(&str, &str)],
+    ) -> Self {
         let log = app.dir().join(format!("{}.log", unique("worker")));
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_run-notifier"))
             .args(["run", "--config"])
@@ -38,15 +50,13 @@ impl<'app> WorkerProcess<'app> {
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let worker = Self {
+        Self {
             child,
             log,
             config: config.to_owned(),
             admin,
             _app: app,
-        };
-        wait_for_status(&worker.admin_url("/readyz"), 200).await;
-        worker
+        }
     }
 
     /// The process id.

@@ -36,7 +36,27 @@ pub fn notification<'a>(integration: &'a Integration, event: &'a RunCanceled) ->
         event,
         integration: integration.name(),
         attempt: 1,
+        resumed: false,
     }
+}
+
+/// Delivers `event` to `integration` at `attempt`; `resumed` as after a ledger claim that took
+/// over a row an earlier attempt left.
+pub async fn deliver_at(
+    integration: &Integration,
+    event: &Value,
+    attempt: u32,
+    resumed: bool,
+) -> Result<Receipt, DeliveryError> {
+    let event = parse(event);
+    let notification = Notification {
+        attempt,
+        resumed,
+        ..notification(integration, &event)
+    };
+    integration
+        .deliver(&notification, &CancellationToken::new())
+        .await
 }
 
 /// Delivers `event` to `integration` (attempt 1).

@@ -1,0 +1,204 @@
+//! The `gitlab_mr_note` integration: one note per run on the merge request of the run's
+//! commit, found again by a hidden marker on any page of the notes and edited with `PUT`, so a
+//! run never gets two notes even when the ledger has no record of the first.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+
+use super::pages::{find_note, open_merge_requests_with_head};
+use super::project::ProjectPath;
+use super::{GitlabApi, GitlabClient};
+use crate::failure::DeliveryError;
+use crate::integrations::github::comment::marker;
+use crate::integrations::text::cut;
+use crate::integrations::{
+    Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step, settings,
+};
+use crate::render::{Format, TemplateError, Templates, template_path, variables};
+use crate::route::Filters;
+
+/// GitLab's limit on a note body, in characters.
+pub const MAX_BODY: usize = 1_000_000;
+/// The body template under `templates_dir` unless `template` names one.
+pub const DEFAULT_TEMPLATE: &str = "gitlab/mr_note.md.hbs";
+
+/// Why a run without `pullRequest` and without a commit sha gets no note.
+const NO_MERGE_REQUEST: &str =
+    "the run has neither a pullRequest (merge request IID) nor a commit sha to find one by";
+
+/// Config of a `type: gitlab_mr_note` integration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitlabMrNoteConfig {
+    #[serde(flatten)]
+    pub common: Common,
+    #[serde(flatten)]
+    pub filters: Filters,
+    #[serde(flatten)]
+    pub api: GitlabApi,
+    /// Handlebars template of the body (GitLab Markdown); default `gitlab/mr_note.md.hbs`.
+    #[serde(default)]
+    pub template: Option<PathBuf>,
+}
+
+settings!(GitlabMrNoteConfig);
+
+impl GitlabMrNoteConfig {
+    fn template_name(&self) -> String {
+        format!("{}/body", self.common.name)
+    }
+
+    /// Compiles the body template (checked against the sample events).
+    fn register_templates(
+        &self,
+        templates: &mut Templates,
+        dir: &Path,
+    ) -> Result<(), TemplateError> {
+        let path = template_path(dir, self.template.as_deref(), DEFAULT_TEMPLATE);
+        templates.add_file(Format::GitlabMarkdown, &self.template_name(), &path)
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct NoteBody<'a> {
+    body: &'a str,
+}
+
+/// The parts of a created note the receipt names.
+#[derive(Debug, Deserialize)]
+struct Created {
+    id: u64,
+}
+
+/// A `gitlab_mr_note` integration, ready to send.
+#[derive(Debug)]
+pub struct GitlabMrNote {
+    config: GitlabMrNoteConfig,
+    templates: Arc<Templates>,
+    client: GitlabClient,
+}
+
+impl GitlabMrNote {
+    /// The note's body: the rendered template cut to fit, then the marker.
+    pub fn body(&self, notification: &Notification<'_>) -> Result<String, DeliveryError> {
+        let event = notification.event;
+        let rendered = self
+            .templates
+            .render(
+                Format::GitlabMarkdown,
+                &self.config.template_name(),
+                &variables(event),
+            )
+            .map_err(|err| DeliveryError::permanent(err.to_string()))?;
+        let marker = marker(&event.data.run_id);
+        let room = MAX_BODY - marker.chars().count() - 2;
+        Ok(format!("{}\n\n{marker}", cut(rendered.trim_end(), room)))
+    }
+
+    /// The step for merge request `iid`: a PUT of the run's earlier note when one of the MR's
+    /// notes holds the marker (searched on every page), else a POST.
+    async fn note_on(
+        &self,
+        project: &ProjectPath,
+        iid: u64,
+        json: &[u8],
+        marker: &str,
+        io: &Io<'_>,
+    ) -> Result<Step, DeliveryError> {
+        let notes = format!("/projects/{}/merge_requests/{iid}/notes", project.encoded());
+        Ok(
+            match find_note(&self.client, project, iid, marker, io).await? {
+                Some(id) => {
+                    let route = format!("{notes}/{id}");
+                    let request = self
+                        .client
+                        .request(Method::PUT, &route, Some(json.to_vec()))?;
+                    Step::new(request, move |_: &Answer| {
+                        format!("updated note {id} on !{iid}")
+                    })
+                }
+                None => {
+                    let request = self
+                        .client
+                        .request(Method::POST, &notes, Some(json.to_vec()))?;
+                    Step::new(request, move |answer: &Answer| {
+                        match serde_json::from_str::<Created>(&answer.body) {
+                            Ok(created) => format!("posted note {} on !{iid}", created.id),
+                            Err(_) => format!("posted a note on !{iid}"),
+                        }
+                    })
+                }
+            },
+        )
+    }
+}
+
+impl Kind for GitlabMrNote {
+    const TYPE: &'static str = "gitlab_mr_note";
+    type Config = GitlabMrNoteConfig;
+
+    fn problems(config: &GitlabMrNoteConfig) -> Vec<String> {
+        config.api.problems()
+    }
+
+    fn register_templates(
+        config: &GitlabMrNoteConfig,
+        templates: &mut Templates,
+        dir: &Path,
+    ) -> Result<(), TemplateError> {
+        config.register_templates(templates, dir)
+    }
+
+    fn build(config: GitlabMrNoteConfig, parts: &Parts) -> Self {
+        let client = GitlabClient::new(&config.api);
+        Self {
+            config,
+            templates: Arc::clone(&parts.templates),
+            client,
+        }
+    }
+
+    fn config(&self) -> &GitlabMrNoteConfig {
+        &self.config
+    }
+
+    /// Reads first: the commit's open merge requests (unless the event names one) and the
+    /// run's earlier note on each, so the plan is the exact POST or PUT per merge request.
+    async fn plan(
+        &self,
+        notification: &Notification<'_>,
+        io: &Io<'_>,
+    ) -> Result<Plan, DeliveryError> {
+        let event = notification.event;
+        let project = match ProjectPath::of(event, &self.config.api.host) {
+            Ok(project) => project,
+            Err(reason) => return Ok(Plan::Skip(reason)),
+        };
+        let body = self.body(notification)?;
+        let iids = match (event.data.pull_request, &event.data.commit.sha) {
+            (Some(iid), _) => vec![iid.0],
+            (None, None) => return Ok(Plan::Skip(NO_MERGE_REQUEST.to_owned())),
+            (None, Some(sha)) => {
+                let iids = open_merge_requests_with_head(&self.client, &project, sha, io).await?;
+                if iids.is_empty() {
+                    return Ok(Plan::Skip(format!("no open merge request has head {sha}")));
+                }
+                iids
+            }
+        };
+        let json = serde_json::to_vec(&NoteBody { body: &body }).expect("the note serialises");
+        let marker = marker(&event.data.run_id);
+        let mut steps = Vec::with_capacity(iids.len());
+        for iid in iids {
+            steps.push(self.note_on(&project, iid, &json, &marker, io).await?);
+        }
+        Ok(Plan::Send(steps))
+    }
+
+    async fn send(&self, request: OutgoingRequest, io: &Io<'_>) -> Result<Answer, DeliveryError> {
+        self.client.send(request, io).await
+    }
+}

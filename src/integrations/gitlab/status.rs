@@ -1,0 +1,192 @@
+//! The `gitlab_status` integration: a commit status on the run's commit in its GitLab
+//! project, `success` or `failed` by the outcome rule (or GitLab's own `canceled`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use super::project::ProjectPath;
+use super::{GitlabApi, GitlabClient};
+use crate::event::{CommitSha, RunStatus};
+use crate::failure::DeliveryError;
+use crate::integrations::text::{cut, one_line};
+use crate::integrations::{
+    Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
+};
+use crate::render::{Format, TemplateError, Templates, template_path, variables};
+use crate::route::Filters;
+
+/// GitLab's limit on `description` (and `target_url`, `ref`), in characters.
+pub const MAX_DESCRIPTION: usize = 255;
+/// The description template under `templates_dir` unless `description_template` names one.
+pub const DEFAULT_TEMPLATE: &str = "gitlab/status.hbs";
+/// The default status name: one per project, named after this worker.
+pub const DEFAULT_CONTEXT: &str = "run-notifier/{{projectId}}";
+
+/// Which state a cancelled run's status gets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateRule {
+    /// `success` when the last known results have no failure, else `failed`.
+    #[default]
+    Outcome,
+    /// GitLab's own `canceled`.
+    Canceled,
+}
+
+/// Config of a `type: gitlab_status` integration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitlabStatusConfig {
+    #[serde(flatten)]
+    pub common: Common,
+    #[serde(flatten)]
+    pub filters: Filters,
+    #[serde(flatten)]
+    pub api: GitlabApi,
+    /// `outcome` (default: `success`/`failed`) or `canceled`.
+    #[serde(default)]
+    pub state: StateRule,
+    /// Handlebars template of the status name GitLab shows (its `name`, the role of GitHub's
+    /// context); set it to the dashboard's name so its `pending` status is replaced.
+    #[serde(default = "default_context")]
+    pub context: String,
+    /// Handlebars template of the description (plain text); default `gitlab/status.hbs`.
+    #[serde(default)]
+    pub description_template: Option<PathBuf>,
+}
+
+fn default_context() -> String {
+    DEFAULT_CONTEXT.to_owned()
+}
+
+settings!(GitlabStatusConfig);
+
+impl GitlabStatusConfig {
+    fn template_names(&self) -> (String, String) {
+        let name = &self.common.name;
+        (format!("{name}/description"), format!("{name}/context"))
+    }
+
+    /// Compiles the description and name templates (checked against the sample events).
+    fn register_templates(
+        &self,
+        templates: &mut Templates,
+        dir: &Path,
+    ) -> Result<(), TemplateError> {
+        let (description, context) = self.template_names();
+        let path = template_path(dir, self.description_template.as_deref(), DEFAULT_TEMPLATE);
+        templates.add_file(Format::Text, &description, &path)?;
+        let file = format!("integration `{}`: context", self.common.name);
+        templates.add(Format::Text, &context, &file, &self.context)
+    }
+}
+
+/// The body of `POST /projects/:id/statuses/:sha`.
+#[derive(Debug, Serialize)]
+pub struct StatusBody {
+    pub state: &'static str,
+    pub name: String,
+    pub target_url: String,
+    pub description: String,
+}
+
+/// A `gitlab_status` integration, ready to send.
+#[derive(Debug)]
+pub struct GitlabStatus {
+    config: GitlabStatusConfig,
+    templates: Arc<Templates>,
+    client: GitlabClient,
+}
+
+impl GitlabStatus {
+    /// The status body for this event.
+    fn body(&self, notification: &Notification<'_>) -> Result<StatusBody, DeliveryError> {
+        let event = notification.event;
+        let values = variables(event);
+        let (description, context) = self.config.template_names();
+        let render = |template: &str| {
+            self.templates
+                .render(Format::Text, template, &values)
+                .map(|text| cut(&one_line(&text), MAX_DESCRIPTION))
+                .map_err(|err| DeliveryError::permanent(err.to_string()))
+        };
+        Ok(StatusBody {
+            state: match (self.config.state, event.data.results.status()) {
+                (StateRule::Canceled, _) => "canceled",
+                (StateRule::Outcome, RunStatus::Passed) => "success",
+                (StateRule::Outcome, RunStatus::Failed) => "failed",
+            },
+            name: render(&context)?,
+            target_url: event.data.run_url.to_string(),
+            description: render(&description)?,
+        })
+    }
+}
+
+fn route(project: &ProjectPath, sha: &CommitSha) -> String {
+    format!("/projects/{}/statuses/{sha}", project.encoded())
+}
+
+impl Kind for GitlabStatus {
+    const TYPE: &'static str = "gitlab_status";
+    type Config = GitlabStatusConfig;
+
+    fn problems(config: &GitlabStatusConfig) -> Vec<String> {
+        config.api.problems()
+    }
+
+    fn register_templates(
+        config: &GitlabStatusConfig,
+        templates: &mut Templates,
+        dir: &Path,
+    ) -> Result<(), TemplateError> {
+        config.register_templates(templates, dir)
+    }
+
+    fn build(config: GitlabStatusConfig, parts: &Parts) -> Self {
+        let client = GitlabClient::new(&config.api);
+        Self {
+            config,
+            templates: Arc::clone(&parts.templates),
+            client,
+        }
+    }
+
+    fn config(&self) -> &GitlabStatusConfig {
+        &self.config
+    }
+
+    async fn plan(
+        &self,
+        notification: &Notification<'_>,
+        _: &Io<'_>,
+    ) -> Result<Plan, DeliveryError> {
+        let event = notification.event;
+        let project = match ProjectPath::of(event, &self.config.api.host) {
+            Ok(project) => project,
+            Err(reason) => return Ok(Plan::Skip(reason)),
+        };
+        let Some(sha) = event.data.commit.sha.as_ref() else {
+            return Ok(Plan::Skip("the run has no commit sha".to_owned()));
+        };
+        let json = serde_json::to_vec(&self.body(notification)?).expect("the status serialises");
+        let request = self
+            .client
+            .request(Method::POST, &route(&project, sha), Some(json))?;
+        let path = request.url.path().to_owned();
+        Ok(Plan::one(request, move |answer: &Answer| {
+            if answer.status == StatusCode::BAD_REQUEST {
+                format!("already set (GitLab: Cannot transition status) at {path}")
+            } else {
+                format!("HTTP {} from {path}", answer.status.as_u16())
+            }
+        }))
+    }
+
+    async fn send(&self, request: OutgoingRequest, io: &Io<'_>) -> Result<Answer, DeliveryError> {
+        self.client.send(request, io).await
+    }
+}
