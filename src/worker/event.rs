@@ -137,13 +137,8 @@ impl Worker {
         }
         // Parts for paused integrations go to their queues while the others deliver.
         let queue_later = async {
-            let published = join_all(
-                later
-                    .iter()
-                    .map(|a| message.queue_for(a.integration.name(), a.attempt)),
-            )
-            .await;
-            published.into_iter().find_map(Result::err)
+            let queued = join_all(later.iter().map(|a| self.queue_part(message, a))).await;
+            queued.contains(&false)
         };
         let deliver_now = async {
             let mut failed = false;
@@ -161,19 +156,13 @@ impl Worker {
                     // No slot came in time: the integration's queue takes the part.
                     Err(assignment) => {
                         outcome = outcome.max(EventOutcome::Queued);
-                        if let Err(err) = message
-                            .queue_for(assignment.integration.name(), assignment.attempt)
-                            .await
-                        {
-                            warn!(error = %err, "cannot queue a delivery for its integration; the message will be redelivered");
-                            failed = true;
-                        }
+                        failed |= !self.queue_part(message, &assignment).await;
                     }
                 }
             }
             (outcome, failed)
         };
-        let (queue_error, (delivered, failed)) = tokio::join!(queue_later, deliver_now);
+        let (queue_failed, (delivered, failed)) = tokio::join!(queue_later, deliver_now);
         for delivery in &done {
             outcome = outcome.max(EventOutcome::of(&delivery.outcome));
         }
@@ -181,13 +170,25 @@ impl Worker {
         if !later.is_empty() {
             outcome = outcome.max(EventOutcome::Queued);
         }
-        if let Some(err) = &queue_error {
-            warn!(error = %err, "cannot queue a delivery for its integration; the message will be redelivered");
-        }
-        if failed || queue_error.is_some() {
+        if failed || queue_failed {
             EventOutcome::Requeued
         } else {
             outcome
+        }
+    }
+
+    /// Puts an integration's part in its own queue; `false` when the broker did not take it
+    /// (the whole message is then requeued).
+    async fn queue_part(&self, message: &Message<'_>, part: &Assignment<'_>) -> bool {
+        match message
+            .queue_for(part.integration.name(), part.attempt)
+            .await
+        {
+            Ok(()) => true,
+            Err(err) => {
+                warn!(integration = part.integration.name(), error = %err, "cannot queue a delivery for its integration; the message will be redelivered");
+                false
+            }
         }
     }
 
