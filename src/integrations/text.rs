@@ -1,4 +1,5 @@
-//! Fitting rendered text into providers' limits: one line, at most so many characters.
+//! Fitting rendered text into providers' limits: one line, at most so many characters, and a
+//! comment body that keeps the hidden marker it is found again by.
 
 /// `text` cut to at most `max` characters (not bytes), ending in `…` when something was cut.
 pub fn cut(text: &str, max: usize) -> String {
@@ -29,6 +30,13 @@ pub fn one_line(text: &str) -> String {
         .collect::<String>()
         .trim()
         .to_owned()
+}
+
+/// A comment's body: `rendered` cut so that it and the hidden `marker` fit in `max` characters,
+/// then the marker on a line of its own (the comment is found again by it).
+pub fn with_marker(rendered: &str, marker: &str, max: usize) -> String {
+    let room = max - marker.chars().count() - 2;
+    format!("{}\n\n{marker}", cut(rendered.trim_end(), room))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use super::pulls::{find_comment, open_pulls_with_head};
 use crate::event::{Repo, RunId};
 use crate::failure::DeliveryError;
 use crate::integrations::target::repo_on;
-use crate::integrations::text::cut;
+use crate::integrations::text::with_marker;
 use crate::integrations::{
     Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step, settings,
 };
@@ -101,9 +101,11 @@ impl GithubPrComment {
                 &variables(event),
             )
             .map_err(|err| DeliveryError::permanent(err.to_string()))?;
-        let marker = marker(&event.data.run_id);
-        let room = MAX_BODY - marker.chars().count() - 2;
-        Ok(format!("{}\n\n{marker}", cut(rendered.trim_end(), room)))
+        Ok(with_marker(
+            &rendered,
+            &marker(&event.data.run_id),
+            MAX_BODY,
+        ))
     }
 
     /// The write for pull request `number`: an edit of the run's earlier comment when there is

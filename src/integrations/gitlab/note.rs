@@ -13,7 +13,7 @@ use super::project::ProjectPath;
 use super::{GitlabApi, GitlabClient};
 use crate::failure::DeliveryError;
 use crate::integrations::github::comment::marker;
-use crate::integrations::text::cut;
+use crate::integrations::text::with_marker;
 use crate::integrations::{
     Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step, settings,
 };
@@ -93,9 +93,11 @@ impl GitlabMrNote {
                 &variables(event),
             )
             .map_err(|err| DeliveryError::permanent(err.to_string()))?;
-        let marker = marker(&event.data.run_id);
-        let room = MAX_BODY - marker.chars().count() - 2;
-        Ok(format!("{}\n\n{marker}", cut(rendered.trim_end(), room)))
+        Ok(with_marker(
+            &rendered,
+            &marker(&event.data.run_id),
+            MAX_BODY,
+        ))
     }
 
     /// The step for merge request `iid`: a PUT of the run's earlier note when one of the MR's

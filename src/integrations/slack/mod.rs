@@ -112,26 +112,31 @@ pub struct Slack {
 impl Slack {
     /// The message for this event, rendered and cut to Slack's limits.
     pub fn message(&self, notification: &Notification<'_>) -> Result<Value, DeliveryError> {
-        let mut message = self
-            .templates
-            .render_json(
-                Format::SlackJson,
-                &self.config.common.name,
-                notification.event,
-            )
-            .map_err(DeliveryError::permanent)?;
-        // Checked at load against the samples, but a real event can still render an empty
-        // `text` (say, from a `null` note), and Slack refuses a message without one.
-        ensure_text(
-            &mut message,
-            &format!(
-                "Run cancelled by {}",
-                escape_slack(&notification.event.data.cancellation.actor)
-            ),
-        );
-        fit(&mut message);
-        Ok(message)
+        render_message(&self.templates, &self.config.common.name, notification)
     }
+}
+
+/// The Block Kit message of `integration`'s template for this event, cut to Slack's limits:
+/// the same for a webhook and an app.
+pub(super) fn render_message(
+    templates: &Templates,
+    integration: &str,
+    notification: &Notification<'_>,
+) -> Result<Value, DeliveryError> {
+    let mut message = templates
+        .render_json(Format::SlackJson, integration, notification.event)
+        .map_err(DeliveryError::permanent)?;
+    // Checked at load against the samples, but a real event can still render an empty
+    // `text` (say, from a `null` note), and Slack refuses a message without one.
+    ensure_text(
+        &mut message,
+        &format!(
+            "Run cancelled by {}",
+            escape_slack(&notification.event.data.cancellation.actor)
+        ),
+    );
+    fit(&mut message);
+    Ok(message)
 }
 
 impl Kind for Slack {

@@ -16,10 +16,10 @@ use url::Url;
 
 use self::api::SlackApi;
 use super::limit::{Limiter, RateLimit};
-use super::slack::{check_message, ensure_text, fit};
+use super::slack::{check_message, render_message};
 use super::{Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings};
 use crate::failure::DeliveryError;
-use crate::render::{Format, TemplateError, Templates, escape_slack, template_path};
+use crate::render::{Format, TemplateError, Templates, template_path};
 use crate::route::Filters;
 use crate::secret::Secret;
 
@@ -124,23 +124,7 @@ impl SlackApp {
 
     /// The message for this event, rendered and cut to Slack's limits (no channel yet).
     pub fn message(&self, notification: &Notification<'_>) -> Result<Value, DeliveryError> {
-        let mut message = self
-            .templates
-            .render_json(
-                Format::SlackJson,
-                &self.config.common.name,
-                notification.event,
-            )
-            .map_err(DeliveryError::permanent)?;
-        ensure_text(
-            &mut message,
-            &format!(
-                "Run cancelled by {}",
-                escape_slack(&notification.event.data.cancellation.actor)
-            ),
-        );
-        fit(&mut message);
-        Ok(message)
+        render_message(&self.templates, &self.config.common.name, notification)
     }
 
     /// `message` with `key: value` pairs added at the top level.
