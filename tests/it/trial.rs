@@ -200,6 +200,7 @@ async fn the_quick_start_shows_every_integration_succeed_against_the_trial_recei
         "slack              POST /hooks/slack → 200 ok",
         "\"Run cancelled by jane.doe: 100 passed, 2 failed in web-app on feature-A\"",
         "teams              POST /hooks/teams → 202",
+        "Adaptive Card 1.4: \"Run cancelled by jane.doe\"",
         "github status      POST /repos/acme/web-app/statuses/5a7edc9 → 201",
         "failure `run-notifier/Xm2k9`: Cancelled by jane.doe",
         "github comments    GET /repos/acme/web-app/issues/42/comments → 200",

@@ -153,6 +153,19 @@ fn text(value: &Value) -> &str {
     value.as_str().unwrap_or("?")
 }
 
+/// The first `text` of a card's elements, wherever it sits (a `TextBlock`, or a `TextRun` in a
+/// `RichTextBlock`'s inlines, or deeper in a container).
+fn first_text(value: &Value) -> Option<&str> {
+    match value {
+        Value::Object(map) => map
+            .get("text")
+            .and_then(Value::as_str)
+            .or_else(|| map.values().find_map(first_text)),
+        Value::Array(items) => items.iter().find_map(first_text),
+        _ => None,
+    }
+}
+
 async fn webhook(State(trial): Shared, headers: HeaderMap, body: Bytes) -> Response {
     let header = |name: &str| {
         headers
@@ -216,7 +229,7 @@ async fn teams(State(trial): Shared, body: Bytes) -> Response {
     let said = format!(
         "Adaptive Card {}: \"{}\"",
         text(&card["version"]),
-        text(&card["body"][0]["text"])
+        first_text(&card["body"]).unwrap_or("?")
     );
     trial.show("teams", "POST /hooks/teams", "202", &said, &body);
     StatusCode::ACCEPTED.into_response()
