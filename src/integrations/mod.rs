@@ -12,6 +12,7 @@ mod notification;
 mod registry;
 pub mod slack;
 pub mod slack_app;
+mod status_texts;
 pub mod target;
 pub mod teams;
 pub mod text;

@@ -11,12 +11,13 @@ use super::GithubApi;
 use super::client::GithubClient;
 use crate::event::RunStatus;
 use crate::failure::DeliveryError;
+use crate::integrations::status_texts::StatusTexts;
 use crate::integrations::target::CommitTarget;
-use crate::integrations::text::{cut, one_line};
+use crate::integrations::text::cut;
 use crate::integrations::{
     Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
 };
-use crate::render::{Format, TemplateError, Templates, template_path, variables};
+use crate::render::{TemplateError, Templates};
 use crate::route::Filters;
 
 /// GitHub cuts longer descriptions; we cut first, visibly.
@@ -52,9 +53,10 @@ fn default_context() -> String {
 settings!(GithubStatusConfig);
 
 impl GithubStatusConfig {
-    fn template_names(&self) -> (String, String) {
-        let name = &self.common.name;
-        (format!("{name}/description"), format!("{name}/context"))
+    fn texts(&self) -> StatusTexts<'_> {
+        StatusTexts {
+            integration: &self.common.name,
+        }
     }
 
     /// Compiles the description and context templates (checked against the sample events).
@@ -63,11 +65,9 @@ impl GithubStatusConfig {
         templates: &mut Templates,
         dir: &Path,
     ) -> Result<(), TemplateError> {
-        let (description, context) = self.template_names();
-        let path = template_path(dir, self.description_template.as_deref(), DEFAULT_TEMPLATE);
-        templates.add_file(Format::Text, &description, &path)?;
-        let file = format!("integration `{}`: context", self.common.name);
-        templates.add(Format::Text, &context, &file, &self.context)
+        let file = self.description_template.as_deref();
+        self.texts()
+            .register(templates, dir, file, DEFAULT_TEMPLATE, &self.context)
     }
 }
 
@@ -92,16 +92,8 @@ impl GithubStatus {
     /// The status for this event's run.
     fn body(&self, notification: &Notification<'_>) -> Result<StatusBody, DeliveryError> {
         let event = notification.event;
-        let values = variables(event);
-        let (description, context) = self.config.template_names();
-        let render = |name: &str| {
-            self.templates
-                .render(Format::Text, name, &values)
-                .map(|text| one_line(&text))
-                .map_err(|err| DeliveryError::permanent(err.to_string()))
-        };
-        let description = cut(&render(&description)?, MAX_DESCRIPTION);
-        let context = render(&context)?;
+        let (description, context) = self.config.texts().render(&self.templates, event)?;
+        let description = cut(&description, MAX_DESCRIPTION);
         if context.is_empty() {
             return Err(DeliveryError::permanent(
                 "the `context` template rendered nothing: GitHub needs a context",

@@ -11,11 +11,12 @@ use super::project::ProjectPath;
 use super::{GitlabApi, GitlabClient};
 use crate::event::{CommitSha, RunStatus};
 use crate::failure::DeliveryError;
-use crate::integrations::text::{cut, one_line};
+use crate::integrations::status_texts::StatusTexts;
+use crate::integrations::text::cut;
 use crate::integrations::{
     Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
 };
-use crate::render::{Format, TemplateError, Templates, template_path, variables};
+use crate::render::{TemplateError, Templates};
 use crate::route::Filters;
 
 /// GitLab's limit on `description` (and `target_url`, `ref`), in characters.
@@ -65,9 +66,10 @@ fn default_context() -> String {
 settings!(GitlabStatusConfig);
 
 impl GitlabStatusConfig {
-    fn template_names(&self) -> (String, String) {
-        let name = &self.common.name;
-        (format!("{name}/description"), format!("{name}/context"))
+    fn texts(&self) -> StatusTexts<'_> {
+        StatusTexts {
+            integration: &self.common.name,
+        }
     }
 
     /// Compiles the description and name templates (checked against the sample events).
@@ -76,11 +78,9 @@ impl GitlabStatusConfig {
         templates: &mut Templates,
         dir: &Path,
     ) -> Result<(), TemplateError> {
-        let (description, context) = self.template_names();
-        let path = template_path(dir, self.description_template.as_deref(), DEFAULT_TEMPLATE);
-        templates.add_file(Format::Text, &description, &path)?;
-        let file = format!("integration `{}`: context", self.common.name);
-        templates.add(Format::Text, &context, &file, &self.context)
+        let file = self.description_template.as_deref();
+        self.texts()
+            .register(templates, dir, file, DEFAULT_TEMPLATE, &self.context)
     }
 }
 
@@ -105,23 +105,16 @@ impl GitlabStatus {
     /// The status body for this event.
     fn body(&self, notification: &Notification<'_>) -> Result<StatusBody, DeliveryError> {
         let event = notification.event;
-        let values = variables(event);
-        let (description, context) = self.config.template_names();
-        let render = |template: &str| {
-            self.templates
-                .render(Format::Text, template, &values)
-                .map(|text| cut(&one_line(&text), MAX_DESCRIPTION))
-                .map_err(|err| DeliveryError::permanent(err.to_string()))
-        };
+        let (description, context) = self.config.texts().render(&self.templates, event)?;
         Ok(StatusBody {
             state: match (self.config.state, event.data.results.status()) {
                 (StateRule::Canceled, _) => "canceled",
                 (StateRule::Outcome, RunStatus::Passed) => "success",
                 (StateRule::Outcome, RunStatus::Failed) => "failed",
             },
-            name: render(&context)?,
+            name: cut(&context, MAX_DESCRIPTION),
             target_url: event.data.run_url.to_string(),
-            description: render(&description)?,
+            description: cut(&description, MAX_DESCRIPTION),
         })
     }
 }
