@@ -135,9 +135,7 @@ impl Topology {
         }
         Ok(())
     }
-}
 
-impl Topology {
     /// Arguments of the event queue and the integrations' queues: quorum, and dead-lettered
     /// by the broker when redelivered too often (a crash loop on one message).
     fn work_arguments(&self) -> FieldTable {

@@ -73,12 +73,8 @@ impl Worker {
         );
         async {
             let outcome = self.process_event(&message, stop, abort).await;
-            let disposition = if outcome == EventOutcome::Requeued {
-                Disposition::Requeue
-            } else {
-                Disposition::Ack
-            };
             metrics::event(outcome.as_str());
+            let disposition = Disposition::after(outcome != EventOutcome::Requeued);
             self.settle(message, disposition).await;
             self.health.progress();
         }

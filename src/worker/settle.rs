@@ -28,6 +28,17 @@ pub enum Disposition {
     Requeue,
 }
 
+impl Disposition {
+    /// Ack once what the message asked for is done or safely published; requeue otherwise.
+    pub fn after(done: bool) -> Self {
+        if done {
+            Disposition::Ack
+        } else {
+            Disposition::Requeue
+        }
+    }
+}
+
 impl<'a> Message<'a> {
     pub fn new(delivery: Delivery, publisher: &'a Publisher, topology: &'a Topology) -> Self {
         let inbound = Inbound::from_delivery(&delivery);

@@ -36,12 +36,9 @@ impl Worker {
                         reason,
                         "invalid message in an integration's queue: dead-lettered"
                     );
-                    let disposition = match message.dead_letter(&DeadLetter::invalid(reason)).await
-                    {
-                        Ok(()) => Disposition::Ack,
-                        Err(_) => Disposition::Requeue,
-                    };
-                    return self.settle(message, disposition).await;
+                    let dead = message.dead_letter(&DeadLetter::invalid(reason)).await;
+                    let dead = dead.inspect_err(|err| warn!(error = %err, "cannot publish the dead letter; the message will be redelivered"));
+                    return self.settle(message, Disposition::after(dead.is_ok())).await;
                 }
             };
             tracing::Span::current().record("run_id", event.data.run_id.as_str());
@@ -57,11 +54,8 @@ impl Worker {
                 let queued = message
                     .queue_for(integration.name(), message.inbound.attempt)
                     .await;
-                let disposition = match queued {
-                    Ok(()) => Disposition::Ack,
-                    Err(_) => Disposition::Requeue,
-                };
-                return self.settle(message, disposition).await;
+                let queued = queued.inspect_err(|err| warn!(error = %err, "cannot put the delivery back in its queue; the message will be redelivered"));
+                return self.settle(message, Disposition::after(queued.is_ok())).await;
             };
             metrics::queue_wait(integration.name(), queued_at);
             self.health.taken();
@@ -74,12 +68,8 @@ impl Worker {
                 .dispatcher
                 .deliver(&event, assignment, slot, stop, abort)
                 .await;
-            let disposition = if self.enact(&message, &event, &delivery).await {
-                Disposition::Ack
-            } else {
-                Disposition::Requeue
-            };
-            self.settle(message, disposition).await;
+            let enacted = self.enact(&message, &event, &delivery).await;
+            self.settle(message, Disposition::after(enacted)).await;
             self.health.progress();
         }
         .instrument(span)
