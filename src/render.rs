@@ -7,15 +7,16 @@ use std::path::{Path, PathBuf};
 use handlebars::Handlebars;
 
 use crate::event::RunCanceled;
-use crate::integrations::gitlab::escape::escape_gitlab_markdown;
 use serde_json::Value;
 
 mod escape;
+mod gitlab;
 mod helpers;
 mod markdown;
 mod samples;
 
 pub use escape::{escape_json, escape_slack, escape_slack_json, escape_teams_json};
+pub use gitlab::escape_gitlab_markdown;
 pub use helpers::{DEFAULT_DATE_FORMAT, truncate};
 pub use markdown::escape_markdown;
 pub use samples::{sample_events, variables};

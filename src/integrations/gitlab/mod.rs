@@ -2,7 +2,6 @@
 //! notes, over GitLab's REST API v4 with reqwest (no GitLab crate is needed for four routes).
 
 pub mod auth;
-pub mod escape;
 pub mod note;
 pub mod pages;
 pub mod project;

@@ -9,6 +9,8 @@
 //! decodes them before it looks for references, so `&#64;all` would still notify everyone;
 //! this escaper never emits an entity, and escapes the `&` of one a value brings.
 
+use super::escape::break_autolinks;
+
 /// Escapes `value` for GitLab Markdown (one line: line breaks would end a table row or let
 /// the next line start with a quick action).
 pub fn escape_gitlab_markdown(value: &str) -> String {
@@ -35,16 +37,6 @@ pub fn escape_gitlab_markdown(value: &str) -> String {
         }
     }
     escaped
-}
-
-/// Breaks bare-URL autolinks (`scheme://`, `www.`) with a zero-width joiner: the text reads
-/// the same and links nowhere.
-fn break_autolinks(value: &str) -> String {
-    let mut text = value.replace("://", ":\u{200D}//");
-    for www in ["www.", "WWW.", "Www."] {
-        text = text.replace(www, &format!("{}\u{200D}.", &www[..3]));
-    }
-    text
 }
 
 #[cfg(test)]
