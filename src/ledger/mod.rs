@@ -1,19 +1,24 @@
 //! The delivery ledger: one row per (run, event type, integration), so that each notification
 //! has one effect even when the broker delivers an event twice or the dashboard cancels a run
 //! twice. Embedded SQLite by default; PostgreSQL when several workers share the work. Both run
-//! the same portable SQL through sqlx's `Any` driver.
+//! the same portable SQL: through sqlx's `Any` driver, except SQLite's claims and records,
+//! which its writer thread group-commits through rusqlite ([`sqlite`]).
 
 mod patience;
 mod sql;
+mod sqlite;
 mod state;
 mod write;
 
 use std::path::Path;
 use std::time::Duration;
 
+use sqlite::SqliteWriter;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
-use write::{ClaimWrite, Claimed, GroupCommit, RecordWrite};
+use write::{ClaimWrite, Claimed, RecordWrite};
+
+pub use write::WriteError;
 
 pub use patience::{Record, outage_backoff};
 pub use state::{Claim, ClaimId, Entry, State};
@@ -41,6 +46,8 @@ pub enum LedgerError {
     /// The SQLite file cannot be opened or created (a folder the process may not write, say).
     #[error("cannot open the SQLite ledger {0} (is its folder writable by this user?): {1}")]
     File(String, sqlx::Error),
+    #[error("cannot open the SQLite ledger {0} for writing: {1}")]
+    Writer(String, Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// What `cancel` did, per integration.
@@ -58,9 +65,9 @@ pub struct CancelReport {
 #[derive(Debug, Clone)]
 pub struct Ledger {
     pool: AnyPool,
-    /// SQLite only: claims and records are group-committed (PostgreSQL takes concurrent
-    /// writers as they come).
-    group: Option<GroupCommit>,
+    /// SQLite only: claims and records are group-committed on a thread of their own
+    /// (PostgreSQL takes concurrent writers as they come).
+    writer: Option<SqliteWriter>,
 }
 
 impl Ledger {
@@ -104,8 +111,11 @@ impl Ledger {
                 false => LedgerError::Database(err),
             })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        let group = sqlite.then(|| GroupCommit::start(pool.clone()));
-        Ok(Self { pool, group })
+        let writer = match sqlite {
+            true => Some(SqliteWriter::start(&config.path)?),
+            false => None,
+        };
+        Ok(Self { pool, writer })
     }
 
     /// Claims a delivery for this attempt: free, failed and dead rows, and in-flight rows
@@ -117,7 +127,7 @@ impl Ledger {
         event_id: &str,
         attempt: u32,
         lease: Duration,
-    ) -> Result<Claim, sqlx::Error> {
+    ) -> Result<Claim, WriteError> {
         let started = std::time::Instant::now();
         let claim = self.try_claim(key, event_id, attempt, lease).await;
         metrics::ledger_time("claim", started.elapsed());
@@ -130,7 +140,7 @@ impl Ledger {
         event_id: &str,
         attempt: u32,
         lease: Duration,
-    ) -> Result<Claim, sqlx::Error> {
+    ) -> Result<Claim, WriteError> {
         let now = now_ms();
         let claim_id = ClaimId::new();
         let written = self
@@ -170,7 +180,7 @@ impl Ledger {
         attempts: u32,
         last_error: Option<&str>,
         receipt: Option<&str>,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, WriteError> {
         let started = std::time::Instant::now();
         let written = self
             .record_write(RecordWrite {
@@ -190,17 +200,17 @@ impl Ledger {
     }
 
     /// Group-committed on SQLite, straight to the pool on PostgreSQL.
-    async fn claim_write(&self, write: ClaimWrite) -> Result<Claimed, sqlx::Error> {
-        match &self.group {
-            Some(group) => group.claim(write).await,
+    async fn claim_write(&self, write: ClaimWrite) -> Result<Claimed, WriteError> {
+        match &self.writer {
+            Some(writer) => writer.claim(write).await,
             None => write::claim_alone(&self.pool, &write).await,
         }
     }
 
     /// Group-committed on SQLite, straight to the pool on PostgreSQL.
-    async fn record_write(&self, write: RecordWrite) -> Result<u64, sqlx::Error> {
-        match &self.group {
-            Some(group) => group.record(write).await,
+    async fn record_write(&self, write: RecordWrite) -> Result<u64, WriteError> {
+        match &self.writer {
+            Some(writer) => writer.record(write).await,
             None => write::record_alone(&self.pool, &write).await,
         }
     }

@@ -1,17 +1,20 @@
-//! The ledger's two hot writes (claim, record) as values, so that they can run alone or be
-//! group-committed: on SQLite, writes that arrive together run in one transaction and each
-//! caller hears back only once that transaction has committed. "Claim before send" and
-//! "record before ack" hold as before; what changes is one commit for many writes instead of
-//! one each. A batch that fails is rolled back and its writes run again one by one, so that one
-//! bad write cannot fail its neighbours.
+//! The ledger's two hot writes (claim, record) as values, so that they can wait in the SQLite
+//! writer's queue ([`super::sqlite`]) or run straight on PostgreSQL's pool (here).
 
 use sqlx::{AnyConnection, AnyPool, Row};
-use tokio::sync::{mpsc, oneshot};
 
 use super::sql;
 
-/// At most this many writes share a transaction (twice the default prefetch's worth of claims).
-const MAX_BATCH: usize = 128;
+/// Why a claim or record could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("ledger database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("SQLite ledger: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the SQLite ledger's writer has stopped")]
+    Stopped,
+}
 
 /// A claim, owning its values so that it can wait in the queue.
 #[derive(Debug)]
@@ -53,7 +56,16 @@ pub(super) enum Claimed {
 }
 
 impl ClaimWrite {
-    /// Runs the claim on `connection` (a transaction's or a pooled one).
+    /// The claim is ours; `created_at` is its row's.
+    pub(super) fn ours(&self, created_at: i64) -> Claimed {
+        // A fresh row carries this call's `now`; a row taken over keeps its own.
+        // (A row created in the same millisecond reads as fresh.)
+        Claimed::Ours {
+            resumed: created_at != self.now,
+        }
+    }
+
+    /// Runs the claim on `connection`.
     async fn run(&self, connection: &mut AnyConnection) -> Result<Claimed, sqlx::Error> {
         let claimed = sqlx::query(sql::CLAIM)
             .bind(self.run_id.as_str())
@@ -68,12 +80,7 @@ impl ClaimWrite {
             .fetch_optional(&mut *connection)
             .await?;
         if let Some(row) = claimed {
-            // A fresh row carries this call's `now`; a row taken over keeps its own.
-            // (A row created in the same millisecond reads as fresh.)
-            let created_at: i64 = row.try_get(1)?;
-            return Ok(Claimed::Ours {
-                resumed: created_at != self.now,
-            });
+            return Ok(self.ours(row.try_get(1)?));
         }
         let row = sqlx::query(sql::CURRENT)
             .bind(self.run_id.as_str())
@@ -107,156 +114,14 @@ impl RecordWrite {
     }
 }
 
-type Reply<T> = oneshot::Sender<Result<T, sqlx::Error>>;
-
-/// A write waiting for its transaction, and who to tell.
-enum Job {
-    Claim(ClaimWrite, Reply<Claimed>),
-    Record(RecordWrite, Reply<u64>),
-}
-
-/// A write done inside a transaction, its answer held back until the commit.
-enum Done {
-    Claim(ClaimWrite, Reply<Claimed>, Claimed),
-    Record(RecordWrite, Reply<u64>, u64),
-}
-
-impl Job {
-    /// Runs the write on `connection`; the answer goes out later, after the commit.
-    async fn run(self, connection: &mut AnyConnection) -> Result<Done, (Job, sqlx::Error)> {
-        match self {
-            Job::Claim(write, reply) => match write.run(connection).await {
-                Ok(claimed) => Ok(Done::Claim(write, reply, claimed)),
-                Err(err) => Err((Job::Claim(write, reply), err)),
-            },
-            Job::Record(write, reply) => match write.run(connection).await {
-                Ok(rows) => Ok(Done::Record(write, reply, rows)),
-                Err(err) => Err((Job::Record(write, reply), err)),
-            },
-        }
-    }
-
-    /// Runs the write in its own (implicit) transaction and answers at once.
-    async fn alone(self, pool: &AnyPool) {
-        match self {
-            Job::Claim(write, reply) => {
-                let _ = reply.send(claim_alone(pool, &write).await);
-            }
-            Job::Record(write, reply) => {
-                let _ = reply.send(record_alone(pool, &write).await);
-            }
-        }
-    }
-}
-
-impl Done {
-    /// Sends the answer: the transaction has committed.
-    fn answer(self) {
-        match self {
-            Done::Claim(_, reply, claimed) => {
-                let _ = reply.send(Ok(claimed));
-            }
-            Done::Record(_, reply, rows) => {
-                let _ = reply.send(Ok(rows));
-            }
-        }
-    }
-
-    /// The write again, its answer forgotten: the transaction was rolled back.
-    fn undo(self) -> Job {
-        match self {
-            Done::Claim(write, reply, _) => Job::Claim(write, reply),
-            Done::Record(write, reply, _) => Job::Record(write, reply),
-        }
-    }
-}
-
-/// The queue in front of the group-committing writer task (cheap to clone).
-#[derive(Debug, Clone)]
-pub(super) struct GroupCommit {
-    jobs: mpsc::UnboundedSender<Job>,
-}
-
-impl GroupCommit {
-    /// Starts the writer task on the current runtime; it ends when every handle is dropped.
-    pub(super) fn start(pool: AnyPool) -> Self {
-        let (jobs, queue) = mpsc::unbounded_channel();
-        tokio::spawn(writer(pool, queue));
-        Self { jobs }
-    }
-
-    /// Queues a claim and waits until it is committed (or has failed).
-    pub(super) async fn claim(&self, write: ClaimWrite) -> Result<Claimed, sqlx::Error> {
-        let (reply, answer) = oneshot::channel();
-        self.submit(Job::Claim(write, reply), answer).await
-    }
-
-    /// Queues a record and waits until it is committed (or has failed).
-    pub(super) async fn record(&self, write: RecordWrite) -> Result<u64, sqlx::Error> {
-        let (reply, answer) = oneshot::channel();
-        self.submit(Job::Record(write, reply), answer).await
-    }
-
-    async fn submit<T>(
-        &self,
-        job: Job,
-        answer: oneshot::Receiver<Result<T, sqlx::Error>>,
-    ) -> Result<T, sqlx::Error> {
-        let gone = || sqlx::Error::PoolClosed;
-        self.jobs.send(job).map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
-    }
-}
-
-/// Takes whatever has queued up (at most [`MAX_BATCH`]) and commits it as one transaction.
-async fn writer(pool: AnyPool, mut queue: mpsc::UnboundedReceiver<Job>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        if let Err(jobs) = together(&pool, &mut batch).await {
-            // Rolled back: nothing of it happened. Each write again on its own, so that each
-            // caller gets its own answer.
-            for job in jobs {
-                job.alone(&pool).await;
-            }
-        }
-    }
-}
-
-/// Runs `batch` (emptying it) in one transaction and answers each write once it has
-/// committed; on failure returns the writes, none of which happened.
-async fn together(pool: &AnyPool, batch: &mut Vec<Job>) -> Result<(), Vec<Job>> {
-    let mut jobs = batch.drain(..);
-    let Ok(mut transaction) = pool.begin().await else {
-        return Err(jobs.collect());
-    };
-    let mut done = Vec::with_capacity(jobs.len());
-    while let Some(job) = jobs.next() {
-        match job.run(&mut transaction).await {
-            Ok(answer) => done.push(answer),
-            Err((failed, _)) => {
-                let undone = done.into_iter().map(Done::undo);
-                return Err(undone.chain([failed]).chain(jobs).collect());
-            }
-        }
-    }
-    if transaction.commit().await.is_err() {
-        return Err(done.into_iter().map(Done::undo).collect());
-    }
-    done.into_iter().for_each(Done::answer);
-    Ok(())
-}
-
-/// A claim in its own (implicit) transaction.
-pub(super) async fn claim_alone(
-    pool: &AnyPool,
-    write: &ClaimWrite,
-) -> Result<Claimed, sqlx::Error> {
+/// A claim on PostgreSQL, in its own (implicit) transaction.
+pub(super) async fn claim_alone(pool: &AnyPool, write: &ClaimWrite) -> Result<Claimed, WriteError> {
     let mut connection = pool.acquire().await?;
-    write.run(&mut connection).await
+    Ok(write.run(&mut connection).await?)
 }
 
-/// A record in its own (implicit) transaction.
-pub(super) async fn record_alone(pool: &AnyPool, write: &RecordWrite) -> Result<u64, sqlx::Error> {
+/// A record on PostgreSQL, in its own (implicit) transaction.
+pub(super) async fn record_alone(pool: &AnyPool, write: &RecordWrite) -> Result<u64, WriteError> {
     let mut connection = pool.acquire().await?;
-    write.run(&mut connection).await
+    Ok(write.run(&mut connection).await?)
 }

@@ -1,0 +1,279 @@
+//! SQLite's hot writes (claims and records) on one thread of their own, group-committed: the
+//! writes that queued up while the last transaction ran go in the next one, and each caller
+//! hears back only once it has committed. "Claim before send" and "record before ack" hold as
+//! before; what changes is one commit, and one wake-up of this thread, for many writes (through
+//! sqlx, each statement of a batch, its `BEGIN` and its `COMMIT` was a round trip to sqlx's
+//! SQLite thread). A batch that fails is rolled back and its writes run again one by one, so
+//! that one bad write cannot fail its neighbours.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
+use tokio::sync::oneshot;
+
+use super::write::{ClaimWrite, Claimed, RecordWrite, WriteError};
+use super::{LedgerError, sql};
+
+/// At most this many writes share a transaction (twice the default prefetch's worth of claims).
+const MAX_BATCH: usize = 128;
+
+/// The queue in front of the writer thread (cheap to clone); the thread ends when every
+/// handle is dropped.
+#[derive(Debug, Clone)]
+pub(super) struct SqliteWriter {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl SqliteWriter {
+    /// Opens its own connection to the ledger file (already created and migrated) and starts
+    /// the writer thread.
+    pub(super) fn start(path: &Path) -> Result<Self, LedgerError> {
+        let failed = |err: Box<dyn std::error::Error + Send + Sync>| {
+            LedgerError::Writer(path.display().to_string(), err)
+        };
+        let connection = open(path).map_err(|err| failed(err.into()))?;
+        let (jobs, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("ledger-writer".into())
+            .spawn(move || writer(connection, queue))
+            .map_err(|err| failed(err.into()))?;
+        Ok(Self { jobs })
+    }
+
+    /// Queues a claim and waits until it is committed (or has failed).
+    pub(super) async fn claim(&self, write: ClaimWrite) -> Result<Claimed, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Claim(Pending::new(write, reply)), answer)
+            .await
+    }
+
+    /// Queues a record and waits until it is committed (or has failed).
+    pub(super) async fn record(&self, write: RecordWrite) -> Result<u64, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Record(Pending::new(write, reply)), answer)
+            .await
+    }
+
+    async fn submit<A>(&self, job: Job, answer: oneshot::Receiver<Reply<A>>) -> Reply<A> {
+        self.jobs.send(job).map_err(|_| WriteError::Stopped)?;
+        answer.await.map_err(|_| WriteError::Stopped)?
+    }
+}
+
+type Reply<A> = Result<A, WriteError>;
+
+/// A write waiting for its transaction, who to tell, and its answer once it has run (sent only
+/// after the commit).
+struct Pending<W, A> {
+    write: W,
+    reply: oneshot::Sender<Reply<A>>,
+    answer: Option<A>,
+}
+
+impl<W, A> Pending<W, A> {
+    fn new(write: W, reply: oneshot::Sender<Reply<A>>) -> Self {
+        Self {
+            write,
+            reply,
+            answer: None,
+        }
+    }
+
+    /// Runs the write and keeps its answer for later.
+    fn run(
+        &mut self,
+        connection: &Connection,
+        write: fn(&Connection, &W) -> rusqlite::Result<A>,
+    ) -> rusqlite::Result<()> {
+        self.answer = Some(write(connection, &self.write)?);
+        Ok(())
+    }
+
+    /// Tells the caller: its answer once committed, or why not. (A caller that stopped waiting
+    /// is not told.)
+    fn finish(self, result: rusqlite::Result<()>) {
+        let reply = match (result, self.answer) {
+            (Ok(()), Some(answer)) => Ok(answer),
+            (Err(err), _) => Err(err.into()),
+            // Not reached: a batch commits only when each of its writes ran.
+            (Ok(()), None) => Err(WriteError::Stopped),
+        };
+        let _ = self.reply.send(reply);
+    }
+}
+
+enum Job {
+    Claim(Pending<ClaimWrite, Claimed>),
+    Record(Pending<RecordWrite, u64>),
+}
+
+impl Job {
+    fn run(&mut self, connection: &Connection) -> rusqlite::Result<()> {
+        match self {
+            Job::Claim(pending) => pending.run(connection, claim),
+            Job::Record(pending) => pending.run(connection, record),
+        }
+    }
+
+    fn finish(self, result: rusqlite::Result<()>) {
+        match self {
+            Job::Claim(pending) => pending.finish(result),
+            Job::Record(pending) => pending.finish(result),
+        }
+    }
+}
+
+/// The writer's connection, with the pool connection's settings: WAL is the file's, the rest
+/// per connection (with WAL, NORMAL sync is durable across process crashes).
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(Duration::from_secs(5))?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(connection)
+}
+
+/// Takes whatever has queued up (at most [`MAX_BATCH`]) and commits it as one transaction.
+fn writer(mut connection: Connection, queue: mpsc::Receiver<Job>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch: Vec<Job> = std::iter::once(first)
+            .chain(queue.try_iter().take(MAX_BATCH - 1))
+            .collect();
+        match together(&mut connection, &mut batch) {
+            Ok(()) => batch.into_iter().for_each(|job| job.finish(Ok(()))),
+            // Rolled back: nothing of it happened. Each write again on its own (its own
+            // implicit transaction), so that each caller gets its own answer.
+            Err(_) => {
+                for mut job in batch {
+                    let result = job.run(&connection);
+                    job.finish(result);
+                }
+            }
+        }
+    }
+}
+
+/// Runs every write of `batch` in one transaction and commits it.
+fn together(connection: &mut Connection, batch: &mut [Job]) -> rusqlite::Result<()> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for job in batch.iter_mut() {
+        job.run(&transaction)?;
+    }
+    transaction.commit()
+}
+
+fn claim(connection: &Connection, write: &ClaimWrite) -> rusqlite::Result<Claimed> {
+    let created_at = connection
+        .prepare_cached(sql::CLAIM)?
+        .query_row(
+            params![
+                write.run_id,
+                write.event_type,
+                write.integration,
+                write.attempt,
+                write.event_id,
+                write.claim_id,
+                write.lease_until,
+                write.now,
+                write.now,
+            ],
+            |row| row.get::<_, i64>(1),
+        )
+        .optional()?;
+    if let Some(created_at) = created_at {
+        return Ok(write.ours(created_at));
+    }
+    connection.prepare_cached(sql::CURRENT)?.query_row(
+        params![write.run_id, write.event_type, write.integration],
+        |row| {
+            Ok(Claimed::Taken {
+                state: row.get(0)?,
+                lease_until: row.get(1)?,
+            })
+        },
+    )
+}
+
+fn record(connection: &Connection, write: &RecordWrite) -> rusqlite::Result<u64> {
+    let changed = connection.prepare_cached(sql::RECORD)?.execute(params![
+        write.state,
+        write.attempts,
+        write.last_error,
+        write.receipt,
+        write.now,
+        write.run_id,
+        write.event_type,
+        write.integration,
+        write.claim_id,
+    ])?;
+    Ok(changed as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Ledger;
+    use crate::ledger::tests::sqlite_config;
+
+    fn claim_of(run_id: &str) -> ClaimWrite {
+        ClaimWrite {
+            run_id: run_id.into(),
+            event_type: "run.canceled".into(),
+            integration: "hook".into(),
+            attempt: 1,
+            event_id: "evt".into(),
+            claim_id: format!("claim-{run_id}"),
+            lease_until: 2_000,
+            now: 1_000,
+        }
+    }
+
+    /// One write that fails rolls its batch back; the others are then written one by one and
+    /// committed, and only the bad one hears of an error.
+    #[tokio::test]
+    async fn a_failing_write_fails_alone_and_its_batch_is_written_without_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = sqlite_config(&dir);
+        Ledger::open(&config).await.unwrap().close().await;
+        let connection = open(&config.path).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TRIGGER poison BEFORE INSERT ON deliveries WHEN NEW.run_id = 'poison'
+                 BEGIN SELECT RAISE(ABORT, 'poisoned row'); END;",
+            )
+            .unwrap();
+
+        // Queued before the writer runs, so that all three share one batch.
+        let (jobs, queue) = mpsc::channel();
+        let mut answers = Vec::new();
+        for run_id in ["good-1", "poison", "good-2"] {
+            let (reply, answer) = oneshot::channel();
+            jobs.send(Job::Claim(Pending::new(claim_of(run_id), reply)))
+                .unwrap();
+            answers.push(answer);
+        }
+        drop(jobs);
+        writer(connection, queue);
+
+        let answers: Vec<_> = answers
+            .into_iter()
+            .map(|mut answer| answer.try_recv().unwrap())
+            .collect();
+        assert!(matches!(answers[0], Ok(Claimed::Ours { resumed: false })));
+        assert!(matches!(answers[2], Ok(Claimed::Ours { resumed: false })));
+        let error = answers[1].as_ref().unwrap_err().to_string();
+        assert!(error.contains("poisoned row"), "{error}");
+
+        let check = open(&config.path).unwrap();
+        let rows: Vec<String> = check
+            .prepare("SELECT run_id FROM deliveries ORDER BY run_id")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows, ["good-1", "good-2"]);
+    }
+}
