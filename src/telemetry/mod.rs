@@ -2,6 +2,7 @@
 //! `RUST_LOG`), in [`metrics`] every Prometheus metric, and in [`otel`] OpenTelemetry tracing
 //! (off unless an OTLP endpoint is configured).
 
+mod json;
 pub mod metrics;
 pub mod otel;
 mod relevel;
@@ -36,12 +37,9 @@ pub fn init() -> Result<Option<otel::Export>, otel::TracingError> {
             .with_timer(TimeOfDay);
         logs.event_format(Relevel::new(short)).boxed()
     } else {
-        let json = format::format()
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(true);
-        logs.json().event_format(Relevel::new(json)).boxed()
+        logs.fmt_fields(json::JsonFields)
+            .event_format(Relevel::new(json::JsonLine))
+            .boxed()
     };
     tracing_subscriber::registry()
         .with(logs.with_filter(filter))
