@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::{Attributes, EventError, RunCanceled};
 
@@ -115,7 +115,7 @@ fn binary(
             "the body (the event's `data`) is empty".into(),
         ));
     }
-    let data: Value = serde_json::from_slice(body).map_err(|err| {
+    let data: &RawValue = serde_json::from_slice(body).map_err(|err| {
         EventError::Binary(format!("the body (the event's `data`) is not JSON: {err}"))
     })?;
     RunCanceled::from_parts(parsed, Some(data), |name| {

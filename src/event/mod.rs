@@ -6,6 +6,7 @@ mod repo;
 
 use chrono::{DateTime, FixedOffset, SecondsFormat};
 use serde::{Deserialize, Deserializer, Serialize, de};
+use serde_json::value::RawValue;
 use url::Url;
 
 pub use ids::{CommitSha, PullRequestNumber, RunId};
@@ -169,21 +170,23 @@ impl Reason {
     }
 }
 
-/// The CloudEvents structured-mode envelope; unknown members are ignored.
+/// The CloudEvents structured-mode envelope; unknown members are ignored. `data` is kept as
+/// its JSON text, read once the attributes are known to be right.
 #[derive(Deserialize)]
-struct Envelope {
+struct Envelope<'a> {
     specversion: Option<String>,
     id: Option<String>,
     source: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
-    data: Option<serde_json::Value>,
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
 }
 
 impl RunCanceled {
     /// Parses and validates a structured-mode message body (the whole event as JSON).
     pub fn parse(body: &[u8]) -> Result<Self, EventError> {
-        let envelope: Envelope = match serde_json::from_slice(body) {
+        let envelope: Envelope<'_> = match serde_json::from_slice(body) {
             Ok(envelope) => envelope,
             Err(err) if err.is_data() => {
                 return Err(EventError::NotCloudEvent(format!(
@@ -205,7 +208,7 @@ impl RunCanceled {
     /// carried them; `describe` names an attribute in errors (binary mode adds its header).
     fn from_parts(
         attributes: Attributes,
-        data: Option<serde_json::Value>,
+        data: Option<&RawValue>,
         describe: impl Fn(&str) -> String,
     ) -> Result<Self, EventError> {
         let required = |value: Option<String>, name: &str| {
@@ -230,7 +233,8 @@ impl RunCanceled {
             field: "data".into(),
             problem: "is missing".into(),
         })?;
-        let data: RunData = serde_path_to_error::deserialize(data).map_err(|err| {
+        let mut reader = serde_json::Deserializer::from_str(data.get());
+        let data: RunData = serde_path_to_error::deserialize(&mut reader).map_err(|err| {
             let path = err.path().to_string();
             EventError::Field {
                 field: if path == "." {
@@ -238,7 +242,7 @@ impl RunCanceled {
                 } else {
                     format!("data.{path}")
                 },
-                problem: err.into_inner().to_string(),
+                problem: without_position(&err.into_inner()),
             }
         })?;
         Ok(Self {
@@ -246,6 +250,17 @@ impl RunCanceled {
             source,
             data,
         })
+    }
+}
+
+/// serde_json's message without the position it appends, which would count from the start of
+/// `data` rather than of the message: the field's path says where.
+fn without_position(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    let position = format!(" at line {} column {}", err.line(), err.column());
+    match text.strip_suffix(&position) {
+        Some(message) => message.to_owned(),
+        None => text,
     }
 }
 

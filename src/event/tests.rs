@@ -170,11 +170,21 @@ fn every_required_data_member_is_named_when_missing() {
 
 #[test]
 fn counts_must_be_non_negative_integers() {
-    for bad in [json!(-1), json!(1.5), json!("3"), Value::Null] {
+    for (bad, expected) in [
+        (json!(-1), "invalid value: integer `-1`, expected u64"),
+        (
+            json!(1.5),
+            "invalid type: floating point `1.5`, expected u64",
+        ),
+        (json!("3"), "invalid type: string \"3\", expected u64"),
+        (Value::Null, "invalid type: null, expected u64"),
+    ] {
         let mut event = example();
         event["data"]["results"]["passes"] = bad.clone();
         let (field, problem) = field_error(&event);
         assert_eq!(field, "data.results.passes", "{bad}: {problem}");
+        // Said without a position inside `data`: the path says where.
+        assert_eq!(problem, expected);
     }
 }
 
