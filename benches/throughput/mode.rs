@@ -15,8 +15,9 @@ pub struct Mode {
     pub latency_seconds: usize,
     /// How many times start-to-ready is measured.
     pub ready_runs: usize,
-    /// Also run the soak (`SOAK=1`).
-    pub soak: bool,
+    /// Events through the soak, 0 for none: `SOAK=1` asks for a long one (default 1,000,000);
+    /// a smoke run makes a short one (20,000), enough to see the worker's memory grow.
+    pub soak_events: usize,
     /// Only these scenarios (`ONLY=worker,fan-out`), for profiling one of them.
     only: Option<Vec<String>>,
 }
@@ -30,7 +31,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 impl Mode {
     /// `--smoke` (or `SMOKE=1`) makes a smoke run; `EVENTS`, `LATENCY_RATE`,
-    /// `LATENCY_SECONDS`, `SOAK` and `ONLY` adjust either kind.
+    /// `LATENCY_SECONDS`, `SOAK`, `SOAK_EVENTS` and `ONLY` adjust either kind.
     pub fn from_env() -> Self {
         let smoke = std::env::args().any(|a| a == "--smoke")
             || std::env::var("SMOKE").is_ok_and(|v| v == "1");
@@ -40,7 +41,11 @@ impl Mode {
             latency_rate: env_usize("LATENCY_RATE", 500).max(1),
             latency_seconds: env_usize("LATENCY_SECONDS", if smoke { 1 } else { 6 }),
             ready_runs: if smoke { 1 } else { 5 },
-            soak: std::env::var("SOAK").is_ok_and(|v| v == "1"),
+            soak_events: match std::env::var("SOAK").is_ok_and(|v| v == "1") {
+                true => env_usize("SOAK_EVENTS", 1_000_000),
+                false if smoke => env_usize("SOAK_EVENTS", 20_000),
+                false => 0,
+            },
             only: std::env::var("ONLY")
                 .ok()
                 .map(|v| v.split(',').map(str::to_owned).collect()),
