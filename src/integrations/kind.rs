@@ -107,6 +107,18 @@ pub trait Settings {
     fn filters(&self) -> &Filters;
 }
 
+/// What a kind's config checks at load, beyond what its grammar says.
+pub trait Checks {
+    /// Rules of its own settings the grammar cannot express, as sentences.
+    fn problems(&self) -> Vec<String>;
+
+    /// Compiles and checks its templates into `templates` (a template that fails stops the
+    /// start, never a send). Kinds without templates keep this default.
+    fn register_templates(&self, _: &mut Templates, _: &Path) -> Result<(), TemplateError> {
+        Ok(())
+    }
+}
+
 /// Implements [`Settings`] for config structs with `common` and `filters` fields.
 macro_rules! settings {
     ($($config:ty),+ $(,)?) => {$(
@@ -222,19 +234,9 @@ pub trait Kind: fmt::Debug + Send + Sync + Sized + 'static {
     /// Its `type:` in the config (also its metrics label).
     const TYPE: &'static str;
 
-    /// Its config: [`Common`] and [`Filters`] flattened, plus its own settings.
-    type Config: fmt::Debug + Clone + DeserializeOwned + Settings + Send + Sync;
-
-    /// Rules of its own settings the grammar cannot express, as sentences.
-    fn problems(config: &Self::Config) -> Vec<String>;
-
-    /// Compiles and checks its templates into `templates` (a template that fails stops the
-    /// start, never a send).
-    fn register_templates(
-        config: &Self::Config,
-        templates: &mut Templates,
-        dir: &Path,
-    ) -> Result<(), TemplateError>;
+    /// Its config: [`Common`] and [`Filters`] flattened, plus its own settings, with the
+    /// checks they need at load.
+    type Config: fmt::Debug + Clone + DeserializeOwned + Settings + Checks + Send + Sync;
 
     /// The ready-to-use integration.
     fn build(config: Self::Config, parts: &Parts) -> Self;

@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use http::{Answer, OutgoingRequest, http_client};
 pub(crate) use kind::settings;
-pub use kind::{Common, Io, Kind, Parts, Plan, Settings, Step, http_status};
+pub use kind::{Checks, Common, Io, Kind, Parts, Plan, Settings, Step, http_status};
 pub use notification::{Notification, Receipt};
 
 use crate::failure::DeliveryError;

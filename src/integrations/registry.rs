@@ -34,7 +34,7 @@ macro_rules! registry {
             fn own_problems(&self) -> Vec<String> {
                 match self {
                     $(Self::$variant(config) => {
-                        <$kind as $crate::integrations::Kind>::problems(config)
+                        $crate::integrations::Checks::problems(config)
                     })+
                 }
             }
@@ -48,9 +48,7 @@ macro_rules! registry {
             ) -> Result<(), $crate::render::TemplateError> {
                 match self {
                     $(Self::$variant(config) => {
-                        <$kind as $crate::integrations::Kind>::register_templates(
-                            config, templates, dir,
-                        )
+                        $crate::integrations::Checks::register_templates(config, templates, dir)
                     })+
                 }
             }

@@ -8,7 +8,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::http::secret_url;
-use super::{Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, http_status, settings};
+use super::{
+    Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, http_status, settings,
+};
 use crate::failure::DeliveryError;
 use crate::render::{Format, TemplateError, Templates, template_path, truncate};
 use crate::route::Filters;
@@ -50,7 +52,7 @@ pub struct TeamsConfig {
 
 settings!(TeamsConfig);
 
-impl TeamsConfig {
+impl Checks for TeamsConfig {
     fn problems(&self) -> Vec<String> {
         secret_url("webhook_url", &self.webhook_url)
             .err()
@@ -196,18 +198,6 @@ impl Teams {
 impl Kind for Teams {
     const TYPE: &'static str = "teams";
     type Config = TeamsConfig;
-
-    fn problems(config: &TeamsConfig) -> Vec<String> {
-        config.problems()
-    }
-
-    fn register_templates(
-        config: &TeamsConfig,
-        templates: &mut Templates,
-        dir: &Path,
-    ) -> Result<(), TemplateError> {
-        config.register_templates(templates, dir)
-    }
 
     fn build(config: TeamsConfig, parts: &Parts) -> Self {
         Self {

@@ -2,18 +2,17 @@
 
 use std::collections::BTreeMap;
 
-use std::path::Path;
-
 use reqwest::header::HeaderName;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::{Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, http_status, settings};
+use super::{
+    Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, http_status, settings,
+};
 use crate::event::{Cancellation, Commit, RunCanceled, RunStatus};
 use crate::protocol::{
     HUB_SIGNATURE, WEBHOOK_EVENT, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
 };
-use crate::render::{TemplateError, Templates};
 use crate::route::Filters;
 use crate::secret::Secret;
 use crate::signature::{SigningSecret, hub_signature, sign};
@@ -40,7 +39,8 @@ pub struct WebhookConfig {
 
 settings!(WebhookConfig);
 
-impl WebhookConfig {
+/// No templates: the body is the fixed shape receivers parse.
+impl Checks for WebhookConfig {
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if !matches!(self.url.scheme(), "http" | "https") {
@@ -156,19 +156,6 @@ impl Webhook {
 impl Kind for Webhook {
     const TYPE: &'static str = "webhook";
     type Config = WebhookConfig;
-
-    fn problems(config: &WebhookConfig) -> Vec<String> {
-        config.problems()
-    }
-
-    fn register_templates(
-        _: &WebhookConfig,
-        _: &mut Templates,
-        _: &Path,
-    ) -> Result<(), TemplateError> {
-        // The body is the fixed shape receivers parse: no template.
-        Ok(())
-    }
 
     fn build(config: WebhookConfig, _: &Parts) -> Self {
         Self { config }

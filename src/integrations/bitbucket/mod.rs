@@ -20,7 +20,7 @@ use crate::integrations::limit::{Limiter, RateLimit};
 use crate::integrations::target::CommitTarget;
 use crate::integrations::text::{cut, one_line};
 use crate::integrations::{
-    Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
+    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
 };
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
 use crate::route::Filters;
@@ -79,6 +79,13 @@ fn default_rate_limit() -> RateLimit {
 settings!(BitbucketStatusConfig);
 
 impl BitbucketStatusConfig {
+    fn template_names(&self) -> (String, String) {
+        let name = &self.common.name;
+        (format!("{name}/description"), format!("{name}/name"))
+    }
+}
+
+impl Checks for BitbucketStatusConfig {
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if !matches!(self.api_url.scheme(), "http" | "https") {
@@ -96,11 +103,6 @@ impl BitbucketStatusConfig {
         }
         problems.extend(self.rate_limit.problems());
         problems
-    }
-
-    fn template_names(&self) -> (String, String) {
-        let name = &self.common.name;
-        (format!("{name}/description"), format!("{name}/name"))
     }
 
     /// Compiles the description and name templates (checked against the sample events).
@@ -163,18 +165,6 @@ impl BitbucketStatus {
 impl Kind for BitbucketStatus {
     const TYPE: &'static str = "bitbucket_status";
     type Config = BitbucketStatusConfig;
-
-    fn problems(config: &BitbucketStatusConfig) -> Vec<String> {
-        config.problems()
-    }
-
-    fn register_templates(
-        config: &BitbucketStatusConfig,
-        templates: &mut Templates,
-        dir: &Path,
-    ) -> Result<(), TemplateError> {
-        config.register_templates(templates, dir)
-    }
 
     fn build(config: BitbucketStatusConfig, parts: &Parts) -> Self {
         let authorization = config.auth.authorization().unwrap_or_default();

@@ -16,7 +16,7 @@ use crate::failure::DeliveryError;
 use crate::integrations::target::repo_on;
 use crate::integrations::text::with_marker;
 use crate::integrations::{
-    Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step, settings,
+    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step, settings,
 };
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
 use crate::route::Filters;
@@ -46,6 +46,12 @@ settings!(GithubPrCommentConfig);
 impl GithubPrCommentConfig {
     fn template_name(&self) -> String {
         format!("{}/body", self.common.name)
+    }
+}
+
+impl Checks for GithubPrCommentConfig {
+    fn problems(&self) -> Vec<String> {
+        self.api.problems()
     }
 
     /// Compiles the body template (checked against the sample events).
@@ -154,18 +160,6 @@ impl GithubPrComment {
 impl Kind for GithubPrComment {
     const TYPE: &'static str = "github_pr_comment";
     type Config = GithubPrCommentConfig;
-
-    fn problems(config: &GithubPrCommentConfig) -> Vec<String> {
-        config.api.problems()
-    }
-
-    fn register_templates(
-        config: &GithubPrCommentConfig,
-        templates: &mut Templates,
-        dir: &Path,
-    ) -> Result<(), TemplateError> {
-        config.register_templates(templates, dir)
-    }
 
     fn build(config: GithubPrCommentConfig, parts: &Parts) -> Self {
         let client = GithubClient::new(&config.api, parts.client.clone());

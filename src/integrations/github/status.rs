@@ -15,7 +15,7 @@ use crate::integrations::status_texts::StatusTexts;
 use crate::integrations::target::CommitTarget;
 use crate::integrations::text::cut;
 use crate::integrations::{
-    Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
+    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
 };
 use crate::render::{TemplateError, Templates};
 use crate::route::Filters;
@@ -57,6 +57,12 @@ impl GithubStatusConfig {
         StatusTexts {
             integration: &self.common.name,
         }
+    }
+}
+
+impl Checks for GithubStatusConfig {
+    fn problems(&self) -> Vec<String> {
+        self.api.problems()
     }
 
     /// Compiles the description and context templates (checked against the sample events).
@@ -115,18 +121,6 @@ impl GithubStatus {
 impl Kind for GithubStatus {
     const TYPE: &'static str = "github_status";
     type Config = GithubStatusConfig;
-
-    fn problems(config: &GithubStatusConfig) -> Vec<String> {
-        config.api.problems()
-    }
-
-    fn register_templates(
-        config: &GithubStatusConfig,
-        templates: &mut Templates,
-        dir: &Path,
-    ) -> Result<(), TemplateError> {
-        config.register_templates(templates, dir)
-    }
 
     fn build(config: GithubStatusConfig, parts: &Parts) -> Self {
         let client = GithubClient::new(&config.api, parts.client.clone());

@@ -15,7 +15,7 @@ use crate::failure::DeliveryError;
 use crate::integrations::github::comment::marker;
 use crate::integrations::text::with_marker;
 use crate::integrations::{
-    Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step, settings,
+    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step, settings,
 };
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
 use crate::route::Filters;
@@ -49,6 +49,12 @@ settings!(GitlabMrNoteConfig);
 impl GitlabMrNoteConfig {
     fn template_name(&self) -> String {
         format!("{}/body", self.common.name)
+    }
+}
+
+impl Checks for GitlabMrNoteConfig {
+    fn problems(&self) -> Vec<String> {
+        self.api.problems()
     }
 
     /// Compiles the body template (checked against the sample events).
@@ -141,18 +147,6 @@ impl GitlabMrNote {
 impl Kind for GitlabMrNote {
     const TYPE: &'static str = "gitlab_mr_note";
     type Config = GitlabMrNoteConfig;
-
-    fn problems(config: &GitlabMrNoteConfig) -> Vec<String> {
-        config.api.problems()
-    }
-
-    fn register_templates(
-        config: &GitlabMrNoteConfig,
-        templates: &mut Templates,
-        dir: &Path,
-    ) -> Result<(), TemplateError> {
-        config.register_templates(templates, dir)
-    }
 
     fn build(config: GitlabMrNoteConfig, parts: &Parts) -> Self {
         let client = GitlabClient::new(&config.api);

@@ -14,7 +14,7 @@ use crate::failure::DeliveryError;
 use crate::integrations::status_texts::StatusTexts;
 use crate::integrations::text::cut;
 use crate::integrations::{
-    Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
+    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
 };
 use crate::render::{TemplateError, Templates};
 use crate::route::Filters;
@@ -71,6 +71,12 @@ impl GitlabStatusConfig {
             integration: &self.common.name,
         }
     }
+}
+
+impl Checks for GitlabStatusConfig {
+    fn problems(&self) -> Vec<String> {
+        self.api.problems()
+    }
 
     /// Compiles the description and name templates (checked against the sample events).
     fn register_templates(
@@ -126,18 +132,6 @@ fn route(project: &ProjectPath, sha: &CommitSha) -> String {
 impl Kind for GitlabStatus {
     const TYPE: &'static str = "gitlab_status";
     type Config = GitlabStatusConfig;
-
-    fn problems(config: &GitlabStatusConfig) -> Vec<String> {
-        config.api.problems()
-    }
-
-    fn register_templates(
-        config: &GitlabStatusConfig,
-        templates: &mut Templates,
-        dir: &Path,
-    ) -> Result<(), TemplateError> {
-        config.register_templates(templates, dir)
-    }
 
     fn build(config: GitlabStatusConfig, parts: &Parts) -> Self {
         let client = GitlabClient::new(&config.api);

@@ -17,7 +17,8 @@ use serde_json::Value;
 use super::http::secret_url;
 use super::limit::{Limiter, RateLimit};
 use super::{
-    Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, http_status, settings,
+    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, http_status,
+    settings,
 };
 use crate::failure::{DeliveryError, Dialect};
 use crate::render::{Format, TemplateError, Templates, escape_slack, template_path};
@@ -52,7 +53,7 @@ fn default_rate_limit() -> RateLimit {
 
 settings!(SlackConfig);
 
-impl SlackConfig {
+impl Checks for SlackConfig {
     fn problems(&self) -> Vec<String> {
         let mut problems: Vec<String> = secret_url("webhook_url", &self.webhook_url)
             .err()
@@ -142,18 +143,6 @@ pub(super) fn render_message(
 impl Kind for Slack {
     const TYPE: &'static str = "slack";
     type Config = SlackConfig;
-
-    fn problems(config: &SlackConfig) -> Vec<String> {
-        config.problems()
-    }
-
-    fn register_templates(
-        config: &SlackConfig,
-        templates: &mut Templates,
-        dir: &Path,
-    ) -> Result<(), TemplateError> {
-        config.register_templates(templates, dir)
-    }
 
     fn build(config: SlackConfig, parts: &Parts) -> Self {
         let limiter =

@@ -17,7 +17,9 @@ use url::Url;
 use self::api::SlackApi;
 use super::limit::{Limiter, RateLimit};
 use super::slack::{check_message, render_message};
-use super::{Answer, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings};
+use super::{
+    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
+};
 use crate::failure::DeliveryError;
 use crate::render::{Format, TemplateError, Templates, template_path};
 use crate::route::Filters;
@@ -65,7 +67,7 @@ fn default_rate_limit() -> RateLimit {
 
 settings!(SlackAppConfig);
 
-impl SlackAppConfig {
+impl Checks for SlackAppConfig {
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let token = self.token.expose().trim();
@@ -141,18 +143,6 @@ impl SlackApp {
 impl Kind for SlackApp {
     const TYPE: &'static str = "slack_app";
     type Config = SlackAppConfig;
-
-    fn problems(config: &SlackAppConfig) -> Vec<String> {
-        config.problems()
-    }
-
-    fn register_templates(
-        config: &SlackAppConfig,
-        templates: &mut Templates,
-        dir: &Path,
-    ) -> Result<(), TemplateError> {
-        config.register_templates(templates, dir)
-    }
 
     fn build(config: SlackAppConfig, parts: &Parts) -> Self {
         let limiter = Limiter::for_credential(
