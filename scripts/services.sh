@@ -4,6 +4,7 @@
 #   scripts/services.sh            RabbitMQ and PostgreSQL (what `cargo test` needs)
 #   scripts/services.sh rabbitmq   RabbitMQ only (what the worker needs)
 #   scripts/services.sh promtool   promtool (what CI's alert-rule check needs)
+#   scripts/services.sh python3    python3 (what CI's docs check, scripts/check-docs, needs)
 # RabbitMQ: 127.0.0.1:5672, guest/guest. PostgreSQL: 127.0.0.1:5432, user `postgres` with trust
 # auth on local connections, database `test`. Does nothing for a service already listening.
 set -euo pipefail
@@ -100,10 +101,20 @@ ensure_promtool() {
   apt_install --no-install-recommends prometheus
 }
 
+# scripts/check-docs needs only python3's standard library.
+ensure_python3() {
+  if command -v python3 >/dev/null; then
+    return
+  fi
+  log "installing python3"
+  apt_install --no-install-recommends python3
+}
+
 case "${1:-all}" in
   rabbitmq) ensure_rabbitmq ;;
   postgresql) ensure_postgresql ;;
   promtool) ensure_promtool ;;
+  python3) ensure_python3 ;;
   all) ensure_rabbitmq; ensure_postgresql ;;
-  *) echo "usage: $0 [all|rabbitmq|postgresql|promtool]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|rabbitmq|postgresql|promtool|python3]" >&2; exit 2 ;;
 esac
