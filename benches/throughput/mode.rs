@@ -1,5 +1,5 @@
-//! How much the benchmark does: the full run (the figures the README quotes, targets enforced)
-//! or the smoke run CI makes (a few hundred events, every scenario, no targets).
+//! How much the benchmark does: the full run (the figures docs/performance.md quotes, targets
+//! enforced) or the smoke run CI makes (a few hundred events, every scenario, no targets).
 
 use crate::child::WorkerProcess;
 

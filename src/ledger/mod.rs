@@ -88,7 +88,7 @@ impl Ledger {
             // SQLite has one writer at a time and every ledger statement writes: with several
             // connections they collide on the write lock and SQLite's busy handler sleeps in
             // milliseconds. One connection queues them in sqlx instead (measured by
-            // `cargo bench --bench throughput`; see README, Performance).
+            // `cargo bench --bench throughput`; see docs/performance.md).
             .max_connections(if sqlite { 1 } else { 8 })
             .acquire_timeout(Duration::from_secs(5))
             .after_connect(move |connection, _| {
