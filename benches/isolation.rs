@@ -22,8 +22,9 @@
 //! runs made back to back (on a shared machine the load changes more between runs than the
 //! fault does: read the ratio, and the stderr lines for CPU time and queue waits). Every run
 //! declares its own queues and exchanges (integration queues included) and deletes them at the
-//! end; a run that panics leaves its `bench-iso-*` names behind. The README's figures come from
-//! `cargo bench --profile dev --bench isolation` (a debug build; the plain command optimizes).
+//! end; a run that panics leaves its `bench-iso-*` names behind. The figures in
+//! docs/isolation.md come from `cargo bench --profile dev --bench isolation` (a debug build; the
+//! plain command optimizes).
 
 #[path = "isolation/harness.rs"]
 mod harness;
