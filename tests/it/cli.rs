@@ -185,16 +185,17 @@ fn publish_refuses_an_event_the_worker_would_dead_letter() {
     assert!(stderr.contains("--unchecked"), "{stderr}");
 }
 
-/// The README's `verify` example, run as printed (with this build's binary as `run-notifier`).
+/// The receivers guide's `verify` example, run as printed (with this build's binary as
+/// `run-notifier`).
 #[test]
-fn the_readmes_verify_example_passes_as_printed() {
-    let readme = std::fs::read_to_string("README.md").unwrap();
-    let block = readme
+fn the_receivers_guides_verify_example_passes_as_printed() {
+    let guide = std::fs::read_to_string("docs/receivers/README.md").unwrap();
+    let block = guide
         .split("```sh\n")
         .skip(1)
         .filter_map(|rest| rest.split_once("\n```").map(|(block, _)| block))
         .find(|block| block.contains("run-notifier verify"))
-        .expect("a verify example in the README");
+        .expect("a verify example in docs/receivers/README.md");
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_run-notifier"));
     let path = format!(
         "{}:{}",
