@@ -86,9 +86,7 @@ fn present<'a>(
         let path = param.relative_path().map_or("?", String::as_str);
         return Err(error(
             h.name(),
-            format!(
-                "`{path}` is not a variable (see the variables in the README's Templates section)"
-            ),
+            format!("`{path}` is not a variable (see the variables in docs/templates.md)"),
         ));
     }
     Ok(param.value())
