@@ -4,6 +4,9 @@
 //!
 //! # Layout
 //!
+//! The one map of the modules (CONTRIBUTING.md maps the rest of the repository and walks an
+//! event through these files; the README and the pages in `docs/` describe behaviour only).
+//!
 //! ```text
 //! AMQP delivery ─► event::RunCanceled::from_amqp ─► dispatch::Dispatcher::plan (route::Filters)
 //!      │ bad                                             │ per integration: a free slot in its lane?
@@ -31,6 +34,7 @@
 //! - [`worker`]: the consumers (event queue, each integration's queue), reconnects, shutdown;
 //!   one `Message` type settles each message by its outcomes; no HTTP.
 //! - [`signature`]: Standard Webhooks signing and verification.
+//! - [`protocol`]: names on the wire (AMQP and HTTP headers, user agent), kept in one place.
 //! - [`admin`], [`telemetry`]: health and metrics endpoints; logs, metrics and traces.
 //! - [`render`]: Handlebars templates, one registry per output format, checked at load.
 //! - [`preview`]: each integration's plan for an event (the exact requests), secrets redacted,
