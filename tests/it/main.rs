@@ -24,6 +24,7 @@ mod gitlab;
 mod harness;
 mod image;
 mod isolation;
+mod leases;
 mod ledger;
 mod log_levels;
 mod monitoring;
