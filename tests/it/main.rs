@@ -33,6 +33,7 @@ mod preview_is_request;
 mod provider_config;
 mod provider_failures;
 mod reconnect;
+mod repositories;
 mod retries;
 mod shutdown;
 mod slack_app;

@@ -182,7 +182,10 @@ impl Kind for GithubPrComment {
         io: &Io<'_>,
     ) -> Result<Plan, DeliveryError> {
         let event = notification.event;
-        let repo = match repo_on(event, &self.config.api.host) {
+        let api = &self.config.api;
+        let repo = match repo_on(event, &api.host)
+            .and_then(|repo| api.repositories.admit(&repo).map(|()| repo))
+        {
             Ok(repo) => repo,
             Err(reason) => return Ok(Plan::Skip(reason)),
         };
