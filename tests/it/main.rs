@@ -29,6 +29,7 @@ mod log_levels;
 mod monitoring;
 mod operations;
 mod otel;
+mod own_comments;
 mod preview_is_request;
 mod provider_config;
 mod provider_failures;

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod client;
 pub mod comment;
+pub mod identity;
 pub mod pulls;
 pub mod status;
 

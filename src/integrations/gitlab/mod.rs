@@ -2,6 +2,7 @@
 //! notes, over GitLab's REST API v4 with reqwest (no GitLab crate is needed for four routes).
 
 pub mod auth;
+pub mod identity;
 pub mod note;
 pub mod pages;
 pub mod project;
