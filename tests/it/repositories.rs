@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use run_notifier::config::Config;
 use run_notifier::integrations::Receipt;
+use run_notifier::integrations::repositories::Repositories;
 use serde_json::json;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -221,4 +222,18 @@ fn chat_and_webhook_kinds_have_no_repository_list() {
             .with("repositories", ["acme/*"]),
     );
     assert!(error.contains("unknown field `repositories`"), "{error}");
+}
+
+#[test]
+fn the_example_configs_repository_lists_are_valid() {
+    let example = include_str!("../../config/run-notifier.yaml");
+    let lists: Vec<&str> = example
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("# repositories:"))
+        .map(|rest| rest.split(" #").next().unwrap().trim())
+        .collect();
+    assert_eq!(lists.len(), 5, "one per Git-host integration");
+    for list in lists {
+        serde_saphyr::from_str::<Repositories>(list).unwrap_or_else(|err| panic!("{list}: {err}"));
+    }
 }
