@@ -194,16 +194,13 @@ impl Kind for BitbucketStatus {
         notification: &Notification<'_>,
         _: &Io<'_>,
     ) -> Result<Plan, DeliveryError> {
-        let target =
-            match CommitTarget::of(notification.event, &self.config.host).and_then(|target| {
-                self.config
-                    .repositories
-                    .admit(&target.repo)
-                    .map(|()| target)
-            }) {
-                Ok(target) => target,
-                Err(reason) => return Ok(Plan::Skip(reason)),
-            };
+        let config = &self.config;
+        let target = match CommitTarget::of(notification.event, &config.host)
+            .and_then(|target| config.repositories.admit(&target.repo).map(|()| target))
+        {
+            Ok(target) => target,
+            Err(reason) => return Ok(Plan::Skip(reason)),
+        };
         let body = self.body(notification)?;
         // Workspace ids and repository slugs are lower case on Bitbucket.
         let (workspace, slug) = (
