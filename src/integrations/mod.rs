@@ -10,6 +10,7 @@ mod kind;
 pub mod limit;
 mod notification;
 mod registry;
+pub mod repositories;
 pub mod slack;
 pub mod slack_app;
 mod status_texts;

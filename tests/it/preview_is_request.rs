@@ -322,8 +322,13 @@ async fn a_pr_comment_preview_reads_what_it_must_and_shows_the_edit_or_the_looku
     Mock::given(method("GET"))
         .and(path(COMMENTS_42))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([
-            {"id": 900, "body": format!("old text\n\n{marker}")},
+            {"id": 900, "body": format!("old text\n\n{marker}"), "user": {"login": "ci-bot"}},
         ])))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/user"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"login": "ci-bot"})))
         .mount(&server)
         .await;
     Mock::given(method("GET"))

@@ -1,6 +1,6 @@
 //! The `github_pr_comment` integration: one comment per run on the pull request of the run's
-//! commit, found again by a hidden marker and edited, so a run never gets two comments even
-//! when the ledger has no record of the first.
+//! commit, found again by a hidden marker in a comment the worker wrote and edited, so a run
+//! never gets two comments even when the ledger has no record of the first.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::GithubApi;
 use super::client::GithubClient;
+use super::identity::Identity;
 use super::pulls::{find_comment, open_pulls_with_head};
 use crate::event::{Repo, RunId};
 use crate::failure::DeliveryError;
@@ -93,6 +94,8 @@ pub struct GithubPrComment {
     config: GithubPrCommentConfig,
     templates: Arc<Templates>,
     client: GithubClient,
+    /// Whom the comment search trusts: only comments this identity wrote are edited.
+    identity: Identity,
 }
 
 impl GithubPrComment {
@@ -126,7 +129,7 @@ impl GithubPrComment {
     ) -> Result<Step, DeliveryError> {
         let body = Some(json.to_vec());
         Ok(
-            match find_comment(&self.client, repo, number, marker, io).await? {
+            match find_comment(&self.client, repo, number, marker, &self.identity, io).await? {
                 Some(id) => {
                     let route = format!("/repos/{}/{}/issues/comments/{id}", repo.owner, repo.name);
                     let request = self.client.request(Method::PATCH, &route, body)?;
@@ -167,6 +170,7 @@ impl Kind for GithubPrComment {
             config,
             templates: Arc::clone(&parts.templates),
             client,
+            identity: Identity::default(),
         }
     }
 
@@ -182,7 +186,10 @@ impl Kind for GithubPrComment {
         io: &Io<'_>,
     ) -> Result<Plan, DeliveryError> {
         let event = notification.event;
-        let repo = match repo_on(event, &self.config.api.host) {
+        let api = &self.config.api;
+        let repo = match repo_on(event, &api.host)
+            .and_then(|repo| api.repositories.admit(&repo).map(|()| repo))
+        {
             Ok(repo) => repo,
             Err(reason) => return Ok(Plan::Skip(reason)),
         };

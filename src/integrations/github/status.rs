@@ -140,7 +140,10 @@ impl Kind for GithubStatus {
         notification: &Notification<'_>,
         _: &Io<'_>,
     ) -> Result<Plan, DeliveryError> {
-        let target = match CommitTarget::of(notification.event, &self.config.api.host) {
+        let api = &self.config.api;
+        let target = match CommitTarget::of(notification.event, &api.host)
+            .and_then(|target| api.repositories.admit(&target.repo).map(|()| target))
+        {
             Ok(target) => target,
             Err(reason) => return Ok(Plan::Skip(reason)),
         };

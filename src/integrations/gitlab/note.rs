@@ -1,6 +1,7 @@
 //! The `gitlab_mr_note` integration: one note per run on the merge request of the run's
-//! commit, found again by a hidden marker on any page of the notes and edited with `PUT`, so a
-//! run never gets two notes even when the ledger has no record of the first.
+//! commit, found again by a hidden marker in a note the worker wrote (on any page of the
+//! notes) and edited with `PUT`, so a run never gets two notes even when the ledger has no
+//! record of the first.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
+use super::identity::Identity;
 use super::pages::{find_note, open_merge_requests_with_head};
 use super::project::ProjectPath;
 use super::{GitlabApi, GitlabClient};
@@ -85,6 +87,8 @@ pub struct GitlabMrNote {
     config: GitlabMrNoteConfig,
     templates: Arc<Templates>,
     client: GitlabClient,
+    /// Whom the note search trusts: only notes this identity wrote are edited.
+    identity: Identity,
 }
 
 impl GitlabMrNote {
@@ -118,7 +122,7 @@ impl GitlabMrNote {
     ) -> Result<Step, DeliveryError> {
         let notes = format!("/projects/{}/merge_requests/{iid}/notes", project.encoded());
         Ok(
-            match find_note(&self.client, project, iid, marker, io).await? {
+            match find_note(&self.client, project, iid, marker, &self.identity, io).await? {
                 Some(id) => {
                     let route = format!("{notes}/{id}");
                     let request = self
@@ -154,6 +158,7 @@ impl Kind for GitlabMrNote {
             config,
             templates: Arc::clone(&parts.templates),
             client,
+            identity: Identity::default(),
         }
     }
 
@@ -169,7 +174,10 @@ impl Kind for GitlabMrNote {
         io: &Io<'_>,
     ) -> Result<Plan, DeliveryError> {
         let event = notification.event;
-        let project = match ProjectPath::of(event, &self.config.api.host) {
+        let api = &self.config.api;
+        let project = match ProjectPath::of(event, &api.host)
+            .and_then(|project| api.repositories.admit(&project).map(|()| project))
+        {
             Ok(project) => project,
             Err(reason) => return Ok(Plan::Skip(reason)),
         };

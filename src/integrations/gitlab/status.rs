@@ -152,7 +152,10 @@ impl Kind for GitlabStatus {
         _: &Io<'_>,
     ) -> Result<Plan, DeliveryError> {
         let event = notification.event;
-        let project = match ProjectPath::of(event, &self.config.api.host) {
+        let api = &self.config.api;
+        let project = match ProjectPath::of(event, &api.host)
+            .and_then(|project| api.repositories.admit(&project).map(|()| project))
+        {
             Ok(project) => project,
             Err(reason) => return Ok(Plan::Skip(reason)),
         };
