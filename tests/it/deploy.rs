@@ -1,13 +1,14 @@
 //! The deployment examples agree with the worker: the Kubernetes manifest parses, its config is
-//! valid, and its probes, port and grace period match that config; no production config
-//! carries a secret; the Dockerfile builds the way CI does and runs as a non-root user.
+//! valid, and its probes, port and grace period match that config; the pod runs with least
+//! privilege behind a NetworkPolicy; no production config carries a secret; the Dockerfile
+//! builds the way CI does and runs as a non-root user.
 
 use std::collections::HashMap;
 use std::process::Command;
 
 use run_notifier::commands::trial::EXAMPLE_SECRET;
 use run_notifier::config::Config;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The variables the Kubernetes Secret ships empty, each with a stand-in an operator would set.
 const OPERATOR_SET: [(&str, &str); 5] = [
@@ -146,6 +147,96 @@ fn no_production_config_carries_a_secret_and_a_missing_one_stops_the_start_by_na
     }
     let dev = std::fs::read_to_string("config/run-notifier.yaml").unwrap();
     assert!(dev.contains(&format!("${{WEBHOOK_SECRET:-{EXAMPLE_SECRET}}}")));
+}
+
+/// Every `port` of a NetworkPolicy rule, with its protocol.
+fn rule_ports(rule: &Value) -> Vec<(u64, String)> {
+    rule["ports"]
+        .as_array()
+        .map(|ports| {
+            ports
+                .iter()
+                .map(|p| {
+                    let protocol = p["protocol"].as_str().unwrap_or("TCP");
+                    (p["port"].as_u64().unwrap(), protocol.to_owned())
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_pod_runs_with_least_privilege_and_talks_only_to_what_it_needs() {
+    let documents = manifests();
+    let deployment = of_kind(&documents, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["automountServiceAccountToken"], false, "no API token");
+    let pod_security = &pod["securityContext"];
+    assert_eq!(pod_security["seccompProfile"]["type"], "RuntimeDefault");
+    assert_eq!(pod_security["runAsNonRoot"], true);
+    for container in pod["containers"].as_array().unwrap() {
+        let security = &container["securityContext"];
+        assert_eq!(security["allowPrivilegeEscalation"], false, "{container}");
+        assert_eq!(security["readOnlyRootFilesystem"], true, "{container}");
+        assert_eq!(
+            security["capabilities"]["drop"],
+            json!(["ALL"]),
+            "{container}"
+        );
+        assert!(security["capabilities"]["add"].is_null(), "{container}");
+    }
+
+    let policy = of_kind(&documents, "NetworkPolicy");
+    let spec = &policy["spec"];
+    assert_eq!(
+        spec["podSelector"]["matchLabels"], deployment["spec"]["template"]["metadata"]["labels"],
+        "the policy selects the worker's pods"
+    );
+    assert_eq!(spec["policyTypes"], json!(["Ingress", "Egress"]));
+    let admin_port = pod["containers"][0]["ports"][0]["containerPort"]
+        .as_u64()
+        .unwrap();
+    let ingress = spec["ingress"].as_array().unwrap();
+    assert!(!ingress.is_empty());
+    for rule in ingress {
+        assert_eq!(
+            rule_ports(rule),
+            [(admin_port, "TCP".to_owned())],
+            "ingress only to the admin port: {rule}"
+        );
+    }
+    let egress = spec["egress"].as_array().unwrap();
+    let allowed: Vec<(u64, String)> = egress.iter().flat_map(rule_ports).collect();
+    for rule in egress {
+        assert!(
+            !rule_ports(rule).is_empty(),
+            "a rule without ports allows all: {rule}"
+        );
+    }
+    let tcp = |port: u64| (port, "TCP".to_owned());
+    for needed in [
+        (53, "UDP".to_owned()),
+        tcp(53),
+        tcp(5672),
+        tcp(5671),
+        tcp(5432),
+        tcp(443),
+    ] {
+        assert!(
+            allowed.contains(&needed),
+            "{needed:?} not allowed: {allowed:?}"
+        );
+    }
+    assert_eq!(allowed.len(), 6, "nothing more: {allowed:?}");
+    // Only HTTPS goes anywhere; DNS, the broker and the ledger are named destinations.
+    for rule in egress {
+        if rule_ports(rule) != [tcp(443)] {
+            assert!(
+                rule["to"].as_array().is_some_and(|to| !to.is_empty()),
+                "{rule}"
+            );
+        }
+    }
 }
 
 #[test]
