@@ -1,6 +1,10 @@
 //! The admin HTTP listener: `/healthz` (alive: the consumer makes progress), `/readyz`
 //! (consuming, and the ledger answers) and `/metrics` (Prometheus text).
 
+mod listener;
+
+pub use listener::HEADER_READ_TIMEOUT;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -108,11 +112,12 @@ pub async fn serve(
             "/metrics",
             get(move || std::future::ready(prometheus.render())),
         );
-    Ok(tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-    }))
+    Ok(tokio::spawn(listener::serve(
+        listener,
+        app,
+        HEADER_READ_TIMEOUT,
+        shutdown,
+    )))
 }
 
 async fn live(State((health, _)): State<(Health, LedgerSlot)>) -> (StatusCode, String) {
