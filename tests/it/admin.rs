@@ -2,14 +2,14 @@
 //! while probes are still answered, and a burst of `/readyz` probes costs the ledger one round
 //! trip a second, not one each.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use run_notifier::admin::HEADER_READ_TIMEOUT;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::support::process::sample;
-use crate::support::{Receiver, TestApp, webhook};
+use crate::support::{Receiver, TestApp, wait_until, webhook};
 
 #[tokio::test]
 async fn a_client_that_sends_half_a_request_line_is_cut_off_while_others_are_served() {
@@ -77,4 +77,16 @@ async fn readyz_asks_the_ledger_at_most_once_a_second_however_often_it_is_probed
         asked <= most,
         "{asked} pings for 200 probes in {elapsed:?} (at most {most})"
     );
+
+    // The answer is not kept for ever: a later probe asks the ledger again.
+    let seen = before + asked;
+    wait_until(
+        "a later probe asks the ledger again",
+        Duration::from_secs(30),
+        || async {
+            let probe = reqwest::get(worker.admin_url("/readyz")).await;
+            probe.is_ok() && pings(&worker.metrics().await) > seen
+        },
+    )
+    .await;
 }
