@@ -128,7 +128,7 @@ fn read(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsFileError> {
     std::fs::read(path).map_err(|err| fail(key, path, format!("cannot be read: {err}")))
 }
 
-/// Checks that `pem` holds certificates only where it has any, and at least one.
+/// Checks that `pem` holds at least one certificate, and nothing that is not valid PEM.
 fn certificates(key: &'static str, path: &Path, pem: &[u8]) -> Result<(), TlsFileError> {
     let mut count = 0;
     for certificate in CertificateDer::pem_slice_iter(pem) {
