@@ -173,3 +173,22 @@ async fn a_ledger_with_the_wrong_ca_keeps_the_worker_unready_and_its_log_says_wh
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["ledger"], "unreachable");
 }
+
+/// `prefer`, the default, takes TLS when the server offers it (before, the ledger had no TLS at
+/// all, and every URL without `sslmode` went in plain text).
+#[tokio::test]
+async fn a_ledger_url_without_sslmode_is_encrypted_when_the_server_offers_tls() {
+    let certs = tempfile::tempdir().unwrap();
+    let pki = Pki::new(certs.path(), "ledger");
+    let cluster = Cluster::start(&pki);
+
+    let ledger = open(&cluster.url("postgres", "127.0.0.1", ""))
+        .await
+        .expect("an unverified connection is allowed by default");
+    let (encrypted, all) = cluster.tcp_connections().await;
+    assert!(
+        all >= 1 && encrypted == all,
+        "{encrypted} of {all} encrypted"
+    );
+    ledger.close().await;
+}
