@@ -188,7 +188,13 @@ impl Server {
     /// The binary `name`, run as `postgres` when the tests run as root.
     fn command(&self, name: &str) -> Command {
         if self.as_postgres {
-            let mut command = Command::new("runuser");
+            // In /usr/sbin, which a root shell's PATH need not hold.
+            let runuser = Path::new("/usr/sbin/runuser");
+            let mut command = Command::new(if runuser.exists() {
+                runuser
+            } else {
+                Path::new("runuser")
+            });
             command
                 .args(["-u", "postgres", "--"])
                 .arg(self.bin.join(name));
