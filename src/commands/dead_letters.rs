@@ -49,7 +49,7 @@ impl DeadLetterView {
 /// Shows up to `limit` dead letters. They are read without acknowledging them and go back to
 /// the queue when the channel closes: listing never consumes.
 pub async fn list(config: &Config, limit: usize, json: bool) -> anyhow::Result<String> {
-    let connection = broker::connect(config.broker.url.expose(), "cli")
+    let connection = broker::connect_to(&config.broker, "cli")
         .await
         .context("cannot connect to the broker")?;
     let channel = connection.create_channel().await?;
@@ -109,7 +109,7 @@ pub async fn replay(
     integration: Option<&str>,
     limit: usize,
 ) -> anyhow::Result<String> {
-    let connection = broker::connect(config.broker.url.expose(), "cli")
+    let connection = broker::connect_to(&config.broker, "cli")
         .await
         .context("cannot connect to the broker")?;
     let publisher = Publisher::open(&connection).await?;

@@ -4,6 +4,7 @@ mod collect;
 mod env;
 mod lines;
 mod rules;
+mod tls;
 mod tree;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use serde::Deserialize;
 // in leaf modules so that integrations need not import `config`.
 pub use crate::duration::HumanDuration;
 pub use crate::secret::Secret;
+pub use tls::{BrokerTls, ClientIdentity, TlsFileError, TlsFiles};
 
 use crate::integrations::IntegrationConfig;
 
@@ -58,6 +60,9 @@ fn default_templates_dir() -> PathBuf {
 pub struct BrokerConfig {
     /// `amqp://` or `amqps://` URL; it may hold a password, so it is a secret.
     pub url: Secret,
+    /// With `amqps://`: a CA file trusted on top of the system roots, and a client certificate
+    /// for mutual TLS.
+    pub tls: BrokerTls,
     /// Durable topic exchange the dashboard publishes to.
     pub exchange: String,
     /// The worker's durable quorum queue.
@@ -84,6 +89,7 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         Self {
             url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            tls: BrokerTls::default(),
             exchange: "runs".into(),
             queue: "run-notifier.events".into(),
             routing_key: "run.canceled".into(),
@@ -230,6 +236,10 @@ impl Config {
         let mut config = Self::parse_problems(&text, &std::env::vars().collect())
             .map_err(|problems| fail(problems.iter().map(|p| p.render(&name)).collect()))?;
         config.resolve_paths(path.parent().unwrap_or(Path::new("")));
+        // Files are checked once their paths are resolved: the same paths the worker opens.
+        if let Err(err) = config.broker.tls.read() {
+            return Err(fail(vec![format!("{name}: {err}")]));
+        }
         Ok(config)
     }
 
@@ -268,14 +278,16 @@ impl Config {
         }
     }
 
-    /// Relative `ledger.path` and `templates_dir` are relative to the config file's folder, so
-    /// every command finds the same files whatever its working directory.
+    /// Relative `ledger.path`, `templates_dir` and `broker.tls` files are relative to the
+    /// config file's folder, so every command finds the same files whatever its working
+    /// directory.
     fn resolve_paths(&mut self, base: &Path) {
         for path in [&mut self.ledger.path, &mut self.templates_dir] {
             if path.is_relative() {
                 *path = base.join(&*path);
             }
         }
+        self.broker.tls.resolve(base);
     }
 
     /// The integration called `name`, if configured.

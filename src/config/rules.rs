@@ -14,6 +14,7 @@ impl Config {
         if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
             problems.push("broker.url must start with amqp:// or amqps://".to_owned());
         }
+        problems.extend(broker.tls.problems(url));
         for (field, value) in [
             ("broker.exchange", &broker.exchange),
             ("broker.queue", &broker.queue),

@@ -38,7 +38,7 @@ impl Worker {
     /// Connects, declares the topology and starts consuming.
     pub(super) async fn open(&self) -> anyhow::Result<Session> {
         let broker = &self.config.broker;
-        let connection = broker::connect(broker.url.expose(), "worker")
+        let connection = broker::connect_to(broker, "worker")
             .await
             .context("cannot connect to the broker")?;
         let publisher = Publisher::open(&connection)

@@ -41,5 +41,6 @@ mod retries;
 mod shutdown;
 mod slack_app;
 mod startup;
+mod tls;
 mod trial;
 mod webhook;
