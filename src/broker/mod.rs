@@ -3,11 +3,13 @@
 
 mod dead_letter;
 pub mod message;
+mod seal;
 mod topology;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 
+pub use seal::Seal;
 pub use topology::Topology;
 
 /// A publish the broker did not take.

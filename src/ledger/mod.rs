@@ -5,6 +5,7 @@
 //! which its writer thread group-commits through rusqlite ([`sqlite`]).
 
 mod patience;
+mod secrets;
 mod sql;
 mod sqlite;
 mod state;
