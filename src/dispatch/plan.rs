@@ -80,7 +80,8 @@ impl Dispatcher {
         };
         outcome.log();
         let (label, reason) = outcome.label();
-        metrics::delivery(integration, "unknown", label, reason);
+        // The name came in a message: it is no label value.
+        metrics::delivery(metrics::UNKNOWN_INTEGRATION, "unknown", label, reason);
         Delivery {
             integration: integration.to_owned(),
             kind: "unknown",

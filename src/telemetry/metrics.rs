@@ -35,6 +35,10 @@ const LEDGER_BUCKETS: &[f64] = &[
 /// Buckets from 10 ms to 1 h for time spent in an integration's queue.
 const QUEUE_WAIT_BUCKETS: &[f64] = &[0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3_600.0];
 
+/// The `integration` label of a delivery whose integration is not in the config: a name read
+/// from a message never becomes a label value, so a message cannot add series.
+pub const UNKNOWN_INTEGRATION: &str = "unknown";
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the recorder once per process (later calls reuse it) and returns its handle.
