@@ -98,6 +98,40 @@ async fn a_producer_posing_as_a_retry_cannot_pass_a_branch_filter_and_reaches_ev
 }
 
 #[tokio::test]
+async fn a_producer_writing_into_an_integrations_queue_cannot_pass_its_branch_filter() {
+    let mut app = TestApp::new().await;
+    let main_only = Receiver::ok().await;
+    app.spawn_worker(|config| {
+        config.add(webhook("main-only", &main_only.url("/main")).with("branches", ["main"]));
+    })
+    .await;
+    // Straight into the integration's own queue, as a queued part looks (the broker lets any
+    // user who may write to the default exchange do this).
+    let queue = format!("{}.main-only", app.names.queue);
+    let excluded = unique("run");
+    let admitted = unique("run");
+    for event in [event_for(&excluded), on_branch(&admitted, "main")] {
+        app.channel
+            .basic_publish(
+                "".into(),
+                queue.as_str().into(),
+                Default::default(),
+                event.to_string().as_bytes(),
+                posing_as_retry(&event, "main-only", 1),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    main_only.wait_for(1).await;
+    app.stop_worker().await;
+    assert_eq!(runs_of(&main_only), vec![admitted], "the filter decides");
+    assert_eq!(app.ready_count(&queue).await, 0, "both were taken");
+    assert!(app.take_dead_letters().await.is_empty());
+}
+
+#[tokio::test]
 async fn a_forged_attempt_spends_no_retries_and_a_real_retry_goes_through_its_tier() {
     let mut app = TestApp::new().await;
     // Fails once, asking for a second's wait, then succeeds.
