@@ -34,3 +34,31 @@ impl Ledger {
         hex::decode(secret).map_err(|err| sqlx::Error::Decode(Box::new(err)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{postgres_config, sqlite_config};
+    use super::*;
+
+    #[tokio::test]
+    async fn the_seal_key_is_made_once_and_read_back_by_every_handle_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Ledger::open(&sqlite_config(&dir)).await.unwrap();
+        let key = first.seal_key().await.unwrap();
+        assert_eq!(key.len(), 32);
+        assert_eq!(first.seal_key().await.unwrap(), key);
+        first.close().await;
+        // A restart, or another process on the same file.
+        let again = Ledger::open(&sqlite_config(&dir)).await.unwrap();
+        assert_eq!(again.seal_key().await.unwrap(), key);
+    }
+
+    #[tokio::test]
+    async fn replicas_starting_together_on_postgresql_share_one_key() {
+        let config = postgres_config().await;
+        let (a, b) = tokio::join!(Ledger::open(&config), Ledger::open(&config));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let (ka, kb) = tokio::join!(a.seal_key(), b.seal_key());
+        assert_eq!(ka.unwrap(), kb.unwrap());
+    }
+}
