@@ -234,6 +234,11 @@ async fn forged_integration_names_add_no_metric_series() {
     let page = consumed(&worker, 201).await;
     let after = series(&page);
 
+    println!(
+        "200 made-up integration names: {} series before, {} after",
+        before.len(),
+        after.len()
+    );
     let added: Vec<_> = after.difference(&before).collect();
     assert!(
         added.is_empty(),
