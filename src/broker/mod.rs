@@ -3,6 +3,7 @@
 
 mod dead_letter;
 pub mod message;
+mod seal;
 mod tls;
 mod topology;
 
@@ -10,6 +11,7 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::tcp::OwnedTLSConfig;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 
+pub use seal::Seal;
 pub use topology::Topology;
 
 use crate::config::{BrokerConfig, TlsFileError};

@@ -7,6 +7,7 @@
 
 mod lease;
 mod patience;
+mod secrets;
 mod sql;
 mod sqlite;
 mod state;

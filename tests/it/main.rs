@@ -15,6 +15,7 @@ mod chat_delivery;
 mod cli;
 mod config;
 mod deploy;
+mod forged_retries;
 mod github_app;
 mod github_app_token;
 mod github_pr_comment;

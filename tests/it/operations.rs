@@ -283,6 +283,9 @@ async fn dead_letters_are_listed_without_being_consumed_and_replayed_once_fixed(
     );
     receiver.wait_for(2).await;
     assert_eq!(receiver.received()[1].path, "/strict");
+    // The dead letter carried the seal of its replay: taken as a retry of `strict`.
+    let logs = worker.logs();
+    assert!(!logs.contains("did not seal"), "{logs}");
 
     // An invalid event replayed is dead-lettered again, once: no loop.
     let replayed = app.cli(&["dead-letters", "replay"]);

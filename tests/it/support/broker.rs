@@ -9,7 +9,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel};
 use run_notifier::broker::message::{number, text};
-use run_notifier::protocol::{HEADER_ATTEMPT, HEADER_INTEGRATION};
+use run_notifier::protocol::{HEADER_ATTEMPT, HEADER_INTEGRATION, HEADER_SEAL};
 use serde_json::Value;
 
 use super::app::{Names, TestApp};
@@ -43,6 +43,8 @@ pub struct ScheduledRetry {
     pub attempt: i64,
     /// How long the worker asked it to wait (the message's TTL).
     pub delay: Duration,
+    /// Whether it carries a seal (`x-run-notifier-seal`), as the worker's own retries do.
+    pub sealed: bool,
 }
 
 impl TestApp {
@@ -164,6 +166,7 @@ impl TestApp {
                     integration: text(&headers, HEADER_INTEGRATION).unwrap_or_default(),
                     attempt: number(&headers, HEADER_ATTEMPT).unwrap_or(0),
                     delay: Duration::from_millis(ttl.and_then(|t| t.parse().ok()).unwrap_or(0)),
+                    sealed: headers.contains_key(HEADER_SEAL),
                 });
                 let back = BasicNackOptions {
                     requeue: true,
