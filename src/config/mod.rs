@@ -1,6 +1,8 @@
 //! The typed configuration: one YAML file, `${VAR}` expansion, validated once at load.
 
+mod as_text;
 mod collect;
+mod entries;
 mod env;
 mod lines;
 mod rules;
@@ -252,7 +254,7 @@ impl Config {
         text: &str,
         env: &HashMap<String, String>,
     ) -> Result<Self, Vec<collect::Problem>> {
-        let config: Config = collect::parse(text, env)?;
+        let config: Config = collect::parse(text, env, entries::unknown_keys)?;
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)

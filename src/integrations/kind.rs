@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use super::http::{Answer, OutgoingRequest};
+use super::keys::Keys;
 use super::notification::Notification;
 use crate::duration::HumanDuration;
 use crate::failure::DeliveryError;
@@ -236,7 +237,7 @@ pub trait Kind: fmt::Debug + Send + Sync + Sized + 'static {
 
     /// Its config: [`Common`] and [`Filters`] flattened, plus its own settings, with the
     /// checks they need at load.
-    type Config: fmt::Debug + Clone + DeserializeOwned + Settings + Checks + Send + Sync;
+    type Config: fmt::Debug + Clone + DeserializeOwned + Settings + Checks + Keys + Send + Sync;
 
     /// The ready-to-use integration.
     fn build(config: Self::Config, parts: &Parts) -> Self;

@@ -6,6 +6,7 @@ pub mod bitbucket;
 pub mod github;
 pub mod gitlab;
 mod http;
+pub(crate) mod keys;
 mod kind;
 pub mod limit;
 mod notification;
@@ -25,6 +26,8 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 pub use http::{Answer, OutgoingRequest, http_client};
+pub use keys::Keys;
+pub(crate) use keys::keyed;
 pub(crate) use kind::settings;
 pub use kind::{Checks, Common, Io, Kind, Parts, Plan, Settings, Step, http_status};
 pub use notification::{Notification, Receipt};

@@ -35,6 +35,7 @@ const KEEP: [&str; 7] = [
     "id",
 ];
 
+crate::integrations::keyed! {
 /// Config of a `type: teams` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +49,7 @@ pub struct TeamsConfig {
     /// A template file to use instead of `<templates_dir>/teams/card.json.hbs`.
     #[serde(default)]
     pub template: Option<PathBuf>,
+}
 }
 
 settings!(TeamsConfig);

@@ -32,6 +32,7 @@ pub const DEFAULT_TEMPLATE: &str = "bitbucket/status.hbs";
 /// The default status name.
 pub const DEFAULT_NAME: &str = "{{#if projectName}}{{projectName}}{{else}}{{projectId}}{{/if}}";
 
+crate::integrations::keyed! {
 /// Config of a `type: bitbucket_status` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +58,7 @@ pub struct BitbucketStatusConfig {
     /// Requests allowed per credential.
     #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimit,
+}
 }
 
 fn default_api_url() -> Url {

@@ -26,6 +26,7 @@ pub const MAX_BODY: usize = 65_536;
 /// The body template under `templates_dir` unless `template` names one.
 pub const DEFAULT_TEMPLATE: &str = "github/pr_comment.md.hbs";
 
+crate::integrations::keyed! {
 /// Config of a `type: github_pr_comment` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +40,7 @@ pub struct GithubPrCommentConfig {
     /// Handlebars template of the body (Markdown); default `github/pr_comment.md.hbs`.
     #[serde(default)]
     pub template: Option<PathBuf>,
+}
 }
 
 settings!(GithubPrCommentConfig);

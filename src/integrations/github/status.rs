@@ -27,6 +27,7 @@ pub const DEFAULT_TEMPLATE: &str = "github/status.hbs";
 /// The default context: one status per project, named after this worker.
 pub const DEFAULT_CONTEXT: &str = "run-notifier/{{projectId}}";
 
+crate::integrations::keyed! {
 /// Config of a `type: github_status` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +45,7 @@ pub struct GithubStatusConfig {
     /// `pending` status it posted is replaced.
     #[serde(default = "default_context")]
     pub context: String,
+}
 }
 
 fn default_context() -> String {

@@ -29,6 +29,7 @@ pub const DEFAULT_TEMPLATE: &str = "gitlab/mr_note.md.hbs";
 const NO_MERGE_REQUEST: &str =
     "the run has neither a pullRequest (merge request IID) nor a commit sha to find one by";
 
+crate::integrations::keyed! {
 /// Config of a `type: gitlab_mr_note` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,6 +43,7 @@ pub struct GitlabMrNoteConfig {
     /// Handlebars template of the body (GitLab Markdown); default `gitlab/mr_note.md.hbs`.
     #[serde(default)]
     pub template: Option<PathBuf>,
+}
 }
 
 settings!(GitlabMrNoteConfig);

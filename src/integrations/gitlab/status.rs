@@ -37,6 +37,7 @@ pub enum StateRule {
     Canceled,
 }
 
+crate::integrations::keyed! {
 /// Config of a `type: gitlab_status` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +58,7 @@ pub struct GitlabStatusConfig {
     /// Handlebars template of the description (plain text); default `gitlab/status.hbs`.
     #[serde(default)]
     pub description_template: Option<PathBuf>,
+}
 }
 
 fn default_context() -> String {

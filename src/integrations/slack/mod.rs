@@ -28,6 +28,7 @@ use crate::secret::Secret;
 /// The default template, under `templates_dir`.
 pub const DEFAULT_TEMPLATE: &str = "slack/message.json.hbs";
 
+crate::integrations::keyed! {
 /// Config of a `type: slack` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +46,7 @@ pub struct SlackConfig {
     /// Messages per webhook; the default follows Slack's guidance of one message a second.
     #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimit,
+}
 }
 
 fn default_rate_limit() -> RateLimit {
