@@ -229,16 +229,16 @@ impl Config {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|err| fail(vec![format!("{name}: cannot read the config file: {err}")]))?;
-        let mut config = Self::parse_problems(&text, &std::env::vars().collect())
-            .map_err(|problems| fail(problems.iter().map(|p| p.render(&name)).collect()))?;
-        config.resolve_paths(path.parent().unwrap_or(Path::new("")));
-        Ok(config)
+        let base = path.parent().unwrap_or(Path::new(""));
+        Self::parse_problems(&text, &std::env::vars().collect(), base)
+            .map_err(|problems| fail(problems.iter().map(|p| p.render(&name)).collect()))
     }
 
     /// Parses YAML text with `${VAR}` taken from `env`, then validates it; every problem is a
-    /// line of the error, `line L column C: sentence` where it has a place.
+    /// line of the error, `line L column C: sentence` where it has a place. Relative paths stay
+    /// relative to the working directory.
     pub fn parse(text: &str, env: HashMap<String, String>) -> Result<Self, String> {
-        Self::parse_problems(text, &env).map_err(|problems| {
+        Self::parse_problems(text, &env, Path::new("")).map_err(|problems| {
             let lines: Vec<String> = problems
                 .iter()
                 .map(|p| match p.line {
@@ -250,11 +250,15 @@ impl Config {
         })
     }
 
+    /// Parses, resolves relative paths against `base` (so that the checks read the files the
+    /// worker will), and validates.
     fn parse_problems(
         text: &str,
         env: &HashMap<String, String>,
+        base: &Path,
     ) -> Result<Self, Vec<collect::Problem>> {
-        let config: Config = collect::parse(text, env, entries::unknown_keys)?;
+        let mut config: Config = collect::parse(text, env, entries::unknown_keys)?;
+        config.resolve_paths(base);
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
@@ -270,10 +274,16 @@ impl Config {
         }
     }
 
-    /// Relative `ledger.path` and `templates_dir` are relative to the config file's folder, so
-    /// every command finds the same files whatever its working directory.
+    /// Every relative path in the file (`ledger.path`, `templates_dir`, and each integration's
+    /// templates and key files) is relative to the config file's folder, so every command
+    /// finds the same files whatever its working directory.
     fn resolve_paths(&mut self, base: &Path) {
-        for path in [&mut self.ledger.path, &mut self.templates_dir] {
+        let own = [&mut self.ledger.path, &mut self.templates_dir];
+        let integrations = self
+            .integrations
+            .iter_mut()
+            .flat_map(IntegrationConfig::paths_mut);
+        for path in own.into_iter().chain(integrations) {
             if path.is_relative() {
                 *path = base.join(&*path);
             }

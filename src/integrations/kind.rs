@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -117,6 +117,12 @@ pub trait Checks {
     /// start, never a send). Kinds without templates keep this default.
     fn register_templates(&self, _: &mut Templates, _: &Path) -> Result<(), TemplateError> {
         Ok(())
+    }
+
+    /// Every file path it names (templates, key files), so that the config resolves relative
+    /// ones against its own folder. Kinds that name no file keep this default.
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        Vec::new()
     }
 }
 

@@ -66,6 +66,15 @@ macro_rules! registry {
                 }
             }
 
+            /// Every file path the integration names (templates, key files).
+            pub fn paths_mut(&mut self) -> Vec<&mut std::path::PathBuf> {
+                match self {
+                    $(Self::$variant(config) => {
+                        $crate::integrations::Checks::paths_mut(config)
+                    })+
+                }
+            }
+
             /// The ready-to-use integration.
             pub fn build(&self, parts: &$crate::integrations::Parts) -> Integration {
                 let built = match self {

@@ -55,6 +55,10 @@ pub struct TeamsConfig {
 settings!(TeamsConfig);
 
 impl Checks for TeamsConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.template.iter_mut().collect()
+    }
+
     fn problems(&self) -> Vec<String> {
         secret_url("webhook_url", &self.webhook_url)
             .err()

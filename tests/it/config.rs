@@ -583,3 +583,52 @@ fn typos_inside_integration_entries_are_each_named_with_the_keys_it_takes() {
         "{error}"
     );
 }
+
+#[test]
+fn templates_and_key_files_are_relative_to_the_config_file_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tpl")).unwrap();
+    std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+    std::fs::copy(
+        "templates/slack/message.json.hbs",
+        dir.path().join("tpl/slack.json.hbs"),
+    )
+    .unwrap();
+    std::fs::copy(
+        "tests/fixtures/github-app-test-key.pem",
+        dir.path().join("keys/app.pem"),
+    )
+    .unwrap();
+    let path = dir.path().join("notifier.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "templates_dir: {}/templates\nintegrations:\n  - name: chat\n    type: slack\n    webhook_url: https://hooks.slack.com/services/T/B/x\n    template: tpl/slack.json.hbs\n  - name: gh\n    type: github_status\n    auth:\n      app_id: 1\n      installation_id: 2\n      private_key_file: keys/app.pem\n",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    )
+    .unwrap();
+
+    // Run from another folder, as a service manager or a container would.
+    let output = Command::new(env!("CARGO_BIN_EXE_run-notifier"))
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let config = Config::load(&path).unwrap();
+    let mut chat = config.integrations[0].clone();
+    let mut gh = config.integrations[1].clone();
+    assert_eq!(
+        chat.paths_mut(),
+        [&mut dir.path().join("tpl/slack.json.hbs")]
+    );
+    assert_eq!(gh.paths_mut(), [&mut dir.path().join("keys/app.pem")]);
+}

@@ -88,6 +88,10 @@ impl BitbucketStatusConfig {
 }
 
 impl Checks for BitbucketStatusConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.description_template.iter_mut().collect()
+    }
+
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if !matches!(self.api_url.scheme(), "http" | "https") {

@@ -52,6 +52,13 @@ impl GithubPrCommentConfig {
 }
 
 impl Checks for GithubPrCommentConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.template
+            .iter_mut()
+            .chain(self.api.auth.private_key_file.iter_mut())
+            .collect()
+    }
+
     fn problems(&self) -> Vec<String> {
         self.api.problems()
     }

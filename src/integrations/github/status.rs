@@ -63,6 +63,13 @@ impl GithubStatusConfig {
 }
 
 impl Checks for GithubStatusConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.description_template
+            .iter_mut()
+            .chain(self.api.auth.private_key_file.iter_mut())
+            .collect()
+    }
+
     fn problems(&self) -> Vec<String> {
         self.api.problems()
     }

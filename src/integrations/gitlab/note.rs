@@ -55,6 +55,10 @@ impl GitlabMrNoteConfig {
 }
 
 impl Checks for GitlabMrNoteConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.template.iter_mut().collect()
+    }
+
     fn problems(&self) -> Vec<String> {
         self.api.problems()
     }

@@ -76,6 +76,10 @@ impl GitlabStatusConfig {
 }
 
 impl Checks for GitlabStatusConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.description_template.iter_mut().collect()
+    }
+
     fn problems(&self) -> Vec<String> {
         self.api.problems()
     }

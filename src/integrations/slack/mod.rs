@@ -56,6 +56,10 @@ fn default_rate_limit() -> RateLimit {
 settings!(SlackConfig);
 
 impl Checks for SlackConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.template.iter_mut().collect()
+    }
+
     fn problems(&self) -> Vec<String> {
         let mut problems: Vec<String> = secret_url("webhook_url", &self.webhook_url)
             .err()

@@ -70,6 +70,10 @@ fn default_rate_limit() -> RateLimit {
 settings!(SlackAppConfig);
 
 impl Checks for SlackAppConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.template.iter_mut().collect()
+    }
+
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let token = self.token.expose().trim();
