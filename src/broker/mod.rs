@@ -1,6 +1,7 @@
 //! RabbitMQ through lapin: connecting, the declared topology, message headers, and publishing
 //! with publisher confirms.
 
+mod conflict;
 mod dead_letter;
 pub mod message;
 mod topology;
@@ -8,6 +9,7 @@ mod topology;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 
+pub use conflict::DeclareError;
 pub use topology::Topology;
 
 /// A publish the broker did not take.

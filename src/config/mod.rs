@@ -66,8 +66,10 @@ pub struct BrokerConfig {
     pub queue: String,
     /// Binding key of `queue` on `exchange`.
     pub routing_key: String,
-    /// Prefix of the TTL retry queues (one per delay tier).
-    pub retry_queue_prefix: String,
+    /// Prefix of the TTL retry queues, one per delay tier (`<prefix>.1s`, `.2s`, …); by default
+    /// `<queue>.retry`, so that deployments with queues of their own on one vhost never share
+    /// a tier.
+    pub retry_queue_prefix: Option<String>,
     /// Where bad input, permanent failures and exhausted retries end up.
     pub dead_letter_queue: String,
     /// Fanout exchange that broadcasts operator commands (`deliveries cancel`) to every worker.
@@ -89,7 +91,7 @@ impl Default for BrokerConfig {
             exchange: "runs".into(),
             queue: "run-notifier.events".into(),
             routing_key: "run.canceled".into(),
-            retry_queue_prefix: "run-notifier.retry".into(),
+            retry_queue_prefix: None,
             dead_letter_queue: "run-notifier.dead".into(),
             control_exchange: "run-notifier.control".into(),
             prefetch: 64,
@@ -97,6 +99,15 @@ impl Default for BrokerConfig {
             delivery_limit: 20,
             reconnect_max_delay: HumanDuration::secs(30),
         }
+    }
+}
+
+impl BrokerConfig {
+    /// The prefix of the retry tiers: `retry_queue_prefix`, or `<queue>.retry`.
+    pub fn retry_prefix(&self) -> String {
+        self.retry_queue_prefix
+            .clone()
+            .unwrap_or_else(|| format!("{}.retry", self.queue))
     }
 }
 

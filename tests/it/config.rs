@@ -632,3 +632,15 @@ fn templates_and_key_files_are_relative_to_the_config_file_too() {
     );
     assert_eq!(gh.paths_mut(), [&mut dir.path().join("keys/app.pem")]);
 }
+
+#[test]
+fn an_integration_named_like_a_retry_tier_is_refused() {
+    // Its queue `<queue>.retry.1s` would be the 1 s retry tier.
+    let error = error_of(&minimal("").replace("name: hook", "name: retry.1s"));
+    assert!(
+        error.contains(
+            "integrations[0]: the name `retry.1s` would give its queue a retry tier's name (`run-notifier.events.retry.…`); choose another name"
+        ),
+        "{error}"
+    );
+}

@@ -37,5 +37,6 @@ mod retries;
 mod shutdown;
 mod slack_app;
 mod startup;
+mod topology;
 mod trial;
 mod webhook;
