@@ -230,6 +230,18 @@ impl fmt::Debug for Step {
     }
 }
 
+/// The write a plan would make once its reads answer: which methods it could be, where, and
+/// the body, which does not depend on the reads.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// `POST or PATCH`: a new comment, or the run's earlier one edited.
+    pub methods: &'static str,
+    /// Where, in words (`a comment on pull request #42 of acme/web-app`).
+    pub target: String,
+    /// The body, exactly as it would be sent.
+    pub body: Vec<u8>,
+}
+
 /// The receipt most receivers get: their status code (`HTTP 204`).
 pub fn http_status(answer: &Answer) -> String {
     format!("HTTP {}", answer.status.as_u16())
@@ -259,6 +271,13 @@ pub trait Kind: fmt::Debug + Send + Sync + Sized + 'static {
         notification: &Notification<'_>,
         io: &Io<'_>,
     ) -> impl Future<Output = Result<Plan, DeliveryError>> + Send;
+
+    /// What a plan that must read first would write, without the reads: `preview` shows it
+    /// when a read fails, so a template can be checked offline. Kinds that read nothing
+    /// before they write keep the default, none.
+    fn draft(&self, _notification: &Notification<'_>) -> Option<Draft> {
+        None
+    }
 
     /// Sends one planned request. Kinds that pace their requests or must add a short-lived
     /// credential override this; the request itself is what the plan (and `preview`) shows.

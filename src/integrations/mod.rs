@@ -29,7 +29,7 @@ pub use http::{Answer, OutgoingRequest, http_client};
 pub use keys::Keys;
 pub(crate) use keys::keyed;
 pub(crate) use kind::settings;
-pub use kind::{Checks, Common, Io, Kind, Parts, Plan, Settings, Step, http_status};
+pub use kind::{Checks, Common, Draft, Io, Kind, Parts, Plan, Settings, Step, http_status};
 pub use notification::{Notification, Receipt};
 
 use crate::failure::DeliveryError;
@@ -157,6 +157,12 @@ impl Integration {
     pub async fn preview(&self, notification: &Notification<'_>) -> Result<Plan, DeliveryError> {
         self.plan(notification, &CancellationToken::new(), Utc::now())
             .await
+    }
+
+    /// What a delivery would write if its reads answered (`preview` after a failed read), for
+    /// kinds that read before they write.
+    pub fn draft(&self, notification: &Notification<'_>) -> Option<Draft> {
+        self.built.draft(notification)
     }
 
     /// Plans and sends. Checks `cancel` between steps and returns [`DeliveryError::Canceled`]

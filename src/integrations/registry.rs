@@ -120,6 +120,16 @@ macro_rules! registry {
                 }
             }
 
+            fn draft(
+                &self,
+                notification: &$crate::integrations::Notification<'_>,
+            ) -> Option<$crate::integrations::Draft> {
+                use $crate::integrations::Kind as _;
+                match self {
+                    $(Self::$variant(built) => built.draft(notification),)+
+                }
+            }
+
             async fn send(
                 &self,
                 request: $crate::integrations::OutgoingRequest,
