@@ -84,7 +84,7 @@ pub fn parse<T: DeserializeOwned>(
     };
     for problem in key_problems {
         if let Some(line) = problem.line {
-            pass.settle(line);
+            pass.settle(line, problem.column);
         }
         pass.problems.push(problem);
     }
@@ -219,9 +219,16 @@ impl Pass {
         });
     }
 
-    /// Blanks the key on `line`, whose problem is reported: the parse goes on without it.
-    fn settle(&mut self, line: u32) {
-        if let Some((_, parent)) = blank(&mut self.lines, line, false) {
+    /// Blanks the key at `line`/`column`, whose problem is reported, so that the parse goes on
+    /// without it; a key inside a flow mapping (`{a: 1, b: 2}`) shares its line with others,
+    /// which stay, and serde's word on it is then not repeated.
+    fn settle(&mut self, line: u32, column: u32) {
+        let starts_line = self.lines.get(line as usize - 1).is_some_and(|text| {
+            let body = text.trim_start();
+            let body = body.strip_prefix("- ").map_or(body, str::trim_start);
+            (text.chars().count() - body.chars().count()) as u32 + 1 == column
+        });
+        if starts_line && let Some((_, parent)) = blank(&mut self.lines, line, false) {
             self.settled.insert(line);
             self.settled.extend(parent);
         }
@@ -251,7 +258,12 @@ impl Pass {
             span.clone()
                 .find(|l| self.settled.contains(l) && !self.is_blank(*l))
         });
-        let consequence = self.settled.contains(&line)
+        let reported_here = self
+            .problems
+            .iter()
+            .any(|p| p.line == Some(line) && p.column == column);
+        let consequence = reported_here
+            || self.settled.contains(&line)
             || self.is_blank(line)
             || settled_in_entry.is_some()
             || missing_field
