@@ -1,5 +1,6 @@
 //! The admin HTTP listener: `/healthz` (alive: the consumer makes progress), `/readyz`
-//! (consuming, and the ledger answers) and `/metrics` (Prometheus text).
+//! (consuming, and the ledger answers; otherwise which is down, and why when an operator must
+//! act) and `/metrics` (Prometheus text).
 
 mod listener;
 mod readiness;
@@ -7,8 +8,8 @@ mod readiness;
 pub use listener::HEADER_READ_TIMEOUT;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -31,6 +32,8 @@ pub struct Health {
 #[derive(Debug)]
 struct Progress {
     consuming: AtomicBool,
+    /// Why the worker cannot consume, when an operator must act (a name taken on the broker).
+    broker_problem: Mutex<Option<String>>,
     epoch: Instant,
     /// Milliseconds since `epoch` of the last progress: a message settled, or work arriving
     /// after an idle spell.
@@ -47,6 +50,7 @@ impl Health {
         Self {
             state: Arc::new(Progress {
                 consuming: AtomicBool::new(false),
+                broker_problem: Mutex::new(None),
                 epoch: Instant::now(),
                 last_progress: AtomicU64::new(0),
                 unsettled: AtomicU64::new(0),
@@ -55,9 +59,30 @@ impl Health {
         }
     }
 
+    /// Consuming or not; consuming clears any broker problem.
     pub fn set_consuming(&self, consuming: bool) {
         self.state.consuming.store(consuming, Ordering::Relaxed);
         metrics::broker_connected(consuming);
+        if consuming {
+            self.set_broker_problem(None);
+        }
+    }
+
+    /// Why the worker cannot consume, as a sentence for `/readyz`, or `None`.
+    pub fn set_broker_problem(&self, problem: Option<String>) {
+        *self
+            .state
+            .broker_problem
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = problem;
+    }
+
+    fn broker_problem(&self) -> Option<String> {
+        self.state
+            .broker_problem
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn is_consuming(&self) -> bool {
@@ -167,10 +192,11 @@ async fn ready(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
     } else {
         "unreachable"
     };
-    (
-        status,
-        Json(json!({ "ready": ready, "broker": broker, "ledger": ledger })),
-    )
+    let mut body = json!({ "ready": ready, "broker": broker, "ledger": ledger });
+    if let Some(problem) = state.health.broker_problem().filter(|_| !consuming) {
+        body["problem"] = Value::String(problem);
+    }
+    (status, Json(body))
 }
 
 /// Whether the ledger is open and answers a ping within a second (timed as operation `ping`).

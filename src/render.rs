@@ -17,7 +17,7 @@ mod markdown;
 mod samples;
 
 pub use escape::{escape_json, escape_slack, escape_slack_json, escape_teams_json};
-pub use gitlab::escape_gitlab_markdown;
+pub use gitlab::{escape_gitlab_markdown, live_markup};
 pub use helpers::{DEFAULT_DATE_FORMAT, truncate};
 pub use markdown::escape_markdown;
 pub use samples::{sample_events, variables};

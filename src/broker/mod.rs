@@ -1,6 +1,7 @@
 //! RabbitMQ through lapin: connecting, the declared topology, message headers, and publishing
 //! with publisher confirms.
 
+mod conflict;
 mod dead_letter;
 pub mod message;
 mod seal;
@@ -11,6 +12,7 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::tcp::OwnedTLSConfig;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 
+pub use conflict::DeclareError;
 pub use seal::Seal;
 pub use topology::Topology;
 

@@ -55,10 +55,7 @@ pub async fn publish(config: &Config, body: &[u8]) -> anyhow::Result<()> {
         .await
         .context("cannot connect to the broker")?;
     let publisher = Publisher::open(&connection).await?;
-    Topology::of(config)
-        .declare(publisher.channel())
-        .await
-        .context("cannot declare the topology")?;
+    Topology::of(config).declare(publisher.channel()).await?;
     let mut properties = BasicProperties::default()
         .with_content_type(CLOUDEVENTS_CONTENT_TYPE.into())
         .with_delivery_mode(2);

@@ -43,5 +43,6 @@ mod shutdown;
 mod slack_app;
 mod startup;
 mod tls;
+mod topology;
 mod trial;
 mod webhook;

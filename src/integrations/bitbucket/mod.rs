@@ -33,6 +33,7 @@ pub const DEFAULT_TEMPLATE: &str = "bitbucket/status.hbs";
 /// The default status name.
 pub const DEFAULT_NAME: &str = "{{#if projectName}}{{projectName}}{{else}}{{projectId}}{{/if}}";
 
+crate::integrations::keyed! {
 /// Config of a `type: bitbucket_status` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,6 +64,7 @@ pub struct BitbucketStatusConfig {
     #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimit,
 }
+}
 
 fn default_api_url() -> Url {
     Url::parse("https://api.bitbucket.org").expect("a valid URL")
@@ -91,6 +93,10 @@ impl BitbucketStatusConfig {
 }
 
 impl Checks for BitbucketStatusConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.description_template.iter_mut().collect()
+    }
+
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if !matches!(self.api_url.scheme(), "http" | "https") {

@@ -17,7 +17,8 @@ use crate::failure::DeliveryError;
 use crate::integrations::target::repo_on;
 use crate::integrations::text::with_marker;
 use crate::integrations::{
-    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step, settings,
+    Answer, Checks, Common, Draft, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step,
+    settings,
 };
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
 use crate::route::Filters;
@@ -27,6 +28,7 @@ pub const MAX_BODY: usize = 65_536;
 /// The body template under `templates_dir` unless `template` names one.
 pub const DEFAULT_TEMPLATE: &str = "github/pr_comment.md.hbs";
 
+crate::integrations::keyed! {
 /// Config of a `type: github_pr_comment` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +43,7 @@ pub struct GithubPrCommentConfig {
     #[serde(default)]
     pub template: Option<PathBuf>,
 }
+}
 
 settings!(GithubPrCommentConfig);
 
@@ -51,6 +54,13 @@ impl GithubPrCommentConfig {
 }
 
 impl Checks for GithubPrCommentConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.template
+            .iter_mut()
+            .chain(self.api.auth.private_key_file.iter_mut())
+            .collect()
+    }
+
     fn problems(&self) -> Vec<String> {
         self.api.problems()
     }
@@ -213,6 +223,27 @@ impl Kind for GithubPrComment {
             steps.push(self.comment_on(&repo, number, &json, &marker, io).await?);
         }
         Ok(Plan::Send(steps))
+    }
+
+    /// The comment without its reads: a new one (POST) or the run's earlier one (PATCH).
+    fn draft(&self, notification: &Notification<'_>) -> Option<Draft> {
+        let event = notification.event;
+        let repo = repo_on(event, &self.config.api.host).ok()?;
+        let body = self.body(notification).ok()?;
+        let pull = match (event.data.pull_request, &event.data.commit.sha) {
+            (Some(number), _) => format!("pull request #{}", number.0),
+            (None, Some(sha)) => format!("each open pull request with head {sha}"),
+            (None, None) => return None,
+        };
+        Some(Draft {
+            methods: "POST or PATCH",
+            target: format!(
+                "a comment on {pull} of {}/{} (PATCH edits the run's earlier comment)",
+                repo.owner, repo.name
+            ),
+            body: serde_json::to_vec(&CommentBody { body: &body })
+                .expect("the comment body serialises"),
+        })
     }
 
     async fn send(&self, request: OutgoingRequest, io: &Io<'_>) -> Result<Answer, DeliveryError> {

@@ -17,7 +17,8 @@ use crate::failure::DeliveryError;
 use crate::integrations::github::comment::marker;
 use crate::integrations::text::with_marker;
 use crate::integrations::{
-    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step, settings,
+    Answer, Checks, Common, Draft, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step,
+    settings,
 };
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
 use crate::route::Filters;
@@ -31,6 +32,7 @@ pub const DEFAULT_TEMPLATE: &str = "gitlab/mr_note.md.hbs";
 const NO_MERGE_REQUEST: &str =
     "the run has neither a pullRequest (merge request IID) nor a commit sha to find one by";
 
+crate::integrations::keyed! {
 /// Config of a `type: gitlab_mr_note` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +47,7 @@ pub struct GitlabMrNoteConfig {
     #[serde(default)]
     pub template: Option<PathBuf>,
 }
+}
 
 settings!(GitlabMrNoteConfig);
 
@@ -55,6 +58,10 @@ impl GitlabMrNoteConfig {
 }
 
 impl Checks for GitlabMrNoteConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.template.iter_mut().collect()
+    }
+
     fn problems(&self) -> Vec<String> {
         self.api.problems()
     }
@@ -200,6 +207,26 @@ impl Kind for GitlabMrNote {
             steps.push(self.note_on(&project, iid, &json, &marker, io).await?);
         }
         Ok(Plan::Send(steps))
+    }
+
+    /// The note without its reads: a new one (POST) or the run's earlier one (PUT).
+    fn draft(&self, notification: &Notification<'_>) -> Option<Draft> {
+        let event = notification.event;
+        let project = ProjectPath::of(event, &self.config.api.host).ok()?;
+        let body = self.body(notification).ok()?;
+        let merge_request = match (event.data.pull_request, &event.data.commit.sha) {
+            (Some(iid), _) => format!("merge request !{}", iid.0),
+            (None, Some(sha)) => format!("each open merge request with head {sha}"),
+            (None, None) => return None,
+        };
+        Some(Draft {
+            methods: "POST or PUT",
+            target: format!(
+                "a note on {merge_request} of {} (PUT edits the run's earlier note)",
+                project.as_str()
+            ),
+            body: serde_json::to_vec(&NoteBody { body: &body }).expect("the note serialises"),
+        })
     }
 
     async fn send(&self, request: OutgoingRequest, io: &Io<'_>) -> Result<Answer, DeliveryError> {

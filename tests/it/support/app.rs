@@ -33,7 +33,8 @@ impl Names {
         Self {
             exchange: format!("{id}.runs"),
             queue: format!("{id}.events"),
-            retry_prefix: format!("{id}.retry"),
+            // The default: tiers are named after the event queue.
+            retry_prefix: format!("{id}.events.retry"),
             dead: format!("{id}.dead"),
             control: format!("{id}.control"),
             integrations: Default::default(),
@@ -134,7 +135,6 @@ impl TestApp {
             broker.url = Secret::new(AMQP_URL);
             broker.exchange = self.names.exchange.clone();
             broker.queue = self.names.queue.clone();
-            broker.retry_queue_prefix = self.names.retry_prefix.clone();
             broker.dead_letter_queue = self.names.dead.clone();
             broker.control_exchange = self.names.control.clone();
             broker.prefetch = 16;
