@@ -49,6 +49,8 @@ registry::registry! {
     GithubStatus => github::status::GithubStatus,
     /// A comment on the run's GitHub pull request.
     GithubPrComment => github::comment::GithubPrComment,
+    /// A check run on GitHub (GitHub Apps only), created at the run's first event and updated.
+    GithubCheckRun => github::check_run::GithubCheckRun,
     /// A build status on Bitbucket Cloud.
     BitbucketStatus => bitbucket::BitbucketStatus,
     /// A commit status on GitLab.

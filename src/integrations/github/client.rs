@@ -137,10 +137,21 @@ impl GithubClient {
         route: &str,
         io: &Io<'_>,
     ) -> Result<Page<T>, DeliveryError> {
+        let (items, next) = self.get_json(route, io).await?;
+        Ok(Page { items, next })
+    }
+
+    /// GETs one page of an answer that wraps its list in an object (check runs), and whether
+    /// GitHub says there is another page.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        route: &str,
+        io: &Io<'_>,
+    ) -> Result<(T, bool), DeliveryError> {
         let answer = self
             .send(self.request(Method::GET, route, None)?, io)
             .await?;
-        let items = serde_json::from_str(&answer.body).map_err(|err| {
+        let page = serde_json::from_str(&answer.body).map_err(|err| {
             DeliveryError::transient(format!("GitHub answered with unexpected JSON: {err}"))
         })?;
         let next = answer
@@ -150,7 +161,7 @@ impl GithubClient {
             .filter_map(|value| value.to_str().ok())
             .flat_map(|value| value.split(','))
             .any(|link| link.contains("rel=\"next\""));
-        Ok(Page { items, next })
+        Ok((page, next))
     }
 
     /// An installation token of the App valid for at least `buffer` (octocrab caches it and

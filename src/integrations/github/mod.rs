@@ -1,6 +1,7 @@
-//! The GitHub integrations: commit statuses and pull request comments, through octocrab.
+//! The GitHub integrations: commit statuses, check runs and pull request comments.
 
 pub mod auth;
+pub mod check_run;
 pub mod client;
 pub mod comment;
 pub mod identity;
