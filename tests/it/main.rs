@@ -18,6 +18,7 @@ mod deploy;
 mod forged_retries;
 mod github_app;
 mod github_app_token;
+mod github_check_run;
 mod github_pr_comment;
 mod github_pr_lookup;
 mod github_retries;

@@ -510,3 +510,32 @@ async fn when_a_lookup_fails_preview_still_shows_the_body_it_would_send() {
     );
     assert!(writes(&server).await.is_empty(), "preview writes nothing");
 }
+
+#[tokio::test]
+async fn a_check_run_preview_is_the_post_it_sends_after_its_lookup() {
+    use crate::support::fake_checks::{APP_ID, CHECK_RUNS, FakeChecks, INSTALLATION_ID, KEY_FILE};
+    use crate::support::providers::json_of;
+
+    let github = FakeChecks::start().await;
+    let items = format!(
+        "  - name: gh-checks\n    type: github_check_run\n    api_url: {}\n    auth:\n      app_id: {APP_ID}\n      installation_id: {INSTALLATION_ID}\n      private_key_file: {KEY_FILE}\n",
+        github.uri()
+    );
+    let integrations = integrations(&items);
+    let event = event(|_| {});
+
+    // Previewed first: once the check run exists, the plan is its PATCH instead.
+    let preview = render(&integrations, &event, Utc::now()).await;
+    assert!(
+        github.requests("POST", CHECK_RUNS).await.is_empty(),
+        "preview wrote nothing"
+    );
+    let receipt = deliver(&integrations[0], &event).await;
+    assert!(matches!(receipt, Receipt::Sent(_)), "{receipt:?}");
+
+    let sent = github.requests("POST", CHECK_RUNS).await;
+    let printed = shown(&preview, "gh-checks");
+    assert_eq!((printed.len(), sent.len()), (1, 1), "{preview}");
+    assert_same(&printed[0], &sent[0]);
+    assert_eq!(json_of(&sent[0])["conclusion"], "cancelled");
+}

@@ -12,8 +12,9 @@
 //! - HTTP receivers (`receiver.rs`): [`Receiver`] stands in for webhooks, Slack and Teams.
 //! - One integration without a worker (`providers.rs`): [`providers::build`] and
 //!   [`providers::deliver`] against wiremock.
-//! - Providers that keep state (`fake_gitlab.rs`, `fake_slack.rs`): a GitLab merge request's
-//!   notes and a Slack channel, answered by wiremock from shared state.
+//! - Providers that keep state (`fake_gitlab.rs`, `fake_slack.rs`, `fake_checks.rs`): a GitLab
+//!   merge request's notes, a Slack channel and a commit's GitHub check runs, answered by
+//!   wiremock from shared state; `openapi.rs` holds requests against GitHub's description.
 //! - [`proxy::Proxy`]: a TCP proxy a test can cut, to make PostgreSQL unreachable on demand.
 //! - [`process::WorkerProcess`] and [`cli`]: the `run-notifier` binary as a person runs it.
 //!
@@ -37,8 +38,10 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod events;
+pub mod fake_checks;
 pub mod fake_gitlab;
 pub mod fake_slack;
+pub mod openapi;
 pub mod poll;
 pub mod process;
 pub mod providers;
