@@ -1,11 +1,11 @@
 //! Hostile event data through the shipped templates: every integration of the example config
 //! builds its request (`preview`: rendering, escaping, truncation, signing; nothing is sent)
 //! for events whose free-text fields come from the fuzz input. Must never panic, and every
-//! JSON body must stay valid JSON. The PR comment and the MR note are left out of the plans:
-//! theirs read GitHub or GitLab first (their hostile bodies are checked in
-//! `tests/it/github_pr_comment.rs` and `tests/it/gitlab.rs`); the MR note's template is
-//! rendered here directly instead, and no value may mention, reference or start a line with a
-//! quick action.
+//! JSON body must stay valid JSON. The PR comment, the check run and the MR note are left out of
+//! the plans: theirs read GitHub or GitLab first (their hostile bodies are checked in
+//! `tests/it/github_pr_comment.rs`, `tests/it/github_check_run.rs` and `tests/it/gitlab.rs`);
+//! the MR note's template is rendered here directly instead, and no value may mention,
+//! reference or start a line with a quick action.
 #![no_main]
 
 use std::collections::HashMap;
@@ -70,7 +70,10 @@ fuzz_target!(|data: &[u8]| {
         .expect("the note renders");
     check_gitlab_note(&note);
     for integration in INTEGRATIONS.iter() {
-        if matches!(integration.kind(), "github_pr_comment" | "gitlab_mr_note") {
+        if matches!(
+            integration.kind(),
+            "github_pr_comment" | "github_check_run" | "gitlab_mr_note"
+        ) {
             continue;
         }
         let notification = Notification {

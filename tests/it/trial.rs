@@ -226,3 +226,56 @@ async fn the_quick_start_shows_every_integration_succeed_against_the_trial_recei
     assert!(worker.wait().await.unwrap().success());
     trial.kill().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_trial_receiver_keeps_check_runs_so_a_later_event_updates_the_same_one() {
+    use crate::support::fake_checks::github_check_run;
+    use crate::support::providers::{build, deliver};
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let trial_log = dir.path().join("trial.log");
+    let _trial = tokio::process::Command::new(env!("CARGO_BIN_EXE_run-notifier"))
+        .args(["trial", "--listen", &format!("127.0.0.1:{port}")])
+        .stdout(std::fs::File::create(&trial_log).unwrap())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let printed = || std::fs::read_to_string(&trial_log).unwrap_or_default();
+    wait_until(
+        "the trial receiver listens",
+        Duration::from_secs(10),
+        || async { printed().contains("trial receiver on") },
+    )
+    .await;
+    let api = format!("http://127.0.0.1:{port}/github");
+    let run = crate::support::event();
+
+    // Two lives of the worker: the second finds the check run the first created.
+    deliver(&build(github_check_run("gh-checks", &api)), &run)
+        .await
+        .unwrap();
+    deliver(&build(github_check_run("gh-checks", &api)), &run)
+        .await
+        .unwrap();
+
+    let expected = [
+        "github app token   POST /app/installations/4242/access_tokens → 201",
+        "github check runs  GET /repos/acme/web-app/commits/5a7edc9/check-runs → 200",
+        "          0 check run(s)",
+        "github check run   POST /repos/acme/web-app/check-runs (5a7edc9) → 201",
+        "          check run 1 completed: cancelled `run-notifier / web-app`: Cancelled by jane.doe: 100 passed, 2 failed",
+        "          1 check run(s)",
+        "github check run   PATCH /repos/acme/web-app/check-runs/1 → 200",
+    ];
+    wait_until(
+        "the trial printed both deliveries",
+        Duration::from_secs(10),
+        || {
+            let printed = printed();
+            async move { expected.iter().all(|line| printed.contains(line)) }
+        },
+    )
+    .await;
+}

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::signature::{self, SigningSecret};
 
+mod checks;
 mod github;
 mod gitlab;
 mod slack_app;
@@ -42,6 +43,8 @@ struct Trial {
     comments: Mutex<HashMap<String, Vec<(u64, String)>>>,
     /// Slack channel → messages posted by the app (with their `ts` and metadata).
     messages: Mutex<HashMap<String, Vec<Value>>>,
+    /// GitHub check runs as created and updated (each with its `id` and `repository`).
+    check_runs: Mutex<Vec<Value>>,
     next_id: Mutex<u64>,
 }
 
@@ -59,6 +62,7 @@ pub async fn serve(
         bodies,
         comments: Mutex::default(),
         messages: Mutex::default(),
+        check_runs: Mutex::default(),
         next_id: Mutex::new(1),
     });
     let github = "/github/repos/{owner}/{repo}";
@@ -68,6 +72,19 @@ pub async fn serve(
         .route("/hooks/slack", post(slack))
         .route("/hooks/teams", post(teams))
         .route("/github/user", get(github::user))
+        .route(
+            "/github/app/installations/{installation}/access_tokens",
+            post(checks::token),
+        )
+        .route(&format!("{github}/check-runs"), post(checks::create))
+        .route(
+            &format!("{github}/check-runs/{{id}}"),
+            patch(checks::update),
+        )
+        .route(
+            &format!("{github}/commits/{{sha}}/check-runs"),
+            get(checks::list),
+        )
         .route(&format!("{github}/statuses/{{sha}}"), post(github::status))
         .route(
             &format!("{github}/commits/{{sha}}/pulls"),
@@ -119,7 +136,7 @@ pub fn banner(addr: SocketAddr) -> String {
          \x20 webhook    {base}/hooks/run-canceled   (Standard Webhooks, signature verified)\n\
          \x20 Slack      {base}/hooks/slack\n\
          \x20 Teams      {base}/hooks/teams\n\
-         \x20 GitHub     {base}/github               (statuses, PR comments, pulls by commit)\n\
+         \x20 GitHub     {base}/github               (statuses, check runs, PR comments, pulls)\n\
          \x20 Bitbucket  {base}/bitbucket            (build statuses)\n\
          \x20 GitLab     {base}/gitlab/api/v4        (commit statuses, MR notes, MRs by commit)\n\
          \x20 Slack app  {base}/slack/api            (chat.postMessage, chat.update, history)\n\
