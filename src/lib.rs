@@ -8,7 +8,7 @@
 //! event through these files; the README and the pages in `docs/` describe behaviour only).
 //!
 //! ```text
-//! AMQP delivery ─► event::RunCanceled::from_amqp ─► dispatch::Dispatcher::plan (route::Filters)
+//! AMQP delivery ─► event::RunEvent::from_amqp ─► dispatch::Dispatcher::plan (route::Filters)
 //!      │ bad                                             │ per integration: a free slot in its lane?
 //!      ▼                                          yes ◄──┴──► no: its own queue <queue>.<name>
 //! dead-letter queue                                │              (worker::work, at its concurrency)

@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::event::RunCanceled;
+use crate::event::RunEvent;
 use crate::integrations::{
     Integration, Notification, OutgoingRequest, Plan, build_all, http_client,
 };
@@ -29,7 +29,7 @@ pub const PRETTY_LABEL: &str = "-- the same body pretty-printed, for reading onl
 /// Reads the event at `path` and renders what `config`'s integrations would do with it.
 pub async fn preview_file(config: &Config, path: &Path) -> anyhow::Result<String> {
     let body = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let event = match RunCanceled::parse(&body) {
+    let event = match RunEvent::parse(&body) {
         Ok(event) => event,
         Err(err) => bail!(
             "{}: the worker would dead-letter this event, so nothing would be sent: {err}",
@@ -41,7 +41,7 @@ pub async fn preview_file(config: &Config, path: &Path) -> anyhow::Result<String
 
 /// What each integration would send for `event` now (first attempts, as the worker routes a
 /// new event), or why it would skip it.
-pub async fn preview(config: &Config, event: &RunCanceled) -> anyhow::Result<String> {
+pub async fn preview(config: &Config, event: &RunEvent) -> anyhow::Result<String> {
     let integrations = build_all(&config.integrations, &config.templates_dir, &http_client())
         .map_err(TemplateError::all)?;
     Ok(render(&integrations, event, Utc::now()).await)
@@ -49,11 +49,7 @@ pub async fn preview(config: &Config, event: &RunCanceled) -> anyhow::Result<Str
 
 /// The preview of `event` through `integrations`, planned as at `now` (webhook signatures
 /// cover their timestamp).
-pub async fn render(
-    integrations: &[Integration],
-    event: &RunCanceled,
-    now: DateTime<Utc>,
-) -> String {
+pub async fn render(integrations: &[Integration], event: &RunEvent, now: DateTime<Utc>) -> String {
     let mut out = format!(
         "Preview of event {} (run {}); nothing is sent (lookups a plan needs are read).\n",
         event.event_id, event.data.run_id
@@ -62,7 +58,7 @@ pub async fn render(
     for integration in integrations {
         let name = integration.name();
         let kind = integration.kind();
-        if let Err(reason) = integration.filters().admit(&event.data) {
+        if let Err(reason) = integration.filters().admit(event) {
             let _ = writeln!(out, "\n== {name} ({kind}): skipped: {reason}");
             continue;
         }

@@ -23,10 +23,9 @@ pub const HEADER_DEAD_KIND: &str = "x-run-notifier-dead-kind";
 /// workers sharing a ledger keep there: without it, those headers are a producer's and ignored.
 pub const HEADER_SEAL: &str = "x-run-notifier-seal";
 
-/// The only CloudEvents type this worker consumes.
+/// The CloudEvents type the worker consumed before it followed the whole run, still the
+/// default routing key.
 pub const EVENT_TYPE: &str = "run.canceled";
-/// The `event` field of webhook bodies.
-pub const WEBHOOK_EVENT: &str = "RUN_CANCELED";
 
 /// Standard Webhooks headers.
 pub const WEBHOOK_ID: &str = "webhook-id";

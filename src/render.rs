@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use handlebars::Handlebars;
 
-use crate::event::RunCanceled;
+use crate::event::RunEvent;
 use serde_json::Value;
 
 mod escape;
@@ -258,7 +258,7 @@ impl Templates {
         &self,
         format: Format,
         name: &str,
-        event: &RunCanceled,
+        event: &RunEvent,
     ) -> Result<Value, String> {
         let rendered = self
             .render(format, name, &variables(event))

@@ -3,7 +3,7 @@
 use globset::GlobMatcher;
 use serde::{Deserialize, Deserializer, de};
 
-use crate::event::{Reason, RunData};
+use crate::event::{Reason, RunEvent};
 
 /// Routing filters of one integration; an empty list lets everything through.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -17,17 +17,19 @@ pub struct Filters {
     /// The run must carry at least one of these tags.
     #[serde(default)]
     pub tags: Vec<String>,
-    /// Cancellation reasons the integration is for.
+    /// Cancellation reasons the integration is for; other events than cancels pass.
     #[serde(default)]
     pub reasons: Vec<Reason>,
-    /// Notify only when the last known results have a failed test.
+    /// Notify only when the last known results have a failed test (unknown results, as in
+    /// `run.started`, have none).
     #[serde(default)]
     pub only_failed: bool,
 }
 
 impl Filters {
     /// `Ok` when the run passes every filter, otherwise the first filter it fails, as a sentence.
-    pub fn admit(&self, run: &RunData) -> Result<(), String> {
+    pub fn admit(&self, event: &RunEvent) -> Result<(), String> {
+        let run = &event.data;
         if !self.projects.is_empty() && !self.projects.contains(&run.project_id) {
             return Err(format!("project `{}` is not in `projects`", run.project_id));
         }
@@ -46,11 +48,16 @@ impl Filters {
         if !self.tags.is_empty() && !run.tags.iter().any(|tag| self.tags.contains(tag)) {
             return Err("the run has none of `tags`".into());
         }
-        let reason = run.cancellation.reason;
-        if !self.reasons.is_empty() && !self.reasons.contains(&reason) {
-            return Err(format!("reason `{}` is not in `reasons`", reason.as_str()));
+        if let Some(cancellation) = event.cancellation()
+            && !self.reasons.is_empty()
+            && !self.reasons.contains(&cancellation.reason)
+        {
+            return Err(format!(
+                "reason `{}` is not in `reasons`",
+                cancellation.reason.as_str()
+            ));
         }
-        if self.only_failed && run.results.failures == 0 {
+        if self.only_failed && run.results.as_ref().is_none_or(|r| r.failures == 0) {
             return Err("`only_failed` is set and the run has no failed test".into());
         }
         Ok(())
@@ -89,12 +96,9 @@ impl BranchGlob {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::RunCanceled;
 
-    fn run() -> RunData {
-        RunCanceled::parse(include_bytes!("../config/example-event.json"))
-            .unwrap()
-            .data
+    fn run() -> RunEvent {
+        RunEvent::parse(include_bytes!("../config/example-event.json")).unwrap()
     }
 
     #[test]
@@ -123,7 +127,7 @@ mod tests {
         assert_eq!(filters(&["main", "feature-?"]).admit(&run()), Ok(()));
         assert!(filters(&["main"]).admit(&run()).is_err());
         let mut no_branch = run();
-        no_branch.commit.branch = None;
+        no_branch.data.commit.branch = None;
         assert!(
             filters(&["*"])
                 .admit(&no_branch)
@@ -170,7 +174,7 @@ mod tests {
         };
         assert_eq!(filters.admit(&run()), Ok(()));
         let mut passed = run();
-        passed.results.failures = 0;
+        passed.data.results.as_mut().unwrap().failures = 0;
         assert!(filters.admit(&passed).is_err());
     }
 }

@@ -1,13 +1,13 @@
-//! Any message body: `RunCanceled::parse` must answer `Ok` or `Err`, never panic.
+//! Any message body: `RunEvent::parse` must answer `Ok` or `Err`, never panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use run_notifier::event::RunCanceled;
+use run_notifier::event::RunEvent;
 
 fuzz_target!(|body: &[u8]| {
-    if let Ok(event) = RunCanceled::parse(body) {
+    if let Ok(event) = RunEvent::parse(body) {
         // What the worker and templates read next must hold for any accepted event.
-        let _ = event.data.results.status();
+        let _ = event.outcome();
         let _ = event.data.commit.repo();
     }
 });

@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 
 use libfuzzer_sys::fuzz_target;
 use run_notifier::config::Config;
-use run_notifier::event::RunCanceled;
+use run_notifier::event::RunEvent;
 use run_notifier::integrations::{Integration, Notification, build_all, http_client};
 use run_notifier::render::{Format, Templates, live_markup, variables};
 use serde_json::{Value, json};
@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
     data["cancellation"]["actor"] = json!(part(1));
     data["cancellation"]["note"] = json!(part(0));
     data["tags"] = json!([part(2), part(3)]);
-    let Ok(event) = RunCanceled::parse(event.to_string().as_bytes()) else {
+    let Ok(event) = RunEvent::parse(event.to_string().as_bytes()) else {
         return;
     };
     let note = MR_NOTE

@@ -13,7 +13,7 @@ use lapin::BasicProperties;
 
 use crate::broker::{self, Publisher, Topology};
 use crate::config::Config;
-use crate::event::RunCanceled;
+use crate::event::RunEvent;
 use crate::protocol::CLOUDEVENTS_CONTENT_TYPE;
 use crate::signature::{self, SigningSecret};
 
@@ -38,7 +38,7 @@ pub fn describe(config: &Config) -> String {
 /// Reads an event file; unless `unchecked`, refuses one the worker would dead-letter.
 pub fn read_event(path: &Path, unchecked: bool) -> anyhow::Result<Vec<u8>> {
     let body = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if !unchecked && let Err(err) = RunCanceled::parse(&body) {
+    if !unchecked && let Err(err) = RunEvent::parse(&body) {
         bail!(
             "{}: the worker would dead-letter this event: {err} (pass --unchecked to publish it anyway)",
             path.display()
@@ -59,7 +59,7 @@ pub async fn publish(config: &Config, body: &[u8]) -> anyhow::Result<()> {
     let mut properties = BasicProperties::default()
         .with_content_type(CLOUDEVENTS_CONTENT_TYPE.into())
         .with_delivery_mode(2);
-    if let Ok(event) = RunCanceled::parse(body) {
+    if let Ok(event) = RunEvent::parse(body) {
         properties = properties.with_message_id(event.event_id.into());
     }
     publisher

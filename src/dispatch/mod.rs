@@ -21,7 +21,7 @@ pub use budget::Held;
 pub use lane::{Lane, Slot};
 pub use outcome::{Delivery, Outcome};
 
-use crate::event::RunCanceled;
+use crate::event::RunEvent;
 use crate::failure::DeliveryError;
 use crate::integrations::{Integration, Notification};
 use crate::ledger::{Claim, Key, Ledger, now_ms};
@@ -141,7 +141,7 @@ impl Dispatcher {
     /// came in time (the part then belongs in the integration's queue).
     pub async fn deliver_direct<'a>(
         &self,
-        event: &RunCanceled,
+        event: &RunEvent,
         assignment: Assignment<'a>,
         stop: &CancellationToken,
         abort: &CancellationToken,
@@ -157,7 +157,7 @@ impl Dispatcher {
     /// starting; `abort` interrupts it under way.
     pub async fn deliver(
         &self,
-        event: &RunCanceled,
+        event: &RunEvent,
         assignment: Assignment<'_>,
         slot: Slot<'_>,
         stop: &CancellationToken,
@@ -187,7 +187,7 @@ impl Dispatcher {
     /// Claims the delivery in the ledger, delivers, and records the outcome.
     async fn claim_and_deliver(
         &self,
-        event: &RunCanceled,
+        event: &RunEvent,
         assignment: Assignment<'_>,
         abort: &CancellationToken,
     ) -> Outcome {

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Assignment, Delivery, Dispatcher, Outcome, Planned, Step, Targets, finished};
-use crate::event::RunCanceled;
+use crate::event::RunEvent;
 use crate::failure::DeliveryError;
 use crate::ledger::{Key, State};
 use crate::protocol::EVENT_TYPE;
@@ -14,7 +14,7 @@ impl Dispatcher {
     /// What to do for each integration the message is for: filtered ones are done; the others
     /// are delivered now when their breaker is closed and the message gets a share of the
     /// direct half of the prefetch, and queued otherwise.
-    pub async fn plan<'a>(&'a self, event: &RunCanceled, targets: Targets<'_>) -> Planned<'a> {
+    pub async fn plan<'a>(&'a self, event: &RunEvent, targets: Targets<'_>) -> Planned<'a> {
         let mut steps = self.steps(event, targets).await;
         let mut held = None;
         if steps.iter().any(|step| matches!(step, Step::Direct(_))) {
@@ -30,7 +30,7 @@ impl Dispatcher {
         Planned { steps, held }
     }
 
-    async fn steps<'a>(&'a self, event: &RunCanceled, targets: Targets<'_>) -> Vec<Step<'a>> {
+    async fn steps<'a>(&'a self, event: &RunEvent, targets: Targets<'_>) -> Vec<Step<'a>> {
         match targets {
             Targets::Routed => self
                 .integrations
@@ -63,19 +63,15 @@ impl Dispatcher {
     /// The assignment done as skipped when its integration's filters exclude the event: for a
     /// new event, and for a part in an integration's queue that no worker sealed (a producer
     /// wrote to that queue, which makes it a new event too).
-    pub fn filtered_out(
-        &self,
-        event: &RunCanceled,
-        assignment: Assignment<'_>,
-    ) -> Option<Delivery> {
-        let reason = assignment.integration.filters().admit(&event.data).err()?;
+    pub fn filtered_out(&self, event: &RunEvent, assignment: Assignment<'_>) -> Option<Delivery> {
+        let reason = assignment.integration.filters().admit(event).err()?;
         let outcome = Outcome::Skipped(format!("filtered out: {reason}"));
         Some(finished(assignment, outcome, Instant::now()))
     }
 
     /// A retry for an integration no longer in the config: dropped when an operator canceled
     /// the run's deliveries, dead-lettered otherwise (it cannot be delivered).
-    async fn unconfigured(&self, event: &RunCanceled, integration: &str, attempt: u32) -> Delivery {
+    async fn unconfigured(&self, event: &RunEvent, integration: &str, attempt: u32) -> Delivery {
         let key = Key {
             run_id: event.data.run_id.as_str(),
             event_type: EVENT_TYPE,

@@ -9,7 +9,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use super::{Dispatcher, Outcome, Step, Targets};
 use crate::config::{Config, LedgerConfig};
-use crate::event::RunCanceled;
+use crate::event::RunEvent;
 use crate::integrations::{build_all, http_client};
 use crate::ledger::{Claim, Key, Ledger, State};
 use crate::protocol::EVENT_TYPE;
@@ -21,7 +21,7 @@ struct Fixture {
     dispatcher: Dispatcher,
     ledger: Ledger,
     server: MockServer,
-    event: RunCanceled,
+    event: RunEvent,
     _dir: tempfile::TempDir,
 }
 
@@ -49,7 +49,7 @@ async fn fixture(extra: &str, answer: ResponseTemplate) -> Fixture {
     let policy = RetryPolicy::new(config.retry.clone());
     let dispatcher = Dispatcher::new(integrations, policy, ledger.clone(), 64);
     let run_id = format!("run-{:016x}", rand::random::<u64>());
-    let event = RunCanceled::parse(
+    let event = RunEvent::parse(
         EVENT
             .replace("950a13c3edf4f28b6e8ce301a404b4aa", &run_id)
             .as_bytes(),
@@ -216,7 +216,7 @@ async fn an_operator_cancel_drops_the_delivery_and_shutdown_hands_it_back() {
 /// The same dispatcher and receiver with a fresh run.
 async fn fixture_with_new_run(mut fixture: Fixture) -> Fixture {
     let run_id = format!("run-{:016x}", rand::random::<u64>());
-    fixture.event = RunCanceled::parse(
+    fixture.event = RunEvent::parse(
         EVENT
             .replace("950a13c3edf4f28b6e8ce301a404b4aa", &run_id)
             .as_bytes(),

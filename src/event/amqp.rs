@@ -1,22 +1,23 @@
 //! The CloudEvents AMQP binding: a consumed message in structured or binary content mode,
-//! turned into the same typed [`RunCanceled`].
+//! turned into the same typed [`RunEvent`].
 //!
 //! Structured mode carries the whole event as JSON in the body. Binary mode carries `data` as
 //! the body, `datacontenttype` as the AMQP content type and every other attribute as a header
 //! named `cloudEvents_<name>` (the binding's preferred form, written by the Python SDK 2),
 //! `cloudEvents:<name>` (binding 1.0.2) or `ce-<name>` (the RabbitMQ binding).
 //!
-//! Only `specversion`, `id`, `source`, `type` and the content type are needed to deliver. The
-//! others (`time`, `traceparent`, extensions) are accepted whatever their AMQP type: the
-//! binding lets `time` arrive as a timestamp, an integer of milliseconds or a string.
+//! `specversion`, `id`, `source`, `type`, `time` and the content type are read. The binding lets
+//! `time` arrive as a timestamp (seconds), an integer of milliseconds or an RFC 3339 string.
+//! The others (`traceparent`, extensions) are accepted whatever their AMQP type.
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, SecondsFormat};
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable};
 use serde_json::value::RawValue;
 
-use super::{Attributes, EventError, RunCanceled};
+use super::{Attributes, EventError, RunEvent};
 
 /// Header name prefixes of binary-mode attributes, matched without regard to case.
 const PREFIXES: [&str; 3] = ["cloudevents_", "cloudevents:", "ce-"];
@@ -27,7 +28,7 @@ const EXPECTED: &str = "expected a CloudEvent in structured mode (the whole even
     (`data` as a JSON body, attributes including `specversion` as `cloudEvents_*`, \
     `cloudEvents:*` or `ce-*` headers)";
 
-impl RunCanceled {
+impl RunEvent {
     /// Parses a consumed message in either CloudEvents content mode. A content type of
     /// `application/cloudevents+json` means structured mode; a `specversion` header means
     /// binary mode; anything else is read as structured mode (producers that send plain
@@ -81,7 +82,7 @@ fn binary(
     body: &[u8],
     media: Option<&str>,
     attributes: &BTreeMap<String, (String, &AMQPValue)>,
-) -> Result<RunCanceled, EventError> {
+) -> Result<RunEvent, EventError> {
     let text = |name: &str| -> Result<Option<String>, EventError> {
         match attributes.get(name) {
             None => Ok(None),
@@ -101,14 +102,25 @@ fn binary(
     };
     if let Some(content_type) = content_type.filter(|c| !is_json(c)) {
         return Err(EventError::Binary(format!(
-            "the data content type is `{content_type}`, but the `data` of a run.canceled event is JSON (application/json)"
+            "the data content type is `{content_type}`, but the `data` of a run event is JSON (application/json)"
         )));
     }
+    let time = match attributes.get("time") {
+        None => None,
+        Some((key, value)) => Some(time(value).ok_or_else(|| {
+            EventError::Binary(format!(
+                "header `{key}` is {}, but the attribute `time` is a timestamp, an integer of \
+                 milliseconds since 1970 or an RFC 3339 string",
+                type_name(value)
+            ))
+        })?),
+    };
     let parsed = Attributes {
         specversion: text("specversion")?,
         id: text("id")?,
         source: text("source")?,
         kind: text("type")?,
+        time,
     };
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(EventError::Binary(
@@ -118,7 +130,7 @@ fn binary(
     let data: &RawValue = serde_json::from_slice(body).map_err(|err| {
         EventError::Binary(format!("the body (the event's `data`) is not JSON: {err}"))
     })?;
-    RunCanceled::from_parts(parsed, Some(data), |name| {
+    RunEvent::from_parts(parsed, Some(data), |name| {
         let key = attributes.get(name).map_or_else(
             || format!("{}{name}", prefix_in_use(attributes)),
             |(key, _)| key.clone(),
@@ -176,6 +188,20 @@ fn string(value: &AMQPValue) -> Option<String> {
         AMQPValue::ShortString(text) => Some(text.as_str().to_owned()),
         _ => None,
     }
+}
+
+/// The `time` attribute as RFC 3339 text, whichever form the binding allowed it to take: a
+/// string is left for the event's rules to check.
+fn time(value: &AMQPValue) -> Option<String> {
+    let millis = match value {
+        AMQPValue::Timestamp(seconds) => i64::try_from(*seconds).ok()?.checked_mul(1000)?,
+        AMQPValue::LongLongInt(millis) => *millis,
+        AMQPValue::LongInt(millis) => i64::from(*millis),
+        AMQPValue::LongUInt(millis) => i64::from(*millis),
+        other => return string(other),
+    };
+    let time = DateTime::from_timestamp_millis(millis)?;
+    Some(time.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }
 
 /// How an error names a header's AMQP type.

@@ -5,7 +5,7 @@ use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use serde_json::{Value, json};
 
-use super::super::RunCanceled;
+use super::super::RunEvent;
 
 const EXAMPLE: &str = include_str!("../../config/example-event.json");
 /// What the official Python SDK writes in binary mode (see the script next to it).
@@ -47,17 +47,17 @@ fn attributes(prefix: &str, time: AMQPValue) -> Headers {
     ]
 }
 
-fn binary(headers: &[(String, AMQPValue)], body: &[u8]) -> Result<RunCanceled, String> {
+fn binary(headers: &[(String, AMQPValue)], body: &[u8]) -> Result<RunEvent, String> {
     let headers: Vec<_> = headers
         .iter()
         .map(|(k, v)| (k.as_str(), v.clone()))
         .collect();
-    RunCanceled::from_amqp(body, &properties(Some("application/json"), &headers))
+    RunEvent::from_amqp(body, &properties(Some("application/json"), &headers))
         .map_err(|err| err.to_string())
 }
 
-fn structured_example() -> RunCanceled {
-    RunCanceled::parse(EXAMPLE.as_bytes()).unwrap()
+fn structured_example() -> RunEvent {
+    RunEvent::parse(EXAMPLE.as_bytes()).unwrap()
 }
 
 #[test]
@@ -84,8 +84,7 @@ fn the_python_sdk_amqp_binary_message_parses_into_the_structured_example() {
             .any(|(k, v)| *k == "cloudEvents_time" && matches!(v, AMQPValue::LongLongInt(_)))
     );
     let props = properties(message["content_type"].as_str(), &headers);
-    let event =
-        RunCanceled::from_amqp(message["body"].as_str().unwrap().as_bytes(), &props).unwrap();
+    let event = RunEvent::from_amqp(message["body"].as_str().unwrap().as_bytes(), &props).unwrap();
     assert_eq!(event.event_id, "evt_binary_1");
     assert_eq!(event.source, "dashboard/projects/Xm2k9");
     assert_eq!(event.data, structured_example().data);
@@ -102,8 +101,7 @@ fn the_python_sdk_rabbitmq_binary_message_with_ce_headers_parses() {
         .map(|(key, value)| (key.as_str(), long(value.as_str().unwrap())))
         .collect();
     let props = properties(message["content_type"].as_str(), &headers);
-    let event =
-        RunCanceled::from_amqp(message["body"].as_str().unwrap().as_bytes(), &props).unwrap();
+    let event = RunEvent::from_amqp(message["body"].as_str().unwrap().as_bytes(), &props).unwrap();
     assert_eq!(event.event_id, "evt_binary_1");
     assert_eq!(event.data, structured_example().data);
 }
@@ -136,14 +134,14 @@ fn the_data_content_type_may_be_missing_carry_parameters_or_come_as_a_header() {
         Some("application/json; charset=utf-8"),
         Some("text/json"),
     ] {
-        RunCanceled::from_amqp(&data(), &properties(content_type, &borrowed)).unwrap();
+        RunEvent::from_amqp(&data(), &properties(content_type, &borrowed)).unwrap();
     }
     let mut with_header = borrowed.clone();
     with_header.push(("cloudEvents:datacontenttype", long("text/plain")));
-    let err = RunCanceled::from_amqp(&data(), &properties(None, &with_header)).unwrap_err();
+    let err = RunEvent::from_amqp(&data(), &properties(None, &with_header)).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "binary-mode CloudEvent: the data content type is `text/plain`, but the `data` of a run.canceled event is JSON (application/json)"
+        "binary-mode CloudEvent: the data content type is `text/plain`, but the `data` of a run event is JSON (application/json)"
     );
 }
 
@@ -154,7 +152,7 @@ fn a_cloudevents_content_type_is_structured_mode_whatever_the_headers_say() {
         Some("application/cloudevents+json; charset=UTF-8"),
         &headers,
     );
-    let event = RunCanceled::from_amqp(EXAMPLE.as_bytes(), &props).unwrap();
+    let event = RunEvent::from_amqp(EXAMPLE.as_bytes(), &props).unwrap();
     assert_eq!(event, structured_example());
 }
 
@@ -162,7 +160,7 @@ fn a_cloudevents_content_type_is_structured_mode_whatever_the_headers_say() {
 fn plain_json_without_headers_is_structured_mode_as_before() {
     for content_type in [None, Some("application/json"), Some("text/plain")] {
         let event =
-            RunCanceled::from_amqp(EXAMPLE.as_bytes(), &properties(content_type, &[])).unwrap();
+            RunEvent::from_amqp(EXAMPLE.as_bytes(), &properties(content_type, &[])).unwrap();
         assert_eq!(event, structured_example());
     }
 }
@@ -202,9 +200,24 @@ fn each_malformed_binary_message_says_what_is_wrong() {
             "not a CloudEvent: binary-mode attribute `specversion` (header `cloudEvents_specversion`) is `0.3`, expected `1.0`",
         ),
         (
+            with("type", long("run.paused")),
+            data(),
+            "CloudEvent type is `run.paused`, but this worker only handles `run.started`, `run.finished`, `run.timed_out`, `run.canceled`",
+        ),
+        (
             with("type", long("run.finished")),
             data(),
-            "CloudEvent type is `run.finished`, but this worker only handles `run.canceled`",
+            "field `data.cancellation`: only a `run.canceled` event has it, and this one is `run.finished`",
+        ),
+        (
+            with("time", AMQPValue::Boolean(true)),
+            data(),
+            "binary-mode CloudEvent: header `cloudEvents_time` is a boolean, but the attribute `time` is a timestamp, an integer of milliseconds since 1970 or an RFC 3339 string",
+        ),
+        (
+            with("time", long("2026-11-21")),
+            data(),
+            "not a CloudEvent: binary-mode attribute `time` (header `cloudEvents_time`) is `2026-11-21`, not an RFC 3339 time (premature end of input)",
         ),
         (
             with("id", AMQPValue::LongLongInt(7)),
@@ -249,7 +262,7 @@ fn unsupported_cloudevents_content_types_are_named() {
             "unsupported CloudEvents content: structured mode in the format `application/cloudevents+avro`; only application/cloudevents+json is read",
         ),
     ] {
-        let err = RunCanceled::from_amqp(EXAMPLE.as_bytes(), &properties(Some(content_type), &[]))
+        let err = RunEvent::from_amqp(EXAMPLE.as_bytes(), &properties(Some(content_type), &[]))
             .unwrap_err();
         assert_eq!(err.to_string(), expected);
     }
@@ -262,7 +275,7 @@ fn a_message_in_neither_mode_says_what_was_expected() {
         (`data` as a JSON body, attributes including `specversion` as `cloudEvents_*`, \
         `cloudEvents:*` or `ce-*` headers)";
     let neither = |body: &[u8], headers: &[(&str, AMQPValue)]| {
-        RunCanceled::from_amqp(body, &properties(Some("application/json"), headers))
+        RunEvent::from_amqp(body, &properties(Some("application/json"), headers))
             .unwrap_err()
             .to_string()
     };
@@ -285,5 +298,25 @@ fn a_message_in_neither_mode_says_what_was_expected() {
         format!(
             "not a CloudEvent: `specversion` is missing or empty (headers `cloudEvents_id`, `cloudEvents_type` look like binary mode, but there is no `specversion` header); {expected}"
         )
+    );
+}
+
+#[test]
+fn a_binary_started_event_takes_its_time_from_the_header() {
+    let mut headers = attributes("cloudEvents_", AMQPValue::Timestamp(1_795_256_000));
+    headers.retain(|(k, _)| k != "cloudEvents_type");
+    headers.push(("cloudEvents_type".into(), long("run.started")));
+    let mut body: Value = serde_json::from_slice(&data()).unwrap();
+    let members = body.as_object_mut().unwrap();
+    members.remove("cancellation");
+    members.remove("results");
+    let event = binary(&headers, body.to_string().as_bytes()).unwrap();
+    assert_eq!(event.event_type(), crate::event::EventType::Started);
+    assert_eq!(event.time.to_rfc3339(), "2026-11-21T10:13:20+00:00");
+
+    headers.retain(|(k, _)| k != "cloudEvents_time");
+    assert_eq!(
+        binary(&headers, body.to_string().as_bytes()).unwrap_err(),
+        "not a CloudEvent: binary-mode attribute `time` (header `cloudEvents_time`) is missing or empty; a `run.started` event must say when it happened, to be ordered among the run's other events"
     );
 }

@@ -1,7 +1,9 @@
-//! The run-canceled CloudEvent, parsed at the edge into typed values with every field rule checked.
+//! The run lifecycle CloudEvents (`run.started`, `run.finished`, `run.timed_out`,
+//! `run.canceled`), parsed at the edge into typed values with every field rule checked.
 
 mod amqp;
 mod ids;
+mod lifecycle;
 mod repo;
 
 use chrono::{DateTime, FixedOffset, SecondsFormat};
@@ -10,18 +12,17 @@ use serde_json::value::RawValue;
 use url::Url;
 
 pub use ids::{CommitSha, PullRequestNumber, RunId};
+pub use lifecycle::{EventType, Stage, Timeout};
 pub use repo::{Repo, host_and_path, valid_segment};
 
-use crate::protocol::EVENT_TYPE;
-
-/// Why a message body is not a valid run-canceled event; the sentence names the field.
+/// Why a message body is not a valid run event; the sentence names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
     #[error("body is not JSON: {0}")]
     NotJson(String),
     #[error("not a CloudEvent: {0}")]
     NotCloudEvent(String),
-    #[error("CloudEvent type is `{0}`, but this worker only handles `{EVENT_TYPE}`")]
+    #[error("CloudEvent type is `{0}`, but this worker only handles {types}", types = EventType::listed())]
     WrongType(String),
     #[error("field `{field}`: {problem}")]
     Field { field: String, problem: String },
@@ -39,14 +40,42 @@ pub enum EventError {
     },
 }
 
-/// A run was cancelled: everything the integrations may use, already validated.
+/// Something happened to a run (it started, finished, timed out or was cancelled): everything
+/// the integrations may use, already validated.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RunCanceled {
+pub struct RunEvent {
     /// CloudEvents `id` (differs between two cancels of one run).
     pub event_id: String,
     /// CloudEvents `source`.
     pub source: String,
+    /// CloudEvents `time`: when it happened, which orders the run's events. A `run.canceled`
+    /// event without one happened at `cancellation.canceledAt`.
+    pub time: DateTime<FixedOffset>,
+    /// The event type, with what it adds to `data` (the timeout, the cancellation).
+    pub stage: Stage,
     pub data: RunData,
+}
+
+impl RunEvent {
+    /// The CloudEvents `type`.
+    pub fn event_type(&self) -> EventType {
+        self.stage.event_type()
+    }
+
+    /// Who cancelled the run, for a `run.canceled` event.
+    pub fn cancellation(&self) -> Option<&Cancellation> {
+        self.stage.cancellation()
+    }
+
+    /// When and after how long the run timed out, for a `run.timed_out` event.
+    pub fn timeout(&self) -> Option<&Timeout> {
+        self.stage.timeout()
+    }
+
+    /// Passed or failed by the results, when they are known (always, but in `run.started`).
+    pub fn outcome(&self) -> Option<RunStatus> {
+        self.data.results.as_ref().map(Results::status)
+    }
 }
 
 /// The `data` member of the event.
@@ -70,8 +99,20 @@ pub struct RunData {
     pub commit: Commit,
     #[serde(default)]
     pub pull_request: Option<PullRequestNumber>,
-    pub results: Results,
-    pub cancellation: Cancellation,
+    /// The run's results so far: always there but in a `run.started` event, where absent
+    /// means unknown.
+    #[serde(default)]
+    pub results: Option<Results>,
+}
+
+/// The members of `data` that belong to one event type, checked against the type once read.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StageData {
+    #[serde(default)]
+    cancellation: Option<Cancellation>,
+    #[serde(default)]
+    timeout: Option<Timeout>,
 }
 
 /// The run's commit; any part may be missing (a run started outside git).
@@ -125,7 +166,7 @@ impl Results {
     }
 }
 
-/// Outcome of the cancelled run by the last known results.
+/// Outcome of the run by its last known results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
@@ -179,11 +220,12 @@ struct Envelope<'a> {
     source: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
+    time: Option<String>,
     #[serde(borrow)]
     data: Option<&'a RawValue>,
 }
 
-impl RunCanceled {
+impl RunEvent {
     /// Parses and validates a structured-mode message body (the whole event as JSON).
     pub fn parse(body: &[u8]) -> Result<Self, EventError> {
         let envelope: Envelope<'_> = match serde_json::from_slice(body) {
@@ -200,6 +242,7 @@ impl RunCanceled {
             id: envelope.id,
             source: envelope.source,
             kind: envelope.kind,
+            time: envelope.time,
         };
         Self::from_parts(attributes, envelope.data, |name| format!("`{name}`"))
     }
@@ -226,31 +269,97 @@ impl RunCanceled {
         let event_id = required(attributes.id, "id")?;
         let source = required(attributes.source, "source")?;
         let kind = required(attributes.kind, "type")?;
-        if kind != EVENT_TYPE {
-            return Err(EventError::WrongType(kind));
-        }
-        let data = data.ok_or_else(|| EventError::Field {
+        let event_type = EventType::parse(&kind).ok_or(EventError::WrongType(kind))?;
+        let time = match attributes.time.filter(|t| !t.trim().is_empty()) {
+            None => None,
+            Some(text) => Some(DateTime::parse_from_rfc3339(&text).map_err(|err| {
+                EventError::NotCloudEvent(format!(
+                    "{} is `{text}`, not an RFC 3339 time ({err})",
+                    describe("time")
+                ))
+            })?),
+        };
+        let raw = data.ok_or_else(|| EventError::Field {
             field: "data".into(),
             problem: "is missing".into(),
         })?;
-        let mut reader = serde_json::Deserializer::from_str(data.get());
-        let data: RunData = serde_path_to_error::deserialize(&mut reader).map_err(|err| {
-            let path = err.path().to_string();
-            EventError::Field {
-                field: if path == "." {
-                    "data".into()
-                } else {
-                    format!("data.{path}")
-                },
-                problem: without_position(&err.into_inner()),
+        let data: RunData = read_data(raw)?;
+        let stage = stage(event_type, read_data(raw)?, data.results.is_some())?;
+        let time = match (time, &stage) {
+            (Some(time), _) => time,
+            (None, Stage::Canceled(cancellation)) => cancellation.canceled_at,
+            (None, _) => {
+                return Err(EventError::NotCloudEvent(format!(
+                    "{} is missing or empty; a `{event_type}` event must say when it happened, \
+                     to be ordered among the run's other events",
+                    describe("time")
+                )));
             }
-        })?;
+        };
         Ok(Self {
             event_id,
             source,
+            time,
+            stage,
             data,
         })
     }
+}
+
+/// Reads `data` as `T`, an error naming the member's path within the event.
+fn read_data<'de, T: Deserialize<'de>>(data: &'de RawValue) -> Result<T, EventError> {
+    let mut reader = serde_json::Deserializer::from_str(data.get());
+    serde_path_to_error::deserialize(&mut reader).map_err(|err| {
+        let path = err.path().to_string();
+        EventError::Field {
+            field: if path == "." {
+                "data".into()
+            } else {
+                format!("data.{path}")
+            },
+            problem: without_position(&err.into_inner()),
+        }
+    })
+}
+
+/// Checks that `data` has what its type needs and nothing that belongs to another type.
+fn stage(event_type: EventType, parts: StageData, has_results: bool) -> Result<Stage, EventError> {
+    let missing = |member: &str, why: &str| EventError::Field {
+        field: "data".into(),
+        problem: format!("missing field `{member}` ({why})"),
+    };
+    let misplaced = |member: &str, owner: EventType| EventError::Field {
+        field: format!("data.{member}"),
+        problem: format!("only a `{owner}` event has it, and this one is `{event_type}`"),
+    };
+    if !has_results && event_type != EventType::Started {
+        return Err(missing(
+            "results",
+            "only a `run.started` event may leave the results out",
+        ));
+    }
+    if event_type != EventType::Canceled && parts.cancellation.is_some() {
+        return Err(misplaced("cancellation", EventType::Canceled));
+    }
+    if event_type != EventType::TimedOut && parts.timeout.is_some() {
+        return Err(misplaced("timeout", EventType::TimedOut));
+    }
+    Ok(match event_type {
+        EventType::Started => Stage::Started,
+        EventType::Finished => Stage::Finished,
+        EventType::TimedOut => Stage::TimedOut(parts.timeout.ok_or_else(|| {
+            missing(
+                "timeout",
+                "a `run.timed_out` event says when the run timed out",
+            )
+        })?),
+        EventType::Canceled => Stage::Canceled(parts.cancellation.ok_or_else(|| {
+            missing(
+                "cancellation",
+                "a `run.canceled` event says who cancelled the run",
+            )
+        })?),
+    })
 }
 
 /// serde_json's message without the position it appends, which would count from the start of
@@ -271,6 +380,8 @@ struct Attributes {
     id: Option<String>,
     source: Option<String>,
     kind: Option<String>,
+    /// RFC 3339 text (binary mode turns the other forms of `time` into it).
+    time: Option<String>,
 }
 
 fn non_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {

@@ -1,4 +1,4 @@
-//! Field rules of the run-canceled event, one test per rule.
+//! Field rules of the run events, one test per rule.
 
 use serde_json::{Value, json};
 
@@ -10,8 +10,8 @@ fn example() -> Value {
     serde_json::from_str(EXAMPLE).unwrap()
 }
 
-fn parse(value: &Value) -> Result<RunCanceled, EventError> {
-    RunCanceled::parse(value.to_string().as_bytes())
+fn parse(value: &Value) -> Result<RunEvent, EventError> {
+    RunEvent::parse(value.to_string().as_bytes())
 }
 
 fn field_error(value: &Value) -> (String, String) {
@@ -23,20 +23,26 @@ fn field_error(value: &Value) -> (String, String) {
 
 #[test]
 fn the_documented_example_parses_into_typed_values() {
-    let event = RunCanceled::parse(EXAMPLE.as_bytes()).unwrap();
+    let event = RunEvent::parse(EXAMPLE.as_bytes()).unwrap();
     assert_eq!(event.event_id, "evt_01JD3X9Q8W7Y");
     let data = &event.data;
     assert_eq!(data.run_id.as_str(), "950a13c3edf4f28b6e8ce301a404b4aa");
-    assert_eq!(data.results.failures, 2);
-    assert_eq!(data.results.status(), RunStatus::Failed);
-    assert_eq!(data.cancellation.reason, Reason::User);
+    assert_eq!(data.results.unwrap().failures, 2);
+    assert_eq!(event.outcome(), Some(RunStatus::Failed));
+    assert_eq!(event.event_type(), EventType::Canceled);
+    assert_eq!(event.cancellation().unwrap().reason, Reason::User);
+    assert_eq!(event.time.to_rfc3339(), "2026-11-21T10:15:02+00:00");
     assert_eq!(data.pull_request, Some(PullRequestNumber(42)));
     assert_eq!(data.commit.repo().unwrap().to_string(), "acme/web-app");
 }
 
 #[test]
 fn outcome_rule_is_passed_only_without_failures() {
-    let mut results = RunCanceled::parse(EXAMPLE.as_bytes()).unwrap().data.results;
+    let mut results = RunEvent::parse(EXAMPLE.as_bytes())
+        .unwrap()
+        .data
+        .results
+        .unwrap();
     results.failures = 0;
     assert_eq!(results.status(), RunStatus::Passed);
     results.failures = 1;
@@ -89,7 +95,7 @@ fn unknown_members_are_ignored() {
 fn not_json_is_named_as_such() {
     for body in [&b"{not json"[..], b"", b"\xff\xfe"] {
         assert!(
-            matches!(RunCanceled::parse(body), Err(EventError::NotJson(_))),
+            matches!(RunEvent::parse(body), Err(EventError::NotJson(_))),
             "{body:?}"
         );
     }
@@ -125,10 +131,13 @@ fn json_that_is_no_cloudevent_is_rejected() {
 #[test]
 fn another_event_type_is_rejected_by_name() {
     let mut event = example();
-    event["type"] = json!("run.finished");
+    event["type"] = json!("run.paused");
+    let err = parse(&event).unwrap_err();
+    assert_eq!(err, EventError::WrongType("run.paused".into()));
     assert_eq!(
-        parse(&event),
-        Err(EventError::WrongType("run.finished".into()))
+        err.to_string(),
+        "CloudEvent type is `run.paused`, but this worker only handles `run.started`, \
+         `run.finished`, `run.timed_out`, `run.canceled`"
     );
 }
 
@@ -198,7 +207,10 @@ fn reason_is_one_of_the_four() {
     ] {
         let mut event = example();
         event["data"]["cancellation"]["reason"] = json!(text);
-        assert_eq!(parse(&event).unwrap().data.cancellation.reason, reason);
+        assert_eq!(
+            parse(&event).unwrap().cancellation().unwrap().reason,
+            reason
+        );
         assert_eq!(reason.as_str(), text);
     }
     let mut event = example();
@@ -247,14 +259,150 @@ fn hostile_strings_are_kept_verbatim_for_the_integrations_to_escape() {
     event["data"]["commit"]["message"] = json!(long);
     event["data"]["cancellation"]["actor"] = json!(hostile);
     event["data"]["tags"] = json!([hostile]);
-    let data = parse(&event).unwrap().data;
+    let event = parse(&event).unwrap();
+    let data = &event.data;
     assert_eq!(data.commit.branch.as_deref(), Some(hostile));
     assert_eq!(data.commit.message.as_deref(), Some(long.as_str()));
-    assert_eq!(data.cancellation.actor, hostile);
+    assert_eq!(event.cancellation().unwrap().actor, hostile);
 }
 
 #[test]
 fn sha_is_normalised_to_lower_case() {
     let sha = CommitSha::parse("5A7EDC9A156E417068060D67109021351FC7D9B8").unwrap();
     assert_eq!(sha.as_str(), "5a7edc9a156e417068060d67109021351fc7d9b8");
+}
+
+/// The example turned into an event of `kind`: the cancellation dropped, `extra` merged into
+/// `data`.
+fn lifecycle(kind: &str, extra: Value) -> Value {
+    let mut event = example();
+    event["type"] = json!(kind);
+    let data = event["data"].as_object_mut().unwrap();
+    data.remove("cancellation");
+    for (key, value) in extra.as_object().unwrap() {
+        data.insert(key.clone(), value.clone());
+    }
+    event
+}
+
+#[test]
+fn each_lifecycle_type_parses_with_what_it_adds() {
+    let mut started = lifecycle("run.started", json!({}));
+    started["data"].as_object_mut().unwrap().remove("results");
+    let started = parse(&started).unwrap();
+    assert_eq!(started.stage, Stage::Started);
+    assert_eq!(started.data.results, None);
+    assert_eq!(started.outcome(), None);
+
+    let finished = parse(&lifecycle("run.finished", json!({}))).unwrap();
+    assert_eq!(finished.stage, Stage::Finished);
+    assert_eq!(finished.outcome(), Some(RunStatus::Failed));
+
+    let timed_out = parse(&lifecycle(
+        "run.timed_out",
+        json!({ "timeout": { "timedOutAt": "2026-11-21T10:45:00Z", "limitSeconds": 1800 } }),
+    ))
+    .unwrap();
+    let timeout = timed_out.timeout().unwrap();
+    assert_eq!(timeout.limit_seconds, Some(1800));
+    assert_eq!(
+        timeout.timed_out_at.to_rfc3339(),
+        "2026-11-21T10:45:00+00:00"
+    );
+    let no_limit = parse(&lifecycle(
+        "run.timed_out",
+        json!({ "timeout": { "timedOutAt": "2026-11-21T10:45:00Z" } }),
+    ))
+    .unwrap();
+    assert_eq!(no_limit.timeout().unwrap().limit_seconds, None);
+}
+
+#[test]
+fn time_is_required_but_for_a_cancel_which_falls_back_to_canceled_at() {
+    let mut cancel = example();
+    cancel.as_object_mut().unwrap().remove("time");
+    assert_eq!(
+        parse(&cancel).unwrap().time.to_rfc3339(),
+        "2026-11-21T10:15:01+00:00"
+    );
+    for kind in ["run.started", "run.finished"] {
+        let mut event = lifecycle(kind, json!({}));
+        event.as_object_mut().unwrap().remove("time");
+        assert_eq!(
+            parse(&event).unwrap_err().to_string(),
+            format!(
+                "not a CloudEvent: `time` is missing or empty; a `{kind}` event must say when \
+                 it happened, to be ordered among the run's other events"
+            )
+        );
+    }
+    let mut event = lifecycle("run.finished", json!({}));
+    event["time"] = json!("yesterday");
+    let message = parse(&event).unwrap_err().to_string();
+    assert!(
+        message.starts_with("not a CloudEvent: `time` is `yesterday`, not an RFC 3339 time"),
+        "{message}"
+    );
+}
+
+#[test]
+fn each_type_says_what_it_misses_or_must_not_carry() {
+    let cases = [
+        (
+            lifecycle("run.finished", json!({ "results": null })),
+            "data",
+            "missing field `results` (only a `run.started` event may leave the results out)",
+        ),
+        (
+            lifecycle("run.timed_out", json!({})),
+            "data",
+            "missing field `timeout` (a `run.timed_out` event says when the run timed out)",
+        ),
+        (
+            lifecycle(
+                "run.timed_out",
+                json!({ "timeout": { "timedOutAt": "2026-11-21T10:45:00Z", "limitSeconds": 0 } }),
+            ),
+            "data.timeout.limitSeconds",
+            "must be a positive number of seconds (or left out)",
+        ),
+        (
+            lifecycle(
+                "run.timed_out",
+                json!({ "timeout": { "limitSeconds": 60 } }),
+            ),
+            "data.timeout",
+            "missing field `timedOutAt`",
+        ),
+        (
+            lifecycle(
+                "run.started",
+                json!({ "cancellation": example()["data"]["cancellation"] }),
+            ),
+            "data.cancellation",
+            "only a `run.canceled` event has it, and this one is `run.started`",
+        ),
+        (
+            {
+                let mut cancel = example();
+                cancel["data"]["timeout"] = json!({ "timedOutAt": "2026-11-21T10:45:00Z" });
+                cancel
+            },
+            "data.timeout",
+            "only a `run.timed_out` event has it, and this one is `run.canceled`",
+        ),
+    ];
+    for (event, field, problem) in cases {
+        assert_eq!(
+            field_error(&event),
+            (field.to_owned(), problem.to_owned()),
+            "{event}"
+        );
+    }
+    // A null member of another type is the same as none.
+    let finished = lifecycle(
+        "run.finished",
+        json!({ "cancellation": null, "timeout": null }),
+    );
+    assert_eq!(parse(&finished).unwrap().stage, Stage::Finished);
 }

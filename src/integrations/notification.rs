@@ -2,13 +2,12 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::event::RunCanceled;
-use crate::protocol::EVENT_TYPE;
+use crate::event::RunEvent;
 
 /// What an integration is asked to deliver: one event, to one integration, at one attempt.
 #[derive(Debug, Clone, Copy)]
 pub struct Notification<'a> {
-    pub event: &'a RunCanceled,
+    pub event: &'a RunEvent,
     pub integration: &'a str,
     /// 1 for the first attempt.
     pub attempt: u32,
@@ -25,12 +24,12 @@ impl Notification<'_> {
     }
 
     /// Stable id of this run's notification to this integration: the same on every retry and
-    /// for every event of the same run, so receivers can deduplicate on it.
+    /// for every event of the same run and type, so receivers can deduplicate on it.
     pub fn delivery_id(&self) -> String {
         let mut hash = Sha256::new();
         for part in [
             self.event.data.run_id.as_str(),
-            EVENT_TYPE,
+            self.event.event_type().as_str(),
             self.integration,
         ] {
             hash.update(part.as_bytes());

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::event::RunCanceled;
+use crate::event::RunEvent;
 use crate::failure::DeliveryError;
 use crate::integrations::text::one_line;
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
@@ -45,7 +45,7 @@ impl StatusTexts<'_> {
     pub fn render(
         &self,
         templates: &Templates,
-        event: &RunCanceled,
+        event: &RunEvent,
     ) -> Result<(String, String), DeliveryError> {
         let values = variables(event);
         let render = |name: &str| {

@@ -1,7 +1,7 @@
 //! Which commit on which hosted repository an event is about, for the integrations that put
 //! something on a commit (statuses, pull request comments).
 
-use crate::event::{CommitSha, Repo, RunCanceled};
+use crate::event::{CommitSha, Repo, RunEvent};
 
 /// The repository and commit of a run, when the run has both and the repository is on `host`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,7 +13,7 @@ pub struct CommitTarget {
 impl CommitTarget {
     /// `Err` says, as a sentence, why the event has nothing for an integration on `host`
     /// (a skip, not a failure: runs outside git are normal).
-    pub fn of(event: &RunCanceled, host: &str) -> Result<Self, String> {
+    pub fn of(event: &RunEvent, host: &str) -> Result<Self, String> {
         let sha = event
             .data
             .commit
@@ -28,7 +28,7 @@ impl CommitTarget {
 }
 
 /// The run's repository when it is on `host`; `Err` says why not.
-pub fn repo_on(event: &RunCanceled, host: &str) -> Result<Repo, String> {
+pub fn repo_on(event: &RunEvent, host: &str) -> Result<Repo, String> {
     let repo = match event.data.commit.remote_origin.as_deref() {
         None => return Err("the run has no commit.remoteOrigin".to_owned()),
         Some(remote) => Repo::from_remote(remote)
@@ -46,11 +46,11 @@ mod tests {
 
     use super::*;
 
-    fn event(commit: serde_json::Value) -> RunCanceled {
+    fn event(commit: serde_json::Value) -> RunEvent {
         let mut value: serde_json::Value =
             serde_json::from_str(include_str!("../../config/example-event.json")).unwrap();
         value["data"]["commit"] = commit;
-        RunCanceled::parse(value.to_string().as_bytes()).unwrap()
+        RunEvent::parse(value.to_string().as_bytes()).unwrap()
     }
 
     #[test]

@@ -9,10 +9,8 @@ use url::Url;
 use super::{
     Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, http_status, settings,
 };
-use crate::event::{Cancellation, Commit, RunCanceled, RunStatus};
-use crate::protocol::{
-    HUB_SIGNATURE, WEBHOOK_EVENT, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
-};
+use crate::event::{Cancellation, Commit, RunEvent, RunStatus, Timeout};
+use crate::protocol::{HUB_SIGNATURE, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
 use crate::route::Filters;
 use crate::secret::Secret;
 use crate::signature::{SigningSecret, hub_signature, sign};
@@ -66,11 +64,15 @@ impl Checks for WebhookConfig {
     }
 }
 
-/// The body receivers get: the flat shape existing dashboard webhook receivers parse.
+/// The body receivers get: the flat shape existing dashboard webhook receivers parse. The
+/// counts and `status` are null while a started run's results are unknown; `cancellation` is
+/// there only for `RUN_CANCELED` and `timeout` only for `RUN_TIMED_OUT`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookBody<'a> {
     event: &'static str,
+    /// When it happened (the CloudEvents `time`).
+    time: String,
     run_id: &'a str,
     run_url: &'a str,
     project_id: &'a str,
@@ -79,23 +81,30 @@ pub struct WebhookBody<'a> {
     group_id: Option<&'a str>,
     tags: &'a [String],
     commit: &'a Commit,
-    overall: u64,
-    passes: u64,
-    failures: u64,
-    pending: u64,
-    skipped: u64,
-    retries: u64,
-    flaky: u64,
-    status: RunStatus,
-    cancellation: &'a Cancellation,
+    overall: Option<u64>,
+    passes: Option<u64>,
+    failures: Option<u64>,
+    pending: Option<u64>,
+    skipped: Option<u64>,
+    retries: Option<u64>,
+    flaky: Option<u64>,
+    status: Option<RunStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cancellation: Option<&'a Cancellation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeout: Option<&'a Timeout>,
 }
 
 impl<'a> WebhookBody<'a> {
-    pub fn new(event: &'a RunCanceled) -> Self {
+    pub fn new(event: &'a RunEvent) -> Self {
         let data = &event.data;
-        let results = &data.results;
+        let results = data.results.as_ref();
+        let count = |pick: fn(&crate::event::Results) -> u64| results.map(pick);
         Self {
-            event: WEBHOOK_EVENT,
+            event: event.event_type().webhook_event(),
+            time: event
+                .time
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
             run_id: data.run_id.as_str(),
             run_url: data.run_url.as_str(),
             project_id: &data.project_id,
@@ -104,15 +113,16 @@ impl<'a> WebhookBody<'a> {
             group_id: data.group_id.as_deref(),
             tags: &data.tags,
             commit: &data.commit,
-            overall: results.overall,
-            passes: results.passes,
-            failures: results.failures,
-            pending: results.pending,
-            skipped: results.skipped,
-            retries: results.retries,
-            flaky: results.flaky,
-            status: results.status(),
-            cancellation: &data.cancellation,
+            overall: count(|r| r.overall),
+            passes: count(|r| r.passes),
+            failures: count(|r| r.failures),
+            pending: count(|r| r.pending),
+            skipped: count(|r| r.skipped),
+            retries: count(|r| r.retries),
+            flaky: count(|r| r.flaky),
+            status: event.outcome(),
+            cancellation: event.cancellation(),
+            timeout: event.timeout(),
         }
     }
 }

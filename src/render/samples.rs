@@ -3,18 +3,33 @@
 
 use serde_json::{Value, json};
 
-use crate::event::{Reason, RunCanceled};
+use chrono::{DateTime, FixedOffset, SecondsFormat};
+
+use crate::event::{EventType, Reason, RunEvent, RunStatus};
+
+fn rfc3339(time: &DateTime<FixedOffset>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::AutoSi, true)
+}
 
 /// The variables every template can use. Every key is always present (null when unknown), so
 /// strict mode only rejects names that do not exist.
-pub fn variables(event: &RunCanceled) -> Value {
+pub fn variables(event: &RunEvent) -> Value {
     let data = &event.data;
     let commit = &data.commit;
-    let results = &data.results;
-    let cancellation = &data.cancellation;
-    let status = results.status();
+    let cancellation = event.cancellation();
+    let timeout = event.timeout();
+    let status = event.outcome();
+    let event_type = event.event_type();
     json!({
         "eventId": event.event_id,
+        "eventType": event_type.as_str(),
+        "stage": event_type.short(),
+        "started": event_type == EventType::Started,
+        "finished": event_type == EventType::Finished,
+        "timedOut": event_type == EventType::TimedOut,
+        "canceled": event_type == EventType::Canceled,
+        "terminal": event_type.is_terminal(),
+        "time": rfc3339(&event.time),
         "runId": data.run_id,
         "runUrl": data.run_url.as_str(),
         "projectId": data.project_id,
@@ -33,25 +48,40 @@ pub fn variables(event: &RunCanceled) -> Value {
             "authorEmail": commit.author_email,
             "remoteOrigin": commit.remote_origin,
         },
-        "results": results,
+        "results": data.results,
         "status": status,
-        "passed": status == crate::event::RunStatus::Passed,
-        "failed": status == crate::event::RunStatus::Failed,
-        "actor": cancellation.actor,
-        "reason": cancellation.reason.as_str(),
-        "failFast": cancellation.reason == Reason::FailFast,
-        "canceledAt": cancellation.canceled_at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        "note": cancellation.note,
+        "passed": status == Some(RunStatus::Passed),
+        "failed": status == Some(RunStatus::Failed),
+        "actor": cancellation.map(|c| &c.actor),
+        "reason": cancellation.map(|c| c.reason.as_str()),
+        "failFast": cancellation.is_some_and(|c| c.reason == Reason::FailFast),
+        "canceledAt": cancellation.map(|c| rfc3339(&c.canceled_at)),
+        "note": cancellation.and_then(|c| c.note.as_ref()),
+        "timedOutAt": timeout.map(|t| rfc3339(&t.timed_out_at)),
+        "limitSeconds": timeout.and_then(|t| t.limit_seconds),
+        "limit": timeout.and_then(|t| t.limit_seconds).map(duration_text),
     })
+}
+
+/// A time limit as people write it: `30m`, `1h30m`, `45s`.
+fn duration_text(seconds: u64) -> String {
+    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    let mut text = String::new();
+    for (value, unit) in [(hours, "h"), (minutes, "m"), (seconds, "s")] {
+        if value > 0 {
+            text.push_str(&format!("{value}{unit}"));
+        }
+    }
+    text
 }
 
 /// Events every template must render: the documented example, a fail-fast cancel, a run
 /// outside git, and one full of hostile strings.
-pub fn sample_events() -> Vec<(&'static str, RunCanceled)> {
+pub fn sample_events() -> Vec<(&'static str, RunEvent)> {
     let example: Value = serde_json::from_str(include_str!("../../config/example-event.json"))
         .expect("the example event is JSON");
     let parse = |value: &Value| {
-        RunCanceled::parse(value.to_string().as_bytes()).expect("sample events are valid")
+        RunEvent::parse(value.to_string().as_bytes()).expect("sample events are valid")
     };
 
     let mut fail_fast = example.clone();

@@ -12,7 +12,7 @@ use super::Worker;
 use super::settle::{Disposition, Message};
 use crate::broker::message::DeadLetter;
 use crate::dispatch::{Assignment, Delivery, Outcome, Step, Targets};
-use crate::event::RunCanceled;
+use crate::event::{EventType, RunEvent};
 use crate::telemetry::{metrics, otel};
 
 /// What became of an event-queue message, as one metric label: the outcome that matters most
@@ -189,7 +189,7 @@ impl Worker {
     }
 
     /// The event in a message, or why it is not one.
-    pub(super) fn parse(&self, message: &Message<'_>) -> Result<RunCanceled, String> {
+    pub(super) fn parse(&self, message: &Message<'_>) -> Result<RunEvent, String> {
         let body = message.body();
         let limit = self.config.broker.max_message_bytes;
         if body.len() > limit {
@@ -198,7 +198,16 @@ impl Worker {
                 body.len()
             ));
         }
-        RunCanceled::from_amqp(body, &message.delivery.properties).map_err(|err| err.to_string())
+        let event = RunEvent::from_amqp(body, &message.delivery.properties)
+            .map_err(|err| err.to_string())?;
+        // Until every integration handles the whole lifecycle, only cancels are delivered.
+        if event.event_type() != EventType::Canceled {
+            return Err(format!(
+                "`{}` events are not delivered yet; only `run.canceled`",
+                event.event_type()
+            ));
+        }
+        Ok(event)
     }
 
     /// Publishes the retry, dead letter or queued part a delivery's outcome asks for; `false`
@@ -206,7 +215,7 @@ impl Worker {
     pub(super) async fn enact(
         &self,
         message: &Message<'_>,
-        event: &RunCanceled,
+        event: &RunEvent,
         delivery: &Delivery,
     ) -> bool {
         let integration = delivery.integration.as_str();

@@ -19,7 +19,7 @@ async fn each_bad_input_is_dead_lettered_with_its_reason_and_a_good_event_still_
     .await;
 
     let mut other_type = event_for("r1");
-    other_type["type"] = json!("run.finished");
+    other_type["type"] = json!("run.paused");
     let mut broken_rule = event_for("r2");
     broken_rule["data"]["results"]["failures"] = json!(-2);
     let mut oversized = event_for("r3");
@@ -38,7 +38,7 @@ async fn each_bad_input_is_dead_lettered_with_its_reason_and_a_good_event_still_
         (
             "other-type",
             other_type.to_string().into_bytes(),
-            "CloudEvent type is `run.finished`",
+            "CloudEvent type is `run.paused`",
         ),
         (
             "broken-rule",

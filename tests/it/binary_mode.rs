@@ -163,7 +163,7 @@ async fn malformed_binary_mode_events_are_dead_lettered_with_the_header_named() 
         (
             xml,
             xml_props,
-            "binary-mode CloudEvent: the data content type is `application/xml`, but the `data` of a run.canceled event is JSON (application/json)",
+            "binary-mode CloudEvent: the data content type is `application/xml`, but the `data` of a run event is JSON (application/json)",
         ),
         (
             b"hello".to_vec(),

@@ -1,7 +1,7 @@
 //! The Slack and Teams bodies as receivers get them, for every sample event: snapshots, hostile
 //! strings kept as JSON strings, and the Teams card checked against the Adaptive Card schema.
 
-use run_notifier::event::RunCanceled;
+use run_notifier::event::{RunEvent, Stage};
 use run_notifier::integrations::Integration;
 use run_notifier::render::sample_events;
 use serde_json::Value;
@@ -24,7 +24,7 @@ fn integration(kind: &str) -> Integration {
 }
 
 /// The body the integration would POST; it must parse as JSON.
-fn body(integration: &Integration, event: &RunCanceled) -> Value {
+fn body(integration: &Integration, event: &RunEvent) -> Value {
     // Slack and Teams plan without reading anything, so the plan is ready at the first poll.
     let requests = futures_util::FutureExt::now_or_never(
         integration.preview(&notification(integration, event)),
@@ -36,7 +36,7 @@ fn body(integration: &Integration, event: &RunCanceled) -> Value {
     serde_json::from_slice(&requests[0].body).expect("the body is JSON")
 }
 
-fn hostile() -> RunCanceled {
+fn hostile() -> RunEvent {
     sample_events()
         .into_iter()
         .find(|(label, _)| *label == "hostile")
@@ -105,11 +105,14 @@ fn hostile_strings_stay_inside_slack_strings_and_the_branch_reads_intact() {
 }
 
 /// An event whose every text carries a bare link, a Markdown link, emphasis and a list marker.
-fn linky() -> RunCanceled {
+fn linky() -> RunEvent {
     let mut event = hostile();
     let text = "- *bold* [click](https://evil.example/phish) http://evil.example www.evil.example";
-    event.data.cancellation.actor = text.into();
-    event.data.cancellation.note = Some(text.into());
+    let Stage::Canceled(cancellation) = &mut event.stage else {
+        panic!("the hostile sample is a cancel");
+    };
+    cancellation.actor = text.into();
+    cancellation.note = Some(text.into());
     event.data.project_name = Some(text.into());
     event.data.group_id = Some(text.into());
     event.data.commit.branch = Some(text.into());
@@ -441,7 +444,7 @@ fn slack_messages_have_text_a_header_a_colour_and_a_button_within_limits() {
             "{label}"
         );
         let attachment = &message["attachments"][0];
-        let red = event.data.results.failures > 0;
+        let red = event.data.results.unwrap().failures > 0;
         assert_eq!(
             attachment["color"],
             if red { "#d92d20" } else { "#9aa0a6" },

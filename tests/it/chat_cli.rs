@@ -116,8 +116,8 @@ fn preview_of_a_bad_event_exits_non_zero_and_says_why() {
         ),
         (
             "other-type.json",
-            r#"{"specversion":"1.0","id":"x","source":"s","type":"run.started","data":{}}"#,
-            "CloudEvent type is `run.started`",
+            r#"{"specversion":"1.0","id":"x","source":"s","type":"run.paused","data":{}}"#,
+            "CloudEvent type is `run.paused`",
         ),
     ];
     for (name, body, reason) in cases {

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use chrono::{DateTime, Utc};
-use run_notifier::event::RunCanceled;
+use run_notifier::event::RunEvent;
 use run_notifier::integrations::{Integration, Notification, Receipt, build_all, http_client};
 use run_notifier::preview::{PRETTY_LABEL, REDACTED, render};
 use serde_json::{Value, json};
@@ -94,11 +94,11 @@ fn assert_same(printed: &Shown, received: &Request) {
     assert_eq!(printed.body.as_bytes(), received.body.as_slice());
 }
 
-fn event(change: impl FnOnce(&mut Value)) -> RunCanceled {
+fn event(change: impl FnOnce(&mut Value)) -> RunEvent {
     let mut event: Value = serde_json::from_str(EXAMPLE_EVENT).unwrap();
     event["data"]["runId"] = json!(format!("run-{:016x}", rand::random::<u64>()));
     change(&mut event);
-    RunCanceled::parse(event.to_string().as_bytes()).unwrap()
+    RunEvent::parse(event.to_string().as_bytes()).unwrap()
 }
 
 fn integrations(items: &str) -> Vec<Integration> {
@@ -108,7 +108,7 @@ fn integrations(items: &str) -> Vec<Integration> {
     build_all(&config.integrations, &config.templates_dir, &http_client()).unwrap()
 }
 
-async fn deliver(integration: &Integration, event: &RunCanceled) -> Receipt {
+async fn deliver(integration: &Integration, event: &RunEvent) -> Receipt {
     let notification = Notification {
         event,
         integration: integration.name(),
@@ -132,7 +132,7 @@ async fn writes(server: &MockServer) -> Vec<Request> {
 
 /// Delivers `event` to the one integration in `items`, then previews it as at the moment of
 /// that attempt (the webhook timestamp it signed, when there is one), and compares.
-async fn delivered_equals_previewed(server: &MockServer, items: &str, event: &RunCanceled) {
+async fn delivered_equals_previewed(server: &MockServer, items: &str, event: &RunEvent) {
     let integrations = integrations(items);
     let integration = &integrations[0];
     let receipt = deliver(integration, event).await;

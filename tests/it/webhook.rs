@@ -22,6 +22,7 @@ async fn an_event_reaches_the_webhook_with_the_documented_body_and_a_verifiable_
     assert!(request.header("user-agent").starts_with("run-notifier/"));
     let expected = json!({
         "event": "RUN_CANCELED",
+        "time": "2026-11-21T10:15:02Z",
         "runId": run_id,
         "runUrl": format!("https://app.example.dev/run/{run_id}"),
         "projectId": "Xm2k9", "projectName": "web-app",

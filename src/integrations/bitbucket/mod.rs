@@ -14,7 +14,7 @@ use reqwest::header::AUTHORIZATION;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::event::RunStatus;
+use crate::event::{EventType, RunStatus};
 use crate::failure::DeliveryError;
 use crate::integrations::limit::{Limiter, RateLimit};
 use crate::integrations::repositories::Repositories;
@@ -163,9 +163,10 @@ impl BitbucketStatus {
         };
         Ok(BuildStatus {
             key: status_key(notification.integration, &event.data.project_id),
-            state: match event.data.results.status() {
-                RunStatus::Passed => "SUCCESSFUL",
-                RunStatus::Failed => "FAILED",
+            state: match (event.event_type(), event.outcome()) {
+                (EventType::Started, _) => "INPROGRESS",
+                (EventType::TimedOut, _) | (_, Some(RunStatus::Failed)) => "FAILED",
+                (EventType::Finished | EventType::Canceled, _) => "SUCCESSFUL",
             },
             name: cut(&render(&name)?, MAX_DESCRIPTION),
             url: event.data.run_url.to_string(),

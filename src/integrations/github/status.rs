@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::GithubApi;
 use super::client::GithubClient;
-use crate::event::RunStatus;
+use crate::event::{EventType, RunStatus};
 use crate::failure::DeliveryError;
 use crate::integrations::status_texts::StatusTexts;
 use crate::integrations::target::CommitTarget;
@@ -114,9 +114,11 @@ impl GithubStatus {
                 "the `context` template rendered nothing: GitHub needs a context",
             ));
         }
-        let state = match event.data.results.status() {
-            RunStatus::Passed => "success",
-            RunStatus::Failed => "failure",
+        // GitHub has no cancelled state: a cancel keeps the outcome rule, a timeout fails.
+        let state = match (event.event_type(), event.outcome()) {
+            (EventType::Started, _) => "pending",
+            (EventType::TimedOut, _) | (_, Some(RunStatus::Failed)) => "failure",
+            (EventType::Finished | EventType::Canceled, _) => "success",
         };
         Ok(StatusBody {
             state,

@@ -1,7 +1,7 @@
 //! The GitLab project of a run: the full path from the git remote (nested groups included),
 //! and its URL-encoded form as the API's `:id`.
 
-use crate::event::{RunCanceled, host_and_path, valid_segment};
+use crate::event::{RunEvent, host_and_path, valid_segment};
 
 /// A GitLab project path such as `group/sub/project` (two or more parts).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -9,7 +9,7 @@ pub struct ProjectPath(String);
 
 impl ProjectPath {
     /// The project a remote on `host` names; `Err` says why there is none (a skip).
-    pub fn of(event: &RunCanceled, host: &str) -> Result<Self, String> {
+    pub fn of(event: &RunEvent, host: &str) -> Result<Self, String> {
         let remote = event
             .data
             .commit
@@ -55,11 +55,11 @@ mod tests {
 
     use super::*;
 
-    fn event(remote: &str) -> RunCanceled {
+    fn event(remote: &str) -> RunEvent {
         let mut value: serde_json::Value =
             serde_json::from_str(include_str!("../../../config/example-event.json")).unwrap();
         value["data"]["commit"]["remoteOrigin"] = json!(remote);
-        RunCanceled::parse(value.to_string().as_bytes()).unwrap()
+        RunEvent::parse(value.to_string().as_bytes()).unwrap()
     }
 
     #[test]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::project::ProjectPath;
 use super::{GitlabApi, GitlabClient};
-use crate::event::{CommitSha, RunStatus};
+use crate::event::{CommitSha, EventType, RunStatus};
 use crate::failure::DeliveryError;
 use crate::integrations::status_texts::StatusTexts;
 use crate::integrations::text::cut;
@@ -119,10 +119,11 @@ impl GitlabStatus {
         let event = notification.event;
         let (description, context) = self.config.texts().render(&self.templates, event)?;
         Ok(StatusBody {
-            state: match (self.config.state, event.data.results.status()) {
-                (StateRule::Canceled, _) => "canceled",
-                (StateRule::Outcome, RunStatus::Passed) => "success",
-                (StateRule::Outcome, RunStatus::Failed) => "failed",
+            state: match (event.event_type(), self.config.state, event.outcome()) {
+                (EventType::Started, ..) => "running",
+                (EventType::Canceled, StateRule::Canceled, _) => "canceled",
+                (EventType::TimedOut, ..) | (_, _, Some(RunStatus::Failed)) => "failed",
+                (EventType::Finished | EventType::Canceled, ..) => "success",
             },
             name: cut(&context, MAX_DESCRIPTION),
             target_url: event.data.run_url.to_string(),

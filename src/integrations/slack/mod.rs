@@ -20,6 +20,7 @@ use super::{
     Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, http_status,
     settings,
 };
+use crate::event::EventType;
 use crate::failure::{DeliveryError, Dialect};
 use crate::render::{Format, TemplateError, Templates, escape_slack, template_path};
 use crate::route::Filters;
@@ -135,13 +136,16 @@ pub(super) fn render_message(
         .map_err(DeliveryError::permanent)?;
     // Checked at load against the samples, but a real event can still render an empty
     // `text` (say, from a `null` note), and Slack refuses a message without one.
-    ensure_text(
-        &mut message,
-        &format!(
-            "Run cancelled by {}",
-            escape_slack(&notification.event.data.cancellation.actor)
-        ),
-    );
+    let event = notification.event;
+    let fallback = match event.cancellation() {
+        Some(cancellation) => format!("Run cancelled by {}", escape_slack(&cancellation.actor)),
+        None => match event.event_type() {
+            EventType::Started => "Run started".to_owned(),
+            EventType::TimedOut => "Run timed out".to_owned(),
+            _ => "Run finished".to_owned(),
+        },
+    };
+    ensure_text(&mut message, &fallback);
     fit(&mut message);
     Ok(message)
 }

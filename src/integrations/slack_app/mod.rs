@@ -179,7 +179,7 @@ impl Kind for SlackApp {
         let message = self.message(notification)?;
         if notification.outcome_unknown() {
             let channel = self.api.channel_id(&self.config.channel, io).await?;
-            let since = notification.event.data.cancellation.canceled_at.to_utc();
+            let since = notification.event.time.to_utc();
             if let Some(ts) =
                 history::find_message(&self.api, &channel, notification, since, io).await?
             {

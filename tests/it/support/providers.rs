@@ -2,7 +2,7 @@
 //! and handed an event directly, with wiremock standing in for the provider.
 
 use run_notifier::config::Config;
-use run_notifier::event::RunCanceled;
+use run_notifier::event::RunEvent;
 use run_notifier::failure::DeliveryError;
 use run_notifier::integrations::{Integration, Notification, Receipt, build_all, http_client};
 use serde_json::{Value, json};
@@ -26,12 +26,12 @@ pub fn config_error(spec: Spec) -> String {
 }
 
 /// The event as the worker parses it.
-pub fn parse(event: &Value) -> RunCanceled {
-    RunCanceled::parse(event.to_string().as_bytes()).unwrap()
+pub fn parse(event: &Value) -> RunEvent {
+    RunEvent::parse(event.to_string().as_bytes()).unwrap()
 }
 
 /// The notification of `event` to `integration`, attempt 1.
-pub fn notification<'a>(integration: &'a Integration, event: &'a RunCanceled) -> Notification<'a> {
+pub fn notification<'a>(integration: &'a Integration, event: &'a RunEvent) -> Notification<'a> {
     Notification {
         event,
         integration: integration.name(),
