@@ -18,6 +18,123 @@ fn run_id(event: &Value) -> &str {
     event["data"]["runId"].as_str().unwrap()
 }
 
+/// The same run's event of type `kind` (`run.started`…) at `time`: without a cancellation,
+/// with a timeout for `run.timed_out`, and without results for `run.started`.
+fn lifecycle(run: &Value, kind: &str, time: &str) -> Value {
+    let mut event = run.clone();
+    event["id"] = json!(format!("{}-{kind}", run["id"].as_str().unwrap()));
+    event["type"] = json!(kind);
+    event["time"] = json!(time);
+    let data = event["data"].as_object_mut().unwrap();
+    data.remove("cancellation");
+    match kind {
+        "run.started" => {
+            data.remove("results");
+        }
+        "run.timed_out" => {
+            data.insert(
+                "timeout".into(),
+                json!({"timedOutAt": time, "limitSeconds": 1800}),
+            );
+        }
+        _ => {}
+    }
+    event
+}
+
+#[tokio::test]
+async fn a_started_run_gets_an_in_progress_check_run_that_its_finish_completes() {
+    let github = FakeChecks::start().await;
+    let check_run = build(github_check_run("gh-checks", &github.uri()));
+    let run = event();
+
+    let started = deliver(
+        &check_run,
+        &lifecycle(&run, "run.started", "2026-11-21T10:00:00Z"),
+    )
+    .await
+    .unwrap();
+    let after_start = github.of_run(run_id(&run));
+    let finished = deliver(
+        &check_run,
+        &lifecycle(&run, "run.finished", "2026-11-21T10:20:00Z"),
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(
+        (started, finished),
+        (
+            Receipt::Sent("created check run 1000 (in_progress)".into()),
+            Receipt::Sent("updated check run 1000 (completed: failure)".into())
+        )
+    );
+    let begun = &after_start[0];
+    assert_eq!(begun["status"], "in_progress");
+    assert_eq!(begun["started_at"], "2026-11-21T10:00:00Z");
+    assert!(begun.get("conclusion").is_none(), "{begun}");
+    assert_eq!(begun["output"]["title"], "Running");
+    let summary = begun["output"]["summary"].as_str().unwrap();
+    assert!(summary.starts_with("⏳ **Running**"), "{summary}");
+    assert!(summary.contains("no results yet"), "{summary}");
+    let runs = github.of_run(run_id(&run));
+    assert_eq!(runs.len(), 1, "one check run per run: {runs:?}");
+    let done = &runs[0];
+    assert_eq!(
+        (done["id"].as_u64(), &done["updates"]),
+        (Some(1000), &json!(1))
+    );
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["conclusion"], "failure", "2 failed tests");
+    assert_eq!(done["completed_at"], "2026-11-21T10:20:00Z");
+    assert_eq!(done["output"]["title"], "Failed: 100 passed, 2 failed");
+}
+
+#[tokio::test]
+async fn a_finished_run_without_failures_succeeds_and_a_timed_out_one_times_out() {
+    let github = FakeChecks::start().await;
+    let check_run = build(github_check_run("gh-checks", &github.uri()));
+    let mut passed = event();
+    passed["data"]["results"]["failures"] = json!(0);
+    let timed_out = event();
+
+    deliver(
+        &check_run,
+        &lifecycle(&passed, "run.finished", "2026-11-21T10:20:00Z"),
+    )
+    .await
+    .unwrap();
+    let receipt = deliver(
+        &check_run,
+        &lifecycle(&timed_out, "run.timed_out", "2026-11-21T10:30:00Z"),
+    )
+    .await
+    .unwrap();
+
+    let passed = &github.of_run(run_id(&passed))[0];
+    assert_eq!(
+        (&passed["status"], &passed["conclusion"]),
+        (&json!("completed"), &json!("success")),
+        "created completed at once"
+    );
+    assert_eq!(
+        receipt,
+        Receipt::Sent("created check run 1001 (completed: timed_out)".into())
+    );
+    let timed_out = &github.of_run(run_id(&timed_out))[0];
+    assert_eq!(timed_out["conclusion"], "timed_out");
+    assert_eq!(timed_out["completed_at"], "2026-11-21T10:30:00Z");
+    assert_eq!(
+        timed_out["output"]["title"],
+        "Timed out after 30m: 100 passed, 2 failed"
+    );
+    let summary = timed_out["output"]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("⌛ **Timed out** after 30m"),
+        "{summary}"
+    );
+}
+
 #[tokio::test]
 async fn a_cancelled_run_gets_one_check_run_concluded_cancelled_naming_who_cancelled() {
     let github = FakeChecks::start().await;
@@ -134,7 +251,8 @@ async fn every_request_is_as_githubs_openapi_description_has_it() {
     let check_run = build(github_check_run("gh-checks", &github.uri()));
     let mut run = event();
     run["data"]["cancellation"]["actor"] = json!(HOSTILE);
-    deliver(&check_run, &run).await.unwrap();
+    let started = lifecycle(&run, "run.started", "2026-11-21T10:00:00Z");
+    deliver(&check_run, &started).await.unwrap();
     deliver(&check_run, &run).await.unwrap();
 
     let created = github.requests("POST", CHECK_RUNS).await;
@@ -152,16 +270,18 @@ async fn every_request_is_as_githubs_openapi_description_has_it() {
             assert!(problems.is_empty(), "{operation}: {problems:?}");
         }
     }
+    assert_eq!(json_of(&created[0])["status"], "in_progress");
+    assert_eq!(json_of(&updated[0])["conclusion"], "cancelled");
     assert!(json_of(&updated[0]).get("head_sha").is_none());
     for request in &listed {
         let problems = query_violations(&description["checks/list-for-ref"]["query"], &request.url);
         assert!(problems.is_empty(), "checks/list-for-ref: {problems:?}");
     }
     // The checker itself catches what GitHub would refuse.
-    let mut broken = json_of(&created[0]);
+    let mut broken = json_of(&updated[0]);
     broken.as_object_mut().unwrap().remove("conclusion");
     broken["completed_at"] = json!("yesterday");
-    let problems = violations(&description["checks/create"]["requestBody"], &broken);
+    let problems = violations(&description["checks/update"]["requestBody"], &broken);
     assert_eq!(problems.len(), 2, "{problems:?}");
 }
 

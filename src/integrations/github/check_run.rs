@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::GithubApi;
 use super::client::GithubClient;
 use super::pulls::PER_PAGE;
-use crate::event::{RunCanceled, RunStatus};
+use crate::event::{RunEvent, RunStatus, Stage};
 use crate::failure::DeliveryError;
 use crate::integrations::status_texts::StatusTexts;
 use crate::integrations::target::CommitTarget;
@@ -168,19 +168,30 @@ pub enum CheckState {
 }
 
 impl CheckState {
-    /// The state a run's event leaves its check run in.
-    pub fn of(event: &RunCanceled) -> Self {
-        CheckState::Completed {
-            conclusion: "cancelled",
-            at: event.data.cancellation.canceled_at.with_timezone(&Utc),
-        }
+    /// The state a run's event leaves its check run in: in progress since the start, or
+    /// completed when the run finished (by the outcome rule the statuses use), timed out or
+    /// was cancelled.
+    pub fn of(event: &RunEvent) -> Self {
+        let utc = |time: &chrono::DateTime<chrono::FixedOffset>| time.with_timezone(&Utc);
+        let (conclusion, at) = match &event.stage {
+            Stage::Started => {
+                return CheckState::InProgress {
+                    since: utc(&event.time),
+                };
+            }
+            Stage::Finished => (Self::finished(event.outcome()), utc(&event.time)),
+            Stage::TimedOut(timeout) => ("timed_out", utc(&timeout.timed_out_at)),
+            Stage::Canceled(cancellation) => ("cancelled", utc(&cancellation.canceled_at)),
+        };
+        CheckState::Completed { conclusion, at }
     }
 
-    /// The conclusion of a finished run, by the outcome rule the statuses use.
-    pub fn finished(status: RunStatus) -> &'static str {
-        match status {
-            RunStatus::Passed => "success",
-            RunStatus::Failed => "failure",
+    /// The conclusion of a finished run: `failure` with a failed test, else `success`
+    /// (a finished run always has results).
+    fn finished(outcome: Option<RunStatus>) -> &'static str {
+        match outcome {
+            Some(RunStatus::Failed) => "failure",
+            Some(RunStatus::Passed) | None => "success",
         }
     }
 }
@@ -215,7 +226,7 @@ pub struct GithubCheckRun {
 impl GithubCheckRun {
     /// The check run for this event: name, title and summary rendered, the state set. The
     /// `head_sha` is left for a create to add.
-    pub fn body(&self, event: &RunCanceled) -> Result<CheckRunBody, DeliveryError> {
+    pub fn body(&self, event: &RunEvent) -> Result<CheckRunBody, DeliveryError> {
         let (title, name) = self.config.texts().render(&self.templates, event)?;
         if name.is_empty() {
             return Err(DeliveryError::permanent(
