@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::support::fake_checks::{APP_ID, CHECK_RUNS, FakeChecks, github_check_run};
 use crate::support::openapi::{check_runs_description, query_violations, violations};
-use crate::support::providers::{build, config_error, deliver, json_of};
+use crate::support::providers::{build, config_error, deliver, json_of, parse};
 use crate::support::{HOSTILE, SHA, event};
 
 const CHECKS_OF_SHA: &str =
@@ -312,4 +312,28 @@ async fn a_repository_outside_the_allowlist_is_skipped_before_any_request() {
     };
     assert!(reason.contains("acme/web-app"), "{reason}");
     assert!(github.server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn when_the_lookup_fails_preview_still_shows_the_check_run_it_would_write() {
+    let github = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::any())
+        .respond_with(wiremock::ResponseTemplate::new(503))
+        .mount(&github)
+        .await;
+    let check_run = build(github_check_run("gh-checks", &github.uri()));
+    let run = parse(&event());
+
+    let preview = run_notifier::preview::render(&[check_run], &run, chrono::Utc::now()).await;
+
+    let section = preview
+        .split("\n== gh-checks (github_check_run): ")
+        .nth(1)
+        .unwrap();
+    assert!(section.starts_with("would fail: "), "{preview}");
+    let expected = format!(
+        "once that lookup answers, it would POST or PATCH the check run `run-notifier / web-app` on acme/web-app at {SHA} (PATCH, without `head_sha`, updates the run's earlier check run) with this body:\n\n{{\"name\":\"run-notifier / web-app\",\"head_sha\":\"{SHA}\",\"external_id\":\"{}\"",
+        run.data.run_id.as_str()
+    );
+    assert!(section.contains(&expected), "{preview}");
 }
