@@ -211,12 +211,11 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
         } => {
             let config = path.load()?;
             let body = commands::read_event(&event, unchecked)?;
-            runtime()?.block_on(commands::publish(&config, &body))?;
+            let routing_key = runtime()?.block_on(commands::publish(&config, &body))?;
             println!(
-                "published {} to exchange `{}` with routing key `{}`",
+                "published {} to exchange `{}` with routing key `{routing_key}`",
                 event.display(),
                 config.broker.exchange,
-                config.broker.routing_key
             );
             Ok(())
         }

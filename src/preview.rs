@@ -58,7 +58,7 @@ pub async fn render(integrations: &[Integration], event: &RunEvent, now: DateTim
     for integration in integrations {
         let name = integration.name();
         let kind = integration.kind();
-        if let Err(reason) = integration.filters().admit(event) {
+        if let Err(reason) = integration.admit(event) {
             let _ = writeln!(out, "\n== {name} ({kind}): skipped: {reason}");
             continue;
         }

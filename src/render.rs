@@ -310,7 +310,7 @@ mod tests {
 
     #[test]
     fn sample_events_parse() {
-        assert_eq!(sample_events().len(), 4);
+        assert_eq!(sample_events().len(), 7);
     }
 
     #[test]

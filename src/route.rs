@@ -3,11 +3,16 @@
 use globset::GlobMatcher;
 use serde::{Deserialize, Deserializer, de};
 
-use crate::event::{Reason, RunEvent};
+use crate::event::{EventType, Reason, RunEvent};
 
 /// Routing filters of one integration; an empty list lets everything through.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Filters {
+    /// The event types the integration gets; left out, its kind's default (every type for
+    /// statuses, comments, notes and the Slack app; the ends of a run for chat webhooks and
+    /// signed webhooks).
+    #[serde(default)]
+    pub events: Option<Vec<EventType>>,
     /// Project ids the integration is for.
     #[serde(default)]
     pub projects: Vec<String>,
@@ -27,8 +32,23 @@ pub struct Filters {
 }
 
 impl Filters {
-    /// `Ok` when the run passes every filter, otherwise the first filter it fails, as a sentence.
-    pub fn admit(&self, event: &RunEvent) -> Result<(), String> {
+    /// The event types the integration gets: `events`, or `default` (its kind's).
+    pub fn events<'a>(&'a self, default: &'a [EventType]) -> &'a [EventType] {
+        self.events.as_deref().unwrap_or(default)
+    }
+
+    /// `Ok` when the event passes every filter, otherwise the first filter it fails, as a
+    /// sentence; `default_events` are the types the integration gets without `events`.
+    pub fn admit(&self, event: &RunEvent, default_events: &[EventType]) -> Result<(), String> {
+        let event_type = event.event_type();
+        if !self.events(default_events).contains(&event_type) {
+            return Err(match &self.events {
+                Some(_) => format!("`{event_type}` is not in `events`"),
+                None => format!(
+                    "`{event_type}` is not among the kind's default events (add `events` to get it)"
+                ),
+            });
+        }
         let run = &event.data;
         if !self.projects.is_empty() && !self.projects.contains(&run.project_id) {
             return Err(format!("project `{}` is not in `projects`", run.project_id));
@@ -103,7 +123,7 @@ mod tests {
 
     #[test]
     fn empty_filters_admit_everything() {
-        assert_eq!(Filters::default().admit(&run()), Ok(()));
+        assert_eq!(Filters::default().admit(&run(), &EventType::ALL), Ok(()));
     }
 
     #[test]
@@ -112,9 +132,14 @@ mod tests {
             projects: vec!["Xm2k9".into()],
             ..Filters::default()
         };
-        assert_eq!(filters.admit(&run()), Ok(()));
+        assert_eq!(filters.admit(&run(), &EventType::ALL), Ok(()));
         filters.projects = vec!["other".into()];
-        assert!(filters.admit(&run()).unwrap_err().contains("`Xm2k9`"));
+        assert!(
+            filters
+                .admit(&run(), &EventType::ALL)
+                .unwrap_err()
+                .contains("`Xm2k9`")
+        );
     }
 
     #[test]
@@ -123,14 +148,20 @@ mod tests {
             branches: globs.iter().map(|g| BranchGlob::new(g)).collect(),
             ..Filters::default()
         };
-        assert_eq!(filters(&["feature-*"]).admit(&run()), Ok(()));
-        assert_eq!(filters(&["main", "feature-?"]).admit(&run()), Ok(()));
-        assert!(filters(&["main"]).admit(&run()).is_err());
+        assert_eq!(
+            filters(&["feature-*"]).admit(&run(), &EventType::ALL),
+            Ok(())
+        );
+        assert_eq!(
+            filters(&["main", "feature-?"]).admit(&run(), &EventType::ALL),
+            Ok(())
+        );
+        assert!(filters(&["main"]).admit(&run(), &EventType::ALL).is_err());
         let mut no_branch = run();
         no_branch.data.commit.branch = None;
         assert!(
             filters(&["*"])
-                .admit(&no_branch)
+                .admit(&no_branch, &EventType::ALL)
                 .unwrap_err()
                 .contains("no branch")
         );
@@ -150,9 +181,9 @@ mod tests {
             tags: vec!["nightly".into(), "smoke".into()],
             ..Filters::default()
         };
-        assert_eq!(filters.admit(&run()), Ok(()));
+        assert_eq!(filters.admit(&run(), &EventType::ALL), Ok(()));
         filters.tags = vec!["smoke".into()];
-        assert!(filters.admit(&run()).is_err());
+        assert!(filters.admit(&run(), &EventType::ALL).is_err());
     }
 
     #[test]
@@ -161,9 +192,14 @@ mod tests {
             reasons: vec![Reason::FailFast],
             ..Filters::default()
         };
-        assert!(filters.admit(&run()).unwrap_err().contains("`user`"));
+        assert!(
+            filters
+                .admit(&run(), &EventType::ALL)
+                .unwrap_err()
+                .contains("`user`")
+        );
         filters.reasons.push(Reason::User);
-        assert_eq!(filters.admit(&run()), Ok(()));
+        assert_eq!(filters.admit(&run(), &EventType::ALL), Ok(()));
     }
 
     #[test]
@@ -172,9 +208,35 @@ mod tests {
             only_failed: true,
             ..Filters::default()
         };
-        assert_eq!(filters.admit(&run()), Ok(()));
+        assert_eq!(filters.admit(&run(), &EventType::ALL), Ok(()));
         let mut passed = run();
         passed.data.results.as_mut().unwrap().failures = 0;
-        assert!(filters.admit(&passed).is_err());
+        assert!(filters.admit(&passed, &EventType::ALL).is_err());
+    }
+
+    #[test]
+    fn events_choose_the_types_and_default_to_the_kinds() {
+        let cancel = run();
+        let ends = [EventType::Finished, EventType::Canceled];
+        assert_eq!(Filters::default().admit(&cancel, &ends), Ok(()));
+        assert_eq!(
+            Filters::default().admit(&cancel, &[EventType::Started]),
+            Err(
+                "`run.canceled` is not among the kind's default events (add `events` to get it)"
+                    .into()
+            )
+        );
+        let only_started: Filters = serde_json::from_str(r#"{"events": ["run.started"]}"#).unwrap();
+        assert_eq!(
+            only_started.admit(&cancel, &EventType::ALL),
+            Err("`run.canceled` is not in `events`".into())
+        );
+        let error = serde_json::from_str::<Filters>(r#"{"events": ["run.ended"]}"#).unwrap_err();
+        assert!(
+            error.to_string().starts_with(
+                "unknown event type `run.ended`, expected one of `run.started`, `run.finished`, `run.timed_out`, `run.canceled`"
+            ),
+            "{error}"
+        );
     }
 }

@@ -62,7 +62,7 @@ impl Broker {
         self.channel
             .basic_publish(
                 topology.exchange.as_str().into(),
-                topology.routing_key.as_str().into(),
+                topology.routing_keys[0].as_str().into(),
                 BasicPublishOptions::default(),
                 body,
                 properties,

@@ -19,7 +19,8 @@ use crate::retry::RetryPolicy;
 pub struct Topology {
     pub exchange: String,
     pub queue: String,
-    pub routing_key: String,
+    /// The event queue's binding keys on the exchange.
+    pub routing_keys: Vec<String>,
     pub dead_letter_queue: String,
     pub control_exchange: String,
     retry_queue_prefix: String,
@@ -53,7 +54,7 @@ impl Topology {
         Self {
             exchange: broker.exchange.clone(),
             queue: broker.queue.clone(),
-            routing_key: broker.routing_key.clone(),
+            routing_keys: broker.routing_keys.clone(),
             dead_letter_queue: broker.dead_letter_queue.clone(),
             control_exchange: broker.control_exchange.clone(),
             retry_queue_prefix: broker.retry_prefix(),
@@ -141,15 +142,17 @@ impl Topology {
         channel
             .queue_declare(self.queue.as_str().into(), durable, self.work_arguments())
             .await?;
-        channel
-            .queue_bind(
-                self.queue.as_str().into(),
-                self.exchange.as_str().into(),
-                self.routing_key.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+        for routing_key in &self.routing_keys {
+            channel
+                .queue_bind(
+                    self.queue.as_str().into(),
+                    self.exchange.as_str().into(),
+                    routing_key.as_str().into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+        }
         for integration in &self.integrations {
             let queue = self.work_queue(integration);
             channel

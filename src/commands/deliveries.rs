@@ -6,8 +6,8 @@ use chrono::{DateTime, SecondsFormat};
 use crate::broker::{self, Publisher};
 use crate::config::Config;
 use crate::control::ControlMessage;
+use crate::event::EventType;
 use crate::ledger::{CancelReport, Entry, Ledger};
-use crate::protocol::EVENT_TYPE;
 
 /// The run's history as a table (or JSON lines when `json`).
 pub async fn history(config: &Config, run_id: &str, json: bool) -> anyhow::Result<String> {
@@ -99,10 +99,29 @@ pub async fn cancel(
     let ledger = Ledger::open(&config.ledger)
         .await
         .context("cannot open the ledger")?;
-    let report = ledger
-        .cancel(run_id, EVENT_TYPE, &names)
-        .await
-        .context("cannot update the ledger")?;
+    // Every event type of the run: a start still waiting for a retry is canceled like an end.
+    let mut report = CancelReport::default();
+    for event_type in EventType::ALL {
+        let part = ledger
+            .cancel(run_id, event_type.as_str(), &names)
+            .await
+            .context("cannot update the ledger")?;
+        let named = |name: String| match event_type {
+            EventType::Canceled => name,
+            other => format!("{name} ({other})"),
+        };
+        report
+            .canceled
+            .extend(part.canceled.into_iter().map(|(name, state)| (named(name), state)));
+        report
+            .unchanged
+            .extend(part.unchanged.into_iter().map(|(name, state)| (named(name), state)));
+        for name in part.prevented {
+            if !report.prevented.contains(&name) {
+                report.prevented.push(name);
+            }
+        }
+    }
     ledger.close().await;
 
     let connection = broker::connect_to(&config.broker, "cli").await.context(
@@ -160,6 +179,7 @@ fn summary(run_id: &str, report: &CancelReport) -> String {
 mod tests {
     use super::*;
     use crate::ledger::State;
+    use crate::protocol::EVENT_TYPE;
 
     #[test]
     fn summary_says_what_was_canceled_and_what_was_not() {

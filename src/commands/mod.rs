@@ -47,9 +47,11 @@ pub fn read_event(path: &Path, unchecked: bool) -> anyhow::Result<Vec<u8>> {
     Ok(body)
 }
 
-/// Publishes `body` to the configured exchange and routing key, declaring the topology first so
-/// that a first publish before any worker ran is not lost; waits for the broker's confirm.
-pub async fn publish(config: &Config, body: &[u8]) -> anyhow::Result<()> {
+/// Publishes `body` to the configured exchange with its event type as routing key (as a
+/// producer does; an unreadable body goes with the first binding key), declaring the topology
+/// first so that a first publish before any worker ran is not lost; waits for the broker's
+/// confirm. Returns the routing key.
+pub async fn publish(config: &Config, body: &[u8]) -> anyhow::Result<String> {
     let broker = &config.broker;
     let connection = broker::connect_to(broker, "cli")
         .await
@@ -59,14 +61,16 @@ pub async fn publish(config: &Config, body: &[u8]) -> anyhow::Result<()> {
     let mut properties = BasicProperties::default()
         .with_content_type(CLOUDEVENTS_CONTENT_TYPE.into())
         .with_delivery_mode(2);
+    let mut routing_key = broker.routing_keys.first().cloned().unwrap_or_default();
     if let Ok(event) = RunEvent::parse(body) {
+        routing_key = event.event_type().as_str().to_owned();
         properties = properties.with_message_id(event.event_id.into());
     }
     publisher
-        .publish(&broker.exchange, &broker.routing_key, body, properties)
+        .publish(&broker.exchange, &routing_key, body, properties)
         .await?;
     let _ = connection.close(200, "published".into()).await;
-    Ok(())
+    Ok(routing_key)
 }
 
 /// Checks a captured webhook as a receiver would at Unix time `now`; the error says precisely

@@ -21,6 +21,7 @@ pub use crate::duration::HumanDuration;
 pub use crate::secret::Secret;
 pub use tls::{BrokerTls, ClientIdentity, TlsFileError, TlsFiles};
 
+use crate::event::EventType;
 use crate::integrations::IntegrationConfig;
 
 /// Where the config is read from when neither `--config` nor `RUN_NOTIFIER_CONFIG` says.
@@ -69,8 +70,10 @@ pub struct BrokerConfig {
     pub exchange: String,
     /// The worker's durable quorum queue.
     pub queue: String,
-    /// Binding key of `queue` on `exchange`.
-    pub routing_key: String,
+    /// Binding keys of `queue` on `exchange`: by default the four event types, which
+    /// producers publish with as routing key. `routing_key: <one>` is read as a list of one.
+    #[serde(alias = "routing_key", deserialize_with = "one_or_many")]
+    pub routing_keys: Vec<String>,
     /// Prefix of the TTL retry queues, one per delay tier (`<prefix>.1s`, `.2s`, …); by default
     /// `<queue>.retry`, so that deployments with queues of their own on one vhost never share
     /// a tier.
@@ -96,7 +99,10 @@ impl Default for BrokerConfig {
             tls: BrokerTls::default(),
             exchange: "runs".into(),
             queue: "run-notifier.events".into(),
-            routing_key: "run.canceled".into(),
+            routing_keys: EventType::ALL
+                .iter()
+                .map(|kind| kind.as_str().to_owned())
+                .collect(),
             retry_queue_prefix: None,
             dead_letter_queue: "run-notifier.dead".into(),
             control_exchange: "run-notifier.control".into(),
@@ -317,4 +323,18 @@ impl Config {
     pub fn integration(&self, name: &str) -> Option<&IntegrationConfig> {
         self.integrations.iter().find(|i| i.name() == name)
     }
+}
+
+/// A list, or one value read as a list of one.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
 }

@@ -19,13 +19,22 @@ impl Config {
         for (field, value) in [
             ("broker.exchange", &broker.exchange),
             ("broker.queue", &broker.queue),
-            ("broker.routing_key", &broker.routing_key),
             ("broker.retry_queue_prefix", &retry_prefix),
             ("broker.dead_letter_queue", &broker.dead_letter_queue),
             ("broker.control_exchange", &broker.control_exchange),
         ] {
             if value.is_empty() || value.len() > 200 {
                 problems.push(format!("{field} must be 1 to 200 characters long"));
+            }
+        }
+        if broker.routing_keys.is_empty() {
+            problems.push("broker.routing_keys must name at least one binding key".to_owned());
+        }
+        for key in &broker.routing_keys {
+            if key.is_empty() || key.len() > 200 {
+                problems.push(
+                    "each of broker.routing_keys must be 1 to 200 characters long".to_owned(),
+                );
             }
         }
         if broker.prefetch == 0 {

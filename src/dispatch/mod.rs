@@ -25,7 +25,6 @@ use crate::event::RunEvent;
 use crate::failure::DeliveryError;
 use crate::integrations::{Integration, Notification};
 use crate::ledger::{Claim, Key, Ledger, now_ms};
-use crate::protocol::EVENT_TYPE;
 use crate::retry::RetryPolicy;
 use crate::telemetry::{metrics, otel};
 use heartbeat::Renewed;
@@ -195,7 +194,7 @@ impl Dispatcher {
         let attempt = assignment.attempt;
         let key = Key {
             run_id: event.data.run_id.as_str(),
-            event_type: EVENT_TYPE,
+            event_type: event.event_type().as_str(),
             integration: integration.name(),
         };
         // Long enough for one request; renewed while the delivery runs, so a worker that dies
@@ -220,6 +219,23 @@ impl Dispatcher {
                 };
             }
         };
+        // Per run and integration the latest event wins: an older one, or a start after an
+        // end, is recorded as skipped and not sent.
+        let superseded = match self.ledger.progress(key.run_id, key.integration).await {
+            Ok(progress) => progress.and_then(|progress| progress.supersedes(event)),
+            Err(err) => {
+                let error = DeliveryError::transient(format!(
+                    "cannot read the run's progress in the ledger: {err}"
+                ));
+                let outcome = Outcome::of(Err(error), attempt, &self.policy);
+                return self.recorded(key, &claim, outcome, attempt, abort).await;
+            }
+        };
+        if let Some(reason) = superseded {
+            return self
+                .recorded(key, &claim, Outcome::Skipped(reason), attempt, abort)
+                .await;
+        }
         let registration = self.in_flight.register(key.run_id, key.integration, abort);
         let notification = Notification {
             event,
@@ -245,9 +261,27 @@ impl Dispatcher {
             Renewed::Finished(result) => Outcome::of(result, attempt, &self.policy),
         };
         drop(registration);
+        if matches!(outcome, Outcome::Delivered(_))
+            && let Err(err) = self.ledger.advance(event, key.integration, None).await
+        {
+            // The effect happened; only the order check of a later, older event is weaker.
+            tracing::warn!(error = %err, "cannot note the run's progress in the ledger");
+        }
+        self.recorded(key, &claim, outcome, attempt, abort).await
+    }
+
+    /// Records the outcome of a claimed attempt and hands it on.
+    async fn recorded(
+        &self,
+        key: Key<'_>,
+        claim: &crate::ledger::ClaimId,
+        outcome: Outcome,
+        attempt: u32,
+        abort: &CancellationToken,
+    ) -> Outcome {
         if let Some(record) = outcome.record(attempt) {
             self.ledger
-                .record_patiently(key, &claim, &record, abort)
+                .record_patiently(key, claim, &record, abort)
                 .await;
         }
         outcome

@@ -7,7 +7,6 @@ use super::{Assignment, Delivery, Dispatcher, Outcome, Planned, Step, Targets, f
 use crate::event::RunEvent;
 use crate::failure::DeliveryError;
 use crate::ledger::{Key, State};
-use crate::protocol::EVENT_TYPE;
 use crate::telemetry::metrics;
 
 impl Dispatcher {
@@ -64,7 +63,7 @@ impl Dispatcher {
     /// new event, and for a part in an integration's queue that no worker sealed (a producer
     /// wrote to that queue, which makes it a new event too).
     pub fn filtered_out(&self, event: &RunEvent, assignment: Assignment<'_>) -> Option<Delivery> {
-        let reason = assignment.integration.filters().admit(event).err()?;
+        let reason = assignment.integration.admit(event).err()?;
         let outcome = Outcome::Skipped(format!("filtered out: {reason}"));
         Some(finished(assignment, outcome, Instant::now()))
     }
@@ -74,7 +73,7 @@ impl Dispatcher {
     async fn unconfigured(&self, event: &RunEvent, integration: &str, attempt: u32) -> Delivery {
         let key = Key {
             run_id: event.data.run_id.as_str(),
-            event_type: EVENT_TYPE,
+            event_type: event.event_type().as_str(),
             integration,
         };
         let outcome = match self.ledger.state(key).await {

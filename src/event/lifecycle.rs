@@ -20,6 +20,13 @@ pub enum EventType {
     Canceled,
 }
 
+/// The types that end a run.
+pub const TERMINAL_EVENTS: [EventType; 3] = [
+    EventType::Finished,
+    EventType::TimedOut,
+    EventType::Canceled,
+];
+
 impl EventType {
     /// Every type, in the order a run lives them.
     pub const ALL: [EventType; 4] = [
@@ -76,6 +83,19 @@ impl EventType {
             .map(|kind| format!("`{}`", kind.as_str()))
             .collect();
         names.join(", ")
+    }
+}
+
+/// Read from config (`events: [run.started, run.finished]`); an unknown name lists the four.
+impl<'de> Deserialize<'de> for EventType {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).ok_or_else(|| {
+            de::Error::custom(format!(
+                "unknown event type `{text}`, expected one of {}",
+                Self::listed()
+            ))
+        })
     }
 }
 

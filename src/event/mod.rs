@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use url::Url;
 
 pub use ids::{CommitSha, PullRequestNumber, RunId};
-pub use lifecycle::{EventType, Stage, Timeout};
+pub use lifecycle::{EventType, Stage, TERMINAL_EVENTS, Timeout};
 pub use repo::{Repo, host_and_path, valid_segment};
 
 /// Why a message body is not a valid run event; the sentence names the field.

@@ -141,6 +141,7 @@ mod tests {
                 "concurrency",
                 "circuit_breaker",
                 "send_traceparent",
+                "events",
                 "projects",
                 "branches",
                 "tags",

@@ -16,6 +16,7 @@ use super::http::{Answer, OutgoingRequest};
 use super::keys::Keys;
 use super::notification::Notification;
 use crate::duration::HumanDuration;
+use crate::event::EventType;
 use crate::failure::DeliveryError;
 use crate::render::{TemplateError, Templates};
 use crate::route::Filters;
@@ -252,6 +253,11 @@ pub fn http_status(answer: &Answer) -> String {
 pub trait Kind: fmt::Debug + Send + Sync + Sized + 'static {
     /// Its `type:` in the config (also its metrics label).
     const TYPE: &'static str;
+
+    /// The event types it gets when its config has no `events:`. Kinds that keep one object
+    /// per run up to date (a status, a comment, an edited message) get every type; kinds that
+    /// can only post again get the ends of a run.
+    const DEFAULT_EVENTS: &'static [EventType] = &EventType::ALL;
 
     /// Its config: [`Common`] and [`Filters`] flattened, plus its own settings, with the
     /// checks they need at load.

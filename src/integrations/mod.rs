@@ -33,6 +33,7 @@ pub(crate) use kind::settings;
 pub use kind::{Checks, Common, Draft, Io, Kind, Parts, Plan, Settings, Step, http_status};
 pub use notification::{Notification, Receipt};
 
+use crate::event::{EventType, RunEvent};
 use crate::failure::DeliveryError;
 use crate::render::{TemplateError, Templates};
 use crate::route::Filters;
@@ -74,9 +75,20 @@ impl IntegrationConfig {
         &self.common().name
     }
 
+    /// The event types the integration gets: `events:`, or its kind's default.
+    pub fn events(&self) -> &[EventType] {
+        self.filters().events(self.default_events())
+    }
+
     /// Rules the YAML grammar cannot express, as plain sentences.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = self.common().problems();
+        if self.filters().events.as_ref().is_some_and(Vec::is_empty) {
+            problems.push(format!(
+                "`events` must name at least one of {} (leave it out for the kind's default)",
+                EventType::listed()
+            ));
+        }
         if self.common().send_traceparent && self.kind().starts_with("github") {
             problems.push("`send_traceparent` is not available for GitHub integrations: GitHub's API does not join traces".to_owned());
         }
@@ -125,6 +137,12 @@ impl Integration {
 
     pub fn filters(&self) -> &Filters {
         self.built.settings().filters()
+    }
+
+    /// `Ok` when the integration gets this event (its type is among its events, and the run
+    /// passes its filters), otherwise why not, as a sentence.
+    pub fn admit(&self, event: &RunEvent) -> Result<(), String> {
+        self.filters().admit(event, self.built.default_events())
     }
 
     pub fn name(&self) -> &str {

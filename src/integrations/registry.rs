@@ -44,6 +44,13 @@ macro_rules! registry {
                 }
             }
 
+            /// The event types the kind gets without `events:`.
+            pub fn default_events(&self) -> &'static [$crate::event::EventType] {
+                match self {
+                    $(Self::$variant(_) => <$kind as $crate::integrations::Kind>::DEFAULT_EVENTS,)+
+                }
+            }
+
             fn own_problems(&self) -> Vec<String> {
                 match self {
                     $(Self::$variant(config) => {
@@ -106,6 +113,12 @@ macro_rules! registry {
                 use $crate::integrations::Kind as _;
                 match self {
                     $(Self::$variant(built) => built.config(),)+
+                }
+            }
+
+            fn default_events(&self) -> &'static [$crate::event::EventType] {
+                match self {
+                    $(Self::$variant(_) => <$kind as $crate::integrations::Kind>::DEFAULT_EVENTS,)+
                 }
             }
 

@@ -11,6 +11,7 @@ use super::http::secret_url;
 use super::{
     Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, http_status, settings,
 };
+use crate::event::{EventType, TERMINAL_EVENTS};
 use crate::failure::DeliveryError;
 use crate::render::{Format, TemplateError, Templates, template_path, truncate};
 use crate::route::Filters;
@@ -203,6 +204,8 @@ impl Teams {
 
 impl Kind for Teams {
     const TYPE: &'static str = "teams";
+    // A webhook cannot edit what it posted: a message per start would be noise.
+    const DEFAULT_EVENTS: &'static [EventType] = &TERMINAL_EVENTS;
     type Config = TeamsConfig;
 
     fn build(config: TeamsConfig, parts: &Parts) -> Self {

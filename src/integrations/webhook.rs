@@ -9,7 +9,9 @@ use url::Url;
 use super::{
     Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, http_status, settings,
 };
-use crate::event::{Cancellation, Commit, RunEvent, RunStatus, Timeout};
+use crate::event::{
+    Cancellation, Commit, EventType, RunEvent, RunStatus, TERMINAL_EVENTS, Timeout,
+};
 use crate::protocol::{HUB_SIGNATURE, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP};
 use crate::route::Filters;
 use crate::secret::Secret;
@@ -167,6 +169,8 @@ impl Webhook {
 
 impl Kind for Webhook {
     const TYPE: &'static str = "webhook";
+    // A webhook cannot edit what it posted: a message per start would be noise.
+    const DEFAULT_EVENTS: &'static [EventType] = &TERMINAL_EVENTS;
     type Config = WebhookConfig;
 
     fn build(config: WebhookConfig, _: &Parts) -> Self {

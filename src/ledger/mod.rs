@@ -7,6 +7,7 @@
 
 mod lease;
 mod patience;
+mod progress;
 mod secrets;
 mod sql;
 mod sqlite;
@@ -25,6 +26,7 @@ use write::{ClaimWrite, Claimed, RecordWrite};
 pub use write::WriteError;
 
 pub use patience::{Record, outage_backoff};
+pub use progress::Progress;
 pub use state::{Claim, ClaimId, Entry, State};
 
 use crate::config::LedgerConfig;
@@ -287,6 +289,7 @@ impl Ledger {
             .bind(before)
             .execute(&self.pool)
             .await?;
+        self.prune_progress(before).await?;
         Ok(result.rows_affected())
     }
 

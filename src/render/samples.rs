@@ -48,7 +48,14 @@ pub fn variables(event: &RunEvent) -> Value {
             "authorEmail": commit.author_email,
             "remoteOrigin": commit.remote_origin,
         },
-        "results": data.results,
+        // Always an object, so that `{{results.passes}}` works for every type: its counts
+        // are null while a started run's results are unknown.
+        "results": data.results.map_or_else(
+            || json!({ "overall": null, "passes": null, "failures": null, "pending": null,
+                       "skipped": null, "retries": null, "flaky": null }),
+            |results| json!(results),
+        ),
+        "resultsKnown": data.results.is_some(),
         "status": status,
         "passed": status == Some(RunStatus::Passed),
         "failed": status == Some(RunStatus::Failed),
@@ -75,8 +82,9 @@ fn duration_text(seconds: u64) -> String {
     text
 }
 
-/// Events every template must render: the documented example, a fail-fast cancel, a run
-/// outside git, and one full of hostile strings.
+/// Events every template must render: the documented example (a cancel), a fail-fast cancel,
+/// a run outside git, one full of hostile strings, and a run's start (results unknown),
+/// finish and timeout.
 pub fn sample_events() -> Vec<(&'static str, RunEvent)> {
     let example: Value = serde_json::from_str(include_str!("../../config/example-event.json"))
         .expect("the example event is JSON");
@@ -114,10 +122,30 @@ pub fn sample_events() -> Vec<(&'static str, RunEvent)> {
     hostile["data"]["projectName"] = json!(hostile_text);
     hostile["data"]["tags"] = json!([hostile_text, "@team"]);
 
+    let of_type = |kind: EventType, extra: Value| {
+        let mut event = example.clone();
+        event["type"] = json!(kind.as_str());
+        let data = event["data"].as_object_mut().expect("data is an object");
+        data.remove("cancellation");
+        for (key, value) in extra.as_object().expect("members") {
+            data.insert(key.clone(), value.clone());
+        }
+        event
+    };
+    let started = of_type(EventType::Started, json!({ "results": null }));
+    let finished = of_type(EventType::Finished, json!({}));
+    let timed_out = of_type(
+        EventType::TimedOut,
+        json!({ "timeout": { "timedOutAt": "2026-11-21T10:45:00Z", "limitSeconds": 1800 } }),
+    );
+
     vec![
         ("example", parse(&example)),
         ("fail-fast", parse(&fail_fast)),
         ("no-commit", parse(&no_commit)),
         ("hostile", parse(&hostile)),
+        ("started", parse(&started)),
+        ("finished", parse(&finished)),
+        ("timed-out", parse(&timed_out)),
     ]
 }

@@ -12,7 +12,7 @@ use super::Worker;
 use super::settle::{Disposition, Message};
 use crate::broker::message::DeadLetter;
 use crate::dispatch::{Assignment, Delivery, Outcome, Step, Targets};
-use crate::event::{EventType, RunEvent};
+use crate::event::RunEvent;
 use crate::telemetry::{metrics, otel};
 
 /// What became of an event-queue message, as one metric label: the outcome that matters most
@@ -198,16 +198,7 @@ impl Worker {
                 body.len()
             ));
         }
-        let event = RunEvent::from_amqp(body, &message.delivery.properties)
-            .map_err(|err| err.to_string())?;
-        // Until every integration handles the whole lifecycle, only cancels are delivered.
-        if event.event_type() != EventType::Canceled {
-            return Err(format!(
-                "`{}` events are not delivered yet; only `run.canceled`",
-                event.event_type()
-            ));
-        }
-        Ok(event)
+        RunEvent::from_amqp(body, &message.delivery.properties).map_err(|err| err.to_string())
     }
 
     /// Publishes the retry, dead letter or queued part a delivery's outcome asks for; `false`

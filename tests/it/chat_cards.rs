@@ -36,6 +36,16 @@ fn body(integration: &Integration, event: &RunEvent) -> Value {
     serde_json::from_slice(&requests[0].body).expect("the body is JSON")
 }
 
+/// How the title of a sample event's message starts.
+fn headline(label: &str) -> &'static str {
+    match label {
+        "started" => "Run started",
+        "finished" => "Run finished",
+        "timed-out" => "Run timed out after 30m",
+        _ => "Run cancelled by ",
+    }
+}
+
 fn hostile() -> RunEvent {
     sample_events()
         .into_iter()
@@ -396,7 +406,7 @@ fn teams_cards_satisfy_the_adaptive_card_schema_for_every_sample_event() {
         );
         let card = &message["attachments"][0]["content"];
         let title = card["body"][0]["inlines"][0]["text"].as_str().unwrap();
-        assert!(title.starts_with("Run cancelled by "), "{label}: {title}");
+        assert!(title.starts_with(headline(label)), "{label}: {title}");
         assert_eq!(
             title.contains("⚡ fail-fast"),
             label == "fail-fast",
@@ -436,7 +446,7 @@ fn slack_messages_have_text_a_header_a_colour_and_a_button_within_limits() {
         let message = body(&slack, &event);
         assert!(!message["text"].as_str().unwrap().is_empty(), "{label}");
         let header = message["blocks"][0]["text"]["text"].as_str().unwrap();
-        assert!(header.starts_with("Run cancelled by "), "{label}");
+        assert!(header.starts_with(headline(label)), "{label}: {header}");
         assert!(header.chars().count() <= 150, "{label}");
         assert_eq!(
             header.contains("⚡ fail-fast"),
@@ -444,12 +454,15 @@ fn slack_messages_have_text_a_header_a_colour_and_a_button_within_limits() {
             "{label}"
         );
         let attachment = &message["attachments"][0];
-        let red = event.data.results.unwrap().failures > 0;
-        assert_eq!(
-            attachment["color"],
-            if red { "#d92d20" } else { "#9aa0a6" },
-            "{label}"
-        );
+        let failed = event.data.results.is_some_and(|r| r.failures > 0);
+        let colour = match label {
+            "started" => "#2e90fa",
+            "timed-out" => "#d92d20",
+            _ if failed => "#d92d20",
+            "finished" => "#12b76a",
+            _ => "#9aa0a6",
+        };
+        assert_eq!(attachment["color"], colour, "{label}");
         let blocks = attachment["blocks"].as_array().unwrap();
         let button = &blocks.last().unwrap()["elements"][0];
         assert_eq!(button["text"]["text"], "View run");

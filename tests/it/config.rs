@@ -277,7 +277,7 @@ fn a_missing_config_file_is_named() {
 }
 
 /// What a `webhook` entry accepts, as an unknown key's error lists it.
-const WEBHOOK_KEYS: &str = "name, type, timeout, concurrency, circuit_breaker, send_traceparent, projects, branches, tags, reasons, only_failed, url, secrets, hub_secret, headers";
+const WEBHOOK_KEYS: &str = "name, type, timeout, concurrency, circuit_breaker, send_traceparent, events, projects, branches, tags, reasons, only_failed, url, secrets, hub_secret, headers";
 
 /// A file with one webhook, for the collected-problem tests below; line numbers are pinned.
 const HOOK: &str = "integrations:

@@ -29,6 +29,7 @@ mod image;
 mod isolation;
 mod leases;
 mod ledger;
+mod lifecycle;
 mod log_levels;
 mod monitoring;
 mod operations;

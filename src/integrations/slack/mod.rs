@@ -20,7 +20,7 @@ use super::{
     Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, http_status,
     settings,
 };
-use crate::event::EventType;
+use crate::event::{EventType, TERMINAL_EVENTS};
 use crate::failure::{DeliveryError, Dialect};
 use crate::render::{Format, TemplateError, Templates, escape_slack, template_path};
 use crate::route::Filters;
@@ -152,6 +152,8 @@ pub(super) fn render_message(
 
 impl Kind for Slack {
     const TYPE: &'static str = "slack";
+    // A webhook cannot edit what it posted: a message per start would be noise.
+    const DEFAULT_EVENTS: &'static [EventType] = &TERMINAL_EVENTS;
     type Config = SlackConfig;
 
     fn build(config: SlackConfig, parts: &Parts) -> Self {

@@ -48,12 +48,18 @@ pub struct ScheduledRetry {
 }
 
 impl TestApp {
-    /// Publishes raw bytes to the test's exchange with the event routing key.
+    /// Publishes raw bytes to the test's exchange with the event's type as routing key, as
+    /// producers do (`run.canceled` when the body names none).
     pub async fn publish_raw(&self, body: &[u8], properties: BasicProperties) {
+        let routing_key = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|event| event["type"].as_str().map(str::to_owned))
+            .filter(|kind| run_notifier::event::EventType::parse(kind).is_some())
+            .unwrap_or_else(|| "run.canceled".to_owned());
         self.channel
             .basic_publish(
                 self.names.exchange.as_str().into(),
-                "run.canceled".into(),
+                routing_key.as_str().into(),
                 Default::default(),
                 body,
                 properties,

@@ -197,7 +197,7 @@ fn document(config: &Config, specs: &[Spec]) -> Value {
             "url": secret(&broker.url),
             "exchange": broker.exchange,
             "queue": broker.queue,
-            "routing_key": broker.routing_key,
+            "routing_keys": broker.routing_keys,
             "retry_queue_prefix": broker.retry_queue_prefix,
             "dead_letter_queue": broker.dead_letter_queue,
             "control_exchange": broker.control_exchange,

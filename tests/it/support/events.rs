@@ -29,3 +29,29 @@ pub fn event_for(run_id: &str) -> Value {
 pub fn event() -> Value {
     event_for(&unique("run"))
 }
+
+/// An event of `run_id`'s life, built from [`EXAMPLE_EVENT`] with a fresh event id: `kind` is
+/// `run.started` (results unknown), `run.finished`, `run.timed_out` (a 30-minute limit) or
+/// `run.canceled` (the example), happening at `time` (RFC 3339).
+pub fn lifecycle_event(run_id: &str, kind: &str, time: &str) -> Value {
+    let mut event = event_for(run_id);
+    event["type"] = json!(kind);
+    event["time"] = json!(time);
+    let data = event["data"].as_object_mut().unwrap();
+    if kind != "run.canceled" {
+        data.remove("cancellation");
+    }
+    match kind {
+        "run.started" => {
+            data.remove("results");
+        }
+        "run.timed_out" => {
+            data.insert(
+                "timeout".into(),
+                json!({ "timedOutAt": time, "limitSeconds": 1800 }),
+            );
+        }
+        _ => {}
+    }
+    event
+}

@@ -54,7 +54,7 @@ pub use config::{
     Setup, Spec, bitbucket_status, github_pr_comment, github_status, gitlab_mr_note, gitlab_status,
     slack, slack_app, teams, webhook,
 };
-pub use events::{EXAMPLE_EVENT, HOSTILE, SHA, event, event_for, unique};
+pub use events::{EXAMPLE_EVENT, HOSTILE, SHA, event, event_for, lifecycle_event, unique};
 pub use poll::wait_until;
 pub use receiver::{Received, Receiver};
 

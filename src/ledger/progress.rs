@@ -1,0 +1,112 @@
+//! How far each run got at each integration: the latest event applied (an older one is then
+//! superseded, and a start never follows an end) and the provider's object for the run.
+
+use sqlx::Row as _;
+
+use super::{Ledger, now_ms};
+use crate::event::{EventType, RunEvent};
+
+const READ: &str = "
+SELECT event_time, event_rank, event_type, object_id FROM run_progress
+WHERE run_id = $1 AND integration = $2";
+
+/// Moves the row forward only: a later event, or an end after a start at the same time. An
+/// object id, once known, is kept when a later write has none.
+const ADVANCE: &str = "
+INSERT INTO run_progress (run_id, integration, event_time, event_rank, event_type, object_id, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (run_id, integration) DO UPDATE SET
+    event_type = CASE WHEN excluded.event_rank > run_progress.event_rank
+        OR (excluded.event_rank = run_progress.event_rank AND excluded.event_time >= run_progress.event_time)
+        THEN excluded.event_type ELSE run_progress.event_type END,
+    event_time = CASE WHEN excluded.event_rank > run_progress.event_rank
+        OR (excluded.event_rank = run_progress.event_rank AND excluded.event_time >= run_progress.event_time)
+        THEN excluded.event_time ELSE run_progress.event_time END,
+    event_rank = CASE WHEN excluded.event_rank > run_progress.event_rank
+        THEN excluded.event_rank ELSE run_progress.event_rank END,
+    object_id = COALESCE(excluded.object_id, run_progress.object_id),
+    updated_at = excluded.updated_at";
+
+const PRUNE: &str = "DELETE FROM run_progress WHERE updated_at < $1";
+
+/// The latest event applied for a run at an integration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Its CloudEvents `time`, Unix ms.
+    pub event_time_ms: i64,
+    /// Whether an end of the run was applied.
+    pub ended: bool,
+    /// Its type, as the event named it.
+    pub event_type: String,
+    /// The provider's object for the run, when the integration keeps one.
+    pub object_id: Option<String>,
+}
+
+impl Progress {
+    /// Why `event` must not be applied after this, if it must not: it is older than the
+    /// event applied, or a start after an end.
+    pub fn supersedes(&self, event: &RunEvent) -> Option<String> {
+        let applied = &self.event_type;
+        if self.ended && event.event_type() == EventType::Started {
+            return Some(format!(
+                "superseded: the run already ended (`{applied}` applied)"
+            ));
+        }
+        (event.time.timestamp_millis() < self.event_time_ms)
+            .then(|| format!("superseded: a later event (`{applied}`) was applied"))
+    }
+}
+
+impl Ledger {
+    /// How far the run got at `integration`, if anything was applied.
+    pub async fn progress(
+        &self,
+        run_id: &str,
+        integration: &str,
+    ) -> Result<Option<Progress>, sqlx::Error> {
+        let row = sqlx::query(READ)
+            .bind(run_id)
+            .bind(integration)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok(Progress {
+                event_time_ms: row.try_get("event_time")?,
+                ended: row.try_get::<i64, _>("event_rank")? > 0,
+                event_type: row.try_get("event_type")?,
+                object_id: row.try_get("object_id")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Notes that `event` was applied at `integration` (with the provider's object, when the
+    /// delivery made or found one); never moves the run back.
+    pub async fn advance(
+        &self,
+        event: &RunEvent,
+        integration: &str,
+        object_id: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(ADVANCE)
+            .bind(event.data.run_id.as_str())
+            .bind(integration)
+            .bind(event.time.timestamp_millis())
+            .bind(i64::from(event.event_type().is_terminal()))
+            .bind(event.event_type().as_str())
+            .bind(object_id)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets progress not moved since `before_ms`, with the deliveries of the same age.
+    pub(super) async fn prune_progress(&self, before_ms: i64) -> Result<u64, sqlx::Error> {
+        let result = sqlx::query(PRUNE)
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+}

@@ -1,0 +1,412 @@
+//! A run's whole life: each event type gives each kind its state and text, and routing hands
+//! each integration the types it takes.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wiremock::matchers::{any, method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::support::fake_gitlab::{PROJECT_ROUTE, SHA as GITLAB_SHA, gitlab_event};
+use crate::support::providers::{build, deliver, json_of, requests};
+use crate::support::{
+    Receiver, TestApp, bitbucket_status, github_pr_comment, github_status, gitlab_status,
+    lifecycle_event, unique, wait_until, webhook,
+};
+
+const GITHUB_STATUS: &str = "/repos/acme/web-app/statuses/5a7edc9a156e417068060d67109021351fc7d9b8";
+const BITBUCKET_STATUS: &str =
+    "/2.0/repositories/acme/web-app/commit/5a7edc9a156e417068060d67109021351fc7d9b8/statuses/build";
+
+/// A wiremock server answering `201` to every POST on `route`.
+async fn answering(route: &str) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(route))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "id": 1 })))
+        .mount(&server)
+        .await;
+    server
+}
+
+/// The four events of one run, in order, a minute apart.
+fn life(run_id: &str, adjust: impl Fn(Value) -> Value) -> Vec<Value> {
+    [
+        ("run.started", "2026-11-21T10:00:00Z"),
+        ("run.finished", "2026-11-21T10:01:00Z"),
+        ("run.timed_out", "2026-11-21T10:02:00Z"),
+        ("run.canceled", "2026-11-21T10:03:00Z"),
+    ]
+    .into_iter()
+    .map(|(kind, time)| adjust(lifecycle_event(run_id, kind, time)))
+    .collect()
+}
+
+/// The `(state, description)` each event of `events` gave, in order.
+async fn states(
+    server: &MockServer,
+    route: &str,
+    events: &[Value],
+    spec: crate::support::Spec,
+) -> Vec<(String, String)> {
+    let status = build(spec);
+    for event in events {
+        deliver(&status, event).await.unwrap();
+    }
+    requests(server, "POST", route)
+        .await
+        .iter()
+        .map(|request| {
+            let body = json_of(request);
+            (
+                body["state"].as_str().unwrap().to_owned(),
+                body["description"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn pairs(expected: [(&str, &str); 4]) -> Vec<(String, String)> {
+    expected
+        .iter()
+        .map(|(state, text)| ((*state).to_owned(), (*text).to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn each_type_gives_each_commit_status_its_state_and_description() {
+    let run = unique("run");
+    let descriptions = [
+        "Running…",
+        "100 passed, 2 failed",
+        "Timed out after 30m",
+        "Cancelled by jane.doe",
+    ];
+
+    let github = answering(GITHUB_STATUS).await;
+    let spec = github_status("gh", &github.uri());
+    assert_eq!(
+        states(&github, GITHUB_STATUS, &life(&run, |e| e), spec).await,
+        pairs([
+            ("pending", descriptions[0]),
+            ("failure", descriptions[1]),
+            ("failure", descriptions[2]),
+            ("failure", descriptions[3]),
+        ])
+    );
+
+    let route = format!("{PROJECT_ROUTE}/statuses/{GITLAB_SHA}");
+    let gitlab = answering(&route).await;
+    let spec = gitlab_status("gl", &format!("{}/api/v4", gitlab.uri()));
+    assert_eq!(
+        states(&gitlab, &route, &life(&run, gitlab_event), spec).await,
+        pairs([
+            ("running", descriptions[0]),
+            ("failed", descriptions[1]),
+            ("failed", descriptions[2]),
+            ("failed", descriptions[3]),
+        ])
+    );
+
+    let bitbucket = answering(BITBUCKET_STATUS).await;
+    let on_bitbucket = |mut event: Value| {
+        event["data"]["commit"]["remoteOrigin"] = json!("git@bitbucket.org:Acme/Web-App.git");
+        event
+    };
+    let spec = bitbucket_status("bb", &bitbucket.uri());
+    assert_eq!(
+        states(
+            &bitbucket,
+            BITBUCKET_STATUS,
+            &life(&run, on_bitbucket),
+            spec
+        )
+        .await,
+        pairs([
+            ("INPROGRESS", descriptions[0]),
+            ("FAILED", descriptions[1]),
+            ("FAILED", descriptions[2]),
+            ("FAILED", descriptions[3]),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn a_finished_run_without_failures_succeeds_everywhere() {
+    let run = unique("run");
+    let passed = |mut event: Value| {
+        event["data"]["results"]["failures"] = json!(0);
+        event
+    };
+    let finished = [passed(lifecycle_event(
+        &run,
+        "run.finished",
+        "2026-11-21T10:01:00Z",
+    ))];
+    let github = answering(GITHUB_STATUS).await;
+    let sent = states(
+        &github,
+        GITHUB_STATUS,
+        &finished,
+        github_status("gh", &github.uri()),
+    )
+    .await;
+    assert_eq!(
+        sent[0],
+        ("success".to_owned(), "100 passed, 0 failed".to_owned())
+    );
+    let route = format!("{PROJECT_ROUTE}/statuses/{GITLAB_SHA}");
+    let gitlab = answering(&route).await;
+    let finished = [gitlab_event(finished[0].clone())];
+    let spec = gitlab_status("gl", &format!("{}/api/v4", gitlab.uri()));
+    assert_eq!(
+        states(&gitlab, &route, &finished, spec).await[0].0,
+        "success"
+    );
+}
+
+#[tokio::test]
+async fn webhooks_get_the_ends_of_a_run_by_default_and_what_events_names_otherwise() {
+    let mut app = TestApp::new().await;
+    let ends = Receiver::ok().await;
+    let starts = Receiver::ok().await;
+    app.spawn_worker(|config| {
+        config.add(webhook("ends", &ends.url("/ends")));
+        config.add(webhook("starts", &starts.url("/starts")).with("events", ["run.started"]));
+    })
+    .await;
+
+    let run = unique("run");
+    for event in life(&run, |e| e) {
+        app.publish(&event).await;
+    }
+    let mut received: Vec<_> = ends
+        .wait_for(3)
+        .await
+        .iter()
+        .map(|request| request.json()["event"].as_str().unwrap().to_owned())
+        .collect();
+    received.sort();
+    assert_eq!(received, ["RUN_CANCELED", "RUN_FINISHED", "RUN_TIMED_OUT"]);
+    let started = starts.wait_for(1).await.remove(0).json();
+    assert_eq!(started["event"], "RUN_STARTED");
+    assert_eq!(started["time"], "2026-11-21T10:00:00Z");
+    assert_eq!(started["overall"], Value::Null);
+    assert_eq!(started["runId"], run.as_str());
+    assert!(started.get("cancellation").is_none());
+}
+
+const COMMENTS_42: &str = "/repos/acme/web-app/issues/42/comments";
+
+/// A GitHub holding the PR #42 comments the worker writes (as `ci-bot`) and taking statuses.
+struct FakeGithub {
+    comments: Arc<Mutex<Vec<(u64, String)>>>,
+}
+
+impl Respond for FakeGithub {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut comments = self.comments.lock().unwrap();
+        let path = request.url.path();
+        let body = || {
+            serde_json::from_slice::<Value>(&request.body).unwrap()["body"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        match (request.method.as_str(), path) {
+            ("GET", "/user") => ResponseTemplate::new(200).set_body_json(json!({ "login": "ci-bot" })),
+            ("GET", COMMENTS_42) => ResponseTemplate::new(200).set_body_json(
+                comments
+                    .iter()
+                    .map(|(id, body)| json!({ "id": id, "body": body, "user": { "login": "ci-bot" } }))
+                    .collect::<Vec<_>>(),
+            ),
+            ("POST", COMMENTS_42) => {
+                let id = 900 + comments.len() as u64;
+                comments.push((id, body()));
+                ResponseTemplate::new(201).set_body_json(json!({ "id": id }))
+            }
+            ("PATCH", _) => {
+                let id: u64 = path.rsplit('/').next().unwrap().parse().unwrap();
+                let text = body();
+                let comment = comments.iter_mut().find(|(c, _)| *c == id).unwrap();
+                comment.1 = text;
+                ResponseTemplate::new(200).set_body_json(json!({ "id": id }))
+            }
+            ("POST", GITHUB_STATUS) => ResponseTemplate::new(201).set_body_json(json!({ "id": 1 })),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+async fn fake_github() -> (MockServer, Arc<Mutex<Vec<(u64, String)>>>) {
+    let server = MockServer::start().await;
+    let comments = Arc::new(Mutex::new(Vec::new()));
+    Mock::given(any())
+        .respond_with(FakeGithub {
+            comments: Arc::clone(&comments),
+        })
+        .mount(&server)
+        .await;
+    (server, comments)
+}
+
+/// The states of the commit statuses `server` took, in order.
+async fn status_states(server: &MockServer) -> Vec<String> {
+    requests(server, "POST", GITHUB_STATUS)
+        .await
+        .iter()
+        .map(|request| json_of(request)["state"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_runs_status_goes_pending_then_failure_with_one_comment_edited() {
+    let (github, comments) = fake_github().await;
+    let mut app = TestApp::new().await;
+    app.spawn_worker(|config| {
+        config.add(github_status("status", &github.uri()));
+        config.add(github_pr_comment("comment", &github.uri()));
+    })
+    .await;
+    let run = unique("run");
+    let started = lifecycle_event(&run, "run.started", "2026-11-21T10:00:00Z");
+    app.publish(&started).await;
+    wait_until("the start is applied", Duration::from_secs(20), || async {
+        status_states(&github).await.len() == 1 && comments.lock().unwrap().len() == 1
+    })
+    .await;
+    assert!(comments.lock().unwrap()[0].1.starts_with("⏳ Running"));
+
+    app.publish(&lifecycle_event(
+        &run,
+        "run.finished",
+        "2026-11-21T10:05:00Z",
+    ))
+    .await;
+    wait_until("the end is applied", Duration::from_secs(20), || async {
+        status_states(&github).await.len() == 2
+            && requests(&github, "PATCH", "/repos/acme/web-app/issues/comments/900")
+                .await
+                .len()
+                == 1
+    })
+    .await;
+    assert_eq!(status_states(&github).await, ["pending", "failure"]);
+    let comments = comments.lock().unwrap().clone();
+    assert_eq!(comments.len(), 1, "one comment per run");
+    assert!(comments[0].1.starts_with("Finished"), "{}", comments[0].1);
+    assert!(comments[0].1.contains("by the final results"));
+}
+
+#[tokio::test]
+async fn a_late_start_after_the_end_is_superseded_and_the_status_stays_final() {
+    let (github, _) = fake_github().await;
+    let mut app = TestApp::new().await;
+    app.spawn_worker(|config| {
+        config.add(github_status("status", &github.uri()));
+    })
+    .await;
+    let run = unique("run");
+    app.publish(&lifecycle_event(
+        &run,
+        "run.finished",
+        "2026-11-21T10:05:00Z",
+    ))
+    .await;
+    wait_until("the end is applied", Duration::from_secs(20), || async {
+        status_states(&github).await.len() == 1
+    })
+    .await;
+    app.publish(&lifecycle_event(
+        &run,
+        "run.started",
+        "2026-11-21T10:00:00Z",
+    ))
+    .await;
+    wait_until(
+        "the late start is settled",
+        Duration::from_secs(20),
+        || async {
+            history(&app, &run)
+                .iter()
+                .any(|(kind, _, _)| kind == "run.started")
+        },
+    )
+    .await;
+    let entries = history(&app, &run);
+    let start = entries
+        .iter()
+        .find(|(kind, _, _)| kind == "run.started")
+        .unwrap();
+    assert_eq!(start.1, "skipped");
+    assert!(start.2.contains("superseded"), "{start:?}");
+    assert_eq!(status_states(&github).await, ["failure"]);
+}
+
+#[tokio::test]
+async fn duplicated_lifecycle_events_have_one_effect_each() {
+    let (github, _) = fake_github().await;
+    let mut app = TestApp::new().await;
+    let hook = Receiver::ok().await;
+    app.spawn_worker(|config| {
+        // A short timeout makes short leases, which copies wait out.
+        config.add(github_status("status", &github.uri()).with("timeout", "1s"));
+        config.add(webhook("hook", &hook.url("/hook")).with("timeout", "1s"));
+    })
+    .await;
+    let run = unique("run");
+    let started = lifecycle_event(&run, "run.started", "2026-11-21T10:00:00Z");
+    let timed_out = lifecycle_event(&run, "run.timed_out", "2026-11-21T10:30:00Z");
+    for event in [&started, &started, &timed_out, &timed_out] {
+        app.publish(event).await;
+    }
+    wait_until(
+        "every type is delivered",
+        Duration::from_secs(20),
+        || async {
+            history(&app, &run)
+                .iter()
+                .filter(|(_, state, _)| state == "delivered")
+                .count()
+                == 3
+        },
+    )
+    .await;
+    // A copy that came while its twin was in flight looks again once the twin's lease ends.
+    wait_until(
+        "the copies are settled",
+        Duration::from_secs(60),
+        || async { app.waiting_anywhere().await == 0 },
+    )
+    .await;
+    app.stop_worker().await;
+    assert_eq!(status_states(&github).await, ["pending", "failure"]);
+    let hooks: Vec<_> = hook
+        .received()
+        .iter()
+        .map(|r| r.json()["event"].clone())
+        .collect();
+    assert_eq!(hooks, [json!("RUN_TIMED_OUT")]);
+}
+
+/// The run's ledger rows: (event type, state, receipt or error).
+fn history(app: &TestApp, run: &str) -> Vec<(String, String, String)> {
+    let history: Value =
+        serde_json::from_str(&app.cli(&["deliveries", "--run", run, "--json"])).unwrap();
+    history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["state"] != "in_flight")
+        .map(|entry| {
+            let text = |key: &str| entry[key].as_str().unwrap_or_default().to_owned();
+            (
+                text("eventType"),
+                text("state"),
+                format!("{}{}", text("receipt"), text("lastError")),
+            )
+        })
+        .collect()
+}
