@@ -3,13 +3,15 @@
 //! `external_id` when the worker has no id for it; every request as GitHub's OpenAPI
 //! description has it; App auth only.
 
+use std::time::Duration;
+
 use run_notifier::integrations::Receipt;
 use serde_json::{Value, json};
 
 use crate::support::fake_checks::{APP_ID, CHECK_RUNS, FakeChecks, github_check_run};
 use crate::support::openapi::{check_runs_description, query_violations, violations};
 use crate::support::providers::{build, config_error, deliver, json_of, parse};
-use crate::support::{HOSTILE, SHA, event};
+use crate::support::{HOSTILE, SHA, TestApp, event, lifecycle_event, wait_until};
 
 const CHECKS_OF_SHA: &str =
     "/repos/acme/web-app/commits/5a7edc9a156e417068060d67109021351fc7d9b8/check-runs";
@@ -18,28 +20,9 @@ fn run_id(event: &Value) -> &str {
     event["data"]["runId"].as_str().unwrap()
 }
 
-/// The same run's event of type `kind` (`run.started`…) at `time`: without a cancellation,
-/// with a timeout for `run.timed_out`, and without results for `run.started`.
+/// Run `run`'s event of type `kind` at `time` (see [`lifecycle_event`]).
 fn lifecycle(run: &Value, kind: &str, time: &str) -> Value {
-    let mut event = run.clone();
-    event["id"] = json!(format!("{}-{kind}", run["id"].as_str().unwrap()));
-    event["type"] = json!(kind);
-    event["time"] = json!(time);
-    let data = event["data"].as_object_mut().unwrap();
-    data.remove("cancellation");
-    match kind {
-        "run.started" => {
-            data.remove("results");
-        }
-        "run.timed_out" => {
-            data.insert(
-                "timeout".into(),
-                json!({"timedOutAt": time, "limitSeconds": 1800}),
-            );
-        }
-        _ => {}
-    }
-    event
+    lifecycle_event(run_id(run), kind, time)
 }
 
 #[tokio::test]
@@ -94,16 +77,11 @@ async fn a_started_run_gets_an_in_progress_check_run_that_its_finish_completes()
 async fn a_finished_run_without_failures_succeeds_and_a_timed_out_one_times_out() {
     let github = FakeChecks::start().await;
     let check_run = build(github_check_run("gh-checks", &github.uri()));
-    let mut passed = event();
+    let mut passed = lifecycle(&event(), "run.finished", "2026-11-21T10:20:00Z");
     passed["data"]["results"]["failures"] = json!(0);
     let timed_out = event();
 
-    deliver(
-        &check_run,
-        &lifecycle(&passed, "run.finished", "2026-11-21T10:20:00Z"),
-    )
-    .await
-    .unwrap();
+    deliver(&check_run, &passed).await.unwrap();
     let receipt = deliver(
         &check_run,
         &lifecycle(&timed_out, "run.timed_out", "2026-11-21T10:30:00Z"),
@@ -336,4 +314,56 @@ async fn when_the_lookup_fails_preview_still_shows_the_check_run_it_would_write(
         run.data.run_id.as_str()
     );
     assert!(section.contains(&expected), "{preview}");
+}
+
+#[tokio::test]
+async fn a_restart_between_start_and_finish_patches_the_same_check_run() {
+    let github = FakeChecks::start().await;
+    let mut app = TestApp::new().await;
+    let run = event();
+    let integration = || github_check_run("gh-checks", &github.uri());
+
+    app.spawn_worker(|config| {
+        config.add(integration());
+    })
+    .await;
+    app.publish(&lifecycle(&run, "run.started", "2026-11-21T10:00:00Z"))
+        .await;
+    wait_until(
+        "the check run is in progress",
+        Duration::from_secs(20),
+        || {
+            let runs = github.of_run(run_id(&run));
+            async move { runs.first().is_some_and(|r| r["status"] == "in_progress") }
+        },
+    )
+    .await;
+    app.stop_worker().await;
+
+    // A fresh worker on the same ledger.
+    app.spawn_worker(|config| {
+        config.add(integration());
+    })
+    .await;
+    app.publish(&lifecycle(&run, "run.finished", "2026-11-21T10:20:00Z"))
+        .await;
+    wait_until(
+        "the check run is completed",
+        Duration::from_secs(20),
+        || {
+            let runs = github.of_run(run_id(&run));
+            async move { runs.first().is_some_and(|r| r["status"] == "completed") }
+        },
+    )
+    .await;
+    app.stop_worker().await;
+
+    let runs = github.of_run(run_id(&run));
+    assert_eq!(runs.len(), 1, "one check run per run: {runs:?}");
+    assert_eq!(
+        (&runs[0]["id"], &runs[0]["updates"]),
+        (&json!(1000), &json!(1))
+    );
+    assert_eq!(runs[0]["conclusion"], "failure");
+    assert_eq!(github.requests("POST", CHECK_RUNS).await.len(), 1);
 }
