@@ -110,12 +110,16 @@ pub async fn cancel(
             EventType::Canceled => name,
             other => format!("{name} ({other})"),
         };
-        report
-            .canceled
-            .extend(part.canceled.into_iter().map(|(name, state)| (named(name), state)));
-        report
-            .unchanged
-            .extend(part.unchanged.into_iter().map(|(name, state)| (named(name), state)));
+        report.canceled.extend(
+            part.canceled
+                .into_iter()
+                .map(|(name, state)| (named(name), state)),
+        );
+        report.unchanged.extend(
+            part.unchanged
+                .into_iter()
+                .map(|(name, state)| (named(name), state)),
+        );
         for name in part.prevented {
             if !report.prevented.contains(&name) {
                 report.prevented.push(name);
