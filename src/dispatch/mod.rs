@@ -182,7 +182,7 @@ impl Dispatcher {
             };
             outcome.log();
             slot.finish(&outcome);
-            finished(assignment, outcome, started)
+            finished(assignment, event, outcome, started)
         }
         .instrument(span)
         .await
@@ -307,10 +307,21 @@ impl Dispatcher {
 }
 
 /// Counts a finished delivery and wraps it up for the worker.
-fn finished(assignment: Assignment<'_>, outcome: Outcome, started: Instant) -> Delivery {
+fn finished(
+    assignment: Assignment<'_>,
+    event: &RunEvent,
+    outcome: Outcome,
+    started: Instant,
+) -> Delivery {
     let integration = assignment.integration;
     let (label, reason) = outcome.label();
-    metrics::delivery(integration.name(), integration.kind(), label, reason);
+    metrics::delivery(
+        integration.name(),
+        integration.kind(),
+        event.event_type(),
+        label,
+        reason,
+    );
     Delivery {
         integration: integration.name().to_owned(),
         kind: integration.kind(),

@@ -10,6 +10,7 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::support::fake_gitlab::{PROJECT_ROUTE, SHA as GITLAB_SHA, gitlab_event};
 use crate::support::fake_slack::{CHANNEL_ID, Channel};
+use crate::support::process::sample;
 use crate::support::providers::{build, deliver, json_of, requests};
 use crate::support::{
     Receiver, TestApp, bitbucket_status, github_pr_comment, github_status, gitlab_status,
@@ -318,7 +319,7 @@ async fn a_late_start_after_the_end_is_superseded_and_the_status_stays_final() {
     let (github, _) = fake_github().await;
     let mut app = TestApp::new().await;
     app.spawn_worker(|config| {
-        config.add(github_status("status", &github.uri()));
+        config.add(github_status("late-status", &github.uri()));
     })
     .await;
     let run = unique("run");
@@ -356,6 +357,25 @@ async fn a_late_start_after_the_end_is_superseded_and_the_status_stays_final() {
     assert_eq!(start.1, "skipped");
     assert!(start.2.contains("superseded"), "{start:?}");
     assert_eq!(status_states(&github).await, ["failure"]);
+    // Deliveries are counted by event type too.
+    let page = reqwest::get(app.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (event, outcome) in [("run.finished", "delivered"), ("run.started", "skipped")] {
+        let labels = [
+            ("integration", "late-status"),
+            ("event", event),
+            ("outcome", outcome),
+        ];
+        assert_eq!(
+            sample(&page, "run_notifier_deliveries_total", &labels),
+            Some(1.0),
+            "{page}"
+        );
+    }
 }
 
 #[tokio::test]
