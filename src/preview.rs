@@ -67,6 +67,7 @@ pub async fn render(integrations: &[Integration], event: &RunEvent, now: DateTim
             integration: name,
             attempt: 1,
             resumed: false,
+            object_id: None,
         };
         match integration.plan(&notification, &cancel, now).await {
             Ok(Plan::Send(steps)) => {

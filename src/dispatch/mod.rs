@@ -7,6 +7,7 @@ mod breaker;
 mod budget;
 mod heartbeat;
 mod lane;
+mod order;
 mod outcome;
 mod plan;
 mod runs;
@@ -28,6 +29,7 @@ use crate::ledger::{Claim, Key, Ledger, now_ms};
 use crate::retry::RetryPolicy;
 use crate::telemetry::{metrics, otel};
 use heartbeat::Renewed;
+use order::RunOrder;
 use runs::InFlight;
 
 /// Which integrations a message is for.
@@ -72,6 +74,8 @@ pub struct Dispatcher {
     policy: RetryPolicy,
     ledger: Ledger,
     in_flight: InFlight,
+    /// One event at a time per run and integration, so the latest one is applied last.
+    order: RunOrder,
     /// Event messages held by deliveries made straight from the event queue.
     budget: budget::Budget,
 }
@@ -106,6 +110,7 @@ impl Dispatcher {
             policy,
             ledger,
             in_flight: InFlight::default(),
+            order: RunOrder::default(),
             budget: budget::Budget::half_of(prefetch),
         }
     }
@@ -177,7 +182,7 @@ impl Dispatcher {
             };
             outcome.log();
             slot.finish(&outcome);
-            finished(assignment, outcome, started)
+            finished(assignment, event, outcome, started)
         }
         .instrument(span)
         .await
@@ -220,9 +225,11 @@ impl Dispatcher {
             }
         };
         // Per run and integration the latest event wins: an older one, or a start after an
-        // end, is recorded as skipped and not sent.
-        let superseded = match self.ledger.progress(key.run_id, key.integration).await {
-            Ok(progress) => progress.and_then(|progress| progress.supersedes(event)),
+        // end, is recorded as skipped and not sent. The turn keeps another event of the run
+        // from passing this check before this one is applied.
+        let _turn = self.order.turn(key.run_id, key.integration).await;
+        let progress = match self.ledger.progress(key.run_id, key.integration).await {
+            Ok(progress) => progress,
             Err(err) => {
                 let error = DeliveryError::transient(format!(
                     "cannot read the run's progress in the ledger: {err}"
@@ -231,7 +238,7 @@ impl Dispatcher {
                 return self.recorded(key, &claim, outcome, attempt, abort).await;
             }
         };
-        if let Some(reason) = superseded {
+        if let Some(reason) = progress.as_ref().and_then(|p| p.supersedes(event)) {
             return self
                 .recorded(key, &claim, Outcome::Skipped(reason), attempt, abort)
                 .await;
@@ -242,27 +249,38 @@ impl Dispatcher {
             integration: integration.name(),
             attempt,
             resumed: claim.resumed(),
+            object_id: progress.as_ref().and_then(|p| p.object_id.as_deref()),
         };
         let in_flight = metrics::in_flight();
         let started = Instant::now();
         let delivery = otel::outgoing(
             integration.common().send_traceparent,
-            integration.deliver(&notification, &registration.token),
+            integration.deliver_keeping(&notification, &registration.token),
         );
         // The lease is renewed while the delivery runs, so no other worker takes it over.
         let result = heartbeat::renewing(&self.ledger, key, &claim, lease, delivery).await;
         metrics::delivery_time(integration.kind(), started.elapsed());
         drop(in_flight);
+        let mut object_id = None;
         let outcome = match result {
             Renewed::Stopped(lost) => lost.outcome(lease),
             Renewed::Finished(Err(DeliveryError::Canceled)) if !abort.is_cancelled() => {
                 Outcome::Canceled
             }
-            Renewed::Finished(result) => Outcome::of(result, attempt, &self.policy),
+            Renewed::Finished(result) => {
+                let result = result.map(|delivered| {
+                    object_id = delivered.object_id;
+                    delivered.receipt
+                });
+                Outcome::of(result, attempt, &self.policy)
+            }
         };
         drop(registration);
         if matches!(outcome, Outcome::Delivered(_))
-            && let Err(err) = self.ledger.advance(event, key.integration, None).await
+            && let Err(err) = self
+                .ledger
+                .advance(event, key.integration, object_id.as_deref())
+                .await
         {
             // The effect happened; only the order check of a later, older event is weaker.
             tracing::warn!(error = %err, "cannot note the run's progress in the ledger");
@@ -289,10 +307,21 @@ impl Dispatcher {
 }
 
 /// Counts a finished delivery and wraps it up for the worker.
-fn finished(assignment: Assignment<'_>, outcome: Outcome, started: Instant) -> Delivery {
+fn finished(
+    assignment: Assignment<'_>,
+    event: &RunEvent,
+    outcome: Outcome,
+    started: Instant,
+) -> Delivery {
     let integration = assignment.integration;
     let (label, reason) = outcome.label();
-    metrics::delivery(integration.name(), integration.kind(), label, reason);
+    metrics::delivery(
+        integration.name(),
+        integration.kind(),
+        event.event_type(),
+        label,
+        reason,
+    );
     Delivery {
         integration: integration.name().to_owned(),
         kind: integration.kind(),

@@ -65,7 +65,7 @@ impl Dispatcher {
     pub fn filtered_out(&self, event: &RunEvent, assignment: Assignment<'_>) -> Option<Delivery> {
         let reason = assignment.integration.admit(event).err()?;
         let outcome = Outcome::Skipped(format!("filtered out: {reason}"));
-        Some(finished(assignment, outcome, Instant::now()))
+        Some(finished(assignment, event, outcome, Instant::now()))
     }
 
     /// A retry for an integration no longer in the config: dropped when an operator canceled
@@ -85,7 +85,13 @@ impl Dispatcher {
         outcome.log();
         let (label, reason) = outcome.label();
         // The name came in a message: it is no label value.
-        metrics::delivery(metrics::UNKNOWN_INTEGRATION, "unknown", label, reason);
+        metrics::delivery(
+            metrics::UNKNOWN_INTEGRATION,
+            "unknown",
+            event.event_type(),
+            label,
+            reason,
+        );
         Delivery {
             integration: integration.to_owned(),
             kind: "unknown",

@@ -195,10 +195,15 @@ impl Plan {
     }
 }
 
-/// One request of a plan, and what its receipt says once the receiver took it.
+/// What a step's answer names as the run's object at the provider (a message `ts`).
+type ObjectOf = Box<dyn Fn(&Answer) -> Option<String> + Send + Sync>;
+
+/// One request of a plan, what its receipt says once the receiver took it, and, for kinds
+/// that keep one object per run, which object its answer names.
 pub struct Step {
     pub request: OutgoingRequest,
     receipt: Box<dyn Fn(&Answer) -> String + Send + Sync>,
+    object: Option<ObjectOf>,
 }
 
 impl Step {
@@ -209,7 +214,18 @@ impl Step {
         Self {
             request,
             receipt: Box::new(receipt),
+            object: None,
         }
+    }
+
+    /// The step, whose answer names the run's object by `object` (kept in the ledger for the
+    /// run's later events).
+    pub fn keeping(
+        mut self,
+        object: impl Fn(&Answer) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.object = Some(Box::new(object));
+        self
     }
 
     /// The receipt of this step for the receiver's `answer`.
@@ -217,9 +233,16 @@ impl Step {
         (self.receipt)(answer)
     }
 
-    /// The request to send, and what makes its receipt from the answer.
-    pub fn into_parts(self) -> (OutgoingRequest, impl Fn(&Answer) -> String) {
-        (self.request, self.receipt)
+    /// The request to send, what makes its receipt from the answer, and what reads the run's
+    /// object from it.
+    pub fn into_parts(
+        self,
+    ) -> (
+        OutgoingRequest,
+        impl Fn(&Answer) -> String,
+        Option<ObjectOf>,
+    ) {
+        (self.request, self.receipt, self.object)
     }
 }
 

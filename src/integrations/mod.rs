@@ -123,6 +123,13 @@ pub fn build_all(
     Ok(configs.iter().map(|config| config.build(&parts)).collect())
 }
 
+/// What a delivery achieved, and the run's object at the provider when the kind keeps one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub receipt: Receipt,
+    pub object_id: Option<String>,
+}
+
 /// A ready-to-use integration, built once from its config.
 #[derive(Debug)]
 pub struct Integration {
@@ -193,25 +200,44 @@ impl Integration {
         notification: &Notification<'_>,
         cancel: &CancellationToken,
     ) -> Result<Receipt, DeliveryError> {
+        Ok(self.deliver_keeping(notification, cancel).await?.receipt)
+    }
+
+    /// [`Integration::deliver`], also saying which object of the run the answers named.
+    pub async fn deliver_keeping(
+        &self,
+        notification: &Notification<'_>,
+        cancel: &CancellationToken,
+    ) -> Result<Delivered, DeliveryError> {
         if cancel.is_cancelled() {
             return Err(DeliveryError::Canceled);
         }
         let io = self.io(cancel, Utc::now());
         let steps = match self.built.plan(notification, &io).await? {
             // Logged at debug level by the dispatcher, like every skip.
-            Plan::Skip(reason) => return Ok(Receipt::Skipped(reason)),
+            Plan::Skip(reason) => {
+                return Ok(Delivered {
+                    receipt: Receipt::Skipped(reason),
+                    object_id: None,
+                });
+            }
             Plan::Send(steps) => steps,
         };
         let mut done = Vec::with_capacity(steps.len());
+        let mut object_id = None;
         for step in steps {
             if cancel.is_cancelled() {
                 return Err(DeliveryError::Canceled);
             }
-            let (request, receipt) = step.into_parts();
+            let (request, receipt, object) = step.into_parts();
             let answer = self.built.send(request, &io).await?;
             done.push(receipt(&answer));
+            object_id = object.and_then(|object| object(&answer)).or(object_id);
         }
-        Ok(Receipt::Sent(done.join("; ")))
+        Ok(Delivered {
+            receipt: Receipt::Sent(done.join("; ")),
+            object_id,
+        })
     }
 }
 

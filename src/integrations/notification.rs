@@ -14,6 +14,9 @@ pub struct Notification<'a> {
     /// This attempt took over a ledger row an earlier attempt left (its worker may have died
     /// after the receiver answered and before the record).
     pub resumed: bool,
+    /// The provider's object an earlier event of the run made at this integration (a Slack
+    /// message `ts`), as the ledger kept it: kinds that keep one object per run edit it.
+    pub object_id: Option<&'a str>,
 }
 
 impl Notification<'_> {

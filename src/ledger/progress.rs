@@ -110,3 +110,70 @@ impl Ledger {
         Ok(result.rows_affected())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::ledger::tests::{postgres_config, sqlite_config};
+
+    /// An event of `run` of type `kind` at `time`.
+    fn event(run: &str, kind: &str, time: &str) -> RunEvent {
+        let mut event: Value =
+            serde_json::from_str(include_str!("../../config/example-event.json")).unwrap();
+        event["type"] = json!(kind);
+        event["time"] = json!(time);
+        event["data"]["runId"] = json!(run);
+        if kind != "run.canceled" {
+            event["data"]
+                .as_object_mut()
+                .unwrap()
+                .remove("cancellation");
+        }
+        RunEvent::parse(event.to_string().as_bytes()).unwrap()
+    }
+
+    async fn progress_moves_forward_only(ledger: Ledger) {
+        let run = format!("run-{:x}", rand::random::<u64>());
+        let started = event(&run, "run.started", "2026-11-21T10:00:00Z");
+        let finished = event(&run, "run.finished", "2026-11-21T10:05:00Z");
+        let canceled_earlier = event(&run, "run.canceled", "2026-11-21T10:01:00Z");
+        assert_eq!(ledger.progress(&run, "a").await.unwrap(), None);
+
+        ledger.advance(&started, "a", Some("C1 1.0")).await.unwrap();
+        let after_start = ledger.progress(&run, "a").await.unwrap().unwrap();
+        assert_eq!(after_start.object_id.as_deref(), Some("C1 1.0"));
+        assert!(!after_start.ended);
+        assert_eq!(after_start.supersedes(&finished), None);
+
+        // The end moves it on and keeps the object; an older event cannot move it back.
+        ledger.advance(&finished, "a", None).await.unwrap();
+        ledger.advance(&canceled_earlier, "a", None).await.unwrap();
+        let after_end = ledger.progress(&run, "a").await.unwrap().unwrap();
+        assert_eq!(after_end.event_type, "run.finished");
+        assert_eq!(after_end.object_id.as_deref(), Some("C1 1.0"));
+        assert!(after_end.ended);
+        assert_eq!(
+            after_end.supersedes(&started).unwrap(),
+            "superseded: the run already ended (`run.finished` applied)"
+        );
+        assert_eq!(
+            after_end.supersedes(&canceled_earlier).unwrap(),
+            "superseded: a later event (`run.finished`) was applied"
+        );
+        // Another integration has its own progress.
+        assert_eq!(ledger.progress(&run, "b").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn sqlite_progress_moves_forward_only() {
+        let dir = tempfile::tempdir().unwrap();
+        progress_moves_forward_only(Ledger::open(&sqlite_config(&dir)).await.unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_progress_moves_forward_only() {
+        progress_moves_forward_only(Ledger::open(&postgres_config().await).await.unwrap()).await;
+    }
+}

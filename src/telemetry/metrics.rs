@@ -7,6 +7,8 @@ use std::time::Duration;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+use crate::event::EventType;
+
 const EVENTS: &str = "run_notifier_events_total";
 const DELIVERIES: &str = "run_notifier_deliveries_total";
 const DELIVERY_SECONDS: &str = "run_notifier_delivery_duration_seconds";
@@ -174,11 +176,13 @@ pub fn event(outcome: &'static str) {
     super::otel::record_outcome(outcome, None);
 }
 
-/// One delivery ended; `reason` is the failure kind, if it failed. Both are also recorded on
-/// the current (delivery) span, so traces and metrics use the same labels.
+/// One delivery of an event of type `event` ended; `reason` is the failure kind, if it
+/// failed. Both are also recorded on the current (delivery) span, so traces and metrics use
+/// the same labels.
 pub fn delivery(
     integration: &str,
     kind: &'static str,
+    event: EventType,
     outcome: &'static str,
     reason: Option<&'static str>,
 ) {
@@ -186,6 +190,7 @@ pub fn delivery(
         DELIVERIES,
         "integration" => integration.to_owned(),
         "type" => kind,
+        "event" => event.as_str(),
         "outcome" => outcome,
         "reason" => reason.unwrap_or(""),
     )

@@ -310,3 +310,53 @@ fn check_config_refuses_custom_templates_that_skip_escaping_except_in_plain_text
     let (output, _, stderr) = run_notifier(&["check-config", "--config", &config]);
     assert!(output.status.success(), "{stderr}");
 }
+
+#[test]
+fn preview_shows_each_example_of_a_runs_life_with_the_types_each_integration_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "config.yaml",
+        &format!(
+            "{}  - name: starts\n    type: webhook\n    url: http://127.0.0.1:9/starts\n    secrets: [{}]\n    events: [run.started]\n",
+            config_with_secrets(concat!(env!("CARGO_MANIFEST_DIR"), "/templates")),
+            crate::support::SECRET
+        ),
+    );
+    for (event, expected) in [
+        (
+            "config/example-event-started.json",
+            [
+                "== audit (webhook): skipped: `run.started` is not among the kind's default events (add `events` to get it)",
+                "== starts (webhook): would send",
+                "\"event\": \"RUN_STARTED\"",
+            ],
+        ),
+        (
+            "config/example-event-finished.json",
+            [
+                "== audit (webhook): would send",
+                "\"event\": \"RUN_FINISHED\"",
+                "\"text\": \"Run finished: 100 passed, 2 failed in web-app on feature-A\"",
+            ],
+        ),
+        (
+            "config/example-event-timed-out.json",
+            [
+                "== starts (webhook): skipped: `run.timed_out` is not in `events`",
+                "\"event\": \"RUN_TIMED_OUT\"",
+                "\"text\": \"Run timed out after 30m: 100 passed, 2 failed in web-app on feature-A\"",
+            ],
+        ),
+    ] {
+        let (output, stdout, stderr) =
+            run_notifier(&["preview", "--event", event, "--config", &config]);
+        assert!(output.status.success(), "{event}: {stderr}");
+        for expected in expected {
+            assert!(
+                stdout.contains(expected),
+                "{event}: missing {expected:?} in:\n{stdout}"
+            );
+        }
+    }
+}

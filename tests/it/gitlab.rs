@@ -347,6 +347,7 @@ async fn preview_reads_what_it_must_and_writes_nothing() {
                 integration: integration.name(),
                 attempt: 1,
                 resumed: false,
+                object_id: None,
             })
             .await
             .unwrap();
@@ -512,6 +513,7 @@ async fn the_previewed_requests_are_the_ones_a_delivery_sends() {
             integration: integration.name(),
             attempt: 1,
             resumed: false,
+            object_id: None,
         };
         let planned = integration.preview(&notification).await.unwrap().requests();
         integration

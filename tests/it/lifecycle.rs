@@ -9,10 +9,12 @@ use wiremock::matchers::{any, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use crate::support::fake_gitlab::{PROJECT_ROUTE, SHA as GITLAB_SHA, gitlab_event};
+use crate::support::fake_slack::{CHANNEL_ID, Channel};
+use crate::support::process::sample;
 use crate::support::providers::{build, deliver, json_of, requests};
 use crate::support::{
     Receiver, TestApp, bitbucket_status, github_pr_comment, github_status, gitlab_status,
-    lifecycle_event, unique, wait_until, webhook,
+    lifecycle_event, slack_app, unique, wait_until, webhook,
 };
 
 const GITHUB_STATUS: &str = "/repos/acme/web-app/statuses/5a7edc9a156e417068060d67109021351fc7d9b8";
@@ -177,8 +179,20 @@ async fn webhooks_get_the_ends_of_a_run_by_default_and_what_events_names_otherwi
     })
     .await;
 
+    // A run of its own per type: within one run, the latest event would supersede the others
+    // whenever it came first.
     let run = unique("run");
     for event in life(&run, |e| e) {
+        let own = lifecycle_event(
+            &unique("run"),
+            event["type"].as_str().unwrap(),
+            event["time"].as_str().unwrap(),
+        );
+        let event = if event["type"] == "run.started" {
+            event
+        } else {
+            own
+        };
         app.publish(&event).await;
     }
     let mut received: Vec<_> = ends
@@ -305,7 +319,7 @@ async fn a_late_start_after_the_end_is_superseded_and_the_status_stays_final() {
     let (github, _) = fake_github().await;
     let mut app = TestApp::new().await;
     app.spawn_worker(|config| {
-        config.add(github_status("status", &github.uri()));
+        config.add(github_status("late-status", &github.uri()));
     })
     .await;
     let run = unique("run");
@@ -343,6 +357,25 @@ async fn a_late_start_after_the_end_is_superseded_and_the_status_stays_final() {
     assert_eq!(start.1, "skipped");
     assert!(start.2.contains("superseded"), "{start:?}");
     assert_eq!(status_states(&github).await, ["failure"]);
+    // Deliveries are counted by event type too.
+    let page = reqwest::get(app.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (event, outcome) in [("run.finished", "delivered"), ("run.started", "skipped")] {
+        let labels = [
+            ("integration", "late-status"),
+            ("event", event),
+            ("outcome", outcome),
+        ];
+        assert_eq!(
+            sample(&page, "run_notifier_deliveries_total", &labels),
+            Some(1.0),
+            "{page}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -359,7 +392,20 @@ async fn duplicated_lifecycle_events_have_one_effect_each() {
     let run = unique("run");
     let started = lifecycle_event(&run, "run.started", "2026-11-21T10:00:00Z");
     let timed_out = lifecycle_event(&run, "run.timed_out", "2026-11-21T10:30:00Z");
-    for event in [&started, &started, &timed_out, &timed_out] {
+    for event in [&started, &started] {
+        app.publish(event).await;
+    }
+    wait_until(
+        "the start is delivered",
+        Duration::from_secs(20),
+        || async {
+            history(&app, &run)
+                .iter()
+                .any(|(kind, state, _)| kind == "run.started" && state == "delivered")
+        },
+    )
+    .await;
+    for event in [&timed_out, &timed_out] {
         app.publish(event).await;
     }
     wait_until(
@@ -409,4 +455,107 @@ fn history(app: &TestApp, run: &str) -> Vec<(String, String, String)> {
             )
         })
         .collect()
+}
+
+/// A `slack_app` posting to the fake channel `#deploys` of `server`.
+fn slack_app_spec(server: &MockServer) -> crate::support::Spec {
+    slack_app("app", &format!("{}/api", server.uri()), CHANNEL_ID)
+}
+
+#[tokio::test]
+async fn a_restart_between_start_and_end_edits_the_same_slack_message() {
+    let server = MockServer::start().await;
+    let channel = Channel::new(0, 100);
+    channel.mount(&server).await;
+    let mut app = TestApp::new().await;
+    app.spawn_worker(|config| {
+        config.add(slack_app_spec(&server));
+    })
+    .await;
+    let run = unique("run");
+    app.publish(&lifecycle_event(
+        &run,
+        "run.started",
+        "2026-11-21T10:00:00Z",
+    ))
+    .await;
+    wait_until("the start is posted", Duration::from_secs(20), || async {
+        channel.for_run(&run).len() == 1
+    })
+    .await;
+    app.stop_worker().await;
+
+    app.spawn_worker(|config| {
+        config.add(slack_app_spec(&server));
+    })
+    .await;
+    app.publish(&lifecycle_event(
+        &run,
+        "run.finished",
+        "2026-11-21T10:05:00Z",
+    ))
+    .await;
+    wait_until("the end edits it", Duration::from_secs(20), || async {
+        channel.for_run(&run).first().is_some_and(|m| m.edits == 1)
+    })
+    .await;
+    app.stop_worker().await;
+    let messages = channel.for_run(&run);
+    assert_eq!(messages.len(), 1, "one message per run");
+    assert!(
+        messages[0].body["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Run finished"),
+        "{}",
+        messages[0].body
+    );
+    assert_eq!(channel.messages.lock().unwrap().len(), 1, "no other post");
+}
+
+#[tokio::test]
+async fn thread_replies_tell_the_thread_of_each_end_of_the_run() {
+    let server = MockServer::start().await;
+    let channel = Channel::new(0, 100);
+    channel.mount(&server).await;
+    let mut app = TestApp::new().await;
+    app.spawn_worker(|config| {
+        config.add(slack_app_spec(&server).with("thread_replies", true));
+    })
+    .await;
+    let run = unique("run");
+    app.publish(&lifecycle_event(
+        &run,
+        "run.started",
+        "2026-11-21T10:00:00Z",
+    ))
+    .await;
+    wait_until("the start is posted", Duration::from_secs(20), || async {
+        channel.for_run(&run).len() == 1
+    })
+    .await;
+    app.publish(&lifecycle_event(
+        &run,
+        "run.timed_out",
+        "2026-11-21T10:30:00Z",
+    ))
+    .await;
+    wait_until(
+        "the end edits and replies",
+        Duration::from_secs(20),
+        || async { channel.messages.lock().unwrap().len() == 2 },
+    )
+    .await;
+    let messages = channel.messages.lock().unwrap().clone();
+    let (message, reply) = (&messages[0], &messages[1]);
+    assert_eq!(message.edits, 1);
+    assert_eq!(reply.body["thread_ts"], message.ts.as_str());
+    assert!(
+        reply.body["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Run timed out after 30m"),
+        "{}",
+        reply.body
+    );
 }

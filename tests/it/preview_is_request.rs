@@ -114,6 +114,7 @@ async fn deliver(integration: &Integration, event: &RunEvent) -> Receipt {
         integration: integration.name(),
         attempt: 1,
         resumed: false,
+        object_id: None,
     };
     integration
         .deliver(&notification, &CancellationToken::new())

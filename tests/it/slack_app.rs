@@ -226,6 +226,7 @@ async fn preview_shows_the_post_with_the_token_hidden_and_sends_nothing() {
             integration: app.name(),
             attempt: 1,
             resumed: false,
+            object_id: None,
         })
         .await
         .unwrap()
@@ -367,6 +368,7 @@ async fn the_previewed_post_is_the_one_a_delivery_sends() {
         integration: app.name(),
         attempt: 1,
         resumed: false,
+        object_id: None,
     };
 
     let planned = app.preview(&notification).await.unwrap().requests();

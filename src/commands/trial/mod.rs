@@ -141,7 +141,8 @@ pub fn banner(addr: SocketAddr) -> String {
          \x20 GitLab     {base}/gitlab/api/v4        (commit statuses, MR notes, MRs by commit)\n\
          \x20 Slack app  {base}/slack/api            (chat.postMessage, chat.update, history)\n\
          Then start the worker on config/run-notifier.yaml and publish config/example-event.json\n\
-         (a GitHub commit), config/example-event-gitlab.json and -bitbucket.json.\n"
+         (a GitHub commit), config/example-event-gitlab.json and -bitbucket.json, or a run's\n\
+         life: config/example-event-started.json, then -finished.json or -timed-out.json.\n"
     )
 }
 
@@ -212,11 +213,16 @@ async fn webhook(State(trial): Shared, headers: HeaderMap, body: Bytes) -> Respo
     let request = "POST /hooks/run-canceled";
     match checked {
         Ok(()) => {
+            // A start has no results yet; only a cancel says who.
+            let status = event["status"].as_str().unwrap_or("running");
+            let by = event["cancellation"]["actor"]
+                .as_str()
+                .map(|actor| format!(" by {actor}"))
+                .unwrap_or_default();
             let said = format!(
-                "signature valid, {id}: run {} {} by {}",
+                "signature valid, {id}: {} run {} {status}{by}",
+                text(&event["event"]),
                 text(&event["runId"]),
-                text(&event["status"]),
-                text(&event["cancellation"]["actor"])
             );
             trial.show("webhook", request, "204", &said, &body);
             StatusCode::NO_CONTENT.into_response()

@@ -18,9 +18,8 @@ use self::api::SlackApi;
 use super::limit::{Limiter, RateLimit};
 use super::slack::{check_message, render_message};
 use super::{
-    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
+    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step, settings,
 };
-use crate::event::{EventType, TERMINAL_EVENTS};
 use crate::failure::DeliveryError;
 use crate::render::{Format, TemplateError, Templates, template_path};
 use crate::route::Filters;
@@ -57,6 +56,10 @@ pub struct SlackAppConfig {
     /// Messages per token and channel; the default follows Slack's one a second.
     #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimit,
+    /// Also reply in the run's message thread at each end of the run (finished, timed out,
+    /// cancelled) that edits a message posted earlier, so the channel's members are told.
+    #[serde(default)]
+    pub thread_replies: bool,
 }
 }
 
@@ -77,16 +80,6 @@ impl Checks for SlackAppConfig {
 
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        // Until the message of a run is found again by its stored `ts`, a start would get a
-        // message of its own instead of the one its end edits.
-        if self
-            .filters
-            .events
-            .as_ref()
-            .is_some_and(|events| events.contains(&EventType::Started))
-        {
-            problems.push("`events`: `run.started` is not available for slack_app yet".to_owned());
-        }
         let token = self.token.expose().trim();
         if !token.starts_with("xoxb-") {
             problems.push("`token` must be a Slack bot token (`xoxb-…`)".to_owned());
@@ -157,9 +150,61 @@ impl SlackApp {
     }
 }
 
+impl SlackApp {
+    /// The run's first message, its channel and `ts` kept from the answer.
+    fn post(&self, message: Value, notification: &Notification<'_>) -> Result<Plan, DeliveryError> {
+        let post = Self::with(
+            message,
+            [
+                ("channel", json!(self.config.channel)),
+                ("metadata", Self::metadata(notification)),
+            ],
+        );
+        let request = self.api.post("chat.postMessage", &post)?;
+        let configured = self.config.channel.clone();
+        let step = Step::new(request, move |answer: &Answer| {
+            let answer: Value = serde_json::from_str(&answer.body).unwrap_or_default();
+            let ts = answer["ts"].as_str().unwrap_or("?");
+            let channel = answer["channel"].as_str().unwrap_or(&configured);
+            format!("posted message {ts} in {channel}")
+        })
+        .keeping(|answer: &Answer| {
+            let answer: Value = serde_json::from_str(&answer.body).ok()?;
+            let reference = MessageRef {
+                channel: answer["channel"].as_str()?.to_owned(),
+                ts: answer["ts"].as_str()?.to_owned(),
+            };
+            Some(reference.to_string())
+        });
+        Ok(Plan::Send(vec![step]))
+    }
+}
+
+/// Where the run's message is: the ledger keeps it as `<channel id> <ts>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct MessageRef {
+    channel: String,
+    ts: String,
+}
+
+impl MessageRef {
+    fn parse(kept: &str) -> Option<Self> {
+        let (channel, ts) = kept.split_once(' ')?;
+        Some(Self {
+            channel: channel.to_owned(),
+            ts: ts.to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Display for MessageRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.channel, self.ts)
+    }
+}
+
 impl Kind for SlackApp {
     const TYPE: &'static str = "slack_app";
-    const DEFAULT_EVENTS: &'static [EventType] = &TERMINAL_EVENTS;
     type Config = SlackAppConfig;
 
     fn build(config: SlackAppConfig, parts: &Parts) -> Self {
@@ -180,43 +225,55 @@ impl Kind for SlackApp {
         &self.config
     }
 
-    /// A first attempt plans the `chat.postMessage`. When an earlier attempt may have posted
-    /// (a retry, or a takeover after a crash), the plan reads the channel's history first and,
-    /// when the run's message is there, plans its `chat.update` instead.
+    /// One message per run: the first event posts it, later ones edit it (`chat.update`) by
+    /// the channel and `ts` the ledger kept. When an earlier attempt may have posted without
+    /// the ledger knowing (a retry, a takeover after a crash), the plan reads the channel's
+    /// history first. With `thread_replies`, an end of the run that edits the message also
+    /// replies in its thread.
     async fn plan(
         &self,
         notification: &Notification<'_>,
         io: &Io<'_>,
     ) -> Result<Plan, DeliveryError> {
         let message = self.message(notification)?;
-        if notification.outcome_unknown() {
+        let mut existing = notification.object_id.and_then(MessageRef::parse);
+        if existing.is_none() && notification.outcome_unknown() {
             let channel = self.api.channel_id(&self.config.channel, io).await?;
             let since = notification.event.time.to_utc();
-            if let Some(ts) =
-                history::find_message(&self.api, &channel, notification, since, io).await?
-            {
-                let update = Self::with(message, [("channel", json!(channel)), ("ts", json!(ts))]);
-                let request = self.api.post("chat.update", &update)?;
-                return Ok(Plan::one(request, move |_: &Answer| {
-                    format!("updated message {ts} in {channel} (an earlier attempt had posted it)")
-                }));
-            }
+            existing = history::find_message(&self.api, &channel, notification, since, io)
+                .await?
+                .map(|ts| MessageRef { channel, ts });
         }
-        let post = Self::with(
-            message,
-            [
-                ("channel", json!(self.config.channel)),
-                ("metadata", Self::metadata(notification)),
-            ],
-        );
-        let request = self.api.post("chat.postMessage", &post)?;
-        let configured = self.config.channel.clone();
-        Ok(Plan::one(request, move |answer: &Answer| {
-            let answer: Value = serde_json::from_str(&answer.body).unwrap_or_default();
-            let ts = answer["ts"].as_str().unwrap_or("?");
-            let channel = answer["channel"].as_str().unwrap_or(&configured);
-            format!("posted message {ts} in {channel}")
-        }))
+        let Some(MessageRef { channel, ts }) = existing else {
+            return self.post(message, notification);
+        };
+        let reply = (self.config.thread_replies && notification.event.event_type().is_terminal())
+            .then(|| json!({ "channel": channel, "thread_ts": ts, "text": message["text"] }));
+        let update = Self::with(message, [("channel", json!(channel)), ("ts", json!(ts))]);
+        let kept = MessageRef {
+            channel: channel.clone(),
+            ts: ts.clone(),
+        }
+        .to_string();
+        let mut steps = vec![
+            Step::new(self.api.post("chat.update", &update)?, move |_: &Answer| {
+                format!("updated message {ts} in {channel}")
+            })
+            .keeping(move |_| Some(kept.clone())),
+        ];
+        if let Some(reply) = reply {
+            steps.push(Step::new(
+                self.api.post("chat.postMessage", &reply)?,
+                |answer: &Answer| {
+                    let answer: Value = serde_json::from_str(&answer.body).unwrap_or_default();
+                    format!(
+                        "replied {} in the thread",
+                        answer["ts"].as_str().unwrap_or("?")
+                    )
+                },
+            ));
+        }
+        Ok(Plan::Send(steps))
     }
 
     async fn send(&self, request: OutgoingRequest, io: &Io<'_>) -> Result<Answer, DeliveryError> {

@@ -37,6 +37,7 @@ pub fn notification<'a>(integration: &'a Integration, event: &'a RunEvent) -> No
         integration: integration.name(),
         attempt: 1,
         resumed: false,
+        object_id: None,
     }
 }
 
