@@ -23,7 +23,8 @@
 //! - [`route`]: per-integration filters.
 //! - [`integrations`]: one module per kind behind the [`integrations::Kind`] trait, listed in
 //!   one registry; delivery is plan + send.
-//! - [`failure`]: the one place that classifies failures as transient or permanent.
+//! - [`failure`]: how a failure is described, and the HTTP rules of transient and permanent (kinds with
+//!   their own answers override them in `Kind::classify`).
 //! - [`retry`]: the retry schedule, a pure function.
 //! - [`ledger`]: one row per (run, event type, integration): exactly one effect each.
 //! - [`dispatch`]: per integration a lane (concurrency and circuit breaker), the plan for a

@@ -12,11 +12,11 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-use super::http::{Answer, OutgoingRequest};
+use super::http::{Answer, Classifier, OutgoingRequest};
 use super::notification::Notification;
 use crate::duration::HumanDuration;
-use crate::failure::DeliveryError;
-use crate::render::{TemplateError, Templates};
+use crate::failure::{DeliveryError, classify_response};
+use crate::render::{Format, TemplateError, Templates};
 use crate::route::Filters;
 
 /// Settings every integration has. Flattened, like [`Filters`], into each integration's own
@@ -37,8 +37,8 @@ pub struct Common {
     #[serde(default)]
     pub circuit_breaker: CircuitBreaker,
     /// Send the delivery span's W3C `traceparent` (and `tracestate`) header on each post, so a
-    /// receiver that traces can join the trace; only while tracing is on. Not for GitHub, whose
-    /// API does not join traces.
+    /// receiver that traces can join the trace; only while tracing is on. Not for kinds whose
+    /// receiver cannot ([`Kind::NO_TRACES`]: GitHub's API).
     #[serde(default)]
     pub send_traceparent: bool,
 }
@@ -144,19 +144,24 @@ pub struct Parts {
 }
 
 /// What a plan or a send may use: the HTTP client, the integration's timeout, the attempt's
-/// cancellation and its clock (one instant per attempt, so a signature and its timestamp agree).
+/// cancellation and its clock (one instant per attempt, so a signature and its timestamp agree),
+/// and how its kind reads an answer.
 #[derive(Debug, Clone, Copy)]
 pub struct Io<'a> {
     pub client: &'a reqwest::Client,
     pub timeout: Duration,
     pub cancel: &'a CancellationToken,
     pub now: DateTime<Utc>,
+    /// The kind's [`Kind::classify`].
+    pub classify: Classifier,
 }
 
 impl Io<'_> {
-    /// Sends `request` as it is and classifies the answer.
+    /// Sends `request` as it is and classifies the answer the kind's way.
     pub async fn send(&self, request: OutgoingRequest) -> Result<Answer, DeliveryError> {
-        request.send(self.client, self.timeout, self.cancel).await
+        request
+            .send(self.client, self.timeout, self.cancel, self.classify)
+            .await
     }
 }
 
@@ -234,6 +239,14 @@ pub trait Kind: fmt::Debug + Send + Sync + Sized + 'static {
     /// Its `type:` in the config (also its metrics label).
     const TYPE: &'static str;
 
+    /// How values are escaped in its templates. Kinds without templates keep the default.
+    const MARKUP: Format = Format::Text;
+
+    /// Why its receiver cannot join a trace, when it cannot: `send_traceparent` is then
+    /// refused at load with "`send_traceparent` is not available for " and this. `None` (the
+    /// default): the receiver may join the trace.
+    const NO_TRACES: Option<&'static str> = None;
+
     /// Its config: [`Common`] and [`Filters`] flattened, plus its own settings, with the
     /// checks they need at load.
     type Config: fmt::Debug + Clone + DeserializeOwned + Settings + Checks + Send + Sync;
@@ -252,6 +265,13 @@ pub trait Kind: fmt::Debug + Send + Sync + Sized + 'static {
         notification: &Notification<'_>,
         io: &Io<'_>,
     ) -> impl Future<Output = Result<Plan, DeliveryError>> + Send;
+
+    /// Reads the receiver's answer at `now`: `Ok` when it says yes, else the failure, worth
+    /// retrying or not. By default the status code says it all ([`classify_response`]:
+    /// webhooks, Teams); kinds whose API answers in its own way (GitLab, Slack) override this.
+    fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+        classify_response(answer.status, &answer.headers, &answer.body, now)
+    }
 
     /// Sends one planned request. Kinds that pace their requests or must add a short-lived
     /// credential override this; the request itself is what the plan (and `preview`) shows.

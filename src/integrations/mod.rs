@@ -24,7 +24,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-pub use http::{Answer, OutgoingRequest, http_client};
+pub use http::{Answer, Classifier, OutgoingRequest, http_client};
 pub(crate) use kind::settings;
 pub use kind::{Checks, Common, Io, Kind, Parts, Plan, Settings, Step, http_status};
 pub use notification::{Notification, Receipt};
@@ -71,8 +71,8 @@ impl IntegrationConfig {
     /// Rules the YAML grammar cannot express, as plain sentences.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = self.common().problems();
-        if self.common().send_traceparent && self.kind().starts_with("github") {
-            problems.push("`send_traceparent` is not available for GitHub integrations: GitHub's API does not join traces".to_owned());
+        if let Some(why) = self.no_traces().filter(|_| self.common().send_traceparent) {
+            problems.push(format!("`send_traceparent` is not available for {why}"));
         }
         problems.extend(self.own_problems());
         problems
@@ -136,6 +136,7 @@ impl Integration {
             timeout: *self.common().timeout,
             cancel,
             now,
+            classify: self.built.classifier(),
         }
     }
 

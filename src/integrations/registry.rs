@@ -25,6 +25,14 @@ macro_rules! registry {
                 }
             }
 
+            /// Why its receiver cannot join a trace, if it cannot
+            /// ([`Kind::NO_TRACES`](super::Kind::NO_TRACES)).
+            pub fn no_traces(&self) -> Option<&'static str> {
+                match self {
+                    $(Self::$variant(_) => <$kind as $crate::integrations::Kind>::NO_TRACES,)+
+                }
+            }
+
             fn settings(&self) -> &dyn $crate::integrations::Settings {
                 match self {
                     $(Self::$variant(config) => config,)+
@@ -77,6 +85,12 @@ macro_rules! registry {
             fn kind(&self) -> &'static str {
                 match self {
                     $(Self::$variant(_) => <$kind as $crate::integrations::Kind>::TYPE,)+
+                }
+            }
+
+            fn classifier(&self) -> $crate::integrations::Classifier {
+                match self {
+                    $(Self::$variant(_) => <$kind as $crate::integrations::Kind>::classify,)+
                 }
             }
 

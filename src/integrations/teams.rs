@@ -67,8 +67,8 @@ impl Checks for TeamsConfig {
         dir: &Path,
     ) -> Result<(), TemplateError> {
         let path = template_path(dir, self.template.as_deref(), DEFAULT_TEMPLATE);
-        templates.add_file(Format::TeamsJson, &self.common.name, &path)?;
-        templates.check_json(Format::TeamsJson, &self.common.name, &path, check_message)
+        templates.add_file(Teams::MARKUP, &self.common.name, &path)?;
+        templates.check_json(Teams::MARKUP, &self.common.name, &path, check_message)
     }
 }
 
@@ -182,11 +182,7 @@ impl Teams {
     pub fn message(&self, notification: &Notification<'_>) -> Result<Value, DeliveryError> {
         let mut message = self
             .templates
-            .render_json(
-                Format::TeamsJson,
-                &self.config.common.name,
-                notification.event,
-            )
+            .render_json(Self::MARKUP, &self.config.common.name, notification.event)
             .map_err(DeliveryError::permanent)?;
         if fit(&mut message) {
             tracing::debug!("the card was over {MAX_PAYLOAD_BYTES} bytes and was shortened");
@@ -197,6 +193,7 @@ impl Teams {
 
 impl Kind for Teams {
     const TYPE: &'static str = "teams";
+    const MARKUP: Format = Format::TeamsJson;
     type Config = TeamsConfig;
 
     fn build(config: TeamsConfig, parts: &Parts) -> Self {

@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use octocrab::Octocrab;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderName, LINK};
@@ -15,7 +15,7 @@ use url::Url;
 use super::auth::Credential;
 use super::{ACCEPT_JSON, API_VERSION, GithubApi};
 use crate::failure::{
-    DeliveryError, Dialect, FailureKind, classify_response, classify_transport, error_chain,
+    DeliveryError, FailureKind, classify_response, classify_transport, error_chain,
 };
 use crate::integrations::limit::Limiter;
 use crate::integrations::{Answer, Io, OutgoingRequest};
@@ -101,7 +101,7 @@ impl GithubClient {
             false,
         );
         request.header(AUTHORIZATION, &credential.authorization(), true);
-        Ok(request.with_dialect(Dialect::Github))
+        Ok(request)
     }
 
     /// Sends a request made by [`request`](Self::request): writes wait for the credential's
@@ -220,6 +220,29 @@ fn build(
         .build_with_reqwest(http.clone())
         .and_then(|app| app.installation(*installation_id))
         .map_err(fail)
+}
+
+/// How the GitHub REST API answers: the status code says it, and an error's JSON body carries
+/// a `message` and maybe `errors`, which is what the failure quotes.
+pub fn classify_answer(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+    let body = github_message(&answer.body);
+    classify_response(answer.status, &answer.headers, &body, now)
+}
+
+/// `message: [errors]` from a GitHub error body, or the body itself when it is not that JSON.
+fn github_message(body: &str) -> String {
+    let Ok(serde_json::Value::Object(error)) = serde_json::from_str(body) else {
+        return body.to_owned();
+    };
+    let Some(message) = error.get("message").and_then(|m| m.as_str()) else {
+        return body.to_owned();
+    };
+    match error.get("errors") {
+        Some(serde_json::Value::Array(errors)) if !errors.is_empty() => {
+            format!("{message}: {}", serde_json::Value::from(errors.clone()))
+        }
+        _ => message.to_owned(),
+    }
 }
 
 /// Maps an octocrab error into the one classification: GitHub's answers by status and

@@ -5,11 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use super::GithubApi;
-use super::client::GithubClient;
+use super::client::{GithubClient, classify_answer};
 use super::pulls::{find_comment, open_pulls_with_head};
 use crate::event::{Repo, RunId};
 use crate::failure::DeliveryError;
@@ -61,7 +62,7 @@ impl Checks for GithubPrCommentConfig {
         dir: &Path,
     ) -> Result<(), TemplateError> {
         let path = template_path(dir, self.template.as_deref(), DEFAULT_TEMPLATE);
-        templates.add_file(Format::Markdown, &self.template_name(), &path)
+        templates.add_file(GithubPrComment::MARKUP, &self.template_name(), &path)
     }
 }
 
@@ -102,7 +103,7 @@ impl GithubPrComment {
         let rendered = self
             .templates
             .render(
-                Format::Markdown,
+                Self::MARKUP,
                 &self.config.template_name(),
                 &variables(event),
             )
@@ -160,6 +161,12 @@ impl GithubPrComment {
 impl Kind for GithubPrComment {
     const TYPE: &'static str = "github_pr_comment";
     type Config = GithubPrCommentConfig;
+    const NO_TRACES: Option<&'static str> = super::NO_TRACES;
+    const MARKUP: Format = Format::Markdown;
+
+    fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+        classify_answer(answer, now)
+    }
 
     fn build(config: GithubPrCommentConfig, parts: &Parts) -> Self {
         let client = GithubClient::new(&config.api, parts.client.clone());

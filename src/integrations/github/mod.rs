@@ -17,6 +17,9 @@ pub const ACCEPT_JSON: &str = "application/vnd.github+json";
 /// The REST API version the requests are written against.
 pub const API_VERSION: &str = "2022-11-28";
 
+/// Why GitHub integrations refuse `send_traceparent` (see [`Kind::NO_TRACES`](super::Kind::NO_TRACES)).
+pub const NO_TRACES: Option<&str> = Some("GitHub integrations: GitHub's API does not join traces");
+
 /// Where the GitHub API lives unless `api_url` says otherwise.
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
 /// Remotes on this host are GitHub's unless `host` says otherwise.

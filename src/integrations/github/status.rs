@@ -4,11 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use super::GithubApi;
-use super::client::GithubClient;
+use super::client::{GithubClient, classify_answer};
 use crate::event::RunStatus;
 use crate::failure::DeliveryError;
 use crate::integrations::status_texts::StatusTexts;
@@ -121,6 +122,11 @@ impl GithubStatus {
 impl Kind for GithubStatus {
     const TYPE: &'static str = "github_status";
     type Config = GithubStatusConfig;
+    const NO_TRACES: Option<&'static str> = super::NO_TRACES;
+
+    fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+        classify_answer(answer, now)
+    }
 
     fn build(config: GithubStatusConfig, parts: &Parts) -> Self {
         let client = GithubClient::new(&config.api, parts.client.clone());

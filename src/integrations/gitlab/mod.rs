@@ -1,12 +1,14 @@
 //! The GitLab integrations (gitlab.com and self-managed): commit statuses and merge request
 //! notes, over GitLab's REST API v4 with reqwest (no GitLab crate is needed for four routes).
 
+mod answer;
 pub mod auth;
 pub mod note;
 pub mod pages;
 pub mod project;
 pub mod status;
 
+use chrono::{DateTime, Utc};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, HeaderName};
 use serde::Deserialize;
@@ -15,7 +17,7 @@ use url::Url;
 use self::auth::GitlabAuth;
 use super::limit::{Limiter, RateLimit};
 use super::{Answer, Io, OutgoingRequest};
-use crate::failure::{DeliveryError, Dialect};
+use crate::failure::DeliveryError;
 use crate::secret::Secret;
 
 /// Where the GitLab API lives unless `api_url` says otherwise.
@@ -54,6 +56,11 @@ fn default_host() -> String {
 /// limits note creation to 300 a minute by default; stay well under both.
 fn default_rate_limit() -> RateLimit {
     RateLimit::new(240, 10)
+}
+
+/// How GitLab's REST API answers (both GitLab kinds' [`Kind::classify`](super::Kind::classify)).
+pub fn classify_answer(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+    answer::classify(answer.status, &answer.headers, &answer.body, now)
 }
 
 impl GitlabApi {
@@ -116,8 +123,7 @@ impl GitlabClient {
             .map_err(|err| DeliveryError::permanent(format!("cannot build a GitLab URL: {err}")))
     }
 
-    /// A complete request: JSON body if any, the credential (marked sensitive), GitLab's
-    /// dialect.
+    /// A complete request: JSON body if any, the credential (marked sensitive).
     pub fn request(
         &self,
         method: Method,
@@ -133,7 +139,7 @@ impl GitlabClient {
         request.header(ACCEPT, "application/json", false);
         let (name, value) = self.auth.clone().map_err(DeliveryError::permanent)?;
         request.header(name, value.expose(), true);
-        Ok(request.with_dialect(Dialect::Gitlab))
+        Ok(request)
     }
 
     /// Sends `request` once a permit of the credential's limiter is free.

@@ -5,12 +5,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use super::pages::{find_note, open_merge_requests_with_head};
 use super::project::ProjectPath;
-use super::{GitlabApi, GitlabClient};
+use super::{GitlabApi, GitlabClient, classify_answer};
 use crate::failure::DeliveryError;
 use crate::integrations::github::comment::marker;
 use crate::integrations::text::with_marker;
@@ -64,7 +65,7 @@ impl Checks for GitlabMrNoteConfig {
         dir: &Path,
     ) -> Result<(), TemplateError> {
         let path = template_path(dir, self.template.as_deref(), DEFAULT_TEMPLATE);
-        templates.add_file(Format::GitlabMarkdown, &self.template_name(), &path)
+        templates.add_file(GitlabMrNote::MARKUP, &self.template_name(), &path)
     }
 }
 
@@ -94,7 +95,7 @@ impl GitlabMrNote {
         let rendered = self
             .templates
             .render(
-                Format::GitlabMarkdown,
+                Self::MARKUP,
                 &self.config.template_name(),
                 &variables(event),
             )
@@ -147,6 +148,11 @@ impl GitlabMrNote {
 impl Kind for GitlabMrNote {
     const TYPE: &'static str = "gitlab_mr_note";
     type Config = GitlabMrNoteConfig;
+    const MARKUP: Format = Format::GitlabMarkdown;
+
+    fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+        classify_answer(answer, now)
+    }
 
     fn build(config: GitlabMrNoteConfig, parts: &Parts) -> Self {
         let client = GitlabClient::new(&config.api);

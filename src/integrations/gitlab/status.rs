@@ -4,11 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::project::ProjectPath;
-use super::{GitlabApi, GitlabClient};
+use super::{GitlabApi, GitlabClient, classify_answer};
 use crate::event::{CommitSha, RunStatus};
 use crate::failure::DeliveryError;
 use crate::integrations::status_texts::StatusTexts;
@@ -132,6 +133,10 @@ fn route(project: &ProjectPath, sha: &CommitSha) -> String {
 impl Kind for GitlabStatus {
     const TYPE: &'static str = "gitlab_status";
     type Config = GitlabStatusConfig;
+
+    fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+        classify_answer(answer, now)
+    }
 
     fn build(config: GitlabStatusConfig, parts: &Parts) -> Self {
         let client = GitlabClient::new(&config.api);

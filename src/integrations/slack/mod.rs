@@ -1,6 +1,7 @@
 //! The `slack` integration: a Block Kit message rendered from a template and POSTed to an
 //! incoming webhook, cut to Slack's limits before it is sent.
 
+mod answer;
 mod fit;
 
 pub use fit::{
@@ -11,6 +12,7 @@ pub use fit::{
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -20,7 +22,7 @@ use super::{
     Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, http_status,
     settings,
 };
-use crate::failure::{DeliveryError, Dialect};
+use crate::failure::DeliveryError;
 use crate::render::{Format, TemplateError, Templates, escape_slack, template_path};
 use crate::route::Filters;
 use crate::secret::Secret;
@@ -70,8 +72,8 @@ impl Checks for SlackConfig {
         dir: &Path,
     ) -> Result<(), TemplateError> {
         let path = template_path(dir, self.template.as_deref(), DEFAULT_TEMPLATE);
-        templates.add_file(Format::SlackJson, &self.common.name, &path)?;
-        templates.check_json(Format::SlackJson, &self.common.name, &path, check_message)
+        templates.add_file(Slack::MARKUP, &self.common.name, &path)?;
+        templates.check_json(Slack::MARKUP, &self.common.name, &path, check_message)
     }
 }
 
@@ -125,7 +127,7 @@ pub(super) fn render_message(
     notification: &Notification<'_>,
 ) -> Result<Value, DeliveryError> {
     let mut message = templates
-        .render_json(Format::SlackJson, integration, notification.event)
+        .render_json(Slack::MARKUP, integration, notification.event)
         .map_err(DeliveryError::permanent)?;
     // Checked at load against the samples, but a real event can still render an empty
     // `text` (say, from a `null` note), and Slack refuses a message without one.
@@ -143,6 +145,13 @@ pub(super) fn render_message(
 impl Kind for Slack {
     const TYPE: &'static str = "slack";
     type Config = SlackConfig;
+    const MARKUP: Format = Format::SlackJson;
+
+    /// Slack's incoming webhooks: success is `200` with the body `ok`; an error is a body
+    /// such as `invalid_payload` or `channel_not_found`, on a 4xx or even on a 200.
+    fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+        answer::classify(answer.status, &answer.headers, &answer.body, now)
+    }
 
     fn build(config: SlackConfig, parts: &Parts) -> Self {
         let limiter =
@@ -167,9 +176,7 @@ impl Kind for Slack {
             serde_json::to_vec(&self.message(notification)?).expect("a JSON value serialises");
         let url = secret_url("webhook_url", &self.config.webhook_url)
             .map_err(DeliveryError::permanent)?;
-        let request = OutgoingRequest::post_json(url, body)
-            .with_secret_url()
-            .with_dialect(Dialect::Slack);
+        let request = OutgoingRequest::post_json(url, body).with_secret_url();
         Ok(Plan::one(request, http_status))
     }
 

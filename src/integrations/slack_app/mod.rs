@@ -4,19 +4,21 @@
 //! answer and the ledger record) finds its message in the channel and edits it with
 //! `chat.update` instead of posting a second one.
 
+mod answer;
 pub mod api;
 pub mod history;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
 
 use self::api::SlackApi;
 use super::limit::{Limiter, RateLimit};
-use super::slack::{check_message, render_message};
+use super::slack::{Slack, check_message, render_message};
 use super::{
     Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
 };
@@ -97,8 +99,8 @@ impl Checks for SlackAppConfig {
         dir: &Path,
     ) -> Result<(), TemplateError> {
         let path = template_path(dir, self.template.as_deref(), DEFAULT_TEMPLATE);
-        templates.add_file(Format::SlackJson, &self.common.name, &path)?;
-        templates.check_json(Format::SlackJson, &self.common.name, &path, check_message)
+        templates.add_file(SlackApp::MARKUP, &self.common.name, &path)?;
+        templates.check_json(SlackApp::MARKUP, &self.common.name, &path, check_message)
     }
 }
 
@@ -143,6 +145,14 @@ impl SlackApp {
 impl Kind for SlackApp {
     const TYPE: &'static str = "slack_app";
     type Config = SlackAppConfig;
+    /// The same messages as `type: slack`.
+    const MARKUP: Format = Slack::MARKUP;
+
+    /// Slack's Web API: success is `"ok": true` in a JSON body; an `"ok": false` answer
+    /// (often with HTTP 200) is classified by its `error` code.
+    fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+        answer::classify(answer.status, &answer.headers, &answer.body, now)
+    }
 
     fn build(config: SlackAppConfig, parts: &Parts) -> Self {
         let limiter = Limiter::for_credential(
