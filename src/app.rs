@@ -13,7 +13,6 @@ use crate::config::{Config, LedgerConfig};
 use crate::dispatch::Dispatcher;
 use crate::integrations::{build_all, http_client};
 use crate::ledger::Ledger;
-use crate::render::TemplateError;
 use crate::retry::RetryPolicy;
 use crate::worker::Worker;
 
@@ -21,8 +20,7 @@ use crate::worker::Worker;
 /// consuming, lets in-flight deliveries finish within the grace period, hands back the rest,
 /// and closes the connection.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let integrations = build_all(&config.integrations, &config.templates_dir, &http_client())
-        .map_err(TemplateError::all)?;
+    let integrations = build_all(&config.integrations, &config.templates_dir, &http_client())?;
     let health = Health::new(*config.worker.stall_timeout);
     let ledger_slot = LedgerSlot::default();
     let admin = admin::serve(

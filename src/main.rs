@@ -188,8 +188,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                 &config.integrations,
                 &config.templates_dir,
                 &integrations::http_client(),
-            )
-            .map_err(run_notifier::render::TemplateError::all)?;
+            )?;
             println!("{}: {}", path.config.display(), commands::describe(&config));
             Ok(())
         }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::http::{Answer, Classifier, OutgoingRequest};
 use super::notification::Notification;
+use super::problems::Problems;
 use crate::duration::HumanDuration;
 use crate::failure::{DeliveryError, classify_response};
 use crate::render::{Format, TemplateError, Templates};
@@ -107,11 +108,8 @@ pub trait Settings {
     fn filters(&self) -> &Filters;
 }
 
-/// What a kind's config checks at load, beyond what its grammar says.
+/// What a kind's config checks at load besides what [`Kind::build`] finds: its templates.
 pub trait Checks {
-    /// Rules of its own settings the grammar cannot express, as sentences.
-    fn problems(&self) -> Vec<String>;
-
     /// Compiles and checks its templates into `templates` (a template that fails stops the
     /// start, never a send). Kinds without templates keep this default.
     fn register_templates(&self, _: &mut Templates, _: &Path) -> Result<(), TemplateError> {
@@ -134,13 +132,12 @@ macro_rules! settings {
 }
 pub(crate) use settings;
 
-/// What building an integration may use besides its config.
-#[derive(Debug, Clone)]
+/// What building an integration may use besides its config. The default (no templates) is
+/// what the config's checks at load build with: they need the problems, not the integration.
+#[derive(Debug, Clone, Default)]
 pub struct Parts {
     /// Every integration's compiled templates.
     pub templates: Arc<Templates>,
-    /// The process's one HTTP client.
-    pub client: reqwest::Client,
 }
 
 /// What a plan or a send may use: the HTTP client, the integration's timeout, the attempt's
@@ -247,12 +244,14 @@ pub trait Kind: fmt::Debug + Send + Sync + Sized + 'static {
     /// default): the receiver may join the trace.
     const NO_TRACES: Option<&'static str> = None;
 
-    /// Its config: [`Common`] and [`Filters`] flattened, plus its own settings, with the
-    /// checks they need at load.
+    /// Its config: [`Common`] and [`Filters`] flattened, plus its own settings, with its
+    /// templates' checks.
     type Config: fmt::Debug + Clone + DeserializeOwned + Settings + Checks + Send + Sync;
 
-    /// The ready-to-use integration.
-    fn build(config: Self::Config, parts: &Parts) -> Self;
+    /// The ready-to-use integration, holding what it needs parsed (URLs, credentials), or
+    /// every rule of its own settings that the grammar cannot express and the config breaks.
+    /// Run at load for every integration, so that all problems are reported at once.
+    fn build(config: Self::Config, parts: &Parts) -> Result<Self, Problems>;
 
     /// The config it was built from.
     fn config(&self) -> &Self::Config;

@@ -39,14 +39,6 @@ macro_rules! registry {
                 }
             }
 
-            fn own_problems(&self) -> Vec<String> {
-                match self {
-                    $(Self::$variant(config) => {
-                        $crate::integrations::Checks::problems(config)
-                    })+
-                }
-            }
-
             /// Compiles and checks this integration's templates into `templates` (a template
             /// that fails stops the start, never a send).
             pub fn register_templates(
@@ -61,16 +53,16 @@ macro_rules! registry {
                 }
             }
 
-            /// The ready-to-use integration.
-            pub fn build(&self, parts: &$crate::integrations::Parts) -> Integration {
-                let built = match self {
-                    $(Self::$variant(config) => Built::$variant(
-                        <$kind as $crate::integrations::Kind>::build(config.clone(), parts),
-                    ),)+
-                };
-                Integration {
-                    built,
-                    client: parts.client.clone(),
+            /// Its kind's [`Kind::build`](super::Kind::build).
+            fn build_kind(
+                &self,
+                parts: &$crate::integrations::Parts,
+            ) -> Result<Built, $crate::integrations::Problems> {
+                match self {
+                    $(Self::$variant(config) => {
+                        <$kind as $crate::integrations::Kind>::build(config.clone(), parts)
+                            .map(Built::$variant)
+                    })+
                 }
             }
         }

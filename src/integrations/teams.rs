@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+use url::Url;
 
 use super::http::secret_url;
 use super::{
-    Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, http_status, settings,
+    Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Problems, http_status,
+    settings,
 };
 use crate::failure::DeliveryError;
 use crate::render::{Format, TemplateError, Templates, template_path, truncate};
@@ -53,13 +55,6 @@ pub struct TeamsConfig {
 settings!(TeamsConfig);
 
 impl Checks for TeamsConfig {
-    fn problems(&self) -> Vec<String> {
-        secret_url("webhook_url", &self.webhook_url)
-            .err()
-            .into_iter()
-            .collect()
-    }
-
     /// Compiles the template and checks that every sample renders a card Teams accepts.
     fn register_templates(
         &self,
@@ -175,6 +170,8 @@ fn shorten(value: &mut Value, limit: usize) {
 pub struct Teams {
     config: TeamsConfig,
     templates: Arc<Templates>,
+    /// The webhook URL, parsed once; a credential, never shown.
+    url: Url,
 }
 
 impl Teams {
@@ -196,11 +193,13 @@ impl Kind for Teams {
     const MARKUP: Format = Format::TeamsJson;
     type Config = TeamsConfig;
 
-    fn build(config: TeamsConfig, parts: &Parts) -> Self {
-        Self {
+    fn build(config: TeamsConfig, parts: &Parts) -> Result<Self, Problems> {
+        let url = secret_url("webhook_url", &config.webhook_url)?;
+        Ok(Self {
             config,
             templates: Arc::clone(&parts.templates),
-        }
+            url,
+        })
     }
 
     fn config(&self) -> &TeamsConfig {
@@ -214,9 +213,7 @@ impl Kind for Teams {
     ) -> Result<Plan, DeliveryError> {
         let body =
             serde_json::to_vec(&self.message(notification)?).expect("a JSON value serialises");
-        let url = secret_url("webhook_url", &self.config.webhook_url)
-            .map_err(DeliveryError::permanent)?;
-        let request = OutgoingRequest::post_json(url, body).with_secret_url();
+        let request = OutgoingRequest::post_json(self.url.clone(), body).with_secret_url();
         Ok(Plan::one(request, http_status))
     }
 }

@@ -410,7 +410,7 @@ fn a_broken_name_template_stops_the_start_with_its_place() {
         &run_notifier::integrations::http_client(),
     )
     .unwrap_err();
-    let shown = format!("{}", problems[0]);
+    let shown = problems[0].clone();
     assert!(shown.starts_with("integration `g`: context"), "{shown}");
     assert!(shown.contains("nope"), "{shown}");
 }

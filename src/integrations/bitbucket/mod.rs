@@ -20,10 +20,12 @@ use crate::integrations::limit::{Limiter, RateLimit};
 use crate::integrations::target::CommitTarget;
 use crate::integrations::text::{cut, one_line};
 use crate::integrations::{
-    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
+    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Problems,
+    settings,
 };
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
 use crate::route::Filters;
+use crate::secret::Secret;
 
 /// Descriptions are kept to one short line.
 pub const MAX_DESCRIPTION: usize = 255;
@@ -85,26 +87,27 @@ impl BitbucketStatusConfig {
     }
 }
 
-impl Checks for BitbucketStatusConfig {
-    fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
+impl BitbucketStatusConfig {
+    /// The `Authorization` header's value, or every problem of the settings.
+    fn authorization(&self) -> Result<Secret, Problems> {
+        let mut problems = Problems::new();
         if !matches!(self.api_url.scheme(), "http" | "https") {
-            problems.push("`api_url` must be an http or https URL".to_owned());
+            problems.push("`api_url` must be an http or https URL");
         }
-        if let Err(problem) = self.auth.authorization() {
-            problems.push(problem);
-        } else if reqwest::header::HeaderValue::from_str(
-            &self.auth.authorization().unwrap_or_default(),
-        )
-        .is_err()
-        {
-            problems
-                .push("`auth`: the credential contains characters a header cannot carry".into());
-        }
+        let authorization = problems.take(self.auth.authorization().and_then(|value| {
+            match reqwest::header::HeaderValue::from_str(&value) {
+                Ok(_) => Ok(Secret::new(value)),
+                Err(_) => {
+                    Err("`auth`: the credential contains characters a header cannot carry".into())
+                }
+            }
+        }));
         problems.extend(self.rate_limit.problems());
-        problems
+        problems.or_built(authorization)
     }
+}
 
+impl Checks for BitbucketStatusConfig {
     /// Compiles the description and name templates (checked against the sample events).
     fn register_templates(
         &self,
@@ -134,6 +137,8 @@ pub struct BuildStatus {
 pub struct BitbucketStatus {
     config: BitbucketStatusConfig,
     templates: Arc<Templates>,
+    /// The `Authorization` header's value, made once.
+    authorization: Secret,
     limiter: Limiter,
 }
 
@@ -166,17 +171,18 @@ impl Kind for BitbucketStatus {
     const TYPE: &'static str = "bitbucket_status";
     type Config = BitbucketStatusConfig;
 
-    fn build(config: BitbucketStatusConfig, parts: &Parts) -> Self {
-        let authorization = config.auth.authorization().unwrap_or_default();
+    fn build(config: BitbucketStatusConfig, parts: &Parts) -> Result<Self, Problems> {
+        let authorization = config.authorization()?;
         let limiter = Limiter::for_credential(
-            &["bitbucket", config.api_url.as_str(), &authorization],
+            &["bitbucket", config.api_url.as_str(), authorization.expose()],
             config.rate_limit,
         );
-        Self {
+        Ok(Self {
             config,
             templates: Arc::clone(&parts.templates),
+            authorization,
             limiter,
-        }
+        })
     }
 
     fn config(&self) -> &BitbucketStatusConfig {
@@ -214,12 +220,7 @@ impl Kind for BitbucketStatus {
             ]);
         let json = serde_json::to_vec(&body).expect("the build status serialises");
         let mut request = OutgoingRequest::post_json(url, json);
-        let authorization = self
-            .config
-            .auth
-            .authorization()
-            .map_err(DeliveryError::permanent)?;
-        request.header(AUTHORIZATION, &authorization, true);
+        request.header(AUTHORIZATION, self.authorization.expose(), true);
         let path = request.url.path().to_owned();
         Ok(Plan::one(request, move |answer: &Answer| {
             format!("HTTP {} from {path}", answer.status.as_u16())

@@ -17,7 +17,8 @@ use crate::failure::DeliveryError;
 use crate::integrations::target::repo_on;
 use crate::integrations::text::with_marker;
 use crate::integrations::{
-    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step, settings,
+    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Problems, Step,
+    settings,
 };
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
 use crate::route::Filters;
@@ -51,10 +52,6 @@ impl GithubPrCommentConfig {
 }
 
 impl Checks for GithubPrCommentConfig {
-    fn problems(&self) -> Vec<String> {
-        self.api.problems()
-    }
-
     /// Compiles the body template (checked against the sample events).
     fn register_templates(
         &self,
@@ -168,13 +165,13 @@ impl Kind for GithubPrComment {
         classify_answer(answer, now)
     }
 
-    fn build(config: GithubPrCommentConfig, parts: &Parts) -> Self {
-        let client = GithubClient::new(&config.api, parts.client.clone());
-        Self {
+    fn build(config: GithubPrCommentConfig, parts: &Parts) -> Result<Self, Problems> {
+        let client = GithubClient::new(&config.api)?;
+        Ok(Self {
             config,
             templates: Arc::clone(&parts.templates),
             client,
-        }
+        })
     }
 
     fn config(&self) -> &GithubPrCommentConfig {

@@ -45,16 +45,6 @@ pub struct GithubApi {
     pub rate_limit: RateLimit,
 }
 
-impl GithubApi {
-    /// Rules the grammar cannot express, as sentences.
-    pub(crate) fn problems(&self) -> Vec<String> {
-        let mut problems = api_problems(&self.api_url, &self.host);
-        problems.extend(self.auth.problems());
-        problems.extend(self.rate_limit.problems());
-        problems
-    }
-}
-
 fn default_api_url() -> Url {
     Url::parse(DEFAULT_API_URL).expect("a valid URL")
 }
@@ -68,7 +58,7 @@ fn default_rate_limit() -> RateLimit {
 }
 
 /// Checks of where the API is and which remotes apply.
-fn api_problems(api_url: &Url, host: &str) -> Vec<String> {
+pub(crate) fn api_problems(api_url: &Url, host: &str) -> Vec<String> {
     let mut problems = Vec::new();
     if !matches!(api_url.scheme(), "http" | "https") || api_url.host_str().is_none() {
         problems.push("`api_url` must be an http or https URL".to_owned());

@@ -16,7 +16,8 @@ use crate::integrations::status_texts::StatusTexts;
 use crate::integrations::target::CommitTarget;
 use crate::integrations::text::cut;
 use crate::integrations::{
-    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
+    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Problems,
+    settings,
 };
 use crate::render::{TemplateError, Templates};
 use crate::route::Filters;
@@ -62,10 +63,6 @@ impl GithubStatusConfig {
 }
 
 impl Checks for GithubStatusConfig {
-    fn problems(&self) -> Vec<String> {
-        self.api.problems()
-    }
-
     /// Compiles the description and context templates (checked against the sample events).
     fn register_templates(
         &self,
@@ -128,13 +125,13 @@ impl Kind for GithubStatus {
         classify_answer(answer, now)
     }
 
-    fn build(config: GithubStatusConfig, parts: &Parts) -> Self {
-        let client = GithubClient::new(&config.api, parts.client.clone());
-        Self {
+    fn build(config: GithubStatusConfig, parts: &Parts) -> Result<Self, Problems> {
+        let client = GithubClient::new(&config.api)?;
+        Ok(Self {
             config,
             templates: Arc::clone(&parts.templates),
             client,
-        }
+        })
     }
 
     fn config(&self) -> &GithubStatusConfig {

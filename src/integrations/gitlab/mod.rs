@@ -16,7 +16,7 @@ use url::Url;
 
 use self::auth::GitlabAuth;
 use super::limit::{Limiter, RateLimit};
-use super::{Answer, Io, OutgoingRequest};
+use super::{Answer, Io, OutgoingRequest, Problems};
 use crate::failure::DeliveryError;
 use crate::secret::Secret;
 
@@ -64,9 +64,9 @@ pub fn classify_answer(answer: &Answer, now: DateTime<Utc>) -> Result<(), Delive
 }
 
 impl GitlabApi {
-    /// Rules the grammar cannot express, as sentences.
-    pub(crate) fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
+    /// Rules of where the API is and which remotes apply, as sentences.
+    fn problems(&self) -> Problems {
+        let mut problems = Problems::new();
         let url = &self.api_url;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             problems.push("`api_url` must be an http or https URL".to_owned());
@@ -81,10 +81,6 @@ impl GitlabApi {
         {
             problems.push("`host` must be a host name such as `gitlab.com`".to_owned());
         }
-        if let Err(problem) = self.auth.header() {
-            problems.push(problem);
-        }
-        problems.extend(self.rate_limit.problems());
         problems
     }
 }
@@ -93,27 +89,26 @@ impl GitlabApi {
 #[derive(Debug)]
 pub struct GitlabClient {
     api_url: Url,
-    /// The credential's header, its value a secret (never in `Debug`), or what is wrong.
-    auth: Result<(HeaderName, Secret), String>,
+    /// The credential's header, its value a secret (never in `Debug`).
+    auth: (HeaderName, Secret),
     limiter: Limiter,
 }
 
 impl GitlabClient {
-    pub fn new(api: &GitlabApi) -> Self {
-        let auth = api
-            .auth
-            .header()
-            .map(|(name, value)| (name, Secret::new(value)));
-        let credential = auth.as_ref().map(|(_, v)| v.expose()).unwrap_or_default();
-        let limiter = Limiter::for_credential(
-            &["gitlab", api.api_url.as_str(), credential],
-            api.rate_limit,
-        );
-        Self {
+    /// The client of `api`, or every problem of the settings (where the API is, the
+    /// credential, the rate limit).
+    pub fn new(api: &GitlabApi) -> Result<Self, Problems> {
+        let mut problems = api.problems();
+        let auth = problems.take(api.auth.header());
+        problems.extend(api.rate_limit.problems());
+        let (name, value) = problems.or_built(auth)?;
+        let limiter =
+            Limiter::for_credential(&["gitlab", api.api_url.as_str(), &value], api.rate_limit);
+        Ok(Self {
             api_url: api.api_url.clone(),
-            auth,
+            auth: (name, Secret::new(value)),
             limiter,
-        }
+        })
     }
 
     /// `route` (starting with `/`, already encoded) under `api_url`.
@@ -137,8 +132,8 @@ impl GitlabClient {
         };
         request.method = method;
         request.header(ACCEPT, "application/json", false);
-        let (name, value) = self.auth.clone().map_err(DeliveryError::permanent)?;
-        request.header(name, value.expose(), true);
+        let (name, value) = &self.auth;
+        request.header(name.clone(), value.expose(), true);
         Ok(request)
     }
 

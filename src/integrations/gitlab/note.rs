@@ -16,7 +16,8 @@ use crate::failure::DeliveryError;
 use crate::integrations::github::comment::marker;
 use crate::integrations::text::with_marker;
 use crate::integrations::{
-    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step, settings,
+    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Problems, Step,
+    settings,
 };
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
 use crate::route::Filters;
@@ -54,10 +55,6 @@ impl GitlabMrNoteConfig {
 }
 
 impl Checks for GitlabMrNoteConfig {
-    fn problems(&self) -> Vec<String> {
-        self.api.problems()
-    }
-
     /// Compiles the body template (checked against the sample events).
     fn register_templates(
         &self,
@@ -154,13 +151,13 @@ impl Kind for GitlabMrNote {
         classify_answer(answer, now)
     }
 
-    fn build(config: GitlabMrNoteConfig, parts: &Parts) -> Self {
-        let client = GitlabClient::new(&config.api);
-        Self {
+    fn build(config: GitlabMrNoteConfig, parts: &Parts) -> Result<Self, Problems> {
+        let client = GitlabClient::new(&config.api)?;
+        Ok(Self {
             config,
             templates: Arc::clone(&parts.templates),
             client,
-        }
+        })
     }
 
     fn config(&self) -> &GitlabMrNoteConfig {

@@ -15,7 +15,8 @@ use crate::failure::DeliveryError;
 use crate::integrations::status_texts::StatusTexts;
 use crate::integrations::text::cut;
 use crate::integrations::{
-    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
+    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Problems,
+    settings,
 };
 use crate::render::{TemplateError, Templates};
 use crate::route::Filters;
@@ -75,10 +76,6 @@ impl GitlabStatusConfig {
 }
 
 impl Checks for GitlabStatusConfig {
-    fn problems(&self) -> Vec<String> {
-        self.api.problems()
-    }
-
     /// Compiles the description and name templates (checked against the sample events).
     fn register_templates(
         &self,
@@ -138,13 +135,13 @@ impl Kind for GitlabStatus {
         classify_answer(answer, now)
     }
 
-    fn build(config: GitlabStatusConfig, parts: &Parts) -> Self {
-        let client = GitlabClient::new(&config.api);
-        Self {
+    fn build(config: GitlabStatusConfig, parts: &Parts) -> Result<Self, Problems> {
+        let client = GitlabClient::new(&config.api)?;
+        Ok(Self {
             config,
             templates: Arc::clone(&parts.templates),
             client,
-        }
+        })
     }
 
     fn config(&self) -> &GitlabStatusConfig {

@@ -15,12 +15,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
+use url::Url;
 
 use super::http::secret_url;
 use super::limit::{Limiter, RateLimit};
 use super::{
-    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, http_status,
-    settings,
+    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Problems,
+    http_status, settings,
 };
 use crate::failure::DeliveryError;
 use crate::render::{Format, TemplateError, Templates, escape_slack, template_path};
@@ -56,15 +57,6 @@ fn default_rate_limit() -> RateLimit {
 settings!(SlackConfig);
 
 impl Checks for SlackConfig {
-    fn problems(&self) -> Vec<String> {
-        let mut problems: Vec<String> = secret_url("webhook_url", &self.webhook_url)
-            .err()
-            .into_iter()
-            .collect();
-        problems.extend(self.rate_limit.problems());
-        problems
-    }
-
     /// Compiles the template and checks that every sample renders a message Slack accepts.
     fn register_templates(
         &self,
@@ -108,6 +100,8 @@ pub fn ensure_text(message: &mut Value, fallback: &str) {
 pub struct Slack {
     config: SlackConfig,
     templates: Arc<Templates>,
+    /// The webhook URL, parsed once; a credential, never shown.
+    url: Url,
     /// Shared by every integration posting to the same webhook.
     limiter: Limiter,
 }
@@ -153,14 +147,19 @@ impl Kind for Slack {
         answer::classify(answer.status, &answer.headers, &answer.body, now)
     }
 
-    fn build(config: SlackConfig, parts: &Parts) -> Self {
+    fn build(config: SlackConfig, parts: &Parts) -> Result<Self, Problems> {
+        let mut problems = Problems::new();
+        let url = problems.take(secret_url("webhook_url", &config.webhook_url));
+        problems.extend(config.rate_limit.problems());
+        let url = problems.or_built(url)?;
         let limiter =
             Limiter::for_credential(&["slack", config.webhook_url.expose()], config.rate_limit);
-        Self {
+        Ok(Self {
             config,
             templates: Arc::clone(&parts.templates),
+            url,
             limiter,
-        }
+        })
     }
 
     fn config(&self) -> &SlackConfig {
@@ -174,9 +173,7 @@ impl Kind for Slack {
     ) -> Result<Plan, DeliveryError> {
         let body =
             serde_json::to_vec(&self.message(notification)?).expect("a JSON value serialises");
-        let url = secret_url("webhook_url", &self.config.webhook_url)
-            .map_err(DeliveryError::permanent)?;
-        let request = OutgoingRequest::post_json(url, body).with_secret_url();
+        let request = OutgoingRequest::post_json(self.url.clone(), body).with_secret_url();
         Ok(Plan::one(request, http_status))
     }
 

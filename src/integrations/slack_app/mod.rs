@@ -20,7 +20,8 @@ use self::api::SlackApi;
 use super::limit::{Limiter, RateLimit};
 use super::slack::{Slack, check_message, render_message};
 use super::{
-    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
+    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Problems,
+    settings,
 };
 use crate::failure::DeliveryError;
 use crate::render::{Format, TemplateError, Templates, template_path};
@@ -69,9 +70,10 @@ fn default_rate_limit() -> RateLimit {
 
 settings!(SlackAppConfig);
 
-impl Checks for SlackAppConfig {
-    fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
+impl SlackAppConfig {
+    /// Rules the grammar cannot express, as sentences.
+    fn problems(&self) -> Problems {
+        let mut problems = Problems::new();
         let token = self.token.expose().trim();
         if !token.starts_with("xoxb-") {
             problems.push("`token` must be a Slack bot token (`xoxb-…`)".to_owned());
@@ -91,7 +93,9 @@ impl Checks for SlackAppConfig {
         problems.extend(self.rate_limit.problems());
         problems
     }
+}
 
+impl Checks for SlackAppConfig {
     /// Compiles the template and checks that every sample renders a message Slack accepts.
     fn register_templates(
         &self,
@@ -154,18 +158,22 @@ impl Kind for SlackApp {
         answer::classify(answer.status, &answer.headers, &answer.body, now)
     }
 
-    fn build(config: SlackAppConfig, parts: &Parts) -> Self {
+    fn build(config: SlackAppConfig, parts: &Parts) -> Result<Self, Problems> {
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         let limiter = Limiter::for_credential(
             &["slack_app", config.token.expose(), &config.channel],
             config.rate_limit,
         );
         let api = SlackApi::new(config.api_url.clone(), config.token.clone());
-        Self {
+        Ok(Self {
             config,
             templates: Arc::clone(&parts.templates),
             api,
             limiter,
-        }
+        })
     }
 
     fn config(&self) -> &SlackAppConfig {
