@@ -249,10 +249,7 @@ mod tests {
                 .record(
                     fixture.key(),
                     &claim,
-                    crate::ledger::State::Delivered,
-                    1,
-                    None,
-                    None
+                    &crate::ledger::Record::new(crate::ledger::State::Delivered, 1)
                 )
                 .await
                 .unwrap(),

@@ -11,7 +11,7 @@ use super::{Dispatcher, Outcome, Step, Targets};
 use crate::config::{Config, LedgerConfig};
 use crate::event::RunCanceled;
 use crate::integrations::{build_all, http_client};
-use crate::ledger::{Claim, Key, Ledger, State};
+use crate::ledger::{Claim, Key, Ledger, Record, State};
 use crate::protocol::EVENT_TYPE;
 use crate::retry::RetryPolicy;
 
@@ -154,10 +154,10 @@ async fn a_delivery_another_attempt_holds_is_looked_at_again_later_then_sent_onc
         .record(
             fixture.key(),
             &other,
-            State::Failed,
-            1,
-            Some("HTTP 503"),
-            None,
+            &Record {
+                last_error: Some("HTTP 503".into()),
+                ..Record::new(State::Failed, 1)
+            },
         )
         .await
         .unwrap();

@@ -72,7 +72,7 @@ mod tests {
     use std::time::Duration;
 
     use super::super::tests::{postgres_config, sqlite_config};
-    use crate::ledger::{Claim, ClaimId, Key, Ledger, State};
+    use crate::ledger::{Claim, ClaimId, Key, Ledger, Record, State};
 
     const TYPE: &str = "run.canceled";
     const LONG: Duration = Duration::from_secs(60);
@@ -111,7 +111,14 @@ mod tests {
         );
         assert!(
             ledger
-                .record(a, &ours, State::Delivered, 1, None, Some("HTTP 200"))
+                .record(
+                    a,
+                    &ours,
+                    &Record {
+                        receipt: Some("HTTP 200"),
+                        ..Record::new(State::Delivered, 1)
+                    }
+                )
                 .await
                 .unwrap(),
             "the renewed claim records its outcome"
@@ -129,7 +136,7 @@ mod tests {
         assert!(ledger.renew(b, &new, LONG).await.unwrap());
         assert!(
             ledger
-                .record(b, &new, State::Delivered, 1, None, None)
+                .record(b, &new, &Record::new(State::Delivered, 1))
                 .await
                 .unwrap(),
             "the new owner still holds the row"

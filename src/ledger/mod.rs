@@ -23,7 +23,7 @@ use write::{ClaimWrite, Claimed, RecordWrite};
 pub use write::WriteError;
 
 pub use patience::{Record, outage_backoff};
-pub use state::{Claim, ClaimId, Entry, State};
+pub use state::{Claim, ClaimId, Entry, State, UnknownState};
 
 use crate::config::LedgerConfig;
 use crate::telemetry::metrics;
@@ -161,7 +161,7 @@ impl Ledger {
             Claimed::Ours { resumed } => {
                 return Ok(Claim::Claimed(claim_id.resuming(resumed)));
             }
-            Claimed::Taken { state, lease_until } => (State::parse(&state), lease_until),
+            Claimed::Taken { state, lease_until } => (State::parse(&state)?, lease_until),
         };
         Ok(match state {
             State::Canceled => Claim::Canceled,
@@ -178,24 +178,11 @@ impl Ledger {
         &self,
         key: Key<'_>,
         claim: &ClaimId,
-        state: State,
-        attempts: u32,
-        last_error: Option<&str>,
-        receipt: Option<&str>,
+        record: &Record<'_>,
     ) -> Result<bool, WriteError> {
         let started = std::time::Instant::now();
         let written = self
-            .record_write(RecordWrite {
-                state: state.as_str(),
-                attempts: i64::from(attempts),
-                last_error: last_error.map(str::to_owned),
-                receipt: receipt.map(str::to_owned),
-                now: now_ms(),
-                run_id: key.run_id.to_owned(),
-                event_type: key.event_type.to_owned(),
-                integration: key.integration.to_owned(),
-                claim_id: claim.as_str().to_owned(),
-            })
+            .record_write(RecordWrite::new(key, claim, record, now_ms()))
             .await;
         metrics::ledger_time("record", started.elapsed());
         Ok(written? == 1)

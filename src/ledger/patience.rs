@@ -18,6 +18,18 @@ pub struct Record<'a> {
     pub receipt: Option<&'a str>,
 }
 
+impl Record<'_> {
+    /// `state` after `attempts`, with no error or receipt.
+    pub fn new(state: State, attempts: u32) -> Self {
+        Self {
+            state,
+            attempts,
+            last_error: None,
+            receipt: None,
+        }
+    }
+}
+
 impl Ledger {
     /// Claims a delivery, waiting while the ledger is unreachable; `None` when `abort` fires
     /// first. A delivery another attempt holds is answered at once as [`Claim::Busy`].
@@ -56,16 +68,7 @@ impl Ledger {
     ) {
         let mut backoff = outage_backoff();
         loop {
-            let result = self
-                .record(
-                    key,
-                    claim,
-                    record.state,
-                    record.attempts,
-                    record.last_error.as_deref(),
-                    record.receipt,
-                )
-                .await;
+            let result = self.record(key, claim, record).await;
             match result {
                 Ok(true) => return,
                 // The delivery ended before its heartbeat saw the loss: the other attempt owns
@@ -96,14 +99,13 @@ impl Ledger {
 
     /// The stored state of one delivery, if it has a row.
     pub async fn state(&self, key: Key<'_>) -> Result<Option<State>, sqlx::Error> {
-        use sqlx::Row as _;
         sqlx::query(super::sql::CURRENT)
             .bind(key.run_id)
             .bind(key.event_type)
             .bind(key.integration)
             .fetch_optional(&self.pool)
             .await?
-            .map(|row| row.try_get::<String, _>(0).map(|s| State::parse(&s)))
+            .map(|row| State::from_column(&row, 0))
             .transpose()
     }
 }

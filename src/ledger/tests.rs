@@ -59,7 +59,14 @@ async fn rules_hold(ledger: Ledger) {
     // Delivered: never claimed again, by any event of the run.
     assert!(
         ledger
-            .record(a, &id, State::Delivered, 1, None, Some("HTTP 200"))
+            .record(
+                a,
+                &id,
+                &Record {
+                    receipt: Some("HTTP 200"),
+                    ..Record::new(State::Delivered, 1)
+                }
+            )
             .await
             .unwrap()
     );
@@ -71,7 +78,14 @@ async fn rules_hold(ledger: Ledger) {
         panic!()
     };
     ledger
-        .record(b, &first, State::Failed, 1, Some("HTTP 503"), None)
+        .record(
+            b,
+            &first,
+            &Record {
+                last_error: Some("HTTP 503".into()),
+                ..Record::new(State::Failed, 1)
+            },
+        )
         .await
         .unwrap();
     let Claim::Claimed(second) = claim(&ledger, b, long).await else {
@@ -79,13 +93,20 @@ async fn rules_hold(ledger: Ledger) {
     };
     assert!(
         !ledger
-            .record(b, &first, State::Delivered, 1, None, None)
+            .record(b, &first, &Record::new(State::Delivered, 1))
             .await
             .unwrap()
     );
     assert!(
         ledger
-            .record(b, &second, State::Delivered, 2, None, Some("HTTP 200"))
+            .record(
+                b,
+                &second,
+                &Record {
+                    receipt: Some("HTTP 200"),
+                    ..Record::new(State::Delivered, 2)
+                }
+            )
             .await
             .unwrap()
     );
@@ -106,7 +127,7 @@ async fn rules_hold(ledger: Ledger) {
     );
     assert!(
         !ledger
-            .record(c, &dead_worker, State::Delivered, 1, None, None)
+            .record(c, &dead_worker, &Record::new(State::Delivered, 1))
             .await
             .unwrap()
     );
@@ -200,7 +221,7 @@ async fn the_sqlite_file_survives_a_reopen_and_pruning_keeps_recent_rows() {
             panic!()
         };
         ledger
-            .record(key(run, "a"), &id, State::Delivered, 1, None, None)
+            .record(key(run, "a"), &id, &Record::new(State::Delivered, 1))
             .await
             .unwrap();
     }
@@ -232,4 +253,30 @@ async fn the_sqlite_file_survives_a_reopen_and_pruning_keeps_recent_rows() {
         1,
         "unfinished rows are never pruned"
     );
+}
+
+/// A state this version does not know (a newer version wrote it) is an error wherever it is
+/// read, never a guess: the delivery is neither claimed again nor settled.
+#[tokio::test]
+async fn an_unknown_stored_state_is_an_error_not_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&sqlite_config(&dir)).await.unwrap();
+    let a = key("future", "a");
+    let Claim::Claimed(_) = claim(&ledger, a, Duration::from_millis(1)).await else {
+        panic!("a fresh row is claimed")
+    };
+    sqlx::query("UPDATE deliveries SET state = 'paused' WHERE run_id = 'future'")
+        .execute(ledger.pool())
+        .await
+        .unwrap();
+    let unknown = "the ledger holds the state `paused`, which this version does not know";
+    let claimed = ledger
+        .claim(a, "evt", 2, Duration::from_secs(60))
+        .await
+        .expect_err("an unknown state is not claimable, nor busy");
+    assert_eq!(claimed.to_string(), unknown);
+    let read = ledger.state(a).await.unwrap_err();
+    assert!(read.to_string().contains(unknown), "{read}");
+    let history = ledger.history("future").await.unwrap_err();
+    assert!(history.to_string().contains(unknown), "{history}");
 }
