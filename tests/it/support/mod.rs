@@ -12,6 +12,7 @@
 //! - HTTP receivers (`receiver.rs`): [`Receiver`] stands in for webhooks, Slack and Teams.
 //! - One integration without a worker (`providers.rs`): [`providers::build`] and
 //!   [`providers::deliver`] against wiremock.
+//! - GitHub as a GitHub App meets it (`fake_github.rs`): numbered installation tokens.
 //! - Providers that keep state (`fake_gitlab.rs`, `fake_slack.rs`): a GitLab merge request's
 //!   notes and a Slack channel, answered by wiremock from shared state.
 //! - [`proxy::Proxy`]: a TCP proxy a test can cut, to make PostgreSQL unreachable on demand.
@@ -22,6 +23,7 @@ pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod events;
+pub mod fake_github;
 pub mod fake_gitlab;
 pub mod fake_slack;
 pub mod poll;
