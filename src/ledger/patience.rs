@@ -7,7 +7,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
-use super::{Claim, ClaimId, Key, Ledger, State};
+use super::{Claim, ClaimId, Key, Ledger, State, WriteError};
 
 /// The end of a claimed attempt, as the ledger stores it.
 #[derive(Debug, Clone)]
@@ -47,7 +47,13 @@ impl Ledger {
                 Ok(claim) => return Some(claim),
                 Err(err) => {
                     let wait = backoff.next().unwrap_or(Duration::from_secs(5));
-                    warn!(error = %err, retry_ms = wait.as_millis() as u64, "ledger unreachable: holding the message");
+                    let retry_ms = wait.as_millis() as u64;
+                    if matches!(err, WriteError::UnknownState(_)) {
+                        // No outage: the row says something this version cannot act on.
+                        error!(error = %err, retry_ms, "holding the message: its delivery is in a state this version does not know");
+                    } else {
+                        warn!(error = %err, retry_ms, "ledger unreachable: holding the message");
+                    }
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
                         () = abort.cancelled() => return None,
