@@ -1,7 +1,6 @@
 //! The admin HTTP listener: `/healthz` (alive: the consumer makes progress), `/readyz`
 //! (consuming, and the ledger answers) and `/metrics` (Prometheus text).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -11,6 +10,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -91,14 +91,14 @@ impl Health {
 /// The ledger, once it is open: readiness waits for it.
 pub type LedgerSlot = Arc<std::sync::OnceLock<Ledger>>;
 
-/// Binds `addr` now (so a taken port fails the start) and serves until `shutdown`.
-pub async fn serve(
-    addr: SocketAddr,
+/// Serves on `listener` (bound by the caller, so a taken port fails the start) until
+/// `shutdown`.
+pub fn serve(
+    listener: TcpListener,
     health: Health,
     ledger: LedgerSlot,
     shutdown: CancellationToken,
-) -> std::io::Result<JoinHandle<std::io::Result<()>>> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+) -> JoinHandle<std::io::Result<()>> {
     let prometheus = metrics::install();
     let app = Router::new()
         .route("/healthz", get(live))
@@ -108,11 +108,11 @@ pub async fn serve(
             "/metrics",
             get(move || std::future::ready(prometheus.render())),
         );
-    Ok(tokio::spawn(async move {
+    tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
-    }))
+    })
 }
 
 async fn live(State((health, _)): State<(Health, LedgerSlot)>) -> (StatusCode, String) {
