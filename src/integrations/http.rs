@@ -163,6 +163,14 @@ impl OutgoingRequest {
     }
 }
 
+/// `route` (starting with `/`, already encoded) under the API root `base`; `api` names the
+/// provider in the error.
+pub fn api_route(base: &Url, route: &str, api: &str) -> Result<Url, DeliveryError> {
+    let base = base.as_str().trim_end_matches('/');
+    Url::parse(&format!("{base}{route}"))
+        .map_err(|err| DeliveryError::permanent(format!("cannot build a {api} URL: {err}")))
+}
+
 /// Parses a webhook URL kept as a secret (Slack, Teams): it must be http(s). The error names
 /// `field` and never quotes the value, which holds the credential.
 pub fn secret_url(field: &str, secret: &crate::secret::Secret) -> Result<Url, String> {

@@ -17,6 +17,7 @@ use super::{ACCEPT_JSON, API_VERSION, GithubApi, api_problems};
 use crate::failure::{
     DeliveryError, FailureKind, classify_response, classify_transport, error_chain,
 };
+use crate::integrations::http::api_route;
 use crate::integrations::limit::Limiter;
 use crate::integrations::{Answer, Io, OutgoingRequest, Problems};
 
@@ -67,9 +68,7 @@ impl GithubClient {
 
     /// `api_url` joined with an API route such as `/repos/o/r/statuses/sha`.
     pub fn url(&self, route: &str) -> Result<Url, DeliveryError> {
-        let base = self.api_url.as_str().trim_end_matches('/');
-        Url::parse(&format!("{base}{route}"))
-            .map_err(|err| DeliveryError::permanent(format!("cannot build a GitHub URL: {err}")))
+        api_route(&self.api_url, route, "GitHub")
     }
 
     /// The complete request for `route`: GitHub's media type and API version, and the

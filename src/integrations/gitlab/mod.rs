@@ -15,6 +15,7 @@ use serde::Deserialize;
 use url::Url;
 
 use self::auth::GitlabAuth;
+use super::http::api_route;
 use super::limit::{Limiter, RateLimit};
 use super::{Answer, Io, OutgoingRequest, Problems};
 use crate::failure::DeliveryError;
@@ -113,9 +114,7 @@ impl GitlabClient {
 
     /// `route` (starting with `/`, already encoded) under `api_url`.
     pub fn url(&self, route: &str) -> Result<Url, DeliveryError> {
-        let base = self.api_url.as_str().trim_end_matches('/');
-        Url::parse(&format!("{base}{route}"))
-            .map_err(|err| DeliveryError::permanent(format!("cannot build a GitLab URL: {err}")))
+        api_route(&self.api_url, route, "GitLab")
     }
 
     /// A complete request: JSON body if any, the credential (marked sensitive).

@@ -6,6 +6,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::failure::DeliveryError;
+use crate::integrations::http::api_route;
 use crate::integrations::{Io, OutgoingRequest};
 use crate::secret::Secret;
 
@@ -27,9 +28,7 @@ impl SlackApi {
     }
 
     fn url(&self, method: &str) -> Result<Url, DeliveryError> {
-        let base = self.api_url.as_str().trim_end_matches('/');
-        Url::parse(&format!("{base}/{method}"))
-            .map_err(|err| DeliveryError::permanent(format!("cannot build a Slack URL: {err}")))
+        api_route(&self.api_url, &format!("/{method}"), "Slack")
     }
 
     fn authorize(&self, mut request: OutgoingRequest) -> OutgoingRequest {
