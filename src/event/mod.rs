@@ -12,9 +12,11 @@ use url::Url;
 pub use ids::{CommitSha, PullRequestNumber, RunId};
 pub use repo::{Repo, host_and_path, valid_segment};
 
+use crate::echo;
 use crate::protocol::EVENT_TYPE;
 
-/// Why a message body is not a valid run-canceled event; the sentence names the field.
+/// Why a message body is not a valid run-canceled event; the sentence names the field. Any
+/// producer text it quotes is already bounded and escaped ([`echo`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
     #[error("body is not JSON: {0}")]
@@ -190,10 +192,15 @@ impl RunCanceled {
             Ok(envelope) => envelope,
             Err(err) if err.is_data() => {
                 return Err(EventError::NotCloudEvent(format!(
-                    "expected a JSON object: {err}"
+                    "expected a JSON object: {}",
+                    echo::message(&err.to_string())
                 )));
             }
-            Err(err) => return Err(EventError::NotJson(err.to_string())),
+            Err(err) => {
+                return Err(EventError::NotJson(
+                    echo::message(&err.to_string()).to_string(),
+                ));
+            }
         };
         let attributes = Attributes {
             specversion: envelope.specversion,
@@ -219,15 +226,16 @@ impl RunCanceled {
         let specversion = required(attributes.specversion, "specversion")?;
         if specversion != "1.0" {
             return Err(EventError::NotCloudEvent(format!(
-                "{} is `{specversion}`, expected `1.0`",
-                describe("specversion")
+                "{} is `{}`, expected `1.0`",
+                describe("specversion"),
+                echo::value(&specversion)
             )));
         }
         let event_id = required(attributes.id, "id")?;
         let source = required(attributes.source, "source")?;
         let kind = required(attributes.kind, "type")?;
         if kind != EVENT_TYPE {
-            return Err(EventError::WrongType(kind));
+            return Err(EventError::WrongType(echo::value(&kind).to_string()));
         }
         let data = data.ok_or_else(|| EventError::Field {
             field: "data".into(),
@@ -240,9 +248,10 @@ impl RunCanceled {
                 field: if path == "." {
                     "data".into()
                 } else {
-                    format!("data.{path}")
+                    format!("data.{}", echo::value(&path))
                 },
-                problem: without_position(&err.into_inner()),
+                // serde quotes the value it did not expect, whatever its size.
+                problem: echo::message(&without_position(&err.into_inner())).to_string(),
             }
         })?;
         Ok(Self {
