@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 use url::Url;
 
 pub use ids::{CommitSha, PullRequestNumber, RunId};
-pub use repo::{Repo, host_and_path, valid_segment};
+pub use repo::{Repo, host_and_path, valid_segment, without_credentials};
 
 use crate::echo;
 use crate::protocol::EVENT_TYPE;
@@ -92,7 +92,8 @@ pub struct Commit {
     pub author_name: Option<String>,
     #[serde(default)]
     pub author_email: Option<String>,
-    #[serde(default)]
+    /// Without its credentials ([`without_credentials`]): no output ever sees them.
+    #[serde(default, deserialize_with = "remote_without_credentials")]
     pub remote_origin: Option<String>,
 }
 
@@ -291,14 +292,25 @@ fn non_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Er
     }
 }
 
+/// An http or https URL, without user-info: a link in a message never carries credentials.
 fn web_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Url, D::Error> {
     let text = String::deserialize(deserializer)?;
-    let url = Url::parse(&text).map_err(|err| de::Error::custom(format!("not a URL ({err})")))?;
-    if matches!(url.scheme(), "http" | "https") {
-        Ok(url)
-    } else {
-        Err(de::Error::custom("must be an http or https URL"))
+    let mut url =
+        Url::parse(&text).map_err(|err| de::Error::custom(format!("not a URL ({err})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(de::Error::custom("must be an http or https URL"));
     }
+    // Cannot fail: an http(s) URL has a host.
+    let _ = url.set_password(None);
+    let _ = url.set_username("");
+    Ok(url)
+}
+
+fn remote_without_credentials<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let remote = Option::<String>::deserialize(deserializer)?;
+    Ok(remote.map(|remote| without_credentials(&remote).into_owned()))
 }
 
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>

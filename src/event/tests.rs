@@ -307,3 +307,27 @@ fn control_characters_in_a_quoted_value_are_escaped() {
         "CloudEvent type is `\\u{1b}[2J\\u{1b}[31mrun.canceled\\r\\u{7}`, but this worker only handles `run.canceled`"
     );
 }
+
+#[test]
+fn credentials_in_the_remote_and_the_run_url_are_dropped_at_parse() {
+    let mut event = example();
+    event["data"]["commit"]["remoteOrigin"] =
+        json!("https://gitlab-ci-token:glcbt-64_s3cr3t@gitlab.com/acme/web-app.git");
+    event["data"]["runUrl"] = json!("https://viewer:pa55@dashboard.example.com/runs/1");
+    let data = parse(&event).unwrap().data;
+    assert_eq!(
+        data.commit.remote_origin.as_deref(),
+        Some("https://gitlab.com/acme/web-app.git")
+    );
+    assert_eq!(
+        data.run_url.as_str(),
+        "https://dashboard.example.com/runs/1"
+    );
+    // Nothing the outputs are made from still holds them.
+    let debug = format!("{data:?}");
+    assert!(
+        !debug.contains("s3cr3t") && !debug.contains("pa55"),
+        "{debug}"
+    );
+    assert_eq!(data.commit.repo().unwrap().to_string(), "acme/web-app");
+}

@@ -13,6 +13,7 @@ mod chat_cli;
 mod chat_delivery;
 mod cli;
 mod config;
+mod credentials;
 mod deploy;
 mod github_app;
 mod github_app_token;
