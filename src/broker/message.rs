@@ -89,7 +89,11 @@ impl Inbound {
             HEADER_ATTEMPT.into(),
             AMQPValue::LongLongInt(next_attempt.into()),
         );
-        headers.insert(HEADER_ERROR.into(), long(last_error));
+        // Bounded like a dead letter's reason: an error may quote a receiver's or producer's text.
+        headers.insert(
+            HEADER_ERROR.into(),
+            long(&crate::echo::message(last_error).to_string()),
+        );
         let properties = carried_properties(original, headers);
         match delay {
             Some(delay) => properties.with_expiration(delay.as_millis().to_string().into()),
@@ -230,4 +234,28 @@ pub fn number(headers: &FieldTable, name: &str) -> Option<i64> {
 
 pub(super) fn long(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retrys_last_error_is_bounded_and_escaped_like_a_dead_letters_reason() {
+        let inbound = Inbound {
+            message_id: "m-1".into(),
+            integration: None,
+            attempt: 1,
+            original_exchange: "runs".into(),
+            original_routing_key: "run.canceled".into(),
+            queued_at_ms: None,
+            unsealed: Vec::new(),
+        };
+        let error = format!("HTTP 500: \u{1b}[2J{}", "x".repeat(600_000));
+        let properties = inbound.retry(&BasicProperties::default(), "hook", 2, &error, None);
+        let written = text(properties.headers().as_ref().unwrap(), HEADER_ERROR).unwrap();
+        assert!(written.len() < 2_048, "{} bytes", written.len());
+        assert!(written.starts_with("HTTP 500: \\u{1b}[2J"), "{written}");
+        assert!(!written.contains('\u{1b}'));
+    }
 }
