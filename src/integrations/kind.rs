@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use super::http::{Answer, Classifier, OutgoingRequest};
+use super::keys::Keys;
 use super::notification::Notification;
 use super::problems::Problems;
 use crate::duration::HumanDuration;
@@ -114,6 +115,12 @@ pub trait Checks {
     /// start, never a send). Kinds without templates keep this default.
     fn register_templates(&self, _: &mut Templates, _: &Path) -> Result<(), TemplateError> {
         Ok(())
+    }
+
+    /// Every file path it names (templates, key files), so that the config resolves relative
+    /// ones against its own folder. Kinds that name no file keep this default.
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        Vec::new()
     }
 }
 
@@ -225,6 +232,18 @@ impl fmt::Debug for Step {
     }
 }
 
+/// The write a plan would make once its reads answer: which methods it could be, where, and
+/// the body, which does not depend on the reads.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// `POST or PATCH`: a new comment, or the run's earlier one edited.
+    pub methods: &'static str,
+    /// Where, in words (`a comment on pull request #42 of acme/web-app`).
+    pub target: String,
+    /// The body, exactly as it would be sent.
+    pub body: Vec<u8>,
+}
+
 /// The receipt most receivers get: their status code (`HTTP 204`).
 pub fn http_status(answer: &Answer) -> String {
     format!("HTTP {}", answer.status.as_u16())
@@ -245,8 +264,8 @@ pub trait Kind: fmt::Debug + Send + Sync + Sized + 'static {
     const NO_TRACES: Option<&'static str> = None;
 
     /// Its config: [`Common`] and [`Filters`] flattened, plus its own settings, with its
-    /// templates' checks.
-    type Config: fmt::Debug + Clone + DeserializeOwned + Settings + Checks + Send + Sync;
+    /// templates' checks and the keys it accepts.
+    type Config: fmt::Debug + Clone + DeserializeOwned + Settings + Checks + Keys + Send + Sync;
 
     /// The ready-to-use integration, holding what it needs parsed (URLs, credentials), or
     /// every rule of its own settings that the grammar cannot express and the config breaks.
@@ -270,6 +289,13 @@ pub trait Kind: fmt::Debug + Send + Sync + Sized + 'static {
     /// webhooks, Teams); kinds whose API answers in its own way (GitLab, Slack) override this.
     fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
         classify_response(answer.status, &answer.headers, &answer.body, now)
+    }
+
+    /// What a plan that must read first would write, without the reads: `preview` shows it
+    /// when a read fails, so a template can be checked offline. Kinds that read nothing
+    /// before they write keep the default, none.
+    fn draft(&self, _notification: &Notification<'_>) -> Option<Draft> {
+        None
     }
 
     /// Sends one planned request. Kinds that pace their requests or must add a short-lived

@@ -37,6 +37,7 @@ const KEEP: [&str; 7] = [
     "id",
 ];
 
+crate::integrations::keyed! {
 /// Config of a `type: teams` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,10 +52,15 @@ pub struct TeamsConfig {
     #[serde(default)]
     pub template: Option<PathBuf>,
 }
+}
 
 settings!(TeamsConfig);
 
 impl Checks for TeamsConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.template.iter_mut().collect()
+    }
+
     /// Compiles the template and checks that every sample renders a card Teams accepts.
     fn register_templates(
         &self,

@@ -7,9 +7,11 @@
 
 mod lease;
 mod patience;
+mod secrets;
 mod sql;
 mod sqlite;
 mod state;
+mod transport;
 mod write;
 
 use std::path::Path;
@@ -112,6 +114,9 @@ impl Ledger {
                 true => LedgerError::File(config.path.display().to_string(), err),
                 false => LedgerError::Database(err),
             })?;
+        if !sqlite {
+            transport::report(&pool, &url).await;
+        }
         sqlx::migrate!("./migrations").run(&pool).await?;
         let writer = match sqlite {
             true => Some(SqliteWriter::start(&config.path)?),

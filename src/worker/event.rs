@@ -6,12 +6,14 @@ use futures_util::StreamExt as _;
 use futures_util::future::join_all;
 use futures_util::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
+use tracing::field::display;
 use tracing::{Instrument, Span, warn};
 
 use super::Worker;
 use super::settle::{Disposition, Message};
 use crate::broker::message::DeadLetter;
 use crate::dispatch::{Assignment, Delivery, Outcome, Step, Targets};
+use crate::echo;
 use crate::event::RunCanceled;
 use crate::telemetry::{metrics, otel};
 
@@ -91,7 +93,7 @@ impl Worker {
         let event = match self.parse(message) {
             Ok(event) => event,
             Err(reason) => {
-                warn!(message_id = %message.inbound.message_id, reason, "invalid event: dead-lettered");
+                warn!(message_id = %echo::value(&message.inbound.message_id), reason, "invalid event: dead-lettered");
                 return match message.dead_letter(&DeadLetter::invalid(reason)).await {
                     Ok(()) => {
                         metrics::dead_letter("invalid");
@@ -105,7 +107,7 @@ impl Worker {
             }
         };
         Span::current().record("run_id", event.data.run_id.as_str());
-        Span::current().record("project", event.data.project_id.as_str());
+        Span::current().record("project", display(echo::value(&event.data.project_id)));
 
         let targets = match &message.inbound.integration {
             Some(integration) => Targets::Retry {

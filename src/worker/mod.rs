@@ -20,7 +20,7 @@ use tracing::{info, warn};
 pub use event::EventOutcome;
 
 use crate::admin::Health;
-use crate::broker::Topology;
+use crate::broker::{Seal, Topology};
 use crate::config::Config;
 use crate::control::ControlMessage;
 use crate::dispatch::Dispatcher;
@@ -36,15 +36,18 @@ pub struct Worker {
     topology: Topology,
     dispatcher: Dispatcher,
     health: Health,
+    /// Vouches for the retries and queued parts this worker (or another on its ledger) wrote.
+    seal: Seal,
 }
 
 impl Worker {
-    pub fn new(config: Config, dispatcher: Dispatcher, health: Health) -> Self {
+    pub fn new(config: Config, dispatcher: Dispatcher, health: Health, seal: Seal) -> Self {
         Self {
             topology: Topology::of(&config),
             config,
             dispatcher,
             health,
+            seal,
         }
     }
 
@@ -131,7 +134,7 @@ impl Worker {
                         let publisher = session.publisher.clone();
                         let (stop, abort) = (shutdown.clone(), abort.clone());
                         tracker.spawn(async move {
-                            let message = Message::new(delivery, &publisher, &worker.topology);
+                            let message = Message::new(delivery, &publisher, &worker.topology, &worker.seal);
                             worker.handle_event(message, &stop, &abort).await;
                         });
                     }
@@ -144,7 +147,7 @@ impl Worker {
                         let publisher = session.publisher.clone();
                         let (stop, abort) = (shutdown.clone(), abort.clone());
                         tracker.spawn(async move {
-                            let message = Message::new(delivery, &publisher, &worker.topology);
+                            let message = Message::new(delivery, &publisher, &worker.topology, &worker.seal);
                             worker.handle_work(integration, message, &stop, &abort).await;
                         });
                     }

@@ -14,7 +14,7 @@ use lapin::types::FieldTable;
 use tracing::warn;
 
 use super::Worker;
-use crate::broker::{self, Publisher};
+use crate::broker::{self, DeclareError, Publisher};
 
 /// Deliveries of every integration's queue, tagged with the integration's index.
 pub(super) type WorkStream =
@@ -38,16 +38,20 @@ impl Worker {
     /// Connects, declares the topology and starts consuming.
     pub(super) async fn open(&self) -> anyhow::Result<Session> {
         let broker = &self.config.broker;
-        let connection = broker::connect(broker.url.expose(), "worker")
+        let connection = broker::connect_to(broker, "worker")
             .await
             .context("cannot connect to the broker")?;
         let publisher = Publisher::open(&connection)
             .await
             .context("cannot open the publishing channel")?;
-        self.topology
-            .declare(publisher.channel())
-            .await
-            .context("cannot declare the topology")?;
+        if let Err(err) = self.topology.declare(publisher.channel()).await {
+            // A name taken with other arguments stays taken until an operator acts: say so
+            // where readiness is read, not only in the log.
+            if let DeclareError::Conflict(sentence) = &err {
+                self.health.set_broker_problem(Some(sentence.clone()));
+            }
+            return Err(err.into());
+        }
         let pid = std::process::id();
         let mut consumers = Vec::new();
 

@@ -42,6 +42,19 @@ impl Worker {
                 }
             };
             tracing::Span::current().record("run_id", event.data.run_id.as_str());
+            // Without the seal of a worker that queued it, the part is a new event at its first
+            // attempt (`inbound.attempt` is 1 then): the integration's filters decide.
+            let unsealed = Assignment {
+                integration,
+                lane,
+                attempt: 1,
+            };
+            if message.inbound.integration.is_none()
+                && self.dispatcher.filtered_out(&event, unsealed).is_some()
+            {
+                self.settle(message, Disposition::Ack).await;
+                return self.health.progress();
+            }
             let queued_at = message
                 .inbound
                 .queued_at_ms

@@ -1,4 +1,5 @@
-//! Bad input is dead-lettered with its reason and acked; the worker keeps consuming.
+//! Bad input is dead-lettered with its reason and acked; the worker keeps consuming, and its
+//! connection stays up whatever size the producer's text is.
 
 use lapin::BasicProperties;
 use run_notifier::protocol::{
@@ -7,6 +8,9 @@ use run_notifier::protocol::{
 use serde_json::json;
 
 use crate::support::{Receiver, TestApp, event_for, unique, webhook};
+
+/// The longest log line a bounded reason may make (its JSON line with the span's fields).
+const SHORT_LINE: usize = 2_048;
 
 #[tokio::test]
 async fn each_bad_input_is_dead_lettered_with_its_reason_and_a_good_event_still_gets_through() {
@@ -83,4 +87,86 @@ async fn each_bad_input_is_dead_lettered_with_its_reason_and_a_good_event_still_
     // Acked, not requeued: nothing is left to loop on, and nothing else was sent.
     assert!(app.take_dead_letters().await.is_empty());
     assert_eq!(receiver.count(), 1);
+}
+
+#[tokio::test]
+async fn a_600_kb_type_or_specversion_is_dead_lettered_at_once_and_the_connection_stays_up() {
+    let app = TestApp::new().await;
+    let receiver = Receiver::ok().await;
+    let mut worker = app
+        .spawn_process(|config| {
+            config.add(webhook("hook", &receiver.url("/hook")));
+        })
+        .await;
+
+    let huge = "x".repeat(600_000);
+    let mut huge_type = event_for(&unique("run"));
+    huge_type["type"] = json!(huge);
+    let mut huge_version = event_for(&unique("run"));
+    huge_version["specversion"] = json!(huge);
+    app.publish(&huge_type).await;
+    app.publish(&huge_version).await;
+
+    // Before, the reason (the whole value) went into a header over the broker's frame limit:
+    // the broker closed the connection, and the message came back forever.
+    let letters = app.wait_for_dead_letters(2).await;
+    let mut reasons: Vec<String> = letters
+        .iter()
+        .map(|letter| {
+            letter
+                .header(HEADER_ERROR)
+                .expect("dead-lettered by the worker, with its reason")
+        })
+        .collect();
+    reasons.sort();
+    let quoted = format!("`{}… (600000 bytes)`", "x".repeat(256));
+    assert_eq!(
+        reasons,
+        [
+            format!("CloudEvent type is {quoted}, but this worker only handles `run.canceled`"),
+            format!("not a CloudEvent: `specversion` is {quoted}, expected `1.0`"),
+        ]
+    );
+    for letter in &letters {
+        // First attempt: the broker counts a redelivery in this header, carried onto the letter.
+        assert_eq!(letter.number("x-delivery-count").unwrap_or(0), 0);
+        // The producer's bytes are kept whole for inspection and replay.
+        assert!(
+            [&huge_type, &huge_version]
+                .iter()
+                .any(|sent| sent.to_string().into_bytes() == letter.body)
+        );
+    }
+
+    // A good event after them is delivered on the same connection.
+    let good_run = unique("run");
+    app.publish(&event_for(&good_run)).await;
+    assert_eq!(receiver.wait_for(1).await[0].json()["runId"], good_run);
+    worker.stop().await;
+
+    let logs = worker.logs();
+    let lines: Vec<&str> = logs.lines().collect();
+    let invalid: Vec<&&str> = lines
+        .iter()
+        .filter(|line| line.contains("invalid event: dead-lettered"))
+        .collect();
+    assert_eq!(invalid.len(), 2, "each is read once: {invalid:#?}");
+    for line in &lines {
+        assert!(
+            line.len() < SHORT_LINE,
+            "a log line of {} bytes",
+            line.len()
+        );
+    }
+    for sign_of_a_lost_connection in [
+        "reconnecting",
+        "channel was replaced",
+        "cannot publish the dead letter",
+    ] {
+        assert!(
+            !logs.contains(sign_of_a_lost_connection),
+            "{sign_of_a_lost_connection}: {}",
+            &logs[..logs.len().min(10_000)]
+        );
+    }
 }

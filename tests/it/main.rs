@@ -5,6 +5,7 @@
 
 mod support;
 
+mod admin;
 mod bad_input;
 mod binary_mode;
 mod bitbucket;
@@ -13,7 +14,9 @@ mod chat_cli;
 mod chat_delivery;
 mod cli;
 mod config;
+mod credentials;
 mod deploy;
+mod forged_retries;
 mod github_app;
 mod github_app_token;
 mod github_pr_comment;
@@ -30,13 +33,17 @@ mod log_levels;
 mod monitoring;
 mod operations;
 mod otel;
+mod own_comments;
 mod preview_is_request;
 mod provider_config;
 mod provider_failures;
 mod reconnect;
+mod repositories;
 mod retries;
 mod shutdown;
 mod slack_app;
 mod startup;
+mod tls;
+mod topology;
 mod trial;
 mod webhook;

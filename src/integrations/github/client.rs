@@ -54,6 +54,7 @@ impl GithubClient {
         let mut problems = Problems::from(api_problems(&api.api_url, &api.host));
         let credential = problems.take(api.auth.credential());
         problems.extend(api.rate_limit.problems());
+        problems.extend(api.repositories.problems_for_paths_of(2, "owner/repo"));
         let credential = problems.or_built(credential)?;
         let mut parts = vec!["github".to_owned(), api.api_url.to_string()];
         parts.extend(credential.limiter_parts());
@@ -64,6 +65,11 @@ impl GithubClient {
             credential,
             app: OnceLock::new(),
         })
+    }
+
+    /// The credential, read at build.
+    pub(super) fn credential(&self) -> &Credential {
+        &self.credential
     }
 
     /// `api_url` joined with an API route such as `/repos/o/r/statuses/sha`.

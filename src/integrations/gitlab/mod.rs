@@ -3,6 +3,7 @@
 
 mod answer;
 pub mod auth;
+pub mod identity;
 pub mod note;
 pub mod pages;
 pub mod project;
@@ -17,6 +18,7 @@ use url::Url;
 use self::auth::GitlabAuth;
 use super::http::api_route;
 use super::limit::{Limiter, RateLimit};
+use super::repositories::Repositories;
 use super::{Answer, Io, OutgoingRequest, Problems};
 use crate::failure::DeliveryError;
 use crate::secret::Secret;
@@ -40,6 +42,11 @@ pub struct GitlabApi {
     pub host: String,
     /// An access token (`token`) or an OAuth token (`oauth_token`).
     pub auth: GitlabAuth,
+    /// The projects (globs over full paths, `acme/**` for a group and its subgroups) the
+    /// integration may write to; events for others are skipped. Left out: every project the
+    /// credential reaches.
+    #[serde(default)]
+    pub repositories: Repositories,
     /// Requests allowed per credential.
     #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimit,

@@ -31,6 +31,7 @@ use crate::secret::Secret;
 /// The default template, under `templates_dir`.
 pub const DEFAULT_TEMPLATE: &str = "slack/message.json.hbs";
 
+crate::integrations::keyed! {
 /// Config of a `type: slack` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,6 +50,7 @@ pub struct SlackConfig {
     #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimit,
 }
+}
 
 fn default_rate_limit() -> RateLimit {
     RateLimit::new(60, 1)
@@ -57,6 +59,10 @@ fn default_rate_limit() -> RateLimit {
 settings!(SlackConfig);
 
 impl Checks for SlackConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.template.iter_mut().collect()
+    }
+
     /// Compiles the template and checks that every sample renders a message Slack accepts.
     fn register_templates(
         &self,

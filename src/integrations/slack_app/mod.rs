@@ -35,6 +35,7 @@ pub const DEFAULT_API_URL: &str = "https://slack.com/api";
 /// The metadata `event_type` of this worker's messages.
 pub const METADATA_EVENT_TYPE: &str = "run_canceled";
 
+crate::integrations::keyed! {
 /// Config of a `type: slack_app` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +59,7 @@ pub struct SlackAppConfig {
     /// Messages per token and channel; the default follows Slack's one a second.
     #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimit,
+}
 }
 
 fn default_api_url() -> Url {
@@ -96,6 +98,10 @@ impl SlackAppConfig {
 }
 
 impl Checks for SlackAppConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.template.iter_mut().collect()
+    }
+
     /// Compiles the template and checks that every sample renders a message Slack accepts.
     fn register_templates(
         &self,

@@ -2,9 +2,17 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 
 use super::app::TestApp;
+
+/// Runs `run-notifier args…` and returns its output, whatever the exit status.
+pub fn run_notifier(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_run-notifier"))
+        .args(args)
+        .output()
+        .expect("the run-notifier binary runs")
+}
 
 /// Runs `run-notifier args… --config config`, asserts it succeeded and returns its stdout.
 pub fn succeed(config: &Path, args: &[&str]) -> String {
