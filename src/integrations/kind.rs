@@ -256,7 +256,7 @@ pub trait Kind: fmt::Debug + Send + Sync + Sized + 'static {
     const TYPE: &'static str;
 
     /// How values are escaped in its templates. Kinds without templates keep the default.
-    const MARKUP: Format = Format::Text;
+    const MARKUP: Format = Format::TEXT;
 
     /// Why its receiver cannot join a trace, when it cannot: `send_traceparent` is then
     /// refused at load with "`send_traceparent` is not available for " and this. `None` (the

@@ -196,7 +196,7 @@ impl Teams {
 
 impl Kind for Teams {
     const TYPE: &'static str = "teams";
-    const MARKUP: Format = Format::TeamsJson;
+    const MARKUP: Format = Format::TEAMS_JSON;
     type Config = TeamsConfig;
 
     fn build(config: TeamsConfig, parts: &Parts) -> Result<Self, Problems> {

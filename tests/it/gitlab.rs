@@ -545,7 +545,7 @@ fn the_shipped_note_template_passes_the_fuzz_targets_check_on_hostile_values() {
     let mut templates = Templates::new();
     templates
         .add_file(
-            Format::GitlabMarkdown,
+            Format::GITLAB_MARKDOWN,
             "note",
             std::path::Path::new("templates/gitlab/mr_note.md.hbs"),
         )
@@ -572,7 +572,7 @@ fn the_shipped_note_template_passes_the_fuzz_targets_check_on_hostile_values() {
     }
     for event in events {
         let note = templates
-            .render(Format::GitlabMarkdown, "note", &variables(&event))
+            .render(Format::GITLAB_MARKDOWN, "note", &variables(&event))
             .unwrap();
         for line in note.lines() {
             assert!(!line.trim_start_matches("> ").starts_with('/'), "{line:?}");

@@ -128,9 +128,9 @@ impl Checks for BitbucketStatusConfig {
     ) -> Result<(), TemplateError> {
         let (description, name) = self.template_names();
         let path = template_path(dir, self.description_template.as_deref(), DEFAULT_TEMPLATE);
-        templates.add_file(Format::Text, &description, &path)?;
+        templates.add_file(Format::TEXT, &description, &path)?;
         let file = format!("integration `{}`: name_template", self.common.name);
-        templates.add(Format::Text, &name, &file, &self.name_template)
+        templates.add(Format::TEXT, &name, &file, &self.name_template)
     }
 }
 
@@ -162,7 +162,7 @@ impl BitbucketStatus {
         let (description, name) = self.config.template_names();
         let render = |template: &str| {
             self.templates
-                .render(Format::Text, template, &values)
+                .render(Format::TEXT, template, &values)
                 .map(|text| one_line(&text))
                 .map_err(|err| DeliveryError::permanent(err.to_string()))
         };

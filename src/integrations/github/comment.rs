@@ -171,7 +171,7 @@ impl Kind for GithubPrComment {
     const TYPE: &'static str = "github_pr_comment";
     type Config = GithubPrCommentConfig;
     const NO_TRACES: Option<&'static str> = super::NO_TRACES;
-    const MARKUP: Format = Format::Markdown;
+    const MARKUP: Format = Format::MARKDOWN;
 
     fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
         classify_answer(answer, now)

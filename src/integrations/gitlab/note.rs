@@ -155,7 +155,7 @@ impl GitlabMrNote {
 impl Kind for GitlabMrNote {
     const TYPE: &'static str = "gitlab_mr_note";
     type Config = GitlabMrNoteConfig;
-    const MARKUP: Format = Format::GitlabMarkdown;
+    const MARKUP: Format = Format::GITLAB_MARKDOWN;
 
     fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
         classify_answer(answer, now)

@@ -145,7 +145,7 @@ pub(super) fn render_message(
 impl Kind for Slack {
     const TYPE: &'static str = "slack";
     type Config = SlackConfig;
-    const MARKUP: Format = Format::SlackJson;
+    const MARKUP: Format = Format::SLACK_JSON;
 
     /// Slack's incoming webhooks: success is `200` with the body `ok`; an error is a body
     /// such as `invalid_payload` or `channel_not_found`, on a 4xx or even on a 200.
