@@ -261,7 +261,6 @@ fn finished(assignment: Assignment<'_>, outcome: Outcome, started: Instant) -> D
     metrics::delivery(integration.name(), integration.kind(), label, reason);
     Delivery {
         integration: integration.name().to_owned(),
-        kind: integration.kind(),
         attempt: assignment.attempt,
         outcome,
         elapsed: started.elapsed(),

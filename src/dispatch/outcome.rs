@@ -38,8 +38,6 @@ pub enum Outcome {
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub integration: String,
-    /// The integration's `type:`, or `unknown` for one no longer configured.
-    pub kind: &'static str,
     pub attempt: u32,
     pub outcome: Outcome,
     pub elapsed: Duration,

@@ -89,11 +89,10 @@ impl Dispatcher {
         };
         outcome.log();
         let (label, reason) = outcome.label();
-        // The name came in a message: it is no label value.
+        // The name came in a message: it is no label value, and no kind can be told for it.
         metrics::delivery(metrics::UNKNOWN_INTEGRATION, "unknown", label, reason);
         Delivery {
             integration: integration.to_owned(),
-            kind: "unknown",
             attempt,
             outcome,
             elapsed: Duration::ZERO,
