@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use run_notifier::config::{LedgerConfig, Secret};
+use run_notifier::event::RunId;
 use run_notifier::ledger::{Claim, Key, Ledger, Record, State};
 
 const DELIVERIES: usize = 2_000;
@@ -20,7 +21,7 @@ async fn measure(label: &str, ledger: Ledger) {
         let (ledger, record) = (ledger.clone(), record.clone());
         tasks.push(tokio::spawn(async move {
             for i in (worker..DELIVERIES).step_by(CONCURRENCY) {
-                let run = format!("bench-{i}-{}", rand::random::<u64>());
+                let run = RunId::parse(&format!("bench-{i}-{}", rand::random::<u64>())).unwrap();
                 let key = Key {
                     run_id: &run,
                     event_type: "run.canceled",

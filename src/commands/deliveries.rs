@@ -6,6 +6,7 @@ use chrono::{DateTime, SecondsFormat};
 use crate::broker::{self, Publisher};
 use crate::config::Config;
 use crate::control::ControlMessage;
+use crate::event::RunId;
 use crate::ledger::{CancelReport, Entry, Ledger};
 use crate::protocol::EVENT_TYPE;
 
@@ -15,7 +16,7 @@ pub async fn history(config: &Config, run_id: &str, json: bool) -> anyhow::Resul
         .await
         .context("cannot open the ledger")?;
     let entries = ledger
-        .history(run_id)
+        .history(&parse_run_id(run_id)?)
         .await
         .context("cannot read the ledger")?;
     ledger.close().await;
@@ -26,6 +27,11 @@ pub async fn history(config: &Config, run_id: &str, json: bool) -> anyhow::Resul
         return Ok(format!("no deliveries recorded for run {run_id}"));
     }
     Ok(table(&entries))
+}
+
+/// The run id given on the command line, or why it cannot be one.
+fn parse_run_id(text: &str) -> anyhow::Result<RunId> {
+    RunId::parse(text).map_err(|err| anyhow::anyhow!("the run id {err}"))
 }
 
 fn table(entries: &[Entry]) -> String {
@@ -100,7 +106,7 @@ pub async fn cancel(
         .await
         .context("cannot open the ledger")?;
     let report = ledger
-        .cancel(run_id, EVENT_TYPE, &names)
+        .cancel(&parse_run_id(run_id)?, EVENT_TYPE, &names)
         .await
         .context("cannot update the ledger")?;
     ledger.close().await;

@@ -194,7 +194,7 @@ impl Dispatcher {
         let integration = assignment.integration;
         let attempt = assignment.attempt;
         let key = Key {
-            run_id: event.data.run_id.as_str(),
+            run_id: &event.data.run_id,
             event_type: EVENT_TYPE,
             integration: integration.name(),
         };
@@ -220,7 +220,9 @@ impl Dispatcher {
                 };
             }
         };
-        let registration = self.in_flight.register(key.run_id, key.integration, abort);
+        let registration = self
+            .in_flight
+            .register(key.run_id.as_str(), key.integration, abort);
         let notification = Notification {
             event,
             integration: integration.name(),

@@ -77,7 +77,7 @@ impl Dispatcher {
     /// the run's deliveries, dead-lettered otherwise (it cannot be delivered).
     async fn unconfigured(&self, event: &RunCanceled, integration: &str, attempt: u32) -> Delivery {
         let key = Key {
-            run_id: event.data.run_id.as_str(),
+            run_id: &event.data.run_id,
             event_type: EVENT_TYPE,
             integration,
         };

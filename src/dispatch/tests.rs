@@ -90,7 +90,7 @@ impl Fixture {
 
     fn key(&self) -> Key<'_> {
         Key {
-            run_id: self.event.data.run_id.as_str(),
+            run_id: &self.event.data.run_id,
             event_type: EVENT_TYPE,
             integration: "hook",
         }

@@ -52,7 +52,7 @@ impl Ledger {
     ) -> Result<bool, WriteError> {
         let started = std::time::Instant::now();
         let write = RenewWrite {
-            run_id: key.run_id.to_owned(),
+            run_id: key.run_id.as_str().to_owned(),
             event_type: key.event_type.to_owned(),
             integration: key.integration.to_owned(),
             claim_id: claim.as_str().to_owned(),
@@ -72,6 +72,7 @@ mod tests {
     use std::time::Duration;
 
     use super::super::tests::{postgres_config, sqlite_config};
+    use crate::event::RunId;
     use crate::ledger::{Claim, ClaimId, Key, Ledger, Record, State};
 
     const TYPE: &str = "run.canceled";
@@ -90,7 +91,7 @@ mod tests {
     }
 
     async fn renewal_rules_hold(ledger: Ledger) {
-        let run = format!("run-{:x}", rand::random::<u64>());
+        let run = RunId::parse(&format!("run-{:x}", rand::random::<u64>())).unwrap();
         let key = |integration| Key {
             run_id: &run,
             event_type: TYPE,

@@ -28,12 +28,13 @@ pub use patience::{Record, outage_backoff};
 pub use state::{Claim, ClaimId, Entry, State, UnknownState};
 
 use crate::config::LedgerConfig;
+use crate::event::RunId;
 use crate::telemetry::metrics;
 
 /// What identifies one notification.
 #[derive(Debug, Clone, Copy)]
 pub struct Key<'a> {
-    pub run_id: &'a str,
+    pub run_id: &'a RunId,
     pub event_type: &'a str,
     pub integration: &'a str,
 }
@@ -152,7 +153,7 @@ impl Ledger {
         let claim_id = ClaimId::new();
         let written = self
             .claim_write(ClaimWrite {
-                run_id: key.run_id.to_owned(),
+                run_id: key.run_id.as_str().to_owned(),
                 event_type: key.event_type.to_owned(),
                 integration: key.integration.to_owned(),
                 attempt: i64::from(attempt),
@@ -210,9 +211,9 @@ impl Ledger {
     }
 
     /// Every delivery of one run, oldest first.
-    pub async fn history(&self, run_id: &str) -> Result<Vec<Entry>, sqlx::Error> {
+    pub async fn history(&self, run_id: &RunId) -> Result<Vec<Entry>, sqlx::Error> {
         let rows = sqlx::query(sql::HISTORY)
-            .bind(run_id)
+            .bind(run_id.as_str())
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(Entry::from_row).collect()
@@ -222,7 +223,7 @@ impl Ledger {
     /// starting. Idempotent: a second call changes nothing and says so.
     pub async fn cancel(
         &self,
-        run_id: &str,
+        run_id: &RunId,
         event_type: &str,
         integrations: &[&str],
     ) -> Result<CancelReport, sqlx::Error> {
@@ -238,7 +239,7 @@ impl Ledger {
             match before {
                 None => {
                     let inserted = sqlx::query(sql::PREVENT)
-                        .bind(key.run_id)
+                        .bind(key.run_id.as_str())
                         .bind(key.event_type)
                         .bind(key.integration)
                         .bind(now)
@@ -252,7 +253,7 @@ impl Ledger {
                 Some(state @ (State::InFlight | State::Failed)) => {
                     let updated = sqlx::query(sql::CANCEL)
                         .bind(now)
-                        .bind(key.run_id)
+                        .bind(key.run_id.as_str())
                         .bind(key.event_type)
                         .bind(key.integration)
                         .execute(&self.pool)

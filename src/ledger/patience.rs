@@ -106,7 +106,7 @@ impl Ledger {
     /// The stored state of one delivery, if it has a row.
     pub async fn state(&self, key: Key<'_>) -> Result<Option<State>, sqlx::Error> {
         sqlx::query(super::sql::CURRENT)
-            .bind(key.run_id)
+            .bind(key.run_id.as_str())
             .bind(key.event_type)
             .bind(key.integration)
             .fetch_optional(&self.pool)

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::config::{HumanDuration, LedgerConfig, Secret};
+use crate::event::RunId;
 
 const TYPE: &str = "run.canceled";
 
@@ -34,9 +35,13 @@ pub(crate) async fn postgres_config() -> LedgerConfig {
     }
 }
 
+fn run_id(text: &str) -> RunId {
+    RunId::parse(text).unwrap()
+}
+
 fn key(run: &str, integration: &'static str) -> Key<'static> {
     Key {
-        run_id: Box::leak(run.to_owned().into_boxed_str()),
+        run_id: Box::leak(Box::new(run_id(run))),
         event_type: TYPE,
         integration,
     }
@@ -133,16 +138,22 @@ async fn rules_hold(ledger: Ledger) {
     );
 
     // Cancel: in-flight c is canceled, d is prevented, a stays delivered; twice changes nothing.
-    let report = ledger.cancel(&run, TYPE, &["a", "c", "d"]).await.unwrap();
+    let report = ledger
+        .cancel(&run_id(&run), TYPE, &["a", "c", "d"])
+        .await
+        .unwrap();
     assert_eq!(report.canceled, vec![("c".to_owned(), State::InFlight)]);
     assert_eq!(report.prevented, vec!["d".to_owned()]);
     assert_eq!(report.unchanged, vec![("a".to_owned(), State::Delivered)]);
     assert_eq!(claim(&ledger, key(&run, "d"), long).await, Claim::Canceled);
-    let again = ledger.cancel(&run, TYPE, &["a", "c", "d"]).await.unwrap();
+    let again = ledger
+        .cancel(&run_id(&run), TYPE, &["a", "c", "d"])
+        .await
+        .unwrap();
     assert!(again.canceled.is_empty() && again.prevented.is_empty());
     assert_eq!(again.unchanged.len(), 3);
 
-    let history = ledger.history(&run).await.unwrap();
+    let history = ledger.history(&run_id(&run)).await.unwrap();
     let states: Vec<_> = history
         .iter()
         .map(|e| (e.integration.as_str(), e.state))
@@ -238,7 +249,7 @@ async fn the_sqlite_file_survives_a_reopen_and_pruning_keeps_recent_rows() {
 
     let reopened = Ledger::open(&config).await.unwrap();
     assert_eq!(
-        reopened.history("old").await.unwrap().len(),
+        reopened.history(&run_id("old")).await.unwrap().len(),
         1,
         "rows survive a restart"
     );
@@ -246,10 +257,10 @@ async fn the_sqlite_file_survives_a_reopen_and_pruning_keeps_recent_rows() {
         reopened.prune(*HumanDuration::secs(1_800)).await.unwrap(),
         1
     );
-    assert!(reopened.history("old").await.unwrap().is_empty());
-    assert_eq!(reopened.history("recent").await.unwrap().len(), 1);
+    assert!(reopened.history(&run_id("old")).await.unwrap().is_empty());
+    assert_eq!(reopened.history(&run_id("recent")).await.unwrap().len(), 1);
     assert_eq!(
-        reopened.history("pending").await.unwrap().len(),
+        reopened.history(&run_id("pending")).await.unwrap().len(),
         1,
         "unfinished rows are never pruned"
     );
@@ -277,6 +288,6 @@ async fn an_unknown_stored_state_is_an_error_not_in_flight() {
     assert_eq!(claimed.to_string(), unknown);
     let read = ledger.state(a).await.unwrap_err();
     assert!(read.to_string().contains(unknown), "{read}");
-    let history = ledger.history("future").await.unwrap_err();
+    let history = ledger.history(&run_id("future")).await.unwrap_err();
     assert!(history.to_string().contains(unknown), "{history}");
 }

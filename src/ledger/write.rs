@@ -54,7 +54,7 @@ impl RecordWrite {
             last_error: record.last_error.clone(),
             receipt: record.receipt.map(str::to_owned),
             now,
-            run_id: key.run_id.to_owned(),
+            run_id: key.run_id.as_str().to_owned(),
             event_type: key.event_type.to_owned(),
             integration: key.integration.to_owned(),
             claim_id: claim.as_str().to_owned(),
