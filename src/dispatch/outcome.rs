@@ -32,6 +32,30 @@ pub enum Outcome {
     Interrupted,
     /// An operator canceled this run's deliveries (`deliveries cancel`): drop it.
     Canceled,
+    /// Not delivered here: the part waits in its integration's own queue, for a slot of its
+    /// lane. Nothing was sent and nothing is recorded.
+    Queue(QueueReason),
+}
+
+/// Why a part waits in its integration's queue instead of being delivered now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueReason {
+    /// The integration's circuit breaker is open: it is paused.
+    Paused,
+    /// The direct half of the prefetch, or the integration's lane, had no room in time.
+    Full,
+    /// Shutdown began before the part got a slot of its lane.
+    Stopping,
+}
+
+impl QueueReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueReason::Paused => "paused",
+            QueueReason::Full => "full",
+            QueueReason::Stopping => "stopping",
+        }
+    }
 }
 
 /// One integration's part of a message, finished.
@@ -69,6 +93,7 @@ impl Outcome {
             Outcome::Busy { .. } => ("busy", None),
             Outcome::Interrupted => ("interrupted", None),
             Outcome::Canceled => ("canceled", None),
+            Outcome::Queue(_) => ("queued", None),
         }
     }
 
@@ -108,6 +133,11 @@ impl Outcome {
             ),
             Outcome::Interrupted => info!(outcome = "interrupted", "interrupted, handing back"),
             Outcome::Canceled => info!(outcome = "canceled", "canceled by an operator: dropped"),
+            Outcome::Queue(reason) => debug!(
+                outcome = "queued",
+                reason = reason.as_str(),
+                "waits in its integration's queue"
+            ),
         }
     }
 
@@ -119,8 +149,9 @@ impl Outcome {
             Outcome::RetryIn { error, .. } => (State::Failed, Some(error.to_string()), None),
             Outcome::GiveUp(error) => (State::Dead, Some(error.to_string()), None),
             Outcome::Interrupted => (State::Failed, Some("interrupted by shutdown".into()), None),
-            // The operator's cancel already wrote the row; a busy row is another attempt's.
-            Outcome::Canceled | Outcome::Busy { .. } => return None,
+            // The operator's cancel already wrote the row; a busy row is another attempt's; a
+            // queued part has not claimed it.
+            Outcome::Canceled | Outcome::Busy { .. } | Outcome::Queue(_) => return None,
         };
         Some(Record {
             state,
