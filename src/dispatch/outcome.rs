@@ -48,16 +48,6 @@ pub enum QueueReason {
     Stopping,
 }
 
-impl QueueReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            QueueReason::Paused => "paused",
-            QueueReason::Full => "full",
-            QueueReason::Stopping => "stopping",
-        }
-    }
-}
-
 /// One integration's part of a message, finished.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -133,11 +123,8 @@ impl Outcome {
             ),
             Outcome::Interrupted => info!(outcome = "interrupted", "interrupted, handing back"),
             Outcome::Canceled => info!(outcome = "canceled", "canceled by an operator: dropped"),
-            Outcome::Queue(reason) => debug!(
-                outcome = "queued",
-                reason = reason.as_str(),
-                "waits in its integration's queue"
-            ),
+            // Nothing was tried: its queue's consumer logs it once it delivers.
+            Outcome::Queue(_) => {}
         }
     }
 
