@@ -11,7 +11,7 @@ use tracing::{Instrument, Span, warn};
 
 use super::Worker;
 use super::settle::{Disposition, Message};
-use crate::broker::message::DeadLetter;
+use crate::broker::message::{DeadLetter, MAX_HEADER_BYTES, oversized_headers};
 use crate::dispatch::{Assignment, Delivery, Outcome, Step, Targets};
 use crate::echo;
 use crate::event::RunCanceled;
@@ -198,6 +198,12 @@ impl Worker {
             return Err(format!(
                 "message is {} bytes, over the limit of {limit} bytes",
                 body.len()
+            ));
+        }
+        if let Some(size) = oversized_headers(&message.delivery.properties) {
+            return Err(format!(
+                "the message's headers are {size} bytes, over the {MAX_HEADER_BYTES} bytes the \
+                 worker can carry onto a retry or dead letter (the broker's frame limit)"
             ));
         }
         RunCanceled::from_amqp(body, &message.delivery.properties).map_err(|err| err.to_string())
