@@ -63,6 +63,11 @@ ensure_rabbitmq() {
 ensure_postgresql() {
   if port_open 5432; then
     log "PostgreSQL is running"
+    # The TLS tests start private clusters of their own from the server binaries.
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+      log "installing PostgreSQL's server binaries (for the TLS tests' private clusters)"
+      apt_install postgresql
+    fi
   else
     if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
       log "installing PostgreSQL"

@@ -1,9 +1,15 @@
 //! The admin HTTP listener: `/healthz` (alive: the consumer makes progress), `/readyz`
-//! (consuming, and the ledger answers) and `/metrics` (Prometheus text).
+//! (consuming, and the ledger answers; otherwise which is down, and why when an operator must
+//! act) and `/metrics` (Prometheus text).
+
+mod listener;
+mod readiness;
+
+pub use listener::HEADER_READ_TIMEOUT;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::extract::State;
@@ -26,6 +32,8 @@ pub struct Health {
 #[derive(Debug)]
 struct Progress {
     consuming: AtomicBool,
+    /// Why the worker cannot consume, when an operator must act (a name taken on the broker).
+    broker_problem: Mutex<Option<String>>,
     epoch: Instant,
     /// Milliseconds since `epoch` of the last progress: a message settled, or work arriving
     /// after an idle spell.
@@ -42,6 +50,7 @@ impl Health {
         Self {
             state: Arc::new(Progress {
                 consuming: AtomicBool::new(false),
+                broker_problem: Mutex::new(None),
                 epoch: Instant::now(),
                 last_progress: AtomicU64::new(0),
                 unsettled: AtomicU64::new(0),
@@ -50,9 +59,30 @@ impl Health {
         }
     }
 
+    /// Consuming or not; consuming clears any broker problem.
     pub fn set_consuming(&self, consuming: bool) {
         self.state.consuming.store(consuming, Ordering::Relaxed);
         metrics::broker_connected(consuming);
+        if consuming {
+            self.set_broker_problem(None);
+        }
+    }
+
+    /// Why the worker cannot consume, as a sentence for `/readyz`, or `None`.
+    pub fn set_broker_problem(&self, problem: Option<String>) {
+        *self
+            .state
+            .broker_problem
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = problem;
+    }
+
+    fn broker_problem(&self) -> Option<String> {
+        self.state
+            .broker_problem
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn is_consuming(&self) -> bool {
@@ -98,6 +128,15 @@ impl Health {
 /// The ledger, once it is open: readiness waits for it.
 pub type LedgerSlot = Arc<std::sync::OnceLock<Ledger>>;
 
+/// What the handlers share.
+#[derive(Clone)]
+struct AdminState {
+    health: Health,
+    ledger: LedgerSlot,
+    /// Whether the ledger answered, asked at most once per [`readiness::REFRESH`].
+    ledger_up: Arc<readiness::Refreshed>,
+}
+
 /// Binds `addr` now (so a taken port fails the start) and serves until `shutdown`.
 pub async fn serve(
     addr: SocketAddr,
@@ -107,23 +146,29 @@ pub async fn serve(
 ) -> std::io::Result<JoinHandle<std::io::Result<()>>> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let prometheus = metrics::install();
+    let state = AdminState {
+        health,
+        ledger,
+        ledger_up: Arc::new(readiness::Refreshed::new(readiness::REFRESH)),
+    };
     let app = Router::new()
         .route("/healthz", get(live))
         .route("/readyz", get(ready))
-        .with_state((health, ledger))
+        .with_state(state)
         .route(
             "/metrics",
             get(move || std::future::ready(prometheus.render())),
         );
-    Ok(tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-    }))
+    Ok(tokio::spawn(listener::serve(
+        listener,
+        app,
+        HEADER_READ_TIMEOUT,
+        shutdown,
+    )))
 }
 
-async fn live(State((health, _)): State<(Health, LedgerSlot)>) -> (StatusCode, String) {
-    match health.stalled_for() {
+async fn live(State(state): State<AdminState>) -> (StatusCode, String) {
+    match state.health.stalled_for() {
         None => (StatusCode::OK, "ok\n".to_owned()),
         Some(waited) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -135,15 +180,9 @@ async fn live(State((health, _)): State<(Health, LedgerSlot)>) -> (StatusCode, S
     }
 }
 
-async fn ready(State((health, ledger)): State<(Health, LedgerSlot)>) -> (StatusCode, Json<Value>) {
-    let consuming = health.is_consuming();
-    let ledger_up = match ledger.get() {
-        Some(ledger) => matches!(
-            tokio::time::timeout(Duration::from_secs(1), ledger.ping()).await,
-            Ok(Ok(()))
-        ),
-        None => false,
-    };
+async fn ready(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
+    let consuming = state.health.is_consuming();
+    let ledger_up = state.ledger_up.get(|| answers(&state.ledger)).await;
     let ready = consuming && ledger_up;
     let status = if ready {
         StatusCode::OK
@@ -160,10 +199,25 @@ async fn ready(State((health, ledger)): State<(Health, LedgerSlot)>) -> (StatusC
     } else {
         "unreachable"
     };
-    (
-        status,
-        Json(json!({ "ready": ready, "broker": broker, "ledger": ledger })),
-    )
+    let mut body = json!({ "ready": ready, "broker": broker, "ledger": ledger });
+    if let Some(problem) = state.health.broker_problem().filter(|_| !consuming) {
+        body["problem"] = Value::String(problem);
+    }
+    (status, Json(body))
+}
+
+/// Whether the ledger is open and answers a ping within a second (timed as operation `ping`).
+async fn answers(ledger: &LedgerSlot) -> bool {
+    let Some(ledger) = ledger.get() else {
+        return false;
+    };
+    let started = Instant::now();
+    let answered = matches!(
+        tokio::time::timeout(Duration::from_secs(1), ledger.ping()).await,
+        Ok(Ok(()))
+    );
+    metrics::ledger_time("ping", started.elapsed());
+    answered
 }
 
 /// A message taken and not yet settled; dropping it counts the progress.

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::admin::{self, Health, LedgerSlot};
+use crate::broker::Seal;
 use crate::config::{Config, LedgerConfig};
 use crate::dispatch::Dispatcher;
 use crate::integrations::{build_all, http_client};
@@ -36,6 +37,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let Some(ledger) = open_ledger(&config.ledger, &shutdown).await? else {
         return Ok(());
     };
+    // Shared by every worker on this ledger: each vouches for the others' retries.
+    let seal = ledger
+        .seal_key()
+        .await
+        .context("cannot read the key that seals retries from the ledger")?;
     let _ = ledger_slot.set(ledger.clone());
     tokio::spawn(prune(
         ledger.clone(),
@@ -46,7 +52,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     let policy = RetryPolicy::new(config.retry.clone());
     let dispatcher = Dispatcher::new(integrations, policy, ledger.clone(), config.broker.prefetch);
-    let worker = Arc::new(Worker::new(config, dispatcher, health));
+    let worker = Arc::new(Worker::new(config, dispatcher, health, Seal::new(&seal)));
     worker.run(&shutdown).await;
     admin.await.context("admin listener panicked")??;
     ledger.close().await;

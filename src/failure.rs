@@ -76,6 +76,26 @@ impl DeliveryError {
             DeliveryError::Canceled => None,
         }
     }
+
+    /// The same failure, classified the same, with `what` was being done in front of its
+    /// message (`cannot tell which comments are ours: HTTP 401 …`).
+    pub fn context(self, what: &str) -> Self {
+        match self {
+            DeliveryError::Retryable {
+                kind,
+                message,
+                retry_after,
+            } => DeliveryError::Retryable {
+                kind,
+                message: format!("{what}: {message}"),
+                retry_after,
+            },
+            DeliveryError::Permanent { message } => DeliveryError::Permanent {
+                message: format!("{what}: {message}"),
+            },
+            DeliveryError::Canceled => DeliveryError::Canceled,
+        }
+    }
 }
 
 /// How a receiver says yes or no beyond its status code.

@@ -20,6 +20,7 @@
 //!
 //! - [`config`]: typed YAML config, `${VAR}` expansion, validation at load.
 //! - [`secret`], [`duration`]: value types of the config (leaves: they import nothing of ours).
+//! - [`echo`]: producer text bounded and escaped wherever it is echoed.
 //! - [`event`]: the CloudEvent into typed values; field rules; git remotes into [`event::Repo`].
 //! - [`route`]: per-integration filters.
 //! - [`integrations`]: one module per kind behind the [`integrations::Kind`] trait, listed in
@@ -52,6 +53,7 @@ pub mod config;
 pub mod control;
 pub mod dispatch;
 pub mod duration;
+pub mod echo;
 pub mod event;
 pub mod failure;
 pub mod integrations;

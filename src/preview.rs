@@ -87,6 +87,16 @@ pub async fn render(
             }
             Err(error) => {
                 let _ = writeln!(out, "\n== {name} ({kind}): would fail: {error}");
+                // The lookup failed, not the template: what it would write still shows.
+                if let Some(draft) = integration.draft(&notification) {
+                    let _ = write!(
+                        out,
+                        "once that lookup answers, it would {} {} with this body:\n{}",
+                        draft.methods,
+                        draft.target,
+                        show_body(&draft.body)
+                    );
+                }
             }
         }
     }
@@ -110,10 +120,16 @@ pub fn show(request: &OutgoingRequest) -> String {
     if !request.headers.contains_key(ACCEPT) {
         let _ = writeln!(out, "accept: */*");
     }
-    let _ = writeln!(out, "\n{}", String::from_utf8_lossy(&request.body));
-    if let Ok(json) = serde_json::from_slice::<Value>(&request.body) {
+    out.push_str(&show_body(&request.body));
+    out
+}
+
+/// A blank line, the body bytes exactly as sent, then a labelled pretty copy when it is JSON.
+fn show_body(body: &[u8]) -> String {
+    let mut out = format!("\n{}\n", String::from_utf8_lossy(body));
+    if let Ok(json) = serde_json::from_slice::<Value>(body) {
         let pretty = serde_json::to_string_pretty(&json).expect("a JSON value serialises");
-        if pretty.as_bytes() != request.body.as_slice() {
+        if pretty.as_bytes() != body {
             let _ = writeln!(out, "{PRETTY_LABEL}\n{pretty}");
         }
     }

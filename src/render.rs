@@ -12,11 +12,12 @@ use serde_json::Value;
 mod escape;
 mod gitlab;
 mod helpers;
+mod json_value;
 mod markdown;
 mod samples;
 
 pub use escape::{escape_json, escape_slack, escape_slack_json, escape_teams_json};
-pub use gitlab::escape_gitlab_markdown;
+pub use gitlab::{escape_gitlab_markdown, live_markup};
 pub use helpers::{DEFAULT_DATE_FORMAT, truncate};
 pub use markdown::escape_markdown;
 pub use samples::{sample_events, variables};
@@ -46,6 +47,46 @@ impl Format {
     pub fn is_json(self) -> bool {
         matches!(self, Format::Json | Format::SlackJson | Format::TeamsJson)
     }
+
+    /// How `{{value}}` is escaped.
+    fn escape_fn(self) -> fn(&str) -> String {
+        match self {
+            Format::Json => escape_json,
+            Format::SlackJson => escape_slack_json,
+            Format::TeamsJson => escape_teams_json,
+            Format::Markdown => escape_markdown,
+            Format::GitlabMarkdown => escape_gitlab_markdown,
+            Format::Text => handlebars::no_escape,
+        }
+    }
+
+    /// Why `{{{…}}}` and `{{&…}}` are refused in this format, or `None` where they are allowed
+    /// (plain text, which has no markup to escape).
+    fn unescaped_refusal(self) -> Option<&'static str> {
+        let why = match self {
+            Format::Json => "skip JSON escaping: a quote in a value would break the document",
+            Format::SlackJson => {
+                "skip JSON and Slack escaping: a value could break the message, or add links and mentions"
+            }
+            Format::TeamsJson => {
+                "skip JSON and Teams escaping: a value could break the card, or add links"
+            }
+            Format::Markdown | Format::GitlabMarkdown => {
+                "skip Markdown escaping: a value could add links, mentions, HTML or break the layout"
+            }
+            Format::Text => return None,
+        };
+        Some(why)
+    }
+}
+
+/// A registry for templates of `format`: strict, with the format's escaping and the helpers.
+fn registry(format: Format) -> Handlebars<'static> {
+    let mut registry = Handlebars::new();
+    registry.set_strict_mode(true);
+    registry.register_escape_fn(format.escape_fn());
+    helpers::register(&mut registry, format);
+    registry
 }
 
 /// A template that cannot be used, with where and why.
@@ -90,20 +131,13 @@ impl Default for Templates {
 
 impl Templates {
     pub fn new() -> Self {
-        let registry = |format: Format, escape: fn(&str) -> String| {
-            let mut registry = Handlebars::new();
-            registry.set_strict_mode(true);
-            registry.register_escape_fn(escape);
-            helpers::register(&mut registry, format.is_json());
-            registry
-        };
         Self {
-            json: registry(Format::Json, escape_json),
-            slack_json: registry(Format::SlackJson, escape_slack_json),
-            teams_json: registry(Format::TeamsJson, escape_teams_json),
-            markdown: registry(Format::Markdown, escape_markdown),
-            gitlab_markdown: registry(Format::GitlabMarkdown, escape_gitlab_markdown),
-            text: registry(Format::Text, handlebars::no_escape),
+            json: registry(Format::Json),
+            slack_json: registry(Format::SlackJson),
+            teams_json: registry(Format::TeamsJson),
+            markdown: registry(Format::Markdown),
+            gitlab_markdown: registry(Format::GitlabMarkdown),
+            text: registry(Format::Text),
         }
     }
 
@@ -132,12 +166,15 @@ impl Templates {
             line,
             message,
         };
-        if let Some(index) = unescaped_expression(source).filter(|_| format.is_json()) {
+        if let Some(why) = format.unescaped_refusal()
+            && let Some(index) = unescaped_expression(source)
+        {
             let line = source[..index].matches('\n').count() + 1;
             return Err(error(
                 Some(line),
-                "`{{{…}}}` and `{{&…}}` skip JSON escaping; use `{{…}}`, or the `json` helper for a raw value"
-                    .into(),
+                format!(
+                    "`{{{{{{…}}}}}}` and `{{{{&…}}}}` {why}; write `{{{{…}}}}`, or use the `json` or `url` helper"
+                ),
             ));
         }
         let registry = match format {
@@ -292,7 +329,7 @@ mod tests {
     }
 
     #[test]
-    fn triple_stash_is_refused_in_json_templates() {
+    fn unescaped_expressions_are_refused_in_every_format_but_plain_text() {
         let error = templates_with(Format::Json, "{\n\"a\": \"{{{actor}}}\"}")
             .err()
             .unwrap();
@@ -303,6 +340,14 @@ mod tests {
             assert!(error.message.contains("`{{&…}}`"), "{source}: {error}");
         }
         assert!(templates_with(Format::Json, "{\"a\": \"{{actor}} & co\"}").is_ok());
+        for format in [Format::Markdown, Format::GitlabMarkdown] {
+            let error = templates_with(format, "Cancelled by\n\n{{{actor}}}")
+                .err()
+                .unwrap();
+            assert_eq!(error.line, Some(3));
+            assert!(error.message.contains("skip Markdown escaping"), "{error}");
+        }
+        assert!(templates_with(Format::Text, "Cancelled by {{{actor}}} {{&note}}").is_ok());
     }
 
     #[test]
@@ -347,7 +392,12 @@ mod tests {
         let text = parsed["text"].as_str().unwrap();
         assert!(!text.contains('<') && !text.contains('>'), "{text}");
         assert!(text.contains("&lt;script&gt;"), "{text}");
-        assert_eq!(parsed["n"][1], "@team", "`json` writes the raw value");
+        assert_eq!(parsed["n"][1], "@team");
+        let tag = parsed["n"][0].as_str().unwrap();
+        assert!(
+            tag.contains("&lt;script&gt;"),
+            "`json` escapes for Slack too: {tag}"
+        );
         assert_eq!(escape_slack("a & <!channel>"), "a &amp; &lt;!channel&gt;");
     }
 

@@ -140,7 +140,7 @@ impl Broker {
         let broker = &config.broker;
         let topology = Topology::of(config);
         let mut queues = vec![broker.queue.clone(), broker.dead_letter_queue.clone()];
-        queues.extend((0..16).map(|k| format!("{}.{}s", broker.retry_queue_prefix, 1u64 << k)));
+        queues.extend((0..16).map(|k| format!("{}.{}s", broker.retry_prefix(), 1u64 << k)));
         queues.extend(
             config
                 .integrations

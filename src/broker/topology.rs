@@ -6,12 +6,15 @@ use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptio
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, ExchangeKind};
 
+use super::conflict::{DeclareError, Inequivalent};
 use crate::config::{BrokerConfig, Config};
 use crate::retry::RetryPolicy;
 
 /// Exchange, queues and bindings. Queue arguments depend only on names and on
-/// `broker.delivery_limit`, so only a change of that limit can make a re-declaration fail with
-/// `PRECONDITION_FAILED` (RabbitMQ refuses changed arguments on an existing queue).
+/// `broker.delivery_limit`, so only a change of that limit, or another deployment using the
+/// same names on the vhost, can make a re-declaration fail with `PRECONDITION_FAILED`
+/// (RabbitMQ refuses changed arguments on an existing queue); [`Topology::declare`] then says
+/// which name and which config key.
 #[derive(Debug, Clone)]
 pub struct Topology {
     pub exchange: String,
@@ -53,7 +56,7 @@ impl Topology {
             routing_key: broker.routing_key.clone(),
             dead_letter_queue: broker.dead_letter_queue.clone(),
             control_exchange: broker.control_exchange.clone(),
-            retry_queue_prefix: broker.retry_queue_prefix.clone(),
+            retry_queue_prefix: broker.retry_prefix(),
             integrations,
             delivery_limit: broker.delivery_limit,
             tiers,
@@ -83,8 +86,38 @@ impl Topology {
         format!("{}.{secs}s", self.retry_queue_prefix)
     }
 
-    /// Declares the exchanges, event queue, binding, retry queues and dead-letter queue.
-    pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
+    /// Declares the exchanges, event queue, binding, retry queues and dead-letter queue. A
+    /// name taken on the broker with other arguments is a [`DeclareError::Conflict`] saying
+    /// which config key to change.
+    pub async fn declare(&self, channel: &Channel) -> Result<(), DeclareError> {
+        self.declare_all(channel).await.map_err(|err| {
+            let message = err.to_string();
+            match Inequivalent::parse(&message) {
+                Some(found) => {
+                    DeclareError::Conflict(found.explain(self.config_key_of(found.name)))
+                }
+                None => DeclareError::Broker(err),
+            }
+        })
+    }
+
+    /// The config key that names the queue or exchange `name`.
+    fn config_key_of(&self, name: &str) -> &'static str {
+        if name == self.exchange {
+            "broker.exchange"
+        } else if name == self.control_exchange {
+            "broker.control_exchange"
+        } else if name == self.dead_letter_queue {
+            "broker.dead_letter_queue"
+        } else if self.tiers.iter().any(|&tier| self.tier_queue(tier) == name) {
+            "broker.retry_queue_prefix"
+        } else {
+            // The event queue, and each integration's queue named after it.
+            "broker.queue"
+        }
+    }
+
+    async fn declare_all(&self, channel: &Channel) -> Result<(), lapin::Error> {
         let durable = QueueDeclareOptions::durable();
         for (exchange, kind) in [
             (&self.exchange, ExchangeKind::Topic),
@@ -186,10 +219,50 @@ mod tests {
     fn a_delay_goes_to_the_tier_at_or_below_it() {
         let topology = topology(60);
         let queue = |ms| topology.retry_queue(Duration::from_millis(ms));
-        assert_eq!(queue(0), "run-notifier.retry.1s");
-        assert_eq!(queue(1_999), "run-notifier.retry.1s");
-        assert_eq!(queue(2_000), "run-notifier.retry.2s");
-        assert_eq!(queue(45_000), "run-notifier.retry.32s");
-        assert_eq!(queue(3_600_000), "run-notifier.retry.32s");
+        assert_eq!(queue(0), "run-notifier.events.retry.1s");
+        assert_eq!(queue(1_999), "run-notifier.events.retry.1s");
+        assert_eq!(queue(2_000), "run-notifier.events.retry.2s");
+        assert_eq!(queue(45_000), "run-notifier.events.retry.32s");
+        assert_eq!(queue(3_600_000), "run-notifier.events.retry.32s");
+    }
+
+    #[test]
+    fn tiers_are_named_after_the_event_queue_unless_a_prefix_is_set() {
+        let broker = BrokerConfig {
+            queue: "staging.events".into(),
+            ..BrokerConfig::default()
+        };
+        let topology = Topology::new(&broker, Duration::from_secs(1), vec![]);
+        assert_eq!(
+            topology.retry_queue(Duration::ZERO),
+            "staging.events.retry.1s"
+        );
+        let broker = BrokerConfig {
+            retry_queue_prefix: Some("run-notifier.retry".into()),
+            ..broker
+        };
+        let topology = Topology::new(&broker, Duration::from_secs(1), vec![]);
+        assert_eq!(
+            topology.retry_queue(Duration::ZERO),
+            "run-notifier.retry.1s"
+        );
+    }
+
+    #[test]
+    fn a_conflict_names_the_key_of_the_queue_or_exchange() {
+        let topology = topology(4);
+        assert_eq!(
+            topology.config_key_of("run-notifier.events.retry.4s"),
+            "broker.retry_queue_prefix"
+        );
+        assert_eq!(
+            topology.config_key_of("run-notifier.events"),
+            "broker.queue"
+        );
+        assert_eq!(topology.config_key_of("runs"), "broker.exchange");
+        assert_eq!(
+            topology.config_key_of("run-notifier.dead"),
+            "broker.dead_letter_queue"
+        );
     }
 }

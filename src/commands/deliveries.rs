@@ -105,11 +105,9 @@ pub async fn cancel(
         .context("cannot update the ledger")?;
     ledger.close().await;
 
-    let connection = broker::connect(config.broker.url.expose(), "cli")
-        .await
-        .context(
-            "canceled in the ledger, but cannot reach the broker to abort in-flight deliveries",
-        )?;
+    let connection = broker::connect_to(&config.broker, "cli").await.context(
+        "canceled in the ledger, but cannot reach the broker to abort in-flight deliveries",
+    )?;
     let publisher = Publisher::open(&connection).await?;
     let message = ControlMessage::CancelRun {
         run_id: run_id.to_owned(),

@@ -51,14 +51,11 @@ pub fn read_event(path: &Path, unchecked: bool) -> anyhow::Result<Vec<u8>> {
 /// that a first publish before any worker ran is not lost; waits for the broker's confirm.
 pub async fn publish(config: &Config, body: &[u8]) -> anyhow::Result<()> {
     let broker = &config.broker;
-    let connection = broker::connect(broker.url.expose(), "cli")
+    let connection = broker::connect_to(broker, "cli")
         .await
         .context("cannot connect to the broker")?;
     let publisher = Publisher::open(&connection).await?;
-    Topology::of(config)
-        .declare(publisher.channel())
-        .await
-        .context("cannot declare the topology")?;
+    Topology::of(config).declare(publisher.channel()).await?;
     let mut properties = BasicProperties::default()
         .with_content_type(CLOUDEVENTS_CONTENT_TYPE.into())
         .with_delivery_mode(2);

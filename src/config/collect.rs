@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::de::DeserializeOwned;
 
+use super::as_text::Tagged;
 use super::env;
 use super::lines::{blank, enclosing_entry};
 use super::tree::Node;
@@ -40,21 +41,27 @@ impl Problem {
 }
 
 /// Parses `text` as `T` with `${VAR}` from `env`; on failure, every problem found, in line order.
+/// `keys` finds the problems with keys that the typed parse would report late or vaguely: each
+/// one's key is taken out before that parse.
 pub fn parse<T: DeserializeOwned>(
     text: &str,
     env: &HashMap<String, String>,
+    keys: impl Fn(&Node) -> Vec<Problem>,
 ) -> Result<T, Vec<Problem>> {
     let tree = Node::parse(text);
-    let problems: Vec<Problem> = match &tree {
-        Some(tree) => env::check(tree, text, env)
-            .into_iter()
-            .map(|p| Problem {
-                line: Some(p.at.line),
-                column: p.at.column,
-                message: p.message,
-            })
-            .collect(),
-        None => Vec::new(),
+    let (problems, key_problems): (Vec<Problem>, Vec<Problem>) = match &tree {
+        Some(tree) => (
+            env::check(tree, text, env)
+                .into_iter()
+                .map(|p| Problem {
+                    line: Some(p.at.line),
+                    column: p.at.column,
+                    message: p.message,
+                })
+                .collect(),
+            keys(tree),
+        ),
+        None => (Vec::new(), Vec::new()),
     };
     // Missing variables are reported above; for the parse they get a stand-in that most fields
     // take (a URL is also a valid string), so that the rest of their entry is still checked.
@@ -65,15 +72,25 @@ pub fn parse<T: DeserializeOwned>(
             parse_env.insert(name, PLACEHOLDER.to_owned());
         }
     }
+    let mut tagged = tree
+        .as_ref()
+        .map(|tree| Tagged::new(tree, text))
+        .unwrap_or_default();
     let mut pass = Pass {
         settled: problems.iter().filter_map(|p| p.line).collect(),
         problems,
         blanked_keys: Vec::new(),
         lines: text.lines().map(str::to_owned).collect(),
     };
-    // Every round blanks at least one line, so this many rounds always suffice.
-    for _ in 0..=pass.lines.len() {
-        let source = pass.lines.join("\n");
+    for problem in key_problems {
+        if let Some(line) = problem.line {
+            pass.settle(line, problem.column);
+        }
+        pass.problems.push(problem);
+    }
+    // Every round blanks a line or takes a tag off, so this many rounds always suffice.
+    for _ in 0..=pass.lines.len() + tagged.len() {
+        let source = tagged.apply(&pass.lines);
         let options = serde_saphyr::options! {}.with_properties(parse_env.clone());
         let error = match serde_saphyr::from_str_with_options::<T>(&source, options) {
             Ok(value) if pass.problems.is_empty() => return Ok(value),
@@ -82,11 +99,17 @@ pub fn parse<T: DeserializeOwned>(
         };
         // Text that is not YAML cannot usefully be parsed again.
         let Some(tree) = &tree else {
-            pass.record(&error, None);
+            pass.record(&Found::of(&error, &tagged));
             break;
         };
-        let error = unmask::<T>(&pass.lines, &error, &parse_env).unwrap_or(error);
-        if !pass.step(tree, &error) || pass.problems.len() >= MAX_PROBLEMS {
+        let error = unmask::<T>(&source, &error, &parse_env).unwrap_or(error);
+        let found = Found::of(&error, &tagged).naming_the_key(tree);
+        if let Some((line, column)) = found.at
+            && tagged.untag_wanted_as_non_text(tree, line, column, &found.message)
+        {
+            continue;
+        }
+        if !pass.step(tree, &found) || pass.problems.len() >= MAX_PROBLEMS {
             break;
         }
     }
@@ -96,24 +119,66 @@ pub fn parse<T: DeserializeOwned>(
     Err(problems)
 }
 
+/// An error of the typed parse, placed in the file as written.
+struct Found {
+    /// Line and column, when the parser knows them.
+    at: Option<(u32, u32)>,
+    /// The sentence, without the parser's trailing position.
+    message: String,
+}
+
+impl Found {
+    fn of(error: &serde_saphyr::Error, tagged: &Tagged) -> Self {
+        let at = error
+            .location()
+            .filter(|at| at.line() > 0)
+            .map(|at| (at.line() as u32, at.column() as u32))
+            .map(|(line, column)| (line, tagged.original_column(line, column)));
+        Self {
+            at,
+            message: explain(error),
+        }
+    }
+
+    /// Once a `${VAR}` value has been read, the parser withholds an unknown key's name (it
+    /// cannot tell a key from an expanded value); keys are never expanded, so the key at the
+    /// error's place is named.
+    fn naming_the_key(mut self, tree: &Node) -> Self {
+        const WITHHELD: &str = "unknown field `an interpolated field`";
+        if self.message.contains(WITHHELD)
+            && let Some((line, column)) = self.at
+            && let Some(key) = tree.key_at(line, column).and_then(Node::text)
+        {
+            self.message = self
+                .message
+                .replace(WITHHELD, &format!("unknown field `{key}`"));
+        }
+        self
+    }
+}
+
 /// The parser hides any error inside an entry that holds a `${VAR}` value behind "invalid
 /// interpolated scalar value" (it cannot tell whether the real message would quote a secret),
-/// so a key typo in such an entry read as a bad variable. Parsing the entry again with its
-/// `${…}` replaced by a stand-in shows the real error; it is used when it is about the entry's
-/// shape (an unknown or missing key, an unknown `type:`), which quotes no value.
+/// and an unknown key's name behind "an interpolated field", or with an expanded value's text
+/// in it, so a key typo in such an entry read as a bad variable. Parsing the entry again with
+/// its `${…}` replaced by a stand-in shows the real error; it is used when it is about the
+/// entry's shape (an unknown or missing key, an unknown `type:`), which quotes no value.
 fn unmask<T: DeserializeOwned>(
-    lines: &[String],
+    source: &str,
     error: &serde_saphyr::Error,
     env: &HashMap<String, String>,
 ) -> Option<serde_saphyr::Error> {
-    if !error
-        .to_string()
-        .contains("invalid interpolated scalar value")
-    {
+    let message = error.to_string();
+    let masked = message.contains("invalid interpolated scalar value")
+        || message.contains("an interpolated field")
+        || message.contains("an interpolated variant")
+        || quoted_after(&message, "unknown field `").is_some_and(|field| field.contains("${"));
+    if !masked {
         return None;
     }
     let line = error.location()?.line() as u32;
-    let span = enclosing_entry(lines, line)?;
+    let lines: Vec<String> = source.lines().map(str::to_owned).collect();
+    let span = enclosing_entry(&lines, line)?;
     let text: Vec<String> = lines
         .iter()
         .enumerate()
@@ -146,30 +211,41 @@ struct Pass {
 }
 
 impl Pass {
-    fn record(&mut self, error: &serde_saphyr::Error, at: Option<(u32, u32)>) {
+    fn record(&mut self, found: &Found) {
         self.problems.push(Problem {
-            line: at.map(|(line, _)| line),
-            column: at.map_or(0, |(_, column)| column),
-            message: explain(error),
+            line: found.at.map(|(line, _)| line),
+            column: found.at.map_or(0, |(_, column)| column),
+            message: found.message.clone(),
         });
     }
 
-    /// Records `error` unless it follows from an earlier problem, then blanks what it is about
+    /// Blanks the key at `line`/`column`, whose problem is reported, so that the parse goes on
+    /// without it; a key inside a flow mapping (`{a: 1, b: 2}`) shares its line with others,
+    /// which stay, and serde's word on it is then not repeated.
+    fn settle(&mut self, line: u32, column: u32) {
+        let starts_line = self.lines.get(line as usize - 1).is_some_and(|text| {
+            let body = text.trim_start();
+            let body = body.strip_prefix("- ").map_or(body, str::trim_start);
+            (text.chars().count() - body.chars().count()) as u32 + 1 == column
+        });
+        if starts_line && let Some((_, parent)) = blank(&mut self.lines, line, false) {
+            self.settled.insert(line);
+            self.settled.extend(parent);
+        }
+    }
+
+    /// Records `found` unless it follows from an earlier problem, then blanks what it is about
     /// so that the next parse goes further; `false` when nothing more can be learnt.
-    fn step(&mut self, tree: &Node, error: &serde_saphyr::Error) -> bool {
-        let message = explain(error);
-        let Some((line, column)) = error
-            .location()
-            .filter(|at| at.line() > 0)
-            .map(|at| (at.line() as u32, at.column() as u32))
-        else {
-            self.record(error, None);
+    fn step(&mut self, tree: &Node, found: &Found) -> bool {
+        let message = &found.message;
+        let Some((line, column)) = found.at else {
+            self.record(found);
             return false;
         };
-        let missing_field = quoted_after(&message, "missing field `").map(str::to_owned);
+        let missing_field = quoted_after(message, "missing field `").map(str::to_owned);
         let relocated = match missing_field {
             Some(_) => None,
-            None => relocate(tree, line, column, &message),
+            None => relocate(tree, line, column, message),
         };
         // An error serde could not place on a key is about the list item around it as a whole
         // (serde reads a `type:`-tagged entry at once).
@@ -182,14 +258,22 @@ impl Pass {
             span.clone()
                 .find(|l| self.settled.contains(l) && !self.is_blank(*l))
         });
-        let consequence = self.settled.contains(&line)
+        let reported_here = self
+            .problems
+            .iter()
+            .any(|p| p.line == Some(line) && p.column == column);
+        let consequence = reported_here
+            || self.settled.contains(&line)
             || self.is_blank(line)
             || settled_in_entry.is_some()
             || missing_field
                 .as_ref()
                 .is_some_and(|field| self.blanked_keys.contains(field));
         if !consequence {
-            self.record(error, Some((line, column)));
+            self.record(&Found {
+                at: Some((line, column)),
+                message: message.clone(),
+            });
         }
         let (target, whole_entry) = match (settled_in_entry, &entry, &missing_field) {
             // First take away what already has its problem reported, then the entry.

@@ -24,11 +24,7 @@ pub fn check(tree: &Node, source: &str, env: &HashMap<String, String>) -> Vec<En
         if references.is_empty() {
             continue;
         }
-        let style = at
-            .byte
-            .and_then(|b| source.get(b..))
-            .and_then(|s| s.chars().next());
-        let written = match style {
+        let written = match style(&at, source) {
             Some('"' | '\'') => Some(("inside quotes", "remove the quotes")),
             Some('|' | '>') => Some((
                 "inside a block scalar (`|` or `>`)",
@@ -50,6 +46,24 @@ pub fn check(tree: &Node, source: &str, env: &HashMap<String, String>) -> Vec<En
         }
     }
     problems
+}
+
+/// The first character of the scalar at `at` as written: a quote or `|`/`>` when it is not plain.
+fn style(at: &Position, source: &str) -> Option<char> {
+    at.byte
+        .and_then(|b| source.get(b..))
+        .and_then(|s| s.chars().next())
+}
+
+/// Whether the scalar at `at` is written plain (not quoted, not a block), the only style whose
+/// `${…}` the parser expands.
+pub fn is_plain(at: &Position, source: &str) -> bool {
+    !matches!(style(at, source), Some('"' | '\'' | '|' | '>'))
+}
+
+/// Whether `text` holds a `${…}` reference.
+pub fn has_references(text: &str) -> bool {
+    !references(text).is_empty()
 }
 
 /// Every variable of `tree` that is required (no default applies) and not set in `env`.

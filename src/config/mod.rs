@@ -1,9 +1,12 @@
 //! The typed configuration: one YAML file, `${VAR}` expansion, validated once at load.
 
+mod as_text;
 mod collect;
+mod entries;
 mod env;
 mod lines;
 mod rules;
+mod tls;
 mod tree;
 
 use std::collections::HashMap;
@@ -16,6 +19,7 @@ use serde::Deserialize;
 // in leaf modules so that integrations need not import `config`.
 pub use crate::duration::HumanDuration;
 pub use crate::secret::Secret;
+pub use tls::{BrokerTls, ClientIdentity, TlsFileError, TlsFiles};
 
 use crate::integrations::IntegrationConfig;
 
@@ -58,14 +62,19 @@ fn default_templates_dir() -> PathBuf {
 pub struct BrokerConfig {
     /// `amqp://` or `amqps://` URL; it may hold a password, so it is a secret.
     pub url: Secret,
+    /// With `amqps://`: a CA file trusted on top of the system roots, and a client certificate
+    /// for mutual TLS.
+    pub tls: BrokerTls,
     /// Durable topic exchange the dashboard publishes to.
     pub exchange: String,
     /// The worker's durable quorum queue.
     pub queue: String,
     /// Binding key of `queue` on `exchange`.
     pub routing_key: String,
-    /// Prefix of the TTL retry queues (one per delay tier).
-    pub retry_queue_prefix: String,
+    /// Prefix of the TTL retry queues, one per delay tier (`<prefix>.1s`, `.2s`, …); by default
+    /// `<queue>.retry`, so that deployments with queues of their own on one vhost never share
+    /// a tier.
+    pub retry_queue_prefix: Option<String>,
     /// Where bad input, permanent failures and exhausted retries end up.
     pub dead_letter_queue: String,
     /// Fanout exchange that broadcasts operator commands (`deliveries cancel`) to every worker.
@@ -84,10 +93,11 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         Self {
             url: Secret::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            tls: BrokerTls::default(),
             exchange: "runs".into(),
             queue: "run-notifier.events".into(),
             routing_key: "run.canceled".into(),
-            retry_queue_prefix: "run-notifier.retry".into(),
+            retry_queue_prefix: None,
             dead_letter_queue: "run-notifier.dead".into(),
             control_exchange: "run-notifier.control".into(),
             prefetch: 64,
@@ -95,6 +105,15 @@ impl Default for BrokerConfig {
             delivery_limit: 20,
             reconnect_max_delay: HumanDuration::secs(30),
         }
+    }
+}
+
+impl BrokerConfig {
+    /// The prefix of the retry tiers: `retry_queue_prefix`, or `<queue>.retry`.
+    pub fn retry_prefix(&self) -> String {
+        self.retry_queue_prefix
+            .clone()
+            .unwrap_or_else(|| format!("{}.retry", self.queue))
     }
 }
 
@@ -227,16 +246,21 @@ impl Config {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|err| fail(vec![format!("{name}: cannot read the config file: {err}")]))?;
-        let mut config = Self::parse_problems(&text, &std::env::vars().collect())
+        let base = path.parent().unwrap_or(Path::new(""));
+        let config = Self::parse_problems(&text, &std::env::vars().collect(), base)
             .map_err(|problems| fail(problems.iter().map(|p| p.render(&name)).collect()))?;
-        config.resolve_paths(path.parent().unwrap_or(Path::new("")));
+        // Files are checked once their paths are resolved: the same paths the worker opens.
+        if let Err(err) = config.broker.tls.read() {
+            return Err(fail(vec![format!("{name}: {err}")]));
+        }
         Ok(config)
     }
 
     /// Parses YAML text with `${VAR}` taken from `env`, then validates it; every problem is a
-    /// line of the error, `line L column C: sentence` where it has a place.
+    /// line of the error, `line L column C: sentence` where it has a place. Relative paths stay
+    /// relative to the working directory.
     pub fn parse(text: &str, env: HashMap<String, String>) -> Result<Self, String> {
-        Self::parse_problems(text, &env).map_err(|problems| {
+        Self::parse_problems(text, &env, Path::new("")).map_err(|problems| {
             let lines: Vec<String> = problems
                 .iter()
                 .map(|p| match p.line {
@@ -248,11 +272,15 @@ impl Config {
         })
     }
 
+    /// Parses, resolves relative paths against `base` (so that the checks read the files the
+    /// worker will), and validates.
     fn parse_problems(
         text: &str,
         env: &HashMap<String, String>,
+        base: &Path,
     ) -> Result<Self, Vec<collect::Problem>> {
-        let config: Config = collect::parse(text, env)?;
+        let mut config: Config = collect::parse(text, env, entries::unknown_keys)?;
+        config.resolve_paths(base);
         let problems = config.problems();
         if problems.is_empty() {
             Ok(config)
@@ -268,14 +296,21 @@ impl Config {
         }
     }
 
-    /// Relative `ledger.path` and `templates_dir` are relative to the config file's folder, so
-    /// every command finds the same files whatever its working directory.
+    /// Every relative path in the file (`ledger.path`, `templates_dir`, and each integration's
+    /// templates and key files, and `broker.tls`'s files) is relative to the config file's folder, so every command
+    /// finds the same files whatever its working directory.
     fn resolve_paths(&mut self, base: &Path) {
-        for path in [&mut self.ledger.path, &mut self.templates_dir] {
+        let own = [&mut self.ledger.path, &mut self.templates_dir];
+        let integrations = self
+            .integrations
+            .iter_mut()
+            .flat_map(IntegrationConfig::paths_mut);
+        for path in own.into_iter().chain(integrations) {
             if path.is_relative() {
                 *path = base.join(&*path);
             }
         }
+        self.broker.tls.resolve(base);
     }
 
     /// The integration called `name`, if configured.

@@ -14,11 +14,13 @@ impl Config {
         if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
             problems.push("broker.url must start with amqp:// or amqps://".to_owned());
         }
+        problems.extend(broker.tls.problems(url));
+        let retry_prefix = broker.retry_prefix();
         for (field, value) in [
             ("broker.exchange", &broker.exchange),
             ("broker.queue", &broker.queue),
             ("broker.routing_key", &broker.routing_key),
-            ("broker.retry_queue_prefix", &broker.retry_queue_prefix),
+            ("broker.retry_queue_prefix", &retry_prefix),
             ("broker.dead_letter_queue", &broker.dead_letter_queue),
             ("broker.control_exchange", &broker.control_exchange),
         ] {
@@ -56,6 +58,12 @@ impl Config {
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for (index, integration) in self.integrations.iter().enumerate() {
             let name = integration.name();
+            // Each integration's queue is `<queue>.<name>`; the tiers may share that prefix.
+            if format!("{}.{name}", broker.queue).starts_with(&format!("{retry_prefix}.")) {
+                problems.push(format!(
+                    "integrations[{index}]: the name `{name}` would give its queue a retry tier's name (`{retry_prefix}.…`); choose another name"
+                ));
+            }
             if let Some(first) = seen.insert(name, index) {
                 problems.push(format!(
                     "integrations[{index}]: the name `{name}` is already used by integrations[{first}]; names must be unique because retries and the ledger refer to them"

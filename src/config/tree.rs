@@ -66,6 +66,18 @@ impl Node {
         self.children().find_map(|child| child.map_at(line, column))
     }
 
+    /// The key that starts at `line`/`column`, anywhere in this subtree.
+    pub fn key_at(&self, line: u32, column: u32) -> Option<&Node> {
+        if let Value::Map(entries) = &self.value
+            && let Some((key, _)) = entries
+                .iter()
+                .find(|(key, _)| key.at.line == line && key.at.column == column)
+        {
+            return Some(key);
+        }
+        self.children().find_map(|child| child.key_at(line, column))
+    }
+
     /// The first key called `name` in this subtree (depth first), with its value.
     pub fn find_key(&self, name: &str) -> Option<(&Node, &Node)> {
         if let Value::Map(entries) = &self.value

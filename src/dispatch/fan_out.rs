@@ -16,6 +16,10 @@ use crate::telemetry::metrics;
 pub struct QueuedPart {
     /// The integration's index among [`Dispatcher::lanes`] (its queue's consumer is that one).
     pub integration: usize,
+    /// Whether the integration's filters admitted it already: a worker queued it (its seal
+    /// vouches for that). One a producer wrote to the queue is a new event, which the filters
+    /// must admit first.
+    pub admitted: bool,
     /// The attempt the part makes.
     pub attempt: u32,
     /// When it entered the queue (Unix ms), for the queue-wait metric and the oldest-waiting
@@ -49,9 +53,10 @@ impl Dispatcher {
         })
     }
 
-    /// A part from an integration's own queue: waits for a slot of its lane (holding only
-    /// that queue's prefetch), calls `started` once it has one, and delivers. Handed back to
-    /// the queue (`Outcome::Queue`) when shutdown comes first.
+    /// A part from an integration's own queue: skipped if it is a new event the integration's
+    /// filters refuse; otherwise waits for a slot of its lane (holding only that queue's
+    /// prefetch), calls `started` once it has one, and delivers. Handed back to the queue
+    /// (`Outcome::Queue`) when shutdown comes first.
     pub async fn dispatch_queued(
         &self,
         event: &RunCanceled,
@@ -66,6 +71,11 @@ impl Dispatcher {
             lane,
             attempt: part.attempt,
         };
+        if !part.admitted
+            && let Some(skipped) = self.filtered_out(event, assignment)
+        {
+            return skipped;
+        }
         let Some(slot) = lane.slot(part.queued_at_ms, stop).await else {
             return queued(assignment, QueueReason::Stopping);
         };

@@ -8,6 +8,7 @@
 mod breaker;
 mod budget;
 mod fan_out;
+mod heartbeat;
 mod lane;
 mod outcome;
 mod plan;
@@ -30,6 +31,7 @@ use crate::ledger::{Claim, Key, Ledger, now_ms};
 use crate::protocol::EVENT_TYPE;
 use crate::retry::RetryPolicy;
 use crate::telemetry::{metrics, otel};
+use heartbeat::Renewed;
 use runs::InFlight;
 
 /// Which integrations a message is for.
@@ -166,7 +168,8 @@ impl Dispatcher {
             event_type: EVENT_TYPE,
             integration: integration.name(),
         };
-        // Long enough for one attempt; a worker that dies loses its claim after this.
+        // Long enough for one request; renewed while the delivery runs, so a worker that dies
+        // loses its claim at most this long after its last renewal.
         let lease = *integration.common().timeout * 3 + Duration::from_secs(5);
         let claim = match self
             .ledger
@@ -196,16 +199,20 @@ impl Dispatcher {
         };
         let in_flight = metrics::in_flight();
         let started = Instant::now();
-        let result = otel::outgoing(
+        let delivery = otel::outgoing(
             integration.common().send_traceparent,
             integration.deliver(&notification, &registration.token),
-        )
-        .await;
+        );
+        // The lease is renewed while the delivery runs, so no other worker takes it over.
+        let result = heartbeat::renewing(&self.ledger, key, &claim, lease, delivery).await;
         metrics::delivery_time(integration.kind(), started.elapsed());
         drop(in_flight);
         let outcome = match result {
-            Err(DeliveryError::Canceled) if !abort.is_cancelled() => Outcome::Canceled,
-            result => Outcome::of(result, attempt, &self.policy),
+            Renewed::Stopped(lost) => lost.outcome(lease),
+            Renewed::Finished(Err(DeliveryError::Canceled)) if !abort.is_cancelled() => {
+                Outcome::Canceled
+            }
+            Renewed::Finished(result) => Outcome::of(result, attempt, &self.policy),
         };
         drop(registration);
         if let Some(record) = outcome.record(attempt) {

@@ -64,7 +64,11 @@ impl Outcome {
     pub fn of(result: Result<Receipt, DeliveryError>, attempt: u32, policy: &RetryPolicy) -> Self {
         match result {
             Ok(Receipt::Sent(receipt)) => Outcome::Delivered(receipt),
-            Ok(Receipt::Skipped(reason)) => Outcome::Skipped(reason),
+            // A skip reason may quote the event (its repository host): bounded for logs and
+            // the ledger alike.
+            Ok(Receipt::Skipped(reason)) => {
+                Outcome::Skipped(crate::echo::message(&reason).to_string())
+            }
             Err(DeliveryError::Canceled) => Outcome::Interrupted,
             Err(error) => match policy.next_delay(attempt, &error) {
                 Some(delay) => Outcome::RetryIn { delay, error },

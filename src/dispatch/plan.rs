@@ -62,14 +62,10 @@ impl Dispatcher {
                         lane,
                         attempt: 1,
                     };
-                    match integration.filters().admit(&event.data) {
-                        // Filters route new events only: a retry was admitted when it was new.
-                        Err(reason) => Step::Done(finished(
-                            assignment,
-                            Outcome::Skipped(format!("filtered out: {reason}")),
-                            Instant::now(),
-                        )),
-                        Ok(()) => step(assignment),
+                    // Filters route new events only: a retry was admitted when it was new.
+                    match self.filtered_out(event, assignment) {
+                        Some(skipped) => Step::Done(skipped),
+                        None => step(assignment),
                     }
                 })
                 .collect(),
@@ -83,6 +79,19 @@ impl Dispatcher {
                 )],
             },
         }
+    }
+
+    /// The assignment done as skipped when its integration's filters exclude the event: for a
+    /// new event, and for a part in an integration's queue that no worker sealed (a producer
+    /// wrote to that queue, which makes it a new event too).
+    pub(super) fn filtered_out(
+        &self,
+        event: &RunCanceled,
+        assignment: Assignment<'_>,
+    ) -> Option<Delivery> {
+        let reason = assignment.integration.filters().admit(&event.data).err()?;
+        let outcome = Outcome::Skipped(format!("filtered out: {reason}"));
+        Some(finished(assignment, outcome, Instant::now()))
     }
 
     /// A retry for an integration no longer in the config: dropped when an operator canceled
@@ -101,7 +110,8 @@ impl Dispatcher {
         };
         outcome.log();
         let (label, reason) = outcome.label();
-        metrics::delivery(integration, "unknown", label, reason);
+        // The name came in a message: it is no label value.
+        metrics::delivery(metrics::UNKNOWN_INTEGRATION, "unknown", label, reason);
         Delivery {
             integration: integration.to_owned(),
             kind: "unknown",

@@ -248,6 +248,7 @@ async fn a_queued_part_still_waiting_for_a_slot_at_shutdown_is_handed_back_unsta
     stop.cancel();
     let part = QueuedPart {
         integration: 0,
+        admitted: true,
         attempt: 2,
         queued_at_ms: crate::ledger::now_ms(),
     };
@@ -278,4 +279,66 @@ async fn fixture_with_new_run(mut fixture: Fixture) -> Fixture {
     )
     .unwrap();
     fixture
+}
+
+/// What this thread logs while it is held.
+#[derive(Clone, Default)]
+struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_delivery_that_ends_after_losing_its_claim_records_nothing_and_says_so() {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let _logging = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+    let slow = ResponseTemplate::new(200).set_delay(Duration::from_secs(1));
+    let fixture = fixture("", slow).await;
+
+    // Another worker takes the row over while the request is under way (as after this worker
+    // stalled past its lease), and the answer comes before a renewal could notice.
+    let delivery = fixture.deliver_now();
+    let take_over = async {
+        while fixture.requests().await == 0 {
+            tokio::task::yield_now().await;
+        }
+        sqlx::query("UPDATE deliveries SET claim_id = 'another worker' WHERE run_id = $1")
+            .bind(fixture.event.data.run_id.as_str())
+            .execute(fixture.ledger.pool())
+            .await
+            .unwrap();
+    };
+    let (outcome, ()) = tokio::join!(delivery, take_over);
+    assert!(matches!(outcome, Outcome::Delivered(_)), "{outcome:?}");
+    assert_eq!(
+        fixture.ledger.state(fixture.key()).await.unwrap(),
+        Some(State::InFlight),
+        "the other worker's row is left for it to record"
+    );
+    let logs = logs.text();
+    assert!(
+        logs.contains("WARN")
+            && logs.contains("the outcome is not recorded: the claim is no longer ours"),
+        "{logs}"
+    );
 }

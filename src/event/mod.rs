@@ -10,11 +10,13 @@ use serde_json::value::RawValue;
 use url::Url;
 
 pub use ids::{CommitSha, PullRequestNumber, RunId};
-pub use repo::{Repo, host_and_path, valid_segment};
+pub use repo::{Repo, host_and_path, valid_segment, without_credentials};
 
+use crate::echo;
 use crate::protocol::EVENT_TYPE;
 
-/// Why a message body is not a valid run-canceled event; the sentence names the field.
+/// Why a message body is not a valid run-canceled event; the sentence names the field. Any
+/// producer text it quotes is already bounded and escaped ([`echo`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
     #[error("body is not JSON: {0}")]
@@ -90,7 +92,8 @@ pub struct Commit {
     pub author_name: Option<String>,
     #[serde(default)]
     pub author_email: Option<String>,
-    #[serde(default)]
+    /// Without its credentials ([`without_credentials`]): no output ever sees them.
+    #[serde(default, deserialize_with = "remote_without_credentials")]
     pub remote_origin: Option<String>,
 }
 
@@ -190,10 +193,15 @@ impl RunCanceled {
             Ok(envelope) => envelope,
             Err(err) if err.is_data() => {
                 return Err(EventError::NotCloudEvent(format!(
-                    "expected a JSON object: {err}"
+                    "expected a JSON object: {}",
+                    echo::message(&err.to_string())
                 )));
             }
-            Err(err) => return Err(EventError::NotJson(err.to_string())),
+            Err(err) => {
+                return Err(EventError::NotJson(
+                    echo::message(&err.to_string()).to_string(),
+                ));
+            }
         };
         let attributes = Attributes {
             specversion: envelope.specversion,
@@ -219,15 +227,16 @@ impl RunCanceled {
         let specversion = required(attributes.specversion, "specversion")?;
         if specversion != "1.0" {
             return Err(EventError::NotCloudEvent(format!(
-                "{} is `{specversion}`, expected `1.0`",
-                describe("specversion")
+                "{} is `{}`, expected `1.0`",
+                describe("specversion"),
+                echo::value(&specversion)
             )));
         }
         let event_id = required(attributes.id, "id")?;
         let source = required(attributes.source, "source")?;
         let kind = required(attributes.kind, "type")?;
         if kind != EVENT_TYPE {
-            return Err(EventError::WrongType(kind));
+            return Err(EventError::WrongType(echo::value(&kind).to_string()));
         }
         let data = data.ok_or_else(|| EventError::Field {
             field: "data".into(),
@@ -240,9 +249,10 @@ impl RunCanceled {
                 field: if path == "." {
                     "data".into()
                 } else {
-                    format!("data.{path}")
+                    format!("data.{}", echo::value(&path))
                 },
-                problem: without_position(&err.into_inner()),
+                // serde quotes the value it did not expect, whatever its size.
+                problem: echo::message(&without_position(&err.into_inner())).to_string(),
             }
         })?;
         Ok(Self {
@@ -282,14 +292,25 @@ fn non_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Er
     }
 }
 
+/// An http or https URL, without user-info: a link in a message never carries credentials.
 fn web_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Url, D::Error> {
     let text = String::deserialize(deserializer)?;
-    let url = Url::parse(&text).map_err(|err| de::Error::custom(format!("not a URL ({err})")))?;
-    if matches!(url.scheme(), "http" | "https") {
-        Ok(url)
-    } else {
-        Err(de::Error::custom("must be an http or https URL"))
+    let mut url =
+        Url::parse(&text).map_err(|err| de::Error::custom(format!("not a URL ({err})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(de::Error::custom("must be an http or https URL"));
     }
+    // Cannot fail: an http(s) URL has a host.
+    let _ = url.set_password(None);
+    let _ = url.set_username("");
+    Ok(url)
+}
+
+fn remote_without_credentials<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let remote = Option::<String>::deserialize(deserializer)?;
+    Ok(remote.map(|remote| without_credentials(&remote).into_owned()))
 }
 
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>

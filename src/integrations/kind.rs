@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
 use super::http::{Answer, OutgoingRequest};
+use super::keys::Keys;
 use super::notification::Notification;
 use crate::duration::HumanDuration;
 use crate::failure::DeliveryError;
@@ -116,6 +117,12 @@ pub trait Checks {
     /// start, never a send). Kinds without templates keep this default.
     fn register_templates(&self, _: &mut Templates, _: &Path) -> Result<(), TemplateError> {
         Ok(())
+    }
+
+    /// Every file path it names (templates, key files), so that the config resolves relative
+    /// ones against its own folder. Kinds that name no file keep this default.
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        Vec::new()
     }
 }
 
@@ -223,6 +230,18 @@ impl fmt::Debug for Step {
     }
 }
 
+/// The write a plan would make once its reads answer: which methods it could be, where, and
+/// the body, which does not depend on the reads.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    /// `POST or PATCH`: a new comment, or the run's earlier one edited.
+    pub methods: &'static str,
+    /// Where, in words (`a comment on pull request #42 of acme/web-app`).
+    pub target: String,
+    /// The body, exactly as it would be sent.
+    pub body: Vec<u8>,
+}
+
 /// The receipt most receivers get: their status code (`HTTP 204`).
 pub fn http_status(answer: &Answer) -> String {
     format!("HTTP {}", answer.status.as_u16())
@@ -236,7 +255,7 @@ pub trait Kind: fmt::Debug + Send + Sync + Sized + 'static {
 
     /// Its config: [`Common`] and [`Filters`] flattened, plus its own settings, with the
     /// checks they need at load.
-    type Config: fmt::Debug + Clone + DeserializeOwned + Settings + Checks + Send + Sync;
+    type Config: fmt::Debug + Clone + DeserializeOwned + Settings + Checks + Keys + Send + Sync;
 
     /// The ready-to-use integration.
     fn build(config: Self::Config, parts: &Parts) -> Self;
@@ -252,6 +271,13 @@ pub trait Kind: fmt::Debug + Send + Sync + Sized + 'static {
         notification: &Notification<'_>,
         io: &Io<'_>,
     ) -> impl Future<Output = Result<Plan, DeliveryError>> + Send;
+
+    /// What a plan that must read first would write, without the reads: `preview` shows it
+    /// when a read fails, so a template can be checked offline. Kinds that read nothing
+    /// before they write keep the default, none.
+    fn draft(&self, _notification: &Notification<'_>) -> Option<Draft> {
+        None
+    }
 
     /// Sends one planned request. Kinds that pace their requests or must add a short-lived
     /// credential override this; the request itself is what the plan (and `preview`) shows.

@@ -6,10 +6,12 @@ pub mod bitbucket;
 pub mod github;
 pub mod gitlab;
 mod http;
+pub(crate) mod keys;
 mod kind;
 pub mod limit;
 mod notification;
 mod registry;
+pub mod repositories;
 pub mod slack;
 pub mod slack_app;
 mod status_texts;
@@ -25,8 +27,10 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 pub use http::{Answer, OutgoingRequest, http_client};
+pub use keys::Keys;
+pub(crate) use keys::keyed;
 pub(crate) use kind::settings;
-pub use kind::{Checks, Common, Io, Kind, Parts, Plan, Settings, Step, http_status};
+pub use kind::{Checks, Common, Draft, Io, Kind, Parts, Plan, Settings, Step, http_status};
 pub use notification::{Notification, Receipt};
 
 use crate::failure::DeliveryError;
@@ -154,6 +158,12 @@ impl Integration {
     pub async fn preview(&self, notification: &Notification<'_>) -> Result<Plan, DeliveryError> {
         self.plan(notification, &CancellationToken::new(), Utc::now())
             .await
+    }
+
+    /// What a delivery would write if its reads answered (`preview` after a failed read), for
+    /// kinds that read before they write.
+    pub fn draft(&self, notification: &Notification<'_>) -> Option<Draft> {
+        self.built.draft(notification)
     }
 
     /// Plans and sends. Checks `cancel` between steps and returns [`DeliveryError::Canceled`]

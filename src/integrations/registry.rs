@@ -18,6 +18,19 @@ macro_rules! registry {
             pub const TYPES: &'static [&'static str] =
                 &[$(<$kind as $crate::integrations::Kind>::TYPE),+];
 
+            /// The keys an entry of `type: kind` accepts, `type` among them, or `None` for a
+            /// type there is not.
+            pub fn keys_of(kind: &str) -> Option<Vec<&'static str>> {
+                $(if kind == <$kind as $crate::integrations::Kind>::TYPE {
+                    let mut keys = <<$kind as $crate::integrations::Kind>::Config
+                        as $crate::integrations::Keys>::keys();
+                    let after_name = keys.iter().position(|key| *key == "name").map_or(0, |at| at + 1);
+                    keys.insert(after_name, "type");
+                    return Some(keys);
+                })+
+                None
+            }
+
             /// The `type:` of the integration, a bounded metrics label.
             pub fn kind(&self) -> &'static str {
                 match self {
@@ -49,6 +62,15 @@ macro_rules! registry {
                 match self {
                     $(Self::$variant(config) => {
                         $crate::integrations::Checks::register_templates(config, templates, dir)
+                    })+
+                }
+            }
+
+            /// Every file path the integration names (templates, key files).
+            pub fn paths_mut(&mut self) -> Vec<&mut std::path::PathBuf> {
+                match self {
+                    $(Self::$variant(config) => {
+                        $crate::integrations::Checks::paths_mut(config)
                     })+
                 }
             }
@@ -95,6 +117,16 @@ macro_rules! registry {
                 use $crate::integrations::Kind as _;
                 match self {
                     $(Self::$variant(built) => built.plan(notification, io).await,)+
+                }
+            }
+
+            fn draft(
+                &self,
+                notification: &$crate::integrations::Notification<'_>,
+            ) -> Option<$crate::integrations::Draft> {
+                use $crate::integrations::Kind as _;
+                match self {
+                    $(Self::$variant(built) => built.draft(notification),)+
                 }
             }
 

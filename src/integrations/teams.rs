@@ -35,6 +35,7 @@ const KEEP: [&str; 7] = [
     "id",
 ];
 
+crate::integrations::keyed! {
 /// Config of a `type: teams` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,10 +50,15 @@ pub struct TeamsConfig {
     #[serde(default)]
     pub template: Option<PathBuf>,
 }
+}
 
 settings!(TeamsConfig);
 
 impl Checks for TeamsConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.template.iter_mut().collect()
+    }
+
     fn problems(&self) -> Vec<String> {
         secret_url("webhook_url", &self.webhook_url)
             .err()

@@ -17,6 +17,7 @@ use crate::route::Filters;
 use crate::secret::Secret;
 use crate::signature::{SigningSecret, hub_signature, sign};
 
+crate::integrations::keyed! {
 /// Config of a `type: webhook` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +36,7 @@ pub struct WebhookConfig {
     /// Static extra headers (values are treated as secrets: never printed).
     #[serde(default)]
     pub headers: BTreeMap<String, Secret>,
+}
 }
 
 settings!(WebhookConfig);

@@ -2,12 +2,16 @@
 //! has one effect even when the broker delivers an event twice or the dashboard cancels a run
 //! twice. Embedded SQLite by default; PostgreSQL when several workers share the work. Both run
 //! the same portable SQL: through sqlx's `Any` driver, except SQLite's claims and records,
-//! which its writer thread group-commits through rusqlite ([`sqlite`]).
+//! which its writer thread group-commits through rusqlite ([`sqlite`]). A claim's lease is
+//! renewed while its delivery runs ([`Ledger::renew`]).
 
+mod lease;
 mod patience;
+mod secrets;
 mod sql;
 mod sqlite;
 mod state;
+mod transport;
 mod write;
 
 use std::path::Path;
@@ -110,6 +114,9 @@ impl Ledger {
                 true => LedgerError::File(config.path.display().to_string(), err),
                 false => LedgerError::Database(err),
             })?;
+        if !sqlite {
+            transport::report(&pool, &url).await;
+        }
         sqlx::migrate!("./migrations").run(&pool).await?;
         let writer = match sqlite {
             true => Some(SqliteWriter::start(&config.path)?),

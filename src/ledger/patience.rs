@@ -67,7 +67,17 @@ impl Ledger {
                 )
                 .await;
             match result {
-                Ok(_) => return,
+                Ok(true) => return,
+                // The delivery ended before its heartbeat saw the loss: the other attempt owns
+                // the row and writes its own outcome.
+                Ok(false) => {
+                    warn!(
+                        state = record.state.as_str(),
+                        "the outcome is not recorded: the claim is no longer ours (an operator \
+                         canceled it, or another worker took it over after its lease ran out)"
+                    );
+                    return;
+                }
                 Err(err) if abort.is_cancelled() => {
                     error!(error = %err, state = record.state.as_str(), "cannot record the outcome in the ledger");
                     return;

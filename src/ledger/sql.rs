@@ -47,3 +47,10 @@ ON CONFLICT (run_id, event_type, integration) DO NOTHING";
 pub const PRUNE: &str = "
 DELETE FROM deliveries
 WHERE state IN ('delivered', 'skipped', 'canceled', 'dead') AND updated_at < $1";
+
+/// Extends a claim's lease while its delivery runs; only the claim's owner can, and only while
+/// it is still in flight (a claim taken over or canceled has another `claim_id`, or none).
+pub const RENEW: &str = "
+UPDATE deliveries SET lease_until = $1
+WHERE run_id = $2 AND event_type = $3 AND integration = $4
+  AND claim_id = $5 AND state = 'in_flight'";

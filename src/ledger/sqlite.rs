@@ -13,6 +13,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 use tokio::sync::oneshot;
 
+use super::lease::RenewWrite;
 use super::write::{ClaimWrite, Claimed, RecordWrite, WriteError};
 use super::{LedgerError, sql};
 
@@ -53,6 +54,13 @@ impl SqliteWriter {
     pub(super) async fn record(&self, write: RecordWrite) -> Result<u64, WriteError> {
         let (reply, answer) = oneshot::channel();
         self.submit(Job::Record(Pending::new(write, reply)), answer)
+            .await
+    }
+
+    /// Queues a lease renewal and waits until it is committed (or has failed).
+    pub(super) async fn renew(&self, write: RenewWrite) -> Result<u64, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Renew(Pending::new(write, reply)), answer)
             .await
     }
 
@@ -107,6 +115,7 @@ impl<W, A> Pending<W, A> {
 enum Job {
     Claim(Pending<ClaimWrite, Claimed>),
     Record(Pending<RecordWrite, u64>),
+    Renew(Pending<RenewWrite, u64>),
 }
 
 impl Job {
@@ -114,6 +123,7 @@ impl Job {
         match self {
             Job::Claim(pending) => pending.run(connection, claim),
             Job::Record(pending) => pending.run(connection, record),
+            Job::Renew(pending) => pending.run(connection, renew),
         }
     }
 
@@ -121,6 +131,7 @@ impl Job {
         match self {
             Job::Claim(pending) => pending.finish(result),
             Job::Record(pending) => pending.finish(result),
+            Job::Renew(pending) => pending.finish(result),
         }
     }
 }
@@ -203,6 +214,17 @@ fn record(connection: &Connection, write: &RecordWrite) -> rusqlite::Result<u64>
         write.last_error,
         write.receipt,
         write.now,
+        write.run_id,
+        write.event_type,
+        write.integration,
+        write.claim_id,
+    ])?;
+    Ok(changed as u64)
+}
+
+fn renew(connection: &Connection, write: &RenewWrite) -> rusqlite::Result<u64> {
+    let changed = connection.prepare_cached(sql::RENEW)?.execute(params![
+        write.lease_until,
         write.run_id,
         write.event_type,
         write.integration,

@@ -34,9 +34,17 @@ fn slack(value: &str) -> Cow<'_, str> {
 /// `{{TIME(…)}}` in any text. Backslash escapes are not used: Teams clients disagree on them
 /// and a `TextRun` would show them.
 pub fn escape_teams_json(value: &str) -> String {
+    json_inside(&teams(value)).into_owned()
+}
+
+/// The Teams part of [`escape_teams_json`], before JSON: no links, no date functions.
+pub fn escape_teams(value: &str) -> String {
+    teams(value).into_owned()
+}
+
+fn teams(value: &str) -> Cow<'_, str> {
     let text = replaced(break_autolinks(value), "](", "]\u{200D}(");
-    let text = replaced(text, "{{", "{\u{200D}{");
-    json_inside(&text).into_owned()
+    replaced(text, "{{", "{\u{200D}{")
 }
 
 /// Breaks bare links (`scheme://`, `www.`), which GitHub, Slack and Teams clients turn into

@@ -1,42 +1,172 @@
-//! GitLab-flavoured Markdown escaping for values in merge request notes.
+//! GitLab-flavoured Markdown escaping for values in merge request notes, only where GitLab
+//! would otherwise interpret a character in its position: `jane.doe`, `web-app` and
+//! `feature-A` stay as they are in the raw note (which e-mail notifications and API readers
+//! show), while a value still cannot mention (`@user`, `@all`), reference (`#1`, `!1`,
+//! `~label`, `%milestone`, `&epic`, `$snippet`, `^alert#1`), link, inject HTML, break a table,
+//! or start a line with a quick action (`/merge`: GitLab runs quick actions in notes created
+//! or edited through the API).
 //!
-//! What a value must not do in a note: mention (`@user`, `@group`, `@all`), reference
-//! (`#1`, `!1`, `~label`, `%milestone`, `&epic`, `$snippet`, `^alert`), link, inject HTML,
-//! break a table, or start a line with a quick action (`/merge`, `/close`: GitLab runs quick
-//! actions in notes created or edited through the API). GitLab's Markdown parser marks a
-//! backslash-escaped `$ % # & @ ! ~ ^` so that reference filters skip it; every other markup
-//! character gets CommonMark's backslash escape. HTML entities are no escape here: GitLab
-//! decodes them before it looks for references, so `&#64;all` would still notify everyone;
-//! this escaper never emits an entity, and escapes the `&` of one a value brings.
+//! GitLab's Markdown parser marks a backslash-escaped `$ % # & @ ! ~ ^` so that its reference
+//! filters skip it; other markup gets CommonMark's backslash escape. HTML entities are no
+//! escape here: GitLab decodes them before it looks for references (`&#64;all` would notify
+//! everyone), so this escaper never emits one, and escapes the `&` of one a value brings.
 
 use super::escape::break_autolinks;
 
-/// Escapes `value` for GitLab Markdown (one line: line breaks would end a table row or let
-/// the next line start with a quick action).
+/// Escapes `value` for GitLab Markdown. The value becomes one line (a line break would end a
+/// table row or let the next line start with a quick action) without leading white space. A
+/// value's neighbours in the template are unknown, so at its edges the cautious choice wins.
 pub fn escape_gitlab_markdown(value: &str) -> String {
-    let unlinked = break_autolinks(value);
-    let mut escaped = String::with_capacity(unlinked.len() + 8);
-    for c in unlinked.chars() {
+    let line: String = value
+        .chars()
+        .filter_map(|c| match c {
+            '\n' | '\r' | '\t' => Some(' '),
+            c if c.is_control() => None,
+            c => Some(c),
+        })
+        .collect();
+    let line = break_autolinks(line.trim_start());
+    let chars: Vec<char> = line.chars().collect();
+    let dollars = chars.iter().filter(|c| **c == '$').count();
+    let mut escaped = String::with_capacity(line.len() + 8);
+    for (i, &c) in chars.iter().enumerate() {
+        let prev = i.checked_sub(1).map(|j| chars[j]);
+        let next = chars.get(i + 1).copied();
+        let space = |c: Option<char>| c.is_some_and(char::is_whitespace);
+        let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+        let digit = next.is_some_and(|n| n.is_ascii_digit());
+        let escape = match c {
+            // A backslash escapes the punctuation after it (perhaps the template's own).
+            '\\' => next.is_none_or(|n| n.is_ascii_punctuation()),
+            // Code spans, and cells of a table row.
+            '`' | '|' => true,
+            // References: an issue, a merge request, an epic, a snippet, an alert, each by its
+            // number (`project#1` too); `![` is an image.
+            '#' => digit || (i == 0 && heading(&chars)),
+            '!' => digit || next == Some('['),
+            '&' => digit || starts_entity(&chars[i + 1..]),
+            '$' => digit || dollars >= 2,
+            // `^alert#1`; `x^2` is no reference.
+            '^' => next.is_some_and(char::is_alphabetic),
+            // Labels and milestones by name, also quoted (`~"needs review"`); `~~` strikes.
+            '~' | '%' => word(next) || matches!(next, Some('"' | '~')) || prev == Some('~'),
+            // Emphasis needs a flanking delimiter; an underscore inside a word never has one.
+            '*' => !(space(prev) && space(next)),
+            '_' => !(word(prev) && word(next)),
+            // Links, images, references, wiki links (`[[page]]`) and footnotes.
+            ']' => next.is_none_or(|n| matches!(n, '(' | '[' | ':' | ']')),
+            '[' => next == Some('['),
+            // An HTML tag or an autolink needs a letter, `/`, `!` or `?` right after `<`.
+            '<' => next.is_none_or(|n| n.is_ascii_alphabetic() || matches!(n, '/' | '!' | '?')),
+            // GitLab's inline diff: `{+ added +}`, `{- removed -}`.
+            '{' => matches!(next, Some('+' | '-')),
+            // Block markers and quick actions only count at the start of a line, and a value
+            // may start one.
+            '/' | '>' if i == 0 => true,
+            '-' | '+' if i == 0 => space(next) || next.is_none() || rule_line(&chars),
+            '=' if i == 0 => rule_line(&chars),
+            '.' | ')' if ordered_list_number(&chars[..i]) => space(next) || next.is_none(),
+            _ => false,
+        };
         match c {
-            // References and mentions: escaped for GitLab's filters. `@` also gets a
-            // zero-width joiner, so no parser sees `@name` or an e-mail autolink.
-            '@' => escaped.push_str("\\@\u{200D}"),
-            '$' | '%' | '#' | '&' | '!' | '~' | '^' => {
+            // `@name` mentions and `a@b.example` links an e-mail; GitLab's own escape is the
+            // backslash, and the zero-width joiner also keeps the e-mail autolink away.
+            '@' if word(next) => escaped.push_str("\\@\u{200D}"),
+            c if escape => {
                 escaped.push('\\');
                 escaped.push(c);
             }
-            // Markup, HTML, links, tables, and `/` (a quick action at line start).
-            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '+' | '-' | '.' | '|'
-            | '"' | '<' | '>' | '/' | ':' | '=' => {
-                escaped.push('\\');
-                escaped.push(c);
-            }
-            '\n' | '\r' | '\t' => escaped.push(' '),
-            c if c.is_control() => {}
             c => escaped.push(c),
         }
     }
     escaped
+}
+
+/// Whether the line is `#`s followed by a space or nothing: an ATX heading.
+fn heading(chars: &[char]) -> bool {
+    chars
+        .iter()
+        .find(|c| **c != '#')
+        .is_none_or(|c| c.is_whitespace())
+}
+
+/// Whether the line is only `-`, `=` or `*` and spaces: a thematic break or a heading underline.
+fn rule_line(chars: &[char]) -> bool {
+    chars.iter().all(|c| matches!(c, '-' | '=' | '*' | ' '))
+}
+
+/// Whether `before` is the number of an ordered list item (1 to 9 digits at the line start).
+fn ordered_list_number(before: &[char]) -> bool {
+    (1..=9).contains(&before.len()) && before.iter().all(char::is_ascii_digit)
+}
+
+/// Whether the text after an `&` would be read as an entity (`&lt;`, `&#64;`, `&#x40;`).
+fn starts_entity(after: &[char]) -> bool {
+    let name: Vec<char> = after
+        .iter()
+        .take(33)
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == '#')
+        .copied()
+        .collect();
+    !name.is_empty() && after.get(name.len()) == Some(&';')
+}
+
+/// The first place in GitLab Markdown `text` where GitLab would act on something: a mention,
+/// a reference (`#1`, `!1`, `&1`, `$1`, `^alert`, `~label`, `%milestone`), an image, a wiki
+/// link, an HTML tag, an entity, or a line that starts a quick action; as `(byte offset, what)`.
+/// Links and emphasis are not looked for: templates use them. A character behind a backslash
+/// is escaped, and a zero-width joiner after `@` ends a mention.
+pub fn live_markup(text: &str) -> Option<(usize, &'static str)> {
+    for (start, line) in line_starts(text) {
+        if line.trim_start_matches("> ").starts_with('/') {
+            return Some((start, "a quick action"));
+        }
+    }
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    for (k, &(at, c)) in chars.iter().enumerate() {
+        if k > 0 && chars[k - 1].1 == '\\' && !escaped_backslash(&chars[..k - 1]) {
+            continue;
+        }
+        let next = chars.get(k + 1).map(|(_, c)| *c);
+        let word = next.is_some_and(|n| n.is_alphanumeric() || n == '_');
+        let digit = next.is_some_and(|n| n.is_ascii_digit());
+        let what = match c {
+            '@' if word => "a mention",
+            '#' | '!' | '$' if digit => "a reference",
+            '&' if digit => "an epic reference",
+            '&' if starts_entity(&chars[k + 1..].iter().map(|(_, c)| *c).collect::<Vec<_>>()) => {
+                "an entity"
+            }
+            '^' if next.is_some_and(char::is_alphabetic) => "an alert reference",
+            '~' | '%' if word || next == Some('"') => "a label or milestone reference",
+            '!' if next == Some('[') => "an image",
+            '[' if next == Some('[') => "a wiki link",
+            '<' if next
+                .is_some_and(|n| n.is_ascii_alphabetic() || matches!(n, '/' | '!' | '?')) =>
+            {
+                "an HTML tag"
+            }
+            _ => continue,
+        };
+        return Some((at, what));
+    }
+    None
+}
+
+/// Each line of `text` with its byte offset.
+fn line_starts(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let mut offset = 0;
+    text.split('\n').map(move |line| {
+        let start = offset;
+        offset += line.len() + 1;
+        (start, line)
+    })
+}
+
+/// Whether the backslash right after `before` is itself escaped (an odd run of backslashes
+/// before it).
+fn escaped_backslash(before: &[(usize, char)]) -> bool {
+    before.iter().rev().take_while(|(_, c)| *c == '\\').count() % 2 == 1
 }
 
 #[cfg(test)]
@@ -53,63 +183,107 @@ mod tests {
                 c => out.push(c),
             }
         }
-        out
+        out.replace('\u{200D}', "")
     }
 
     #[test]
-    fn mentions_and_references_are_escaped_for_gitlabs_filters() {
-        for (value, raw) in [
-            ("@all", "@"),
-            ("@group/sub", "@"),
-            ("fixes #12", "#"),
-            ("see !34", "!"),
-            ("~bug ~\"needs review\"", "~"),
-            ("%\"v1.0\"", "%"),
-            ("&5", "&"),
-            ("$7", "$"),
-            ("^alert#1", "^"),
+    fn ordinary_values_stay_verbatim() {
+        for value in [
+            "jane.doe",
+            "web-app",
+            "feature-A",
+            "Cancelled by jane.doe",
+            "feat: change button color",
+            "fix snake_case names (again)",
+            "2 * 3 ~ 6",
+            "R&D costs 5 $, 50% off",
+            "a < b, c > d",
+            "release/1.2",
+            "#hashtag and C#",
+            "1.2.3 released",
+            "+1 from me",
+            "wow! great",
+            "x^2",
+            "{curly} (round)",
+        ] {
+            assert_eq!(escape_gitlab_markdown(value), value);
+            assert_eq!(live_markup(value), None, "{value}");
+        }
+    }
+
+    #[test]
+    fn gitlabs_reference_patterns_stay_inert() {
+        for value in [
+            "@jane",
+            "@all",
+            "@group/sub",
+            "mail jane@evil.example",
+            "fixes #12",
+            "group/project#12",
+            "see !34",
+            "~bug ~\"needs review\"",
+            "%v1.0 %\"Sprint 3\"",
+            "&5",
+            "$7",
+            "^alert#1",
+            "![i](http://x)",
+            "[[wiki page]]",
+            "<img src=x onerror=alert(1)>",
+            "</p>",
+            "&#64;all &lt;b&gt;",
+            "/merge",
+            "x\n/unassign @me",
         ] {
             let escaped = escape_gitlab_markdown(value);
-            let unescaped = escaped
-                .match_indices(raw)
-                .any(|(i, _)| !escaped[..i].ends_with('\\'));
-            assert!(!unescaped, "{value} → {escaped}");
-            assert_eq!(shown(&escaped).replace('\u{200D}', ""), value);
-        }
-    }
-
-    #[test]
-    fn entities_are_not_relied_on_and_cannot_be_smuggled_in() {
-        let escaped = escape_gitlab_markdown("&#64;all &lt;b&gt;");
-        assert_eq!(escaped, "\\&\\#64;all \\&lt;b\\&gt;");
-        let html = escape_gitlab_markdown("<script>alert(1)</script>");
-        assert!(!html.contains("&lt;"), "no entity is emitted: {html}");
-        assert!(html.starts_with("\\<script\\>"), "{html}");
-    }
-
-    #[test]
-    fn quick_actions_cannot_start_a_line() {
-        for value in ["/merge", "/close", "/approve", "x\n/unassign @me", "/MERGE"] {
-            let escaped = escape_gitlab_markdown(value);
-            assert!(
-                !escaped.lines().any(|line| line.starts_with('/')),
-                "{value:?} → {escaped:?}"
+            assert_eq!(live_markup(&escaped), None, "{value} → {escaped}");
+            assert_ne!(live_markup(value), None, "the check finds {value}");
+            assert_eq!(
+                shown(&escaped),
+                value.replace('\n', " "),
+                "{value} reads the same"
             );
-            assert!(!escaped.contains('\n'));
         }
     }
 
     #[test]
-    fn links_tables_and_markup_are_neutral() {
-        let escaped =
-            escape_gitlab_markdown("[x](http://evil.example) www.evil.example | a | `c` **b**");
-        assert!(!escaped.contains("://"), "{escaped}");
-        assert!(
-            !shown(&escaped).to_ascii_lowercase().contains("www."),
-            "{escaped}"
-        );
-        assert!(escaped.contains("\\[x\\]\\("), "{escaped}");
-        assert!(escaped.contains("\\|"), "{escaped}");
-        assert!(escaped.contains("\\`c\\`"), "{escaped}");
+    fn markup_links_tables_and_autolinks_are_neutral() {
+        let cases = [
+            (
+                "[x](http://evil.example)",
+                "[x\\](http:\u{200D}//evil.example)",
+            ),
+            ("www.evil.example", "www\u{200D}.evil.example"),
+            (
+                "*b* **s** _i_ ~~d~~",
+                "\\*b\\* \\*\\*s\\*\\* \\_i\\_ \\~\\~d\\~\\~",
+            ),
+            ("in*word*emphasis", "in\\*word\\*emphasis"),
+            ("`code`", "\\`code\\`"),
+            ("a | b", "a \\| b"),
+            ("{+ added +} {- removed -}", "\\{+ added +} \\{- removed -}"),
+            ("$x$ and $y$", "\\$x\\$ and \\$y\\$"),
+            ("trailing \\", "trailing \\\\"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(escape_gitlab_markdown(value), expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_value_cannot_start_a_block_or_a_quick_action() {
+        let cases = [
+            ("/merge", "\\/merge"),
+            ("/MERGE", "\\/MERGE"),
+            ("# heading", "\\# heading"),
+            ("> quote", "\\> quote"),
+            ("- item", "\\- item"),
+            ("1. item", "1\\. item"),
+            ("---", "\\---"),
+            ("    /close", "\\/close"),
+            ("x\n/approve", "x /approve"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(escape_gitlab_markdown(value), expected, "{value}");
+        }
     }
 }

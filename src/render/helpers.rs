@@ -2,10 +2,10 @@
 //! `plural`.
 //!
 //! All but `json` and `url` return a value that the registry then escapes for its format, so a
-//! helper can never be a way around escaping. `json` writes a raw JSON value into JSON documents
-//! (that is its purpose: arrays, numbers, URLs that must not get Slack's entity escaping) and is
-//! escaped like any value in the other formats. `url` writes a validated http(s) URL as a
-//! Markdown link destination, where text escaping would corrupt it.
+//! helper can never be a way around escaping. `json` writes a JSON value whose strings are
+//! escaped for the format (see [`super::json_value`]). `url` writes a validated http(s) URL as a
+//! link's address, where text escaping would corrupt it, in a form that can only be that
+//! address.
 
 use std::fmt::Write as _;
 
@@ -16,23 +16,49 @@ use handlebars::{
 };
 use serde_json::Value;
 
+use super::json_value::JsonValue;
+use super::{Format, escape_json};
+
 /// Format of `{{date value}}` when the template names none.
 pub const DEFAULT_DATE_FORMAT: &str = "%Y-%m-%d %H:%M UTC";
 
-/// Registers every helper; `raw_json` says whether `json` may write raw JSON (JSON formats).
-pub fn register(registry: &mut Handlebars<'static>, raw_json: bool) {
+/// Registers every helper, for templates of `format`.
+pub fn register(registry: &mut Handlebars<'static>, format: Format) {
     registry.register_helper("truncate", Box::new(Truncate));
     registry.register_helper("oneline", Box::new(OneLine));
-    registry.register_helper("json", Box::new(Json { raw: raw_json }));
+    registry.register_helper("json", Box::new(JsonValue { format }));
     registry.register_helper("date", Box::new(Date));
     registry.register_helper("plural", Box::new(Plural));
-    registry.register_helper("url", Box::new(LinkUrl));
+    registry.register_helper("url", Box::new(LinkUrl { format }));
 }
 
-/// `[text]({{url runUrl}})`: the value must parse as an http or https URL; it is written in its
-/// normalised form (spaces, quotes and `<>` percent-encoded by the URL parser) with `(` and `)`
-/// encoded too, so it cannot end a Markdown link destination early.
-struct LinkUrl;
+/// `[text]({{url runUrl}})`, or `"url": "{{url runUrl}}"` in a JSON template: the value must
+/// parse as an http or https URL, and is written as [`link_address`] makes it (inside a JSON
+/// string in JSON formats).
+struct LinkUrl {
+    format: Format,
+}
+
+/// `text` as a link's address, if it is an http or https URL: its normalised form (spaces,
+/// quotes and `<>` percent-encoded by the URL parser) with `(`, `)`, `{` and `}` encoded too,
+/// so it cannot end a Markdown link destination early, form Slack's `<url|text>` or a mention,
+/// or start a Teams `{{DATE(…)}}`. It can only ever be a link to itself.
+pub(super) fn link_address(text: &str) -> Option<String> {
+    let url = url::Url::parse(text)
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https"))?;
+    let mut address = String::with_capacity(url.as_str().len());
+    for c in url.as_str().chars() {
+        match c {
+            '(' => address.push_str("%28"),
+            ')' => address.push_str("%29"),
+            '{' => address.push_str("%7B"),
+            '}' => address.push_str("%7D"),
+            c => address.push(c),
+        }
+    }
+    Some(address)
+}
 
 impl HelperDef for LinkUrl {
     fn call<'reg: 'rc, 'rc>(
@@ -45,11 +71,14 @@ impl HelperDef for LinkUrl {
     ) -> HelperResult {
         let value = param(h, 0, "{{url value}}")?;
         let text = value.as_str().unwrap_or_default();
-        let url = url::Url::parse(text)
-            .ok()
-            .filter(|url| matches!(url.scheme(), "http" | "https"))
+        let address = link_address(text)
             .ok_or_else(|| error("url", format!("`{text}` is not an http or https URL")))?;
-        out.write(&url.as_str().replace('(', "%28").replace(')', "%29"))?;
+        // A host may hold a `"`: inside a JSON string it is escaped like any value.
+        if self.format.is_json() {
+            out.write(&escape_json(&address))?;
+        } else {
+            out.write(&address)?;
+        }
         Ok(())
     }
 }
@@ -64,11 +93,15 @@ pub fn truncate(text: &str, max: usize) -> String {
     format!("{}…", &text[..cut])
 }
 
-fn error(helper: &str, message: impl std::fmt::Display) -> RenderError {
+pub(super) fn error(helper: &str, message: impl std::fmt::Display) -> RenderError {
     RenderErrorReason::Other(format!("`{helper}` helper: {message}")).into()
 }
 
-fn param<'a>(h: &'a Helper<'_>, index: usize, usage: &str) -> Result<&'a Value, RenderError> {
+pub(super) fn param<'a>(
+    h: &'a Helper<'_>,
+    index: usize,
+    usage: &str,
+) -> Result<&'a Value, RenderError> {
     let param = h
         .param(index)
         .ok_or_else(|| error(h.name(), format!("missing parameter; use {usage}")))?;
@@ -144,33 +177,6 @@ impl HelperDef for OneLine {
     ) -> Result<ScopedJson<'rc>, RenderError> {
         let value = param(h, 0, "{{oneline value}}")?;
         derived(text(value).split_whitespace().collect::<Vec<_>>().join(" "))
-    }
-}
-
-/// `{{json value}}`: the value as JSON (`["a","b"]`, `3`, `"text"`, `null`).
-struct Json {
-    raw: bool,
-}
-
-impl HelperDef for Json {
-    fn call<'reg: 'rc, 'rc>(
-        &self,
-        h: &Helper<'rc>,
-        r: &'reg Handlebars<'reg>,
-        _: &'rc Context,
-        _: &mut RenderContext<'reg, 'rc>,
-        out: &mut dyn Output,
-    ) -> HelperResult {
-        let value = param(h, 0, "{{json value}}")?;
-        let json = serde_json::to_string(value).map_err(|err| error("json", err))?;
-        // serde_json's output is a complete JSON value, so writing it raw keeps JSON valid.
-        let written = if self.raw {
-            json
-        } else {
-            r.get_escape_fn()(&json)
-        };
-        out.write(&written)?;
-        Ok(())
     }
 }
 
@@ -251,7 +257,7 @@ mod tests {
         let mut registry = Handlebars::new();
         registry.set_strict_mode(true);
         registry.register_escape_fn(super::super::escape_json);
-        register(&mut registry, true);
+        register(&mut registry, Format::Json);
         registry
             .render_template(template, &data)
             .map_err(|err| err.to_string())
@@ -275,20 +281,6 @@ mod tests {
     fn oneline_joins_lines() {
         let out = render("{{oneline t}}", json!({"t": "feat: x\n\n  body\tline"}));
         assert_eq!(out.unwrap(), "feat: x body line");
-    }
-
-    #[test]
-    fn json_writes_raw_json_in_json_documents_and_escapes_elsewhere() {
-        let data = json!({"tags": ["a\"b", "<c>"], "n": 3});
-        assert_eq!(
-            render("{{json tags}} {{json n}}", data.clone()).unwrap(),
-            r#"["a\"b","<c>"] 3"#
-        );
-        let mut markdown = Handlebars::new();
-        markdown.register_escape_fn(super::super::escape_markdown);
-        register(&mut markdown, false);
-        let out = markdown.render_template("{{json tags}}", &data).unwrap();
-        assert!(!out.contains("<c>"), "{out}");
     }
 
     #[test]
@@ -335,6 +327,18 @@ mod tests {
                 .unwrap_err()
                 .contains("is not an http or https URL")
         );
+        assert_eq!(
+            link("https://x.dev/?d={{DATE(x)}}").unwrap(),
+            "(https://x.dev/?d=%7B%7BDATE%28x%29%7D%7D)"
+        );
+    }
+
+    #[test]
+    fn url_stays_inside_its_json_string() {
+        // The URL parser keeps a `"` in a host as it is.
+        let out = render(r#"{"u": "{{url u}}"}"#, json!({ "u": "https://a\"b.dev/" })).unwrap();
+        let parsed: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(parsed["u"], "https://a\"b.dev/");
     }
 
     #[test]

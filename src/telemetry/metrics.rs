@@ -16,6 +16,7 @@ const IN_FLIGHT: &str = "run_notifier_deliveries_in_flight";
 const BROKER_CONNECTED: &str = "run_notifier_broker_connected";
 const LEDGER_SECONDS: &str = "run_notifier_ledger_operation_duration_seconds";
 const UNSETTLED: &str = "run_notifier_messages_unsettled_total";
+const UNSEALED: &str = "run_notifier_unsealed_retry_headers_total";
 const INTEGRATION_IN_FLIGHT: &str = "run_notifier_integration_in_flight";
 const INTEGRATION_QUEUED: &str = "run_notifier_integration_queued";
 const INTEGRATION_OLDEST: &str = "run_notifier_integration_oldest_waiting_seconds";
@@ -33,6 +34,10 @@ const LEDGER_BUCKETS: &[f64] = &[
 
 /// Buckets from 10 ms to 1 h for time spent in an integration's queue.
 const QUEUE_WAIT_BUCKETS: &[f64] = &[0.01, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3_600.0];
+
+/// The `integration` label of a delivery whose integration is not in the config: a name read
+/// from a message never becomes a label value, so a message cannot add series.
+pub const UNKNOWN_INTEGRATION: &str = "unknown";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -145,6 +150,10 @@ fn describe() {
         UNSETTLED,
         "Acks or nacks the broker did not take (the message is redelivered and deduplicated)."
     );
+    metrics::describe_counter!(
+        UNSEALED,
+        "Messages whose retry headers (integration, attempt…) this worker did not seal: ignored, each was handled as a new event."
+    );
 }
 
 /// Exports the series alerts watch from the start, at zero: `increase()` cannot see the first
@@ -154,6 +163,7 @@ fn zero() {
         counter!(DEAD_LETTERS, "kind" => kind).increment(0);
     }
     counter!(UNSETTLED).increment(0);
+    counter!(UNSEALED).increment(0);
     gauge!(IN_FLIGHT).set(0.0);
     gauge!(BROKER_CONNECTED).set(0.0);
 }
@@ -220,6 +230,11 @@ pub fn ledger_time(operation: &'static str, elapsed: Duration) {
 
 pub fn unsettled() {
     counter!(UNSETTLED).increment(1);
+}
+
+/// A message carried retry headers without this worker's seal (they were ignored).
+pub fn unsealed_headers() {
+    counter!(UNSEALED).increment(1);
 }
 
 /// Counts one delivery to `integration` in flight until it drops.

@@ -17,16 +17,18 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use futures_util::stream::{self, Stream, StreamExt as _};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::field::display;
 use tracing::{Instrument as _, Span, info, warn};
 
 pub use event_outcome::EventOutcome;
 
 use crate::admin::Health;
-use crate::broker::Topology;
-use crate::broker::message::DeadLetter;
+use crate::broker::message::{DeadLetter, MAX_HEADER_BYTES, oversized_headers};
+use crate::broker::{Seal, Topology};
 use crate::config::Config;
 use crate::control::ControlMessage;
 use crate::dispatch::{Delivery, Dispatcher, Outcome, QueuedPart, Targets};
+use crate::echo;
 use crate::event::RunCanceled;
 use crate::telemetry::{metrics, otel};
 use session::Session;
@@ -50,15 +52,18 @@ pub struct Worker {
     topology: Topology,
     dispatcher: Dispatcher,
     health: Health,
+    /// Vouches for the retries and queued parts this worker (or another on its ledger) wrote.
+    seal: Seal,
 }
 
 impl Worker {
-    pub fn new(config: Config, dispatcher: Dispatcher, health: Health) -> Self {
+    pub fn new(config: Config, dispatcher: Dispatcher, health: Health, seal: Seal) -> Self {
         Self {
             topology: Topology::of(&config),
             config,
             dispatcher,
             health,
+            seal,
         }
     }
 
@@ -75,7 +80,12 @@ impl Worker {
         };
         let mut delays = reconnect();
         loop {
-            let session = Session::open(&self.config.broker, &self.topology, &self.dispatcher);
+            let session = Session::open(
+                &self.config.broker,
+                &self.topology,
+                &self.dispatcher,
+                &self.health,
+            );
             let failure = match session.await {
                 Ok(session) => {
                     delays = reconnect();
@@ -162,7 +172,7 @@ impl Worker {
             let publisher = session.publisher.clone();
             let (stop, abort) = (shutdown.clone(), abort.clone());
             tracker.spawn(async move {
-                let message = Message::new(delivery, &publisher, &worker.topology);
+                let message = Message::new(delivery, &publisher, &worker.topology, &worker.seal);
                 worker.handle(message, source, &stop, &abort).await;
             });
         }
@@ -218,7 +228,8 @@ impl Worker {
                 Err(reason) => (EventOutcome::Invalid, self.reject(&message, reason).await),
                 Ok(event) => {
                     Span::current().record("run_id", event.data.run_id.as_str());
-                    Span::current().record("project", event.data.project_id.as_str());
+                    let project = display(echo::value(&event.data.project_id));
+                    Span::current().record("project", project);
                     let started = || taken = Some(self.health.take());
                     self.deliver(&message, &event, source, stop, abort, started)
                         .await
@@ -262,6 +273,8 @@ impl Worker {
             Source::Integration(integration) => {
                 let part = QueuedPart {
                     integration,
+                    // Without the seal of a worker that queued it, the part is a new event.
+                    admitted: inbound.integration.is_some(),
                     attempt: inbound.attempt,
                     queued_at_ms: inbound.queued_at_ms.unwrap_or_else(crate::ledger::now_ms),
                 };
@@ -283,13 +296,19 @@ impl Worker {
                 body.len()
             ));
         }
+        if let Some(size) = oversized_headers(&message.delivery.properties) {
+            return Err(format!(
+                "the message's headers are {size} bytes, over the {MAX_HEADER_BYTES} bytes the \
+                 worker can carry onto a retry or dead letter (the broker's frame limit)"
+            ));
+        }
         RunCanceled::from_amqp(body, &message.delivery.properties).map_err(|err| err.to_string())
     }
 
     /// Dead-letters a message that is not a valid event, unread. Only valid events are queued
     /// or retried, so one from the worker's own queues was changed on the way.
     async fn reject(&self, message: &Message<'_>, reason: String) -> Disposition {
-        warn!(message_id = %message.inbound.message_id, reason, "invalid event: dead-lettered");
+        warn!(message_id = %echo::value(&message.inbound.message_id), reason, "invalid event: dead-lettered");
         let published = message.dead_letter(&DeadLetter::invalid(reason)).await;
         match &published {
             Ok(()) => metrics::dead_letter("invalid"),

@@ -13,7 +13,8 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use tracing::warn;
 
-use crate::broker::{self, Publisher, Topology};
+use crate::admin::Health;
+use crate::broker::{self, DeclareError, Publisher, Topology};
 use crate::config::BrokerConfig;
 use crate::dispatch::Dispatcher;
 
@@ -37,22 +38,28 @@ pub(super) struct Session {
 
 impl Session {
     /// Connects, declares the topology and starts consuming the event queue, the control
-    /// exchange and the queue of each of the dispatcher's integrations.
+    /// exchange and the queue of each of the dispatcher's integrations. A topology conflict
+    /// is also reported to `health`, where readiness is read.
     pub async fn open(
         broker: &BrokerConfig,
         topology: &Topology,
         dispatcher: &Dispatcher,
+        health: &Health,
     ) -> anyhow::Result<Session> {
-        let connection = broker::connect(broker.url.expose(), "worker")
+        let connection = broker::connect_to(broker, "worker")
             .await
             .context("cannot connect to the broker")?;
         let publisher = Publisher::open(&connection)
             .await
             .context("cannot open the publishing channel")?;
-        topology
-            .declare(publisher.channel())
-            .await
-            .context("cannot declare the topology")?;
+        if let Err(err) = topology.declare(publisher.channel()).await {
+            // A name taken with other arguments stays taken until an operator acts: say so
+            // where readiness is read, not only in the log.
+            if let DeclareError::Conflict(sentence) = &err {
+                health.set_broker_problem(Some(sentence.clone()));
+            }
+            return Err(err.into());
+        }
         let pid = std::process::id();
         let mut consumers = Vec::new();
 

@@ -8,7 +8,8 @@ use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 
 use crate::broker::message::{DeadLetter, Inbound};
-use crate::broker::{PublishError, Publisher, Topology};
+use crate::broker::{PublishError, Publisher, Seal, Topology};
+use crate::telemetry::metrics;
 
 /// A consumed message, with what it needs to be settled.
 pub struct Message<'a> {
@@ -16,6 +17,7 @@ pub struct Message<'a> {
     pub inbound: Inbound,
     publisher: &'a Publisher,
     topology: &'a Topology,
+    seal: &'a Seal,
 }
 
 /// What to tell the broker about the message itself. Ordered from least to most cautious: a
@@ -40,13 +42,31 @@ impl Disposition {
 }
 
 impl<'a> Message<'a> {
-    pub fn new(delivery: Delivery, publisher: &'a Publisher, topology: &'a Topology) -> Self {
-        let inbound = Inbound::from_delivery(&delivery);
+    /// Reads the message's headers, trusting those that steer it only under `seal`, which
+    /// also seals everything it publishes.
+    pub fn new(
+        delivery: Delivery,
+        publisher: &'a Publisher,
+        topology: &'a Topology,
+        seal: &'a Seal,
+    ) -> Self {
+        let inbound = Inbound::from_delivery(&delivery, seal);
+        if !inbound.unsealed.is_empty() {
+            // Header names only (and the message id, at most 255 bytes): never their values.
+            tracing::warn!(
+                message_id = %inbound.message_id,
+                headers = inbound.unsealed.join(", "),
+                "the message carries retry headers this worker did not seal (a producer's, or a \
+                 version's before seals): they are ignored and it is handled as a new event"
+            );
+            metrics::unsealed_headers();
+        }
         Self {
             delivery,
             inbound,
             publisher,
             topology,
+            seal,
         }
     }
 
@@ -69,6 +89,7 @@ impl<'a> Message<'a> {
             last_error,
             Some(delay),
         );
+        let properties = self.seal.apply(properties, self.body());
         let queue = self.topology.retry_queue(delay);
         self.publisher
             .publish("", &queue, self.body(), properties)
@@ -80,6 +101,7 @@ impl<'a> Message<'a> {
         let properties = self
             .inbound
             .queued(&self.delivery.properties, integration, attempt);
+        let properties = self.seal.apply(properties, self.body());
         let queue = self.topology.work_queue(integration);
         self.publisher
             .publish("", &queue, self.body(), properties)
@@ -89,6 +111,7 @@ impl<'a> Message<'a> {
     /// Publishes the message to the dead-letter queue with why.
     pub async fn dead_letter(&self, dead: &DeadLetter) -> Result<(), PublishError> {
         let properties = self.inbound.dead_letter(&self.delivery.properties, dead);
+        let properties = self.seal.apply_for_replay(properties, self.body());
         self.publisher
             .publish(
                 "",

@@ -460,3 +460,74 @@ fn slack_messages_have_text_a_header_a_colour_and_a_button_within_limits() {
         );
     }
 }
+
+/// A commit message that would link, mention and break out of a string if written raw.
+const RAW_MESSAGE: &str = "Fix \"quotes\" <!channel> <https://evil.example/login|the docs>\nsee [docs](https://evil.example/phish)";
+
+/// `integration` built with the custom template `source` (a file of its own).
+fn with_template(spec: crate::support::Spec, source: &str) -> (Integration, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("custom.json.hbs");
+    std::fs::write(&path, source).unwrap();
+    (build(spec.with("template", &path)), dir)
+}
+
+#[test]
+fn json_helper_values_stay_inert_in_custom_slack_and_teams_cards() {
+    let mut event = hostile();
+    event.data.commit.message = Some(RAW_MESSAGE.into());
+    let run_url = event.data.run_url.to_string();
+
+    let (slack_app, _dir) = with_template(
+        slack("slack", "https://hooks.slack.com/services/T000/B000/XXXX"),
+        r#"{
+  "text": "Run cancelled",
+  "blocks": [
+    { "type": "section", "text": { "type": "mrkdwn", "text": {{json commit.message}} } },
+    { "type": "actions", "elements": [
+      { "type": "button", "text": { "type": "plain_text", "text": "View run" }, "url": {{json runUrl}} }
+    ] }
+  ]
+}"#,
+    );
+    let message = body(&slack_app, &event);
+    let text = message
+        .pointer("/blocks/0/text/text")
+        .unwrap()
+        .as_str()
+        .unwrap();
+    assert!(!text.contains(['<', '>']), "could link or mention: {text}");
+    assert!(!text.contains("://"), "Slack would link it: {text}");
+    assert_eq!(as_read_in_slack(text), RAW_MESSAGE, "reads as written");
+    assert_eq!(
+        message.pointer("/blocks/1/elements/0/url").unwrap(),
+        &run_url
+    );
+
+    let (teams_card, _dir) = with_template(
+        teams("teams", "https://example.com/x"),
+        r#"{
+  "type": "message",
+  "attachments": [ {
+    "contentType": "application/vnd.microsoft.card.adaptive",
+    "content": {
+      "type": "AdaptiveCard", "version": "1.4",
+      "body": [ { "type": "TextBlock", "wrap": true, "text": {{json commit.message}} } ],
+      "actions": [ { "type": "Action.OpenUrl", "title": "View run", "url": {{json runUrl}} } ]
+    }
+  } ]
+}"#,
+    );
+    let message = body(&teams_card, &event);
+    let card = &message["attachments"][0]["content"];
+    let text = card.pointer("/body/0/text").unwrap().as_str().unwrap();
+    for live in ["](", "://"] {
+        assert!(!text.contains(live), "Teams would link it: {text}");
+    }
+    assert_eq!(
+        text.replace('\u{200D}', ""),
+        RAW_MESSAGE,
+        "reads as written"
+    );
+    assert_eq!(card.pointer("/actions/0/url").unwrap(), &run_url);
+}

@@ -243,3 +243,70 @@ fn bad_slack_and_teams_settings_are_explained_without_printing_the_url() {
     );
     assert!(error.contains("unknown field `channel`"), "{error}");
 }
+
+#[test]
+fn check_config_refuses_custom_templates_that_skip_escaping_except_in_plain_text() {
+    use crate::support::{github_pr_comment, github_status, gitlab_mr_note, slack, teams};
+
+    let dir = tempfile::tempdir().unwrap();
+    let formats = [
+        (
+            github_pr_comment("comment", "https://api.github.com"),
+            "skip Markdown escaping: a value could add links, mentions, HTML or break the layout",
+        ),
+        (
+            gitlab_mr_note("note", "https://gitlab.com/api/v4"),
+            "skip Markdown escaping: a value could add links, mentions, HTML or break the layout",
+        ),
+        (
+            slack("slack", "https://hooks.slack.com/services/x"),
+            "skip JSON and Slack escaping: a value could break the message, or add links and mentions",
+        ),
+        (
+            teams("teams", "https://example.com/x"),
+            "skip JSON and Teams escaping: a value could break the card, or add links",
+        ),
+    ];
+    let mut integrations = Vec::new();
+    let mut expected = Vec::new();
+    for (spec, why) in formats {
+        for (form, expression) in [("triple", "{{{actor}}}"), ("ampersand", "{{& actor}}")] {
+            let name = format!("{}-{form}", spec.name());
+            let file = write(
+                dir.path(),
+                &format!("{name}.hbs"),
+                &format!("Cancelled\nby {expression}\n"),
+            );
+            integrations.push(spec.clone().with("name", &name).with("template", &file).0);
+            expected.push(format!(
+                "{file}:2: `{{{{{{…}}}}}}` and `{{{{&…}}}}` {why}; write `{{{{…}}}}`, or use the `json` or `url` helper\n"
+            ));
+        }
+    }
+    let config = write(
+        dir.path(),
+        "config.yaml",
+        &serde_json::json!({ "integrations": integrations }).to_string(),
+    );
+    let (output, _, stderr) = run_notifier(&["check-config", "--config", &config]);
+    assert!(!output.status.success());
+    for line in expected {
+        assert!(stderr.contains(&line), "missing {line:?} in:\n{stderr}");
+    }
+
+    // Plain text (a commit status description) has nothing to escape: allowed.
+    let description = write(
+        dir.path(),
+        "status.hbs",
+        "Cancelled by {{{actor}}} {{&note}}",
+    );
+    let status = github_status("status", "https://api.github.com")
+        .with("description_template", &description);
+    let config = write(
+        dir.path(),
+        "plain.yaml",
+        &serde_json::json!({ "integrations": [status.0] }).to_string(),
+    );
+    let (output, _, stderr) = run_notifier(&["check-config", "--config", &config]);
+    assert!(output.status.success(), "{stderr}");
+}

@@ -37,6 +37,7 @@ async fn slack_429_then_ok_waits_for_retry_after_and_sends_the_same_message() {
             integration: "slack".into(),
             attempt: 2,
             delay: Duration::from_secs(2),
+            sealed: true,
         },
         "Slack's Retry-After, not the 300 ms backoff"
     );

@@ -29,15 +29,21 @@ fn minimal(integration_extra: &str) -> String {
 
 #[test]
 fn every_shipped_yaml_file_parses() {
+    // The container config requires what an operator must set (deploy.rs checks that).
+    let mut environment: HashMap<String, String> = std::env::vars().collect();
+    environment.insert("AMQP_URL".into(), "amqp://u:p@mq.internal/prod".into());
+    environment.insert("WEBHOOK_SECRET".into(), SECRET_VALUE.into());
     let mut checked = 0;
     for entry in std::fs::read_dir("config").unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            Config::load(&path).unwrap_or_else(|err| panic!("{err}"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            Config::parse(&text, environment.clone())
+                .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
             checked += 1;
         }
     }
-    assert!(checked >= 1);
+    assert!(checked >= 2);
 }
 
 #[test]
@@ -90,7 +96,10 @@ fn unknown_keys_are_rejected_with_their_line() {
 
     // Inside an integration entry too: the line of the key itself.
     let error = error_of(&minimal("    retries: 3\n"));
-    assert_eq!(error, "line 7 column 5: unknown field `retries`");
+    assert_eq!(
+        error,
+        format!("line 7 column 5: unknown field `retries`, expected one of {WEBHOOK_KEYS}")
+    );
 }
 
 #[test]
@@ -267,6 +276,9 @@ fn a_missing_config_file_is_named() {
     );
 }
 
+/// What a `webhook` entry accepts, as an unknown key's error lists it.
+const WEBHOOK_KEYS: &str = "name, type, timeout, concurrency, circuit_breaker, send_traceparent, projects, branches, tags, reasons, only_failed, url, secrets, hub_secret, headers";
+
 /// A file with one webhook, for the collected-problem tests below; line numbers are pinned.
 const HOOK: &str = "integrations:
   - name: hook
@@ -295,7 +307,8 @@ fn three_key_typos_are_three_problems_each_at_its_own_line() {
     );
     // Inside an integration entry: the line of the key, not of the entry's first key.
     assert_eq!(
-        lines[2], "line 11 column 5: unknown field `retries`",
+        lines[2],
+        format!("line 11 column 5: unknown field `retries`, expected one of {WEBHOOK_KEYS}"),
         "{error}"
     );
 }
@@ -479,8 +492,10 @@ fn a_missing_variable_does_not_hide_a_typo_in_the_same_entry() {
     );
     assert_eq!(
         error_of(&yaml),
-        "line 4 column 10: `${HOOK_URL}`: the environment variable `HOOK_URL` is not set; set it, or give a default with `${HOOK_URL:-default}`\n\
-         line 7 column 5: unknown field `retries`"
+        format!(
+            "line 4 column 10: `${{HOOK_URL}}`: the environment variable `HOOK_URL` is not set; set it, or give a default with `${{HOOK_URL:-default}}`\n\
+             line 7 column 5: unknown field `retries`, expected one of {WEBHOOK_KEYS}"
+        )
     );
     // Where the stand-in does not fit (a signing secret), nothing more is said about that line.
     let yaml = HOOK.replace(crate::support::SECRET, "${HOOK_SECRET}");
@@ -499,5 +514,139 @@ fn a_typo_in_an_entry_that_reads_a_variable_is_called_a_typo() {
         HOOK.replace("https://hooks.example.com/x", "${HOOK_URL}")
     );
     let error = Config::parse(&yaml, env(&[("HOOK_URL", "https://h.example/")])).unwrap_err();
-    assert_eq!(error, "line 7 column 5: unknown field `retries`");
+    assert_eq!(
+        error,
+        format!("line 7 column 5: unknown field `retries`, expected one of {WEBHOOK_KEYS}")
+    );
+}
+
+#[test]
+fn an_unknown_key_after_a_variable_is_named() {
+    // The parser withholds an unknown key's name once it has read a `${VAR}` value; the last
+    // section's typo read ``unknown field `an interpolated field` ``.
+    let yaml = format!(
+        "{}tmplates_dir: templates\n",
+        HOOK.replace("https://hooks.example.com/x", "${HOOK_URL}")
+    );
+    let error = Config::parse(&yaml, env(&[("HOOK_URL", "https://h.example/")])).unwrap_err();
+    assert_eq!(
+        error,
+        "line 7 column 1: unknown field `tmplates_dir`, expected one of broker, worker, retry, admin, ledger, templates_dir, integrations"
+    );
+}
+
+#[test]
+fn a_variable_is_a_string_wherever_a_string_is_expected() {
+    use run_notifier::integrations::IntegrationConfig;
+    let yaml = "broker:\n  prefetch: ${PREFETCH}\nintegrations:\n  - name: gh\n    type: github_status\n    concurrency: ${CONCURRENCY}\n    only_failed: ${ONLY_FAILED}\n    auth:\n      token: ${API_TOKEN}\n";
+    // Values YAML would read as a number, a boolean or nothing, were they written out.
+    for token in ["12345678", "true", "null", "1e5", "0x1F", "~", "007"] {
+        let config = Config::parse(
+            yaml,
+            env(&[
+                ("API_TOKEN", token),
+                ("PREFETCH", "32"),
+                ("CONCURRENCY", "4"),
+                ("ONLY_FAILED", "true"),
+            ]),
+        )
+        .unwrap_or_else(|error| panic!("API_TOKEN={token}: {error}"));
+        let IntegrationConfig::GithubStatus(github) = &config.integrations[0] else {
+            panic!("a github_status integration");
+        };
+        let sent = github
+            .api
+            .auth
+            .token
+            .as_ref()
+            .map(|t| t.expose().to_owned());
+        assert_eq!(sent.as_deref(), Some(token), "the token is the text as set");
+        // Where a number or a boolean is expected, a variable still gives one.
+        assert_eq!(config.broker.prefetch, 32);
+        assert_eq!(github.common.concurrency, 4);
+        assert!(github.filters.only_failed);
+    }
+}
+
+#[test]
+fn typos_inside_integration_entries_are_each_named_with_the_keys_it_takes() {
+    // Three typos, one of them in a required key (`urll` for `url`), which serde reported
+    // only as the missing `url`.
+    let yaml = format!(
+        "{HOOK}    retries: 3\n  - name: second\n    type: webhook\n    urll: https://hooks.example.com/y\n    secrets: [{}]\n    only_faild: true\n",
+        crate::support::SECRET
+    );
+    let error = error_of(&yaml);
+    let lines: Vec<&str> = error.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!("line 7 column 5: unknown field `retries`, expected one of {WEBHOOK_KEYS}"),
+            "line 8 column 5: missing field `url`".to_owned(),
+            format!("line 10 column 5: unknown field `urll`, expected one of {WEBHOOK_KEYS}"),
+            format!("line 12 column 5: unknown field `only_faild`, expected one of {WEBHOOK_KEYS}"),
+        ],
+        "{error}"
+    );
+}
+
+#[test]
+fn templates_and_key_files_are_relative_to_the_config_file_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("tpl")).unwrap();
+    std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+    std::fs::copy(
+        "templates/slack/message.json.hbs",
+        dir.path().join("tpl/slack.json.hbs"),
+    )
+    .unwrap();
+    std::fs::copy(
+        "tests/fixtures/github-app-test-key.pem",
+        dir.path().join("keys/app.pem"),
+    )
+    .unwrap();
+    let path = dir.path().join("notifier.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "templates_dir: {}/templates\nintegrations:\n  - name: chat\n    type: slack\n    webhook_url: https://hooks.slack.com/services/T/B/x\n    template: tpl/slack.json.hbs\n  - name: gh\n    type: github_status\n    auth:\n      app_id: 1\n      installation_id: 2\n      private_key_file: keys/app.pem\n",
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    )
+    .unwrap();
+
+    // Run from another folder, as a service manager or a container would.
+    let output = Command::new(env!("CARGO_BIN_EXE_run-notifier"))
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let config = Config::load(&path).unwrap();
+    let mut chat = config.integrations[0].clone();
+    let mut gh = config.integrations[1].clone();
+    assert_eq!(
+        chat.paths_mut(),
+        [&mut dir.path().join("tpl/slack.json.hbs")]
+    );
+    assert_eq!(gh.paths_mut(), [&mut dir.path().join("keys/app.pem")]);
+}
+
+#[test]
+fn an_integration_named_like_a_retry_tier_is_refused() {
+    // Its queue `<queue>.retry.1s` would be the 1 s retry tier.
+    let error = error_of(&minimal("").replace("name: hook", "name: retry.1s"));
+    assert!(
+        error.contains(
+            "integrations[0]: the name `retry.1s` would give its queue a retry tier's name (`run-notifier.events.retry.…`); choose another name"
+        ),
+        "{error}"
+    );
 }

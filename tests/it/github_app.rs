@@ -1,5 +1,6 @@
 //! GitHub App authentication through octocrab: the App's JWT is exchanged for an installation
-//! token, the token is used, and a new one is fetched before the old one expires.
+//! token, the token is used, and a new one is fetched before the old one expires. The App's
+//! comments are its bot's (`<slug>[bot]`, from `GET /app` with the JWT).
 
 use std::sync::Mutex;
 
@@ -14,6 +15,7 @@ use crate::support::{event, github_pr_comment, github_status};
 const KEY_FILE: &str = "tests/fixtures/github-app-test-key.pem";
 const EXCHANGE: &str = "/app/installations/4242/access_tokens";
 const STATUS_PATH: &str = "/repos/acme/web-app/statuses/5a7edc9a156e417068060d67109021351fc7d9b8";
+const COMMENTS_42: &str = "/repos/acme/web-app/issues/42/comments";
 
 /// Hands out installation tokens: the first one about to expire, the next ones for an hour.
 struct Tokens(Mutex<u32>);
@@ -111,6 +113,70 @@ async fn a_rejected_app_is_a_permanent_failure_naming_the_credential() {
     assert!(message.contains("credential was rejected"), "{message}");
     assert!(!message.contains("PRIVATE KEY"));
     assert!(requests(&server, "POST", STATUS_PATH).await.is_empty());
+}
+
+#[tokio::test]
+async fn the_comment_search_of_an_app_matches_its_bots_comment_only() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(EXCHANGE))
+        .respond_with(Tokens(Mutex::new(1)))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/app"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"id": 123456, "slug": "run-notifier", "name": "Run Notifier"}),
+            ),
+        )
+        .mount(&server)
+        .await;
+    let run = event();
+    let marker = format!(
+        "<!-- run-notifier:run={} -->",
+        run["data"]["runId"].as_str().unwrap()
+    );
+    // A person whose login is the App's slug, then the App's bot.
+    Mock::given(method("GET"))
+        .and(path(COMMENTS_42))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"id": 11, "body": format!("old {marker}"), "user": {"login": "run-notifier", "type": "User"}},
+            {"id": 12, "body": format!("old {marker}"), "user": {"login": "run-notifier[bot]", "type": "Bot"}},
+        ])))
+        .mount(&server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path("/repos/acme/web-app/issues/comments/12"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": 12})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let comment = build(github_pr_comment("gh-app", &server.uri()).with(
+        "auth",
+        json!({"app_id": 123456, "installation_id": 4242, "private_key_file": KEY_FILE}),
+    ));
+
+    let receipt = deliver(&comment, &run).await.unwrap();
+
+    assert_eq!(
+        receipt,
+        run_notifier::integrations::Receipt::Sent("updated comment 12 on #42".into())
+    );
+    let asked = requests(&server, "GET", "/app").await;
+    assert_eq!(asked.len(), 1);
+    let claims = jwt_claims(&header(&asked[0], "authorization"));
+    assert_eq!(
+        claims["iss"].to_string().trim_matches('"'),
+        "123456",
+        "the App's JWT"
+    );
+    let listed = requests(&server, "GET", COMMENTS_42).await;
+    assert_eq!(
+        header(&listed[0], "authorization"),
+        "Bearer ghs_installation_2",
+        "the comments are read with the installation token"
+    );
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `github_pr_comment` against a wiremock GitHub: one comment per run (found again on any
-//! page and edited), hostile text neutralised, bodies cut to fit, cancellation between steps.
+//! page and edited, but only when the token's user wrote it), hostile text neutralised, bodies
+//! cut to fit, cancellation between steps.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,14 +16,30 @@ use crate::support::providers::{build, build_errors, deliver, deliver_with, json
 use crate::support::{HOSTILE, Spec, event, github_pr_comment, wait_until};
 
 const COMMENTS_42: &str = "/repos/acme/web-app/issues/42/comments";
+/// The login of the token's user (`GET /user`), who writes the worker's comments.
+const OURS: &str = "ci-bot";
 
 /// `gh-comment` against `server`, with the token `ghp_test_token`.
 fn spec(server: &MockServer) -> Spec {
     github_pr_comment("gh-comment", &server.uri())
 }
 
+/// A comment by a person.
 fn comment(id: u64, body: &str) -> Value {
-    json!({"id": id, "body": body, "user": {"login": "someone"}})
+    comment_by("someone", id, body)
+}
+
+fn comment_by(login: &str, id: u64, body: &str) -> Value {
+    json!({"id": id, "body": body, "user": {"login": login}})
+}
+
+/// Answers `GET /user` as the token's user, [`OURS`].
+async fn mount_user(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path("/user"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"login": OURS, "id": 7})))
+        .mount(server)
+        .await;
 }
 
 /// The comments of PR #42 in three pages of 100; page 3 also holds what was posted so far.
@@ -60,7 +77,7 @@ impl Respond for CommentPages {
         } else {
             items.truncate(37);
             for (id, body) in self.posted.lock().unwrap().iter() {
-                items.push(comment(*id, body));
+                items.push(comment_by(OURS, *id, body));
             }
         }
         response.set_body_json(items)
@@ -77,12 +94,13 @@ impl Respond for PostComment {
         let body = json_of(request)["body"].as_str().unwrap().to_owned();
         let id = 900_000 + self.posted.lock().unwrap().len() as u64;
         self.posted.lock().unwrap().push((id, body.clone()));
-        ResponseTemplate::new(201).set_body_json(comment(id, &body))
+        ResponseTemplate::new(201).set_body_json(comment_by(OURS, id, &body))
     }
 }
 
 async fn github_with_pages() -> MockServer {
     let server = MockServer::start().await;
+    mount_user(&server).await;
     let posted = Arc::new(Mutex::new(Vec::new()));
     Mock::given(method("GET"))
         .and(path(COMMENTS_42))

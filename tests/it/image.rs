@@ -2,7 +2,9 @@
 //! are laid out in a folder as in the image, and this build's binary runs there as the image
 //! does: its default command, as uid 10001, from the image's working directory, on the image's
 //! config (only the broker names and admin port made unique on this shared broker), with the
-//! ledger on the image's volume path. It must become ready.
+//! ledger on the image's volume path, and the variables that config requires (`AMQP_URL`,
+//! `WEBHOOK_SECRET`: it has no defaults for credentials) set as `docker run -e` would. It must
+//! become ready.
 //!
 //! As root, the volume is a private tmpfs mount in a mount namespace of the process's own
 //! (`unshare`), owned by uid 10001 as the Dockerfile makes it, and the process drops to that
@@ -12,9 +14,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use crate::support::TestApp;
 use crate::support::app::free_port;
 use crate::support::poll::wait_for_status;
+use crate::support::{AMQP_URL, SECRET, TestApp};
 
 const UID: &str = "10001";
 const VOLUME: &str = "/var/lib/run-notifier";
@@ -152,8 +154,8 @@ async fn the_image_starts_with_its_default_command_as_uid_10001_and_becomes_read
         .current_dir(&app)
         .env("RUN_NOTIFIER_CONFIG", &config_path)
         .env_remove("WEBHOOK_URL")
-        .env_remove("WEBHOOK_SECRET")
-        .env_remove("AMQP_URL")
+        .env("WEBHOOK_SECRET", SECRET)
+        .env("AMQP_URL", AMQP_URL)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)

@@ -9,7 +9,6 @@ use lapin::BasicProperties;
 use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use run_notifier::protocol::{HEADER_ATTEMPT, HEADER_INTEGRATION};
-use serde_json::Value;
 use wiremock::ResponseTemplate;
 
 use crate::support::process::sample;
@@ -209,8 +208,8 @@ async fn a_receiver_that_keeps_failing_pauses_its_integration_until_a_probe_gets
     assert!(app.take_dead_letters().await.is_empty());
 }
 
-/// A retry as the previous version wrote it: the event with the integration and attempt in its
-/// headers, routed back through the event queue.
+/// A retry as a version before seals wrote it: the event with the integration and attempt in
+/// its headers, routed back through the event queue.
 fn old_retry(integration: &str, attempt: i64) -> BasicProperties {
     let mut headers = FieldTable::default();
     headers.insert(
@@ -229,17 +228,20 @@ async fn retries_left_in_the_queues_by_the_previous_version_are_delivered_after_
     let mut app = TestApp::new().await;
     let hook = Receiver::ok().await;
     let other = Receiver::ok().await;
-    // Declares the topology, then stops: the queues exist as an upgrade finds them.
+    let in_events = unique("run");
+    let in_tier = unique("run");
+    // Before the upgrade, `other` had both runs; `hook` failed them and waits for its retries.
     app.spawn_worker(|config| {
-        config.add(webhook("hook", &hook.url("/hook")));
         config.add(webhook("other", &other.url("/other")));
     })
     .await;
+    for run in [&in_events, &in_tier] {
+        app.publish(&event_for(run)).await;
+    }
+    other.wait_for(2).await;
     app.stop_worker().await;
 
     // One retry already back in the event queue, one still waiting in a retry tier.
-    let in_events = unique("run");
-    let in_tier = unique("run");
     let tier = format!("{}.1s", app.names.retry_prefix);
     for (run, queue, properties) in [
         (&in_events, app.names.queue.clone(), old_retry("hook", 2)),
@@ -271,19 +273,17 @@ async fn retries_left_in_the_queues_by_the_previous_version_are_delivered_after_
     hook.wait_for(2).await;
     let got: HashSet<_> = runs_of(&hook).into_iter().collect();
     assert_eq!(got, HashSet::from([in_events.clone(), in_tier.clone()]));
-    // Later work proves the worker went past them: a retry is for its one integration only.
+    // Without this version's seal they come back as new events: the ledger keeps `other`,
+    // which had them, from a second send. Later work proves the worker went past them.
     let later = unique("run");
     app.publish(&event_for(&later)).await;
-    other.wait_for(1).await;
-    assert_eq!(runs_of(&other), [later]);
+    other.wait_for(3).await;
+    let got: HashSet<_> = runs_of(&other).into_iter().collect();
+    assert_eq!(got, HashSet::from([in_events, in_tier, later]));
     hook.wait_for(3).await;
-    let attempts: Vec<Value> = hook
-        .received()
-        .iter()
-        .map(|r| r.json()["runId"].clone())
-        .collect();
-    assert_eq!(attempts.len(), 3);
     app.stop_worker().await;
+    assert_eq!(hook.count(), 3);
+    assert_eq!(other.count(), 3);
     assert!(app.take_dead_letters().await.is_empty());
 }
 

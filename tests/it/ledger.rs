@@ -158,9 +158,14 @@ async fn two_workers_sharing_a_postgres_ledger_deliver_every_run_once() {
         || async { tally(&receiver).len() == RUNS * 2 },
     )
     .await;
-    wait_until("the queue is drained", Duration::from_secs(30), || async {
-        app.ready_count(&app.names.queue).await == 0
-    })
+    // A copy that found its run claimed by the other worker waits out that claim's lease in a
+    // retry tier (20 s here) before it comes back and is skipped as done: wait for those too,
+    // or they return while the workers stop.
+    wait_until(
+        "the queue and its retry tiers are drained",
+        Duration::from_secs(60),
+        || async { app.waiting_anywhere().await == 0 },
+    )
     .await;
     one.stop().await;
     two.stop().await;

@@ -340,6 +340,9 @@ async fn dead_letters_are_listed_without_being_consumed_and_replayed_once_fixed(
     );
     receiver.wait_for(2).await;
     assert_eq!(receiver.received()[1].path, "/strict");
+    // The dead letter carried the seal of its replay: taken as a retry of `strict`.
+    let logs = worker.logs();
+    assert!(!logs.contains("did not seal"), "{logs}");
 
     // An invalid event replayed is dead-lettered again, once: no loop.
     let replayed = app.cli(&["dead-letters", "replay"]);
@@ -358,4 +361,69 @@ async fn dead_letters_are_listed_without_being_consumed_and_replayed_once_fixed(
     let letters = app.take_dead_letters().await;
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].body, b"{oops");
+}
+
+#[tokio::test]
+async fn dead_letters_list_escapes_terminal_control_characters() {
+    let mut app = TestApp::new().await;
+    let receiver = Receiver::ok().await;
+    // The worker declares the dead-letter queue; anyone who may publish can put a letter there.
+    app.spawn_worker(|config| {
+        config.add(webhook("hook", &receiver.url("/hook")));
+    })
+    .await;
+    let hostile = "\u{1b}[2J\u{1b}[31mall good\r\u{1b}]0;owned\u{7}\u{9b}1m";
+    let escaped = "\\u{1b}[2J\\u{1b}[31mall good\\r\\u{1b}]0;owned\\u{7}\\u{9b}1m";
+    let mut headers = lapin::types::FieldTable::default();
+    for name in [
+        run_notifier::protocol::HEADER_ERROR,
+        run_notifier::protocol::HEADER_INTEGRATION,
+        run_notifier::protocol::HEADER_RUN_ID,
+    ] {
+        headers.insert(
+            name.into(),
+            lapin::types::AMQPValue::LongString(hostile.into()),
+        );
+    }
+    app.channel
+        .basic_publish(
+            "".into(),
+            app.names.dead.as_str().into(),
+            Default::default(),
+            b"{}",
+            BasicProperties::default()
+                .with_headers(headers)
+                .with_message_id(hostile.into()),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    wait_until("the letter is there", Duration::from_secs(10), || async {
+        app.ready_count(&app.names.dead).await == 1
+    })
+    .await;
+
+    let listed = app.cli(&["dead-letters", "list"]);
+    assert!(
+        !listed.chars().any(|c| c.is_control() && c != '\n'),
+        "{listed:?}"
+    );
+    assert!(
+        listed.contains(&format!(
+            "integration={escaped} attempts=- run={escaped} message={escaped}\n  {escaped}"
+        )),
+        "{listed}"
+    );
+    wait_until("the letter is back", Duration::from_secs(5), || async {
+        app.ready_count(&app.names.dead).await == 1
+    })
+    .await;
+    // Piped from JSON through `jq -r`, the text is just as inert.
+    let json: serde_json::Value =
+        serde_json::from_str(&app.cli(&["dead-letters", "list", "--json"])).unwrap();
+    for key in ["error", "integration", "runId", "messageId"] {
+        assert_eq!(json[0][key], escaped, "{key}");
+    }
+    app.stop_worker().await;
 }

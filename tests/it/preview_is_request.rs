@@ -322,8 +322,13 @@ async fn a_pr_comment_preview_reads_what_it_must_and_shows_the_edit_or_the_looku
     Mock::given(method("GET"))
         .and(path(COMMENTS_42))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!([
-            {"id": 900, "body": format!("old text\n\n{marker}")},
+            {"id": 900, "body": format!("old text\n\n{marker}"), "user": {"login": "ci-bot"}},
         ])))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/user"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"login": "ci-bot"})))
         .mount(&server)
         .await;
     Mock::given(method("GET"))
@@ -461,4 +466,47 @@ fn verify_accepts_the_body_and_headers_preview_prints_and_refuses_the_pretty_cop
     let (ok, _, stderr) = verify(pretty.as_bytes());
     assert!(!ok, "the pretty copy is not the signed bytes");
     assert!(!stderr.is_empty());
+}
+
+#[tokio::test]
+async fn when_a_lookup_fails_preview_still_shows_the_body_it_would_send() {
+    // A GitHub and a GitLab that answer nothing useful: every lookup fails.
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let items = format!(
+        "{}  - name: gl-note\n    type: gitlab_mr_note\n    api_url: {}/api/v4\n    auth: {{token: glpat-secret}}\n",
+        comment_yaml(&server),
+        server.uri()
+    );
+    let integrations = integrations(&items);
+    let on_github = event(|_| {});
+    let on_gitlab = event(|event| {
+        event["data"]["commit"]["remoteOrigin"] = json!("https://gitlab.com/acme/web-app.git");
+    });
+
+    let github = render(&integrations[..1], &on_github, Utc::now()).await;
+    let section = github
+        .split("\n== gh-comment (github_pr_comment): ")
+        .nth(1)
+        .unwrap();
+    assert!(section.starts_with("would fail: "), "{github}");
+    assert!(
+        section.contains(
+            "\nonce that lookup answers, it would POST or PATCH a comment on pull request #42 of acme/web-app (PATCH edits the run's earlier comment) with this body:\n\n{\"body\":\"Cancelled by "
+        ),
+        "{github}"
+    );
+    assert!(section.contains(PRETTY_LABEL), "{github}");
+
+    let gitlab = render(&integrations[1..], &on_gitlab, Utc::now()).await;
+    assert!(
+        gitlab.contains(
+            "once that lookup answers, it would POST or PUT a note on merge request !42 of acme/web-app (PUT edits the run's earlier note) with this body:\n\n{\"body\":\"Cancelled by "
+        ),
+        "{gitlab}"
+    );
+    assert!(writes(&server).await.is_empty(), "preview writes nothing");
 }

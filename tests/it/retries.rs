@@ -130,6 +130,7 @@ async fn retry_after_schedules_the_next_attempt_that_far_out_and_it_waits_that_l
             integration: "limited".into(),
             attempt: 2,
             delay: Duration::from_secs(2),
+            sealed: true,
         }
     );
     let attempts = receiver.wait_for(2).await;

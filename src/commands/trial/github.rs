@@ -6,7 +6,15 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{Shared, created, first_line, json_of, not_found, short, text};
+use super::{
+    Shared, TRIAL_USER, TRIAL_USER_ID, created, first_line, json_of, not_found, short, text,
+};
+
+/// `GET /user`: the token's user, who wrote every comment kept here.
+pub(super) async fn user(State(trial): Shared) -> Response {
+    trial.show("github user", "GET /user", "200", TRIAL_USER, b"");
+    axum::Json(json!({"login": TRIAL_USER, "id": TRIAL_USER_ID})).into_response()
+}
 
 pub(super) async fn status(
     State(trial): Shared,
@@ -45,7 +53,7 @@ pub(super) async fn comments(
         .get(&key)
         .into_iter()
         .flatten()
-        .map(|(id, body)| json!({"id": id, "body": body}))
+        .map(|(id, body)| json!({"id": id, "body": body, "user": {"login": TRIAL_USER}}))
         .collect();
     let request = format!("GET /repos/{owner}/{repo}/issues/{number}/comments");
     let said = format!("{} comment(s)", list.len());

@@ -8,7 +8,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::{Shared, created, first_line, json_of, not_found, short, text};
+use super::{
+    Shared, TRIAL_USER, TRIAL_USER_ID, created, first_line, json_of, not_found, short, text,
+};
+
+/// `GET /user`: the token's user, who wrote every note kept here.
+pub(super) async fn user(State(trial): Shared) -> Response {
+    trial.show("gitlab user", "GET /user", "200", TRIAL_USER, b"");
+    Json(json!({"id": TRIAL_USER_ID, "username": TRIAL_USER})).into_response()
+}
 
 /// Lists fit on one page: GitLab says so with an empty `x-next-page`.
 fn last_page(list: Value) -> Response {
@@ -59,7 +67,10 @@ pub(super) async fn notes(
         .get(&key(&project, iid))
         .into_iter()
         .flatten()
-        .map(|(id, body)| json!({"id": id, "body": body, "system": false}))
+        .map(|(id, body)| {
+            let author = json!({"id": TRIAL_USER_ID, "username": TRIAL_USER});
+            json!({"id": id, "body": body, "system": false, "author": author})
+        })
         .collect();
     let request = format!("GET /projects/{project}/merge_requests/{iid}/notes");
     let said = format!("{} note(s)", notes.len());

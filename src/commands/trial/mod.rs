@@ -28,6 +28,11 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// The example config's webhook secret (for local trials only).
 pub const EXAMPLE_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
+/// Who the worker is to the trial's GitHub and GitLab: every comment and note it keeps was
+/// written by this user, so the worker finds its own comment again and edits it.
+const TRIAL_USER: &str = "run-notifier-trial";
+const TRIAL_USER_ID: u64 = 1;
+
 /// What the receiver remembers: the webhook secret, and PR comments so that a second cancel of
 /// the same run edits its comment as on GitHub.
 struct Trial {
@@ -62,6 +67,7 @@ pub async fn serve(
         .route("/hooks/run-canceled", post(webhook))
         .route("/hooks/slack", post(slack))
         .route("/hooks/teams", post(teams))
+        .route("/github/user", get(github::user))
         .route(&format!("{github}/statuses/{{sha}}"), post(github::status))
         .route(
             &format!("{github}/commits/{{sha}}/pulls"),
@@ -83,6 +89,7 @@ pub async fn serve(
         .route("/slack/api/chat.update", post(slack_app::update))
         .route("/slack/api/conversations.history", get(slack_app::history))
         .route("/slack/api/conversations.list", get(slack_app::list))
+        .route("/gitlab/api/v4/user", get(gitlab::user))
         .route(&format!("{gitlab}/statuses/{{sha}}"), post(gitlab::status))
         .route(
             &format!("{gitlab}/repository/commits/{{sha}}/merge_requests"),

@@ -17,6 +17,7 @@ use url::Url;
 use crate::event::RunStatus;
 use crate::failure::DeliveryError;
 use crate::integrations::limit::{Limiter, RateLimit};
+use crate::integrations::repositories::Repositories;
 use crate::integrations::target::CommitTarget;
 use crate::integrations::text::{cut, one_line};
 use crate::integrations::{
@@ -32,6 +33,7 @@ pub const DEFAULT_TEMPLATE: &str = "bitbucket/status.hbs";
 /// The default status name.
 pub const DEFAULT_NAME: &str = "{{#if projectName}}{{projectName}}{{else}}{{projectId}}{{/if}}";
 
+crate::integrations::keyed! {
 /// Config of a `type: bitbucket_status` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +50,10 @@ pub struct BitbucketStatusConfig {
     pub host: String,
     /// `email` + `api_token` (an Atlassian API token, basic auth), or a bearer access `token`.
     pub auth: BitbucketAuth,
+    /// The repositories (`workspace/slug` globs) the integration may write to; events for
+    /// others are skipped. Left out: every repository the credential reaches.
+    #[serde(default)]
+    pub repositories: Repositories,
     /// Handlebars template of the description (plain text); default `bitbucket/status.hbs`.
     #[serde(default)]
     pub description_template: Option<PathBuf>,
@@ -57,6 +63,7 @@ pub struct BitbucketStatusConfig {
     /// Requests allowed per credential.
     #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimit,
+}
 }
 
 fn default_api_url() -> Url {
@@ -86,6 +93,10 @@ impl BitbucketStatusConfig {
 }
 
 impl Checks for BitbucketStatusConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.description_template.iter_mut().collect()
+    }
+
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if !matches!(self.api_url.scheme(), "http" | "https") {
@@ -102,6 +113,7 @@ impl Checks for BitbucketStatusConfig {
                 .push("`auth`: the credential contains characters a header cannot carry".into());
         }
         problems.extend(self.rate_limit.problems());
+        problems.extend(self.repositories.problems_for_paths_of(2, "workspace/slug"));
         problems
     }
 
@@ -188,7 +200,10 @@ impl Kind for BitbucketStatus {
         notification: &Notification<'_>,
         _: &Io<'_>,
     ) -> Result<Plan, DeliveryError> {
-        let target = match CommitTarget::of(notification.event, &self.config.host) {
+        let config = &self.config;
+        let target = match CommitTarget::of(notification.event, &config.host)
+            .and_then(|target| config.repositories.admit(&target.repo).map(|()| target))
+        {
             Ok(target) => target,
             Err(reason) => return Ok(Plan::Skip(reason)),
         };

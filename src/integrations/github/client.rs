@@ -66,7 +66,7 @@ impl GithubClient {
     }
 
     /// The credential, or the configuration problem (caught at load; kept for safety).
-    fn credential(&self) -> Result<&Credential, DeliveryError> {
+    pub(super) fn credential(&self) -> Result<&Credential, DeliveryError> {
         self.credential
             .as_ref()
             .map_err(|problem| DeliveryError::permanent(problem.clone()))

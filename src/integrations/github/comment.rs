@@ -1,6 +1,6 @@
 //! The `github_pr_comment` integration: one comment per run on the pull request of the run's
-//! commit, found again by a hidden marker and edited, so a run never gets two comments even
-//! when the ledger has no record of the first.
+//! commit, found again by a hidden marker in a comment the worker wrote and edited, so a run
+//! never gets two comments even when the ledger has no record of the first.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,13 +10,15 @@ use serde::{Deserialize, Serialize};
 
 use super::GithubApi;
 use super::client::GithubClient;
+use super::identity::Identity;
 use super::pulls::{find_comment, open_pulls_with_head};
 use crate::event::{Repo, RunId};
 use crate::failure::DeliveryError;
 use crate::integrations::target::repo_on;
 use crate::integrations::text::with_marker;
 use crate::integrations::{
-    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step, settings,
+    Answer, Checks, Common, Draft, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step,
+    settings,
 };
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
 use crate::route::Filters;
@@ -26,6 +28,7 @@ pub const MAX_BODY: usize = 65_536;
 /// The body template under `templates_dir` unless `template` names one.
 pub const DEFAULT_TEMPLATE: &str = "github/pr_comment.md.hbs";
 
+crate::integrations::keyed! {
 /// Config of a `type: github_pr_comment` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +43,7 @@ pub struct GithubPrCommentConfig {
     #[serde(default)]
     pub template: Option<PathBuf>,
 }
+}
 
 settings!(GithubPrCommentConfig);
 
@@ -50,6 +54,13 @@ impl GithubPrCommentConfig {
 }
 
 impl Checks for GithubPrCommentConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.template
+            .iter_mut()
+            .chain(self.api.auth.private_key_file.iter_mut())
+            .collect()
+    }
+
     fn problems(&self) -> Vec<String> {
         self.api.problems()
     }
@@ -93,6 +104,8 @@ pub struct GithubPrComment {
     config: GithubPrCommentConfig,
     templates: Arc<Templates>,
     client: GithubClient,
+    /// Whom the comment search trusts: only comments this identity wrote are edited.
+    identity: Identity,
 }
 
 impl GithubPrComment {
@@ -126,7 +139,7 @@ impl GithubPrComment {
     ) -> Result<Step, DeliveryError> {
         let body = Some(json.to_vec());
         Ok(
-            match find_comment(&self.client, repo, number, marker, io).await? {
+            match find_comment(&self.client, repo, number, marker, &self.identity, io).await? {
                 Some(id) => {
                     let route = format!("/repos/{}/{}/issues/comments/{id}", repo.owner, repo.name);
                     let request = self.client.request(Method::PATCH, &route, body)?;
@@ -167,6 +180,7 @@ impl Kind for GithubPrComment {
             config,
             templates: Arc::clone(&parts.templates),
             client,
+            identity: Identity::default(),
         }
     }
 
@@ -182,7 +196,10 @@ impl Kind for GithubPrComment {
         io: &Io<'_>,
     ) -> Result<Plan, DeliveryError> {
         let event = notification.event;
-        let repo = match repo_on(event, &self.config.api.host) {
+        let api = &self.config.api;
+        let repo = match repo_on(event, &api.host)
+            .and_then(|repo| api.repositories.admit(&repo).map(|()| repo))
+        {
             Ok(repo) => repo,
             Err(reason) => return Ok(Plan::Skip(reason)),
         };
@@ -206,6 +223,27 @@ impl Kind for GithubPrComment {
             steps.push(self.comment_on(&repo, number, &json, &marker, io).await?);
         }
         Ok(Plan::Send(steps))
+    }
+
+    /// The comment without its reads: a new one (POST) or the run's earlier one (PATCH).
+    fn draft(&self, notification: &Notification<'_>) -> Option<Draft> {
+        let event = notification.event;
+        let repo = repo_on(event, &self.config.api.host).ok()?;
+        let body = self.body(notification).ok()?;
+        let pull = match (event.data.pull_request, &event.data.commit.sha) {
+            (Some(number), _) => format!("pull request #{}", number.0),
+            (None, Some(sha)) => format!("each open pull request with head {sha}"),
+            (None, None) => return None,
+        };
+        Some(Draft {
+            methods: "POST or PATCH",
+            target: format!(
+                "a comment on {pull} of {}/{} (PATCH edits the run's earlier comment)",
+                repo.owner, repo.name
+            ),
+            body: serde_json::to_vec(&CommentBody { body: &body })
+                .expect("the comment body serialises"),
+        })
     }
 
     async fn send(&self, request: OutgoingRequest, io: &Io<'_>) -> Result<Answer, DeliveryError> {

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod client;
 pub mod comment;
+pub mod identity;
 pub mod pulls;
 pub mod status;
 
@@ -11,6 +12,7 @@ use url::Url;
 
 use self::auth::GithubAuth;
 use super::limit::RateLimit;
+use super::repositories::Repositories;
 
 /// The media type GitHub documents for its REST API.
 pub const ACCEPT_JSON: &str = "application/vnd.github+json";
@@ -37,6 +39,10 @@ pub struct GithubApi {
     pub host: String,
     /// A token, or a GitHub App installation.
     pub auth: GithubAuth,
+    /// The repositories (`owner/repo` globs) the integration may write to; events for others
+    /// are skipped. Left out: every repository the credential reaches.
+    #[serde(default)]
+    pub repositories: Repositories,
     /// Content-creating requests allowed per credential.
     #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimit,
@@ -48,6 +54,7 @@ impl GithubApi {
         let mut problems = api_problems(&self.api_url, &self.host);
         problems.extend(self.auth.problems());
         problems.extend(self.rate_limit.problems());
+        problems.extend(self.repositories.problems_for_paths_of(2, "owner/repo"));
         problems
     }
 }

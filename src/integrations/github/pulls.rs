@@ -1,9 +1,11 @@
 //! Finding things on GitHub before a comment is written: the open pull requests of a commit,
-//! and this worker's earlier comment for a run (paging through every comment of the PR).
+//! and this worker's earlier comment for a run (paging through every comment of the PR; only
+//! comments it wrote count, whoever else copied the marker).
 
 use serde::Deserialize;
 
 use super::client::GithubClient;
+use super::identity::Identity;
 use crate::event::{CommitSha, Repo};
 use crate::failure::DeliveryError;
 use crate::integrations::Io;
@@ -32,6 +34,14 @@ struct Comment {
     id: u64,
     #[serde(default)]
     body: Option<String>,
+    /// `null` for a deleted account.
+    #[serde(default)]
+    user: Option<Author>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Author {
+    login: String,
 }
 
 /// Open pull requests whose head is `sha` (a closed PR, or one whose head moved on, is not
@@ -57,13 +67,15 @@ pub async fn open_pulls_with_head(
         .collect())
 }
 
-/// The id of the first comment on pull request `number` whose body holds `marker`, looking
-/// at every page of comments.
+/// The id of the first comment on pull request `number` that `identity` wrote and whose body
+/// holds `marker`, looking at every page of comments. A person's comment is never edited,
+/// even when it quotes the marker.
 pub async fn find_comment(
     client: &GithubClient,
     repo: &Repo,
     number: u64,
     marker: &str,
+    identity: &Identity,
     io: &Io<'_>,
 ) -> Result<Option<u64>, DeliveryError> {
     // Pages are asked for by number rather than by following `Link` URLs, so that every request
@@ -74,12 +86,17 @@ pub async fn find_comment(
             repo.owner, repo.name
         );
         let page = client.get_page::<Comment>(&route, io).await?;
-        if let Some(found) = page
+        let marked = page
             .items
             .iter()
-            .find(|comment| comment.body.as_deref().is_some_and(|b| b.contains(marker)))
-        {
-            return Ok(Some(found.id));
+            .filter(|comment| comment.body.as_deref().is_some_and(|b| b.contains(marker)));
+        for comment in marked {
+            // Asked only now: whose comment it is matters once one carries the run's marker.
+            let login = identity.login(client, io).await?;
+            let author = comment.user.as_ref().map(|user| user.login.as_str());
+            if Identity::wrote(login, author) {
+                return Ok(Some(comment.id));
+            }
         }
         if !page.next || page.items.is_empty() {
             return Ok(None);

@@ -27,6 +27,7 @@ pub const DEFAULT_TEMPLATE: &str = "github/status.hbs";
 /// The default context: one status per project, named after this worker.
 pub const DEFAULT_CONTEXT: &str = "run-notifier/{{projectId}}";
 
+crate::integrations::keyed! {
 /// Config of a `type: github_status` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +46,7 @@ pub struct GithubStatusConfig {
     #[serde(default = "default_context")]
     pub context: String,
 }
+}
 
 fn default_context() -> String {
     DEFAULT_CONTEXT.to_owned()
@@ -61,6 +63,13 @@ impl GithubStatusConfig {
 }
 
 impl Checks for GithubStatusConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.description_template
+            .iter_mut()
+            .chain(self.api.auth.private_key_file.iter_mut())
+            .collect()
+    }
+
     fn problems(&self) -> Vec<String> {
         self.api.problems()
     }
@@ -140,7 +149,10 @@ impl Kind for GithubStatus {
         notification: &Notification<'_>,
         _: &Io<'_>,
     ) -> Result<Plan, DeliveryError> {
-        let target = match CommitTarget::of(notification.event, &self.config.api.host) {
+        let api = &self.config.api;
+        let target = match CommitTarget::of(notification.event, &api.host)
+            .and_then(|target| api.repositories.admit(&target.repo).map(|()| target))
+        {
             Ok(target) => target,
             Err(reason) => return Ok(Plan::Skip(reason)),
         };

@@ -2,6 +2,7 @@
 //! notes, over GitLab's REST API v4 with reqwest (no GitLab crate is needed for four routes).
 
 pub mod auth;
+pub mod identity;
 pub mod note;
 pub mod pages;
 pub mod project;
@@ -14,6 +15,7 @@ use url::Url;
 
 use self::auth::GitlabAuth;
 use super::limit::{Limiter, RateLimit};
+use super::repositories::Repositories;
 use super::{Answer, Io, OutgoingRequest};
 use crate::failure::{DeliveryError, Dialect};
 use crate::secret::Secret;
@@ -37,6 +39,11 @@ pub struct GitlabApi {
     pub host: String,
     /// An access token (`token`) or an OAuth token (`oauth_token`).
     pub auth: GitlabAuth,
+    /// The projects (globs over full paths, `acme/**` for a group and its subgroups) the
+    /// integration may write to; events for others are skipped. Left out: every project the
+    /// credential reaches.
+    #[serde(default)]
+    pub repositories: Repositories,
     /// Requests allowed per credential.
     #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimit,

@@ -1,6 +1,7 @@
 //! The `gitlab_mr_note` integration: one note per run on the merge request of the run's
-//! commit, found again by a hidden marker on any page of the notes and edited with `PUT`, so a
-//! run never gets two notes even when the ledger has no record of the first.
+//! commit, found again by a hidden marker in a note the worker wrote (on any page of the
+//! notes) and edited with `PUT`, so a run never gets two notes even when the ledger has no
+//! record of the first.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
+use super::identity::Identity;
 use super::pages::{find_note, open_merge_requests_with_head};
 use super::project::ProjectPath;
 use super::{GitlabApi, GitlabClient};
@@ -15,7 +17,8 @@ use crate::failure::DeliveryError;
 use crate::integrations::github::comment::marker;
 use crate::integrations::text::with_marker;
 use crate::integrations::{
-    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step, settings,
+    Answer, Checks, Common, Draft, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step,
+    settings,
 };
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
 use crate::route::Filters;
@@ -29,6 +32,7 @@ pub const DEFAULT_TEMPLATE: &str = "gitlab/mr_note.md.hbs";
 const NO_MERGE_REQUEST: &str =
     "the run has neither a pullRequest (merge request IID) nor a commit sha to find one by";
 
+crate::integrations::keyed! {
 /// Config of a `type: gitlab_mr_note` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -43,6 +47,7 @@ pub struct GitlabMrNoteConfig {
     #[serde(default)]
     pub template: Option<PathBuf>,
 }
+}
 
 settings!(GitlabMrNoteConfig);
 
@@ -53,6 +58,10 @@ impl GitlabMrNoteConfig {
 }
 
 impl Checks for GitlabMrNoteConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.template.iter_mut().collect()
+    }
+
     fn problems(&self) -> Vec<String> {
         self.api.problems()
     }
@@ -85,6 +94,8 @@ pub struct GitlabMrNote {
     config: GitlabMrNoteConfig,
     templates: Arc<Templates>,
     client: GitlabClient,
+    /// Whom the note search trusts: only notes this identity wrote are edited.
+    identity: Identity,
 }
 
 impl GitlabMrNote {
@@ -118,7 +129,7 @@ impl GitlabMrNote {
     ) -> Result<Step, DeliveryError> {
         let notes = format!("/projects/{}/merge_requests/{iid}/notes", project.encoded());
         Ok(
-            match find_note(&self.client, project, iid, marker, io).await? {
+            match find_note(&self.client, project, iid, marker, &self.identity, io).await? {
                 Some(id) => {
                     let route = format!("{notes}/{id}");
                     let request = self
@@ -154,6 +165,7 @@ impl Kind for GitlabMrNote {
             config,
             templates: Arc::clone(&parts.templates),
             client,
+            identity: Identity::default(),
         }
     }
 
@@ -169,7 +181,10 @@ impl Kind for GitlabMrNote {
         io: &Io<'_>,
     ) -> Result<Plan, DeliveryError> {
         let event = notification.event;
-        let project = match ProjectPath::of(event, &self.config.api.host) {
+        let api = &self.config.api;
+        let project = match ProjectPath::of(event, &api.host)
+            .and_then(|project| api.repositories.admit(&project).map(|()| project))
+        {
             Ok(project) => project,
             Err(reason) => return Ok(Plan::Skip(reason)),
         };
@@ -192,6 +207,26 @@ impl Kind for GitlabMrNote {
             steps.push(self.note_on(&project, iid, &json, &marker, io).await?);
         }
         Ok(Plan::Send(steps))
+    }
+
+    /// The note without its reads: a new one (POST) or the run's earlier one (PUT).
+    fn draft(&self, notification: &Notification<'_>) -> Option<Draft> {
+        let event = notification.event;
+        let project = ProjectPath::of(event, &self.config.api.host).ok()?;
+        let body = self.body(notification).ok()?;
+        let merge_request = match (event.data.pull_request, &event.data.commit.sha) {
+            (Some(iid), _) => format!("merge request !{}", iid.0),
+            (None, Some(sha)) => format!("each open merge request with head {sha}"),
+            (None, None) => return None,
+        };
+        Some(Draft {
+            methods: "POST or PUT",
+            target: format!(
+                "a note on {merge_request} of {} (PUT edits the run's earlier note)",
+                project.as_str()
+            ),
+            body: serde_json::to_vec(&NoteBody { body: &body }).expect("the note serialises"),
+        })
     }
 
     async fn send(&self, request: OutgoingRequest, io: &Io<'_>) -> Result<Answer, DeliveryError> {

@@ -1,7 +1,9 @@
 //! Reading GitLab's paged lists: the open merge requests of a commit, and this worker's
-//! earlier note for a run (searching every page of a merge request's notes).
+//! earlier note for a run (searching every page of a merge request's notes; only notes it
+//! wrote count, whoever else copied the marker).
 
 use super::GitlabClient;
+use super::identity::Identity;
 use super::project::ProjectPath;
 use crate::event::CommitSha;
 use crate::failure::DeliveryError;
@@ -33,6 +35,13 @@ struct Note {
     body: Option<String>,
     #[serde(default)]
     system: bool,
+    #[serde(default)]
+    author: Option<Author>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Author {
+    id: u64,
 }
 
 /// Whether another page follows `page`. GitLab says so in `x-next-page` (empty on the last
@@ -49,35 +58,49 @@ fn has_next(headers: &HeaderMap, items: usize) -> bool {
     items > 0
 }
 
-/// Calls `visit` on each page of `route` (which has no query yet, or ends in one) until it
-/// returns `Some` or the pages end.
-async fn search<T: DeserializeOwned, R>(
-    client: &GitlabClient,
-    route: &str,
-    io: &Io<'_>,
-    mut visit: impl FnMut(Vec<T>) -> Option<R>,
-) -> Result<Option<R>, DeliveryError> {
-    let joiner = if route.contains('?') { '&' } else { '?' };
-    for page in 1..=MAX_PAGES {
+/// The pages of one list, read one at a time: `route` has no query yet, or ends in one.
+struct Pages<'a> {
+    client: &'a GitlabClient,
+    route: &'a str,
+    /// The page asked for next; `None` once the list has ended.
+    next: Option<u32>,
+}
+
+impl<'a> Pages<'a> {
+    fn of(client: &'a GitlabClient, route: &'a str) -> Self {
+        Self {
+            client,
+            route,
+            next: Some(1),
+        }
+    }
+
+    /// The next page's items, or `None` after the last page.
+    async fn next<T: DeserializeOwned>(
+        &mut self,
+        io: &Io<'_>,
+    ) -> Result<Option<Vec<T>>, DeliveryError> {
+        let route = self.route;
+        let Some(page) = self.next else {
+            return Ok(None);
+        };
+        if page > MAX_PAGES {
+            return Err(DeliveryError::permanent(format!(
+                "{route} has more than {MAX_PAGES} pages; not searched further"
+            )));
+        }
+        let joiner = if route.contains('?') { '&' } else { '?' };
         let paged = format!("{route}{joiner}per_page={PER_PAGE}&page={page}");
-        let request = client.request(Method::GET, &paged, None)?;
-        let answer = client.send(request, io).await?;
+        let request = self.client.request(Method::GET, &paged, None)?;
+        let answer = self.client.send(request, io).await?;
         let items: Vec<T> = serde_json::from_str(&answer.body).map_err(|err| {
             DeliveryError::permanent(format!(
                 "GitLab answered {route} with an unexpected list: {err}"
             ))
         })?;
-        let count = items.len();
-        if let Some(found) = visit(items) {
-            return Ok(Some(found));
-        }
-        if !has_next(&answer.headers, count) {
-            return Ok(None);
-        }
+        self.next = has_next(&answer.headers, items.len()).then_some(page + 1);
+        Ok(Some(items))
     }
-    Err(DeliveryError::permanent(format!(
-        "{route} has more than {MAX_PAGES} pages; not searched further"
-    )))
 }
 
 /// The IIDs of open merge requests whose head is `sha` (a merged MR, or one whose head moved
@@ -93,7 +116,8 @@ pub async fn open_merge_requests_with_head(
         project.encoded()
     );
     let mut iids = Vec::new();
-    search::<MergeRequest, ()>(client, &route, io, |page| {
+    let mut pages = Pages::of(client, &route);
+    while let Some(page) = pages.next::<MergeRequest>(io).await? {
         iids.extend(
             page.into_iter()
                 .filter(|mr| {
@@ -105,33 +129,41 @@ pub async fn open_merge_requests_with_head(
                 })
                 .map(|mr| mr.iid),
         );
-        None
-    })
-    .await?;
+    }
     iids.sort_unstable();
     iids.dedup();
     Ok(iids)
 }
 
-/// The id of the note on merge request `iid` whose body holds `marker`, looking at every
-/// page of its notes (system notes are GitLab's own and skipped).
+/// The id of the note on merge request `iid` that `identity` wrote and whose body holds
+/// `marker`, looking at every page of its notes. A person's note is never edited, even when it
+/// quotes the marker (system notes are GitLab's own, so never ours).
 pub async fn find_note(
     client: &GitlabClient,
     project: &ProjectPath,
     iid: u64,
     marker: &str,
+    identity: &Identity,
     io: &Io<'_>,
 ) -> Result<Option<u64>, DeliveryError> {
     let route = format!(
         "/projects/{}/merge_requests/{iid}/notes?sort=asc&order_by=created_at",
         project.encoded()
     );
-    search::<Note, u64>(client, &route, io, |page| {
-        page.into_iter()
-            .find(|note| !note.system && note.body.as_deref().is_some_and(|b| b.contains(marker)))
-            .map(|note| note.id)
-    })
-    .await
+    let mut pages = Pages::of(client, &route);
+    while let Some(page) = pages.next::<Note>(io).await? {
+        let marked = page.iter().filter(|note| {
+            !note.system && note.body.as_deref().is_some_and(|b| b.contains(marker))
+        });
+        for note in marked {
+            // Asked only now: whose note it is matters once one carries the run's marker.
+            let me = identity.user_id(client, io).await?;
+            if note.author.as_ref().is_some_and(|author| author.id == me) {
+                return Ok(Some(note.id));
+            }
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

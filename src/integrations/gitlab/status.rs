@@ -37,6 +37,7 @@ pub enum StateRule {
     Canceled,
 }
 
+crate::integrations::keyed! {
 /// Config of a `type: gitlab_status` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +59,7 @@ pub struct GitlabStatusConfig {
     #[serde(default)]
     pub description_template: Option<PathBuf>,
 }
+}
 
 fn default_context() -> String {
     DEFAULT_CONTEXT.to_owned()
@@ -74,6 +76,10 @@ impl GitlabStatusConfig {
 }
 
 impl Checks for GitlabStatusConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.description_template.iter_mut().collect()
+    }
+
     fn problems(&self) -> Vec<String> {
         self.api.problems()
     }
@@ -152,7 +158,10 @@ impl Kind for GitlabStatus {
         _: &Io<'_>,
     ) -> Result<Plan, DeliveryError> {
         let event = notification.event;
-        let project = match ProjectPath::of(event, &self.config.api.host) {
+        let api = &self.config.api;
+        let project = match ProjectPath::of(event, &api.host)
+            .and_then(|project| api.repositories.admit(&project).map(|()| project))
+        {
             Ok(project) => project,
             Err(reason) => return Ok(Plan::Skip(reason)),
         };

@@ -28,6 +28,7 @@ use crate::secret::Secret;
 /// The default template, under `templates_dir`.
 pub const DEFAULT_TEMPLATE: &str = "slack/message.json.hbs";
 
+crate::integrations::keyed! {
 /// Config of a `type: slack` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,6 +47,7 @@ pub struct SlackConfig {
     #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimit,
 }
+}
 
 fn default_rate_limit() -> RateLimit {
     RateLimit::new(60, 1)
@@ -54,6 +56,10 @@ fn default_rate_limit() -> RateLimit {
 settings!(SlackConfig);
 
 impl Checks for SlackConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.template.iter_mut().collect()
+    }
+
     fn problems(&self) -> Vec<String> {
         let mut problems: Vec<String> = secret_url("webhook_url", &self.webhook_url)
             .err()

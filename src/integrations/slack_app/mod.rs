@@ -32,6 +32,7 @@ pub const DEFAULT_API_URL: &str = "https://slack.com/api";
 /// The metadata `event_type` of this worker's messages.
 pub const METADATA_EVENT_TYPE: &str = "run_canceled";
 
+crate::integrations::keyed! {
 /// Config of a `type: slack_app` integration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +57,7 @@ pub struct SlackAppConfig {
     #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimit,
 }
+}
 
 fn default_api_url() -> Url {
     Url::parse(DEFAULT_API_URL).expect("a valid URL")
@@ -68,6 +70,10 @@ fn default_rate_limit() -> RateLimit {
 settings!(SlackAppConfig);
 
 impl Checks for SlackAppConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.template.iter_mut().collect()
+    }
+
     fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         let token = self.token.expose().trim();

@@ -9,7 +9,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel};
 use run_notifier::broker::message::{number, text};
-use run_notifier::protocol::{HEADER_ATTEMPT, HEADER_INTEGRATION};
+use run_notifier::protocol::{HEADER_ATTEMPT, HEADER_INTEGRATION, HEADER_SEAL};
 use serde_json::Value;
 
 use super::app::{Names, TestApp};
@@ -43,6 +43,8 @@ pub struct ScheduledRetry {
     pub attempt: i64,
     /// How long the worker asked it to wait (the message's TTL).
     pub delay: Duration,
+    /// Whether it carries a seal (`x-run-notifier-seal`), as the worker's own retries do.
+    pub sealed: bool,
 }
 
 impl TestApp {
@@ -131,6 +133,36 @@ impl TestApp {
         declared.message_count()
     }
 
+    /// Messages ready in the event queue and in every retry tier it has: a retry waiting out
+    /// its delay is ready in its tier, so zero means nothing will come back to the workers.
+    pub async fn waiting_anywhere(&self) -> u32 {
+        let mut total = self.ready_count(&self.names.queue).await;
+        // A connection of its own: after a passive declare of a missing queue, lapin fails the
+        // next channel it opens on that connection.
+        let connection = run_notifier::broker::connect(AMQP_URL, "tests-depth")
+            .await
+            .unwrap();
+        for k in 0..=12 {
+            let channel = connection.create_channel().await.unwrap();
+            let declared = channel
+                .queue_declare(
+                    self.retry_queue(1u64 << k).as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await;
+            // Tiers are declared from the shortest up: the first missing one ends the list.
+            let Ok(declared) = declared else { break };
+            total += declared.message_count();
+            let _ = channel.close(200, "done".into()).await;
+        }
+        let _ = connection.close(200, "done".into()).await;
+        total
+    }
+
     /// The retry queue of the `secs`-second tier (delays from `secs` up to twice that).
     pub fn retry_queue(&self, secs: u64) -> String {
         format!("{}.{secs}s", self.names.retry_prefix)
@@ -164,6 +196,7 @@ impl TestApp {
                     integration: text(&headers, HEADER_INTEGRATION).unwrap_or_default(),
                     attempt: number(&headers, HEADER_ATTEMPT).unwrap_or(0),
                     delay: Duration::from_millis(ttl.and_then(|t| t.parse().ok()).unwrap_or(0)),
+                    sealed: headers.contains_key(HEADER_SEAL),
                 });
                 let back = BasicNackOptions {
                     requeue: true,

@@ -205,6 +205,11 @@ fn document(config: &Config, specs: &[Spec]) -> Value {
             "max_message_bytes": broker.max_message_bytes,
             "delivery_limit": broker.delivery_limit,
             "reconnect_max_delay": duration(&broker.reconnect_max_delay),
+            "tls": {
+                "ca_file": broker.tls.ca_file,
+                "client_cert_file": broker.tls.client_cert_file,
+                "client_key_file": broker.tls.client_key_file,
+            },
         },
         "worker": {
             "shutdown_grace": duration(&config.worker.shutdown_grace),

@@ -1,6 +1,7 @@
 //! A GitLab that keeps merge request notes, for the GitLab tests: wiremock answers the note
-//! routes from shared state (list in pages, create, edit), so a test sees what a project's
-//! merge request would show.
+//! routes from shared state (list in pages, create, edit) and `GET /user` as the token's user,
+//! who writes every note the worker posts, so a test sees what a project's merge request would
+//! show.
 
 use std::sync::{Arc, Mutex};
 
@@ -14,6 +15,10 @@ pub const REMOTE: &str = "git@gitlab.com:acme/platform/web-app.git";
 /// `/api/v4` and the project's encoded path.
 pub const PROJECT_ROUTE: &str = "/api/v4/projects/acme%2Fplatform%2Fweb-app";
 pub const SHA: &str = "5a7edc9a156e417068060d67109021351fc7d9b8";
+/// The token's user (`GET /user`): the author of every note posted through the fake.
+pub const BOT_ID: u64 = 99;
+/// A person reviewing the merge request: the author of the filler notes.
+pub const REVIEWER_ID: u64 = 12;
 
 /// How pages say that another follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +36,8 @@ pub struct Note {
     pub body: String,
     pub system: bool,
     pub edits: u32,
+    /// The author's user id.
+    pub author: u64,
 }
 
 /// The notes of one merge request, `page_size` to a page whatever `per_page` asks (GitLab
@@ -51,6 +58,7 @@ impl Notes {
                 body: format!("review note {i} <!-- run-notifier:run=another-run -->"),
                 system: i % 3 == 0,
                 edits: 0,
+                author: REVIEWER_ID,
             })
             .collect();
         Self {
@@ -70,8 +78,31 @@ impl Notes {
             .collect()
     }
 
-    /// Mounts the list, create and edit routes of merge request `iid` on `server`.
+    /// Adds a note written by `author`; returns its id.
+    pub fn add(&self, author: u64, body: &str) -> u64 {
+        let mut notes = self.notes.lock().unwrap();
+        let id = 5_000 + notes.len() as u64;
+        notes.push(Note {
+            id,
+            body: body.to_owned(),
+            system: false,
+            edits: 0,
+            author,
+        });
+        id
+    }
+
+    /// Mounts the list, create and edit routes of merge request `iid` on `server`, and
+    /// `GET /user` (the token's user is [`BOT_ID`]).
     pub async fn mount(&self, server: &MockServer, iid: u64) {
+        Mock::given(method("GET"))
+            .and(path("/api/v4/user"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"id": BOT_ID, "username": "project_1_bot"})),
+            )
+            .mount(server)
+            .await;
         let notes = format!("{PROJECT_ROUTE}/merge_requests/{iid}/notes");
         Mock::given(method("GET"))
             .and(path(notes.as_str()))
@@ -109,7 +140,11 @@ impl Respond for Notes {
                     .iter()
                     .skip(start)
                     .take(self.page_size)
-                    .map(|n| json!({"id": n.id, "body": n.body, "system": n.system}))
+                    .map(|n| {
+                        let author =
+                            json!({"id": n.author, "username": format!("user{}", n.author)});
+                        json!({"id": n.id, "body": n.body, "system": n.system, "author": author})
+                    })
                     .collect();
                 let mut response = ResponseTemplate::new(200).set_body_json(&items);
                 if self.paging == Paging::NextPageHeader {
@@ -130,6 +165,7 @@ impl Respond for Notes {
                     body: body["body"].as_str().unwrap().to_owned(),
                     system: false,
                     edits: 0,
+                    author: BOT_ID,
                 });
                 ResponseTemplate::new(201).set_body_json(json!({"id": id, "body": body["body"]}))
             }
