@@ -89,6 +89,13 @@ impl Health {
         self.state.consuming.load(Ordering::Relaxed)
     }
 
+    /// A message was taken; the clock starts if the worker was idle. It counts as settled when
+    /// the guard drops.
+    pub fn take(&self) -> Taken<'_> {
+        self.taken();
+        Taken { health: self }
+    }
+
     /// A message was taken; the clock starts if the worker was idle.
     pub fn taken(&self) {
         if self.state.unsettled.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -211,6 +218,18 @@ async fn answers(ledger: &LedgerSlot) -> bool {
     );
     metrics::ledger_time("ping", started.elapsed());
     answered
+}
+
+/// A message taken and not yet settled; dropping it counts the progress.
+#[derive(Debug)]
+pub struct Taken<'a> {
+    health: &'a Health,
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        self.health.progress();
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Why a delivery failed, and the HTTP rules that tell a failure worth retrying from one that is not
-//! (kinds whose API answers in its own way build on them in `Kind::classify`).
+//! Why a delivery failed, and the HTTP rules that tell a failure worth retrying from one that is
+//! not (kinds whose API answers in its own way build on them in `Kind::classify`).
 
 use std::error::Error as StdError;
 use std::time::Duration;

@@ -11,12 +11,45 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 pub use super::dead_letter::{DeadKind, DeadLetter};
 use super::seal::{STEERING, Seal};
 use crate::protocol::{
-    HEADER_ATTEMPT, HEADER_DEAD_AT, HEADER_DEAD_KIND, HEADER_ERROR, HEADER_INTEGRATION,
-    HEADER_ORIGINAL_EXCHANGE, HEADER_ORIGINAL_ROUTING_KEY, HEADER_QUEUED_AT, HEADER_RUN_ID,
+    HEADER_ATTEMPT, HEADER_DEAD_AT, HEADER_DEAD_KIND, HEADER_ERROR, HEADER_HEADERS_DROPPED,
+    HEADER_INTEGRATION, HEADER_ORIGINAL_EXCHANGE, HEADER_ORIGINAL_ROUTING_KEY, HEADER_QUEUED_AT,
+    HEADER_RUN_ID,
 };
 
 /// Persistent delivery mode.
 const PERSISTENT: u8 = 2;
+
+/// The most header bytes a consumed message may carry. The worker copies a message's headers
+/// onto its retries, queued parts and dead letters, and a header frame over the broker's frame
+/// limit (128 KiB by default) closes the connection: half of it leaves room for the worker's
+/// own headers and a broker configured lower.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// How many bytes a message's headers take on the wire, if more than [`MAX_HEADER_BYTES`].
+pub fn oversized_headers(properties: &BasicProperties) -> Option<usize> {
+    let size = properties.headers().as_ref().map_or(0, table_len);
+    (size > MAX_HEADER_BYTES).then_some(size)
+}
+
+/// The encoded size of a field table, to within a few bytes per value.
+fn table_len(table: &FieldTable) -> usize {
+    4 + table
+        .inner()
+        .iter()
+        .map(|(name, value)| 1 + name.as_str().len() + value_len(value))
+        .sum::<usize>()
+}
+
+fn value_len(value: &AMQPValue) -> usize {
+    1 + match value {
+        AMQPValue::ShortString(text) => 1 + text.as_str().len(),
+        AMQPValue::LongString(text) => 4 + text.len(),
+        AMQPValue::ByteArray(bytes) => 4 + bytes.as_slice().len(),
+        AMQPValue::FieldArray(array) => 4 + array.as_slice().iter().map(value_len).sum::<usize>(),
+        AMQPValue::FieldTable(table) => table_len(table),
+        _ => 8,
+    }
+}
 
 /// What the worker needs to know of a consumed message besides its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,12 +165,24 @@ impl Inbound {
 
     /// The original headers without the previous attempt's, plus where the event came from.
     fn carried_headers(&self, original: &BasicProperties) -> FieldTable {
-        let mut map = original
-            .headers()
-            .clone()
-            .unwrap_or_default()
-            .inner()
-            .clone();
+        // Headers too large to publish again are not carried (the event is refused as invalid
+        // for them, and its dead letter keeps the body): the size is said instead.
+        let dropped = oversized_headers(original);
+        let mut map = match dropped {
+            Some(_) => Default::default(),
+            None => original
+                .headers()
+                .clone()
+                .unwrap_or_default()
+                .inner()
+                .clone(),
+        };
+        if let Some(size) = dropped {
+            map.insert(
+                HEADER_HEADERS_DROPPED.into(),
+                AMQPValue::LongLongInt(size as i64),
+            );
+        }
         map.remove(HEADER_ATTEMPT);
         map.remove(HEADER_INTEGRATION);
         map.remove(HEADER_ERROR);

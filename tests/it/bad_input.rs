@@ -2,8 +2,10 @@
 //! connection stays up whatever size the producer's text is.
 
 use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable};
 use run_notifier::protocol::{
-    HEADER_DEAD_KIND, HEADER_ERROR, HEADER_ORIGINAL_EXCHANGE, HEADER_ORIGINAL_ROUTING_KEY,
+    HEADER_DEAD_KIND, HEADER_ERROR, HEADER_HEADERS_DROPPED, HEADER_ORIGINAL_EXCHANGE,
+    HEADER_ORIGINAL_ROUTING_KEY,
 };
 use serde_json::json;
 
@@ -169,4 +171,50 @@ async fn a_600_kb_type_or_specversion_is_dead_lettered_at_once_and_the_connectio
             &logs[..logs.len().min(10_000)]
         );
     }
+}
+
+#[tokio::test]
+async fn a_message_with_headers_too_large_to_carry_on_is_dead_lettered_without_them() {
+    let app = TestApp::new().await;
+    let receiver = Receiver::ok().await;
+    let mut worker = app
+        .spawn_process(|config| {
+            config.add(webhook("hook", &receiver.url("/hook")));
+        })
+        .await;
+
+    // Under the broker's frame limit, so the producer can publish it; over what the worker can
+    // copy onto a dead letter beside its own headers. Before, the worker said it dead-lettered
+    // the message, but the broker never took the letter.
+    let event = event_for(&unique("run"));
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "x-producer-trace".into(),
+        AMQPValue::LongString("t".repeat(100_000).into()),
+    );
+    let properties = BasicProperties::default()
+        .with_content_type("application/cloudevents+json".into())
+        .with_headers(headers);
+    app.publish_raw(event.to_string().as_bytes(), properties)
+        .await;
+
+    let letters = app.wait_for_dead_letters(1).await;
+    let letter = &letters[0];
+    assert_eq!(letter.header(HEADER_DEAD_KIND).as_deref(), Some("invalid"));
+    let reason = letter.header(HEADER_ERROR).unwrap();
+    assert!(
+        reason.starts_with("the message's headers are 100") && reason.contains("65536 bytes"),
+        "{reason}"
+    );
+    assert!(letter.header("x-producer-trace").is_none());
+    assert!(letter.number(HEADER_HEADERS_DROPPED).unwrap() > 100_000);
+    // The body is kept whole for inspection and replay.
+    assert_eq!(letter.body, event.to_string().into_bytes());
+
+    // A good event after it is delivered on the same connection.
+    let good_run = unique("run");
+    app.publish(&event_for(&good_run)).await;
+    assert_eq!(receiver.wait_for(1).await[0].json()["runId"], good_run);
+    worker.stop().await;
+    assert!(!worker.logs().contains("reconnecting"));
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use lapin::BasicProperties;
+use run_notifier::protocol::HEADER_DEAD_KIND;
 use serde_json::json;
 use wiremock::ResponseTemplate;
 
@@ -122,6 +123,62 @@ async fn metrics_count_a_known_run() {
     assert!(!page.contains("run_id"), "no unbounded labels");
 
     worker.stop().await;
+}
+
+#[tokio::test]
+async fn an_invalid_message_in_an_integrations_queue_is_dead_lettered_and_counted_once() {
+    let app = TestApp::new().await;
+    let hook = Receiver::ok().await;
+    let worker = app
+        .spawn_process(|config| {
+            config.add(webhook("hook", &hook.url("/hook")));
+        })
+        .await;
+
+    // Only valid events are queued, so this one was changed in the queue.
+    let queue = format!("{}.hook", app.names.queue);
+    app.channel
+        .basic_publish(
+            "".into(),
+            queue.as_str().into(),
+            Default::default(),
+            b"not json",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let letter = app.wait_for_dead_letters(1).await.remove(0);
+    assert_eq!(letter.body, b"not json");
+    assert_eq!(letter.header(HEADER_DEAD_KIND).as_deref(), Some("invalid"));
+
+    let invalid = |page: &str| {
+        sample(
+            page,
+            "run_notifier_dead_letters_total",
+            &[("kind", "invalid")],
+        )
+    };
+    wait_until(
+        "the dead letter is counted",
+        Duration::from_secs(10),
+        || async { invalid(&worker.metrics().await).is_some() },
+    )
+    .await;
+    let page = worker.metrics().await;
+    assert_eq!(invalid(&page), Some(1.0), "{page}");
+    // It never was an event of the event queue.
+    assert_eq!(
+        sample(
+            &page,
+            "run_notifier_events_total",
+            &[("outcome", "invalid")]
+        ),
+        None,
+        "{page}"
+    );
+    assert_eq!(hook.count(), 0);
 }
 
 #[tokio::test]
