@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use run_notifier::config::{LedgerConfig, Secret};
-use run_notifier::ledger::{Claim, Key, Ledger, State};
+use run_notifier::event::RunId;
+use run_notifier::ledger::{Claim, Key, Ledger, Record, State};
 
 const DELIVERIES: usize = 2_000;
 const CONCURRENCY: usize = 16;
@@ -12,11 +13,15 @@ const CONCURRENCY: usize = 16;
 async fn measure(label: &str, ledger: Ledger) {
     let started = Instant::now();
     let mut tasks = Vec::new();
+    let record = Record {
+        receipt: Some("HTTP 200"),
+        ..Record::new(State::Delivered, 1)
+    };
     for worker in 0..CONCURRENCY {
-        let ledger = ledger.clone();
+        let (ledger, record) = (ledger.clone(), record.clone());
         tasks.push(tokio::spawn(async move {
             for i in (worker..DELIVERIES).step_by(CONCURRENCY) {
-                let run = format!("bench-{i}-{}", rand::random::<u64>());
+                let run = RunId::parse(&format!("bench-{i}-{}", rand::random::<u64>())).unwrap();
                 let key = Key {
                     run_id: &run,
                     event_type: "run.canceled",
@@ -29,10 +34,7 @@ async fn measure(label: &str, ledger: Ledger) {
                 else {
                     panic!("fresh runs are always claimable");
                 };
-                ledger
-                    .record(key, &claim, State::Delivered, 1, None, Some("HTTP 200"))
-                    .await
-                    .unwrap();
+                ledger.record(key, &claim, &record).await.unwrap();
             }
         }));
     }

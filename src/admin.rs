@@ -7,7 +7,6 @@ mod readiness;
 
 pub use listener::HEADER_READ_TIMEOUT;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -17,6 +16,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -89,6 +89,13 @@ impl Health {
         self.state.consuming.load(Ordering::Relaxed)
     }
 
+    /// A message was taken; the clock starts if the worker was idle. It counts as settled when
+    /// the guard drops.
+    pub fn take(&self) -> Taken<'_> {
+        self.taken();
+        Taken { health: self }
+    }
+
     /// A message was taken; the clock starts if the worker was idle.
     pub fn taken(&self) {
         if self.state.unsettled.fetch_add(1, Ordering::Relaxed) == 0 {
@@ -130,14 +137,14 @@ struct AdminState {
     ledger_up: Arc<readiness::Refreshed>,
 }
 
-/// Binds `addr` now (so a taken port fails the start) and serves until `shutdown`.
-pub async fn serve(
-    addr: SocketAddr,
+/// Serves on `listener` (bound by the caller, so a taken port fails the start) until
+/// `shutdown`.
+pub fn serve(
+    listener: TcpListener,
     health: Health,
     ledger: LedgerSlot,
     shutdown: CancellationToken,
-) -> std::io::Result<JoinHandle<std::io::Result<()>>> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+) -> JoinHandle<std::io::Result<()>> {
     let prometheus = metrics::install();
     let state = AdminState {
         health,
@@ -152,12 +159,12 @@ pub async fn serve(
             "/metrics",
             get(move || std::future::ready(prometheus.render())),
         );
-    Ok(tokio::spawn(listener::serve(
+    tokio::spawn(listener::serve(
         listener,
         app,
         HEADER_READ_TIMEOUT,
         shutdown,
-    )))
+    ))
 }
 
 async fn live(State(state): State<AdminState>) -> (StatusCode, String) {
@@ -211,6 +218,18 @@ async fn answers(ledger: &LedgerSlot) -> bool {
     );
     metrics::ledger_time("ping", started.elapsed());
     answered
+}
+
+/// A message taken and not yet settled; dropping it counts the progress.
+#[derive(Debug)]
+pub struct Taken<'a> {
+    health: &'a Health,
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        self.health.progress();
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -12,9 +13,8 @@ use crate::admin::{self, Health, LedgerSlot};
 use crate::broker::Seal;
 use crate::config::{Config, LedgerConfig};
 use crate::dispatch::Dispatcher;
-use crate::integrations::{build_all, http_client};
+use crate::integrations::{Integration, build_all, http_client};
 use crate::ledger::Ledger;
-use crate::render::TemplateError;
 use crate::retry::RetryPolicy;
 use crate::worker::Worker;
 
@@ -22,18 +22,34 @@ use crate::worker::Worker;
 /// consuming, lets in-flight deliveries finish within the grace period, hands back the rest,
 /// and closes the connection.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let integrations = build_all(&config.integrations, &config.templates_dir, &http_client())
-        .map_err(TemplateError::all)?;
+    let integrations = build_all(&config.integrations, &config.templates_dir, &http_client())?;
+    let admin = TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (admin.listen)", config.admin.listen))?;
+    run_built(config, integrations, admin, shutdown).await
+}
+
+/// As [`run`], with the admin listener bound by the caller instead of at `admin.listen`: a
+/// caller that binds port 0 learns the port before the worker starts, and no one else can take
+/// it in between (the tests' in-process workers).
+pub async fn run_with_admin(
+    config: Config,
+    admin: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let integrations = build_all(&config.integrations, &config.templates_dir, &http_client())?;
+    run_built(config, integrations, admin, shutdown).await
+}
+
+async fn run_built(
+    config: Config,
+    integrations: Vec<Integration>,
+    admin: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let health = Health::new(*config.worker.stall_timeout);
     let ledger_slot = LedgerSlot::default();
-    let admin = admin::serve(
-        config.admin.listen,
-        health.clone(),
-        ledger_slot.clone(),
-        shutdown.clone(),
-    )
-    .await
-    .with_context(|| format!("cannot listen on {} (admin.listen)", config.admin.listen))?;
+    let admin = admin::serve(admin, health.clone(), ledger_slot.clone(), shutdown.clone());
     let Some(ledger) = open_ledger(&config.ledger, &shutdown).await? else {
         return Ok(());
     };

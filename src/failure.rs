@@ -1,4 +1,5 @@
-//! Why a delivery failed, and the one place that decides whether a failure is worth retrying.
+//! Why a delivery failed, and the HTTP rules that tell a failure worth retrying from one that is
+//! not (kinds whose API answers in its own way build on them in `Kind::classify`).
 
 use std::error::Error as StdError;
 use std::time::Duration;
@@ -6,10 +7,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
-
-mod gitlab;
-mod slack;
-mod slack_api;
 
 /// The kind of a failure, as a bounded metrics label and log field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,60 +95,6 @@ impl DeliveryError {
     }
 }
 
-/// How a receiver says yes or no beyond its status code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Dialect {
-    /// The status code says it all (webhooks, Teams Workflows: 200 and 202 are success).
-    #[default]
-    Http,
-    /// Slack incoming webhooks: success is `200` with the body `ok`; an error is a body such as
-    /// `invalid_payload` or `channel_not_found`, on a 4xx or even on a 200.
-    Slack,
-    /// GitLab's REST API: as [`Dialect::Http`], but a 400 `Cannot transition status` (the
-    /// same pending/running status again) is success and a 409 (another update of the same
-    /// commit in progress) is transient.
-    Gitlab,
-    /// Slack's Web API (`chat.postMessage`, …): success is `"ok": true` in a JSON body; an
-    /// `"ok": false` answer (often with HTTP 200) is classified by its `error` code.
-    SlackApi,
-    /// The GitHub REST API: the status code says it, and an error's JSON body carries a
-    /// `message` and maybe `errors`, which is what the failure quotes.
-    Github,
-}
-
-/// Classifies an HTTP answer in the receiver's [`Dialect`].
-pub fn classify(
-    dialect: Dialect,
-    status: StatusCode,
-    headers: &HeaderMap,
-    body: &str,
-    now: DateTime<Utc>,
-) -> Result<(), DeliveryError> {
-    match dialect {
-        Dialect::Http => classify_response(status, headers, body, now),
-        Dialect::Slack => slack::classify(status, headers, body, now),
-        Dialect::Gitlab => gitlab::classify(status, headers, body, now),
-        Dialect::SlackApi => slack_api::classify(status, headers, body, now),
-        Dialect::Github => classify_response(status, headers, &github_message(body), now),
-    }
-}
-
-/// `message: [errors]` from a GitHub error body, or the body itself when it is not that JSON.
-fn github_message(body: &str) -> String {
-    let Ok(serde_json::Value::Object(error)) = serde_json::from_str(body) else {
-        return body.to_owned();
-    };
-    let Some(message) = error.get("message").and_then(|m| m.as_str()) else {
-        return body.to_owned();
-    };
-    match error.get("errors") {
-        Some(serde_json::Value::Array(errors)) if !errors.is_empty() => {
-            format!("{message}: {}", serde_json::Value::from(errors.clone()))
-        }
-        _ => message.to_owned(),
-    }
-}
-
 /// How much of a response body goes into an error message.
 const BODY_EXCERPT: usize = 300;
 
@@ -234,7 +177,7 @@ pub fn error_chain(err: &dyn StdError) -> String {
 }
 
 /// `Retry-After` (seconds or an HTTP date), else GitHub's `x-ratelimit-reset` (Unix seconds).
-fn requested_wait(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+pub fn requested_wait(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     let until = |at: DateTime<Utc>| (at - now).to_std().unwrap_or(Duration::ZERO);
     if let Some(value) = header(headers, RETRY_AFTER.as_str()) {
         if let Ok(secs) = value.parse::<u64>() {
@@ -248,11 +191,13 @@ fn requested_wait(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
     DateTime::from_timestamp(reset, 0).map(until)
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// A header's value, trimmed, when it is text.
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name)?.to_str().ok().map(str::trim)
 }
 
-fn excerpt(body: &str) -> String {
+/// The start of a body, cut at [`BODY_EXCERPT`] characters, for an error message.
+pub fn excerpt(body: &str) -> String {
     let body = body.trim();
     match body.char_indices().nth(BODY_EXCERPT) {
         Some((cut, _)) => format!("{}…", &body[..cut]),
@@ -297,8 +242,7 @@ mod tests {
     #[test]
     fn teams_answers_200_and_202_are_success() {
         for status in [200, 202] {
-            let answer = super::classify(
-                Dialect::Http,
+            let answer = classify_response(
                 StatusCode::from_u16(status).unwrap(),
                 &HeaderMap::new(),
                 "",

@@ -8,31 +8,36 @@
 //! event through these files; the README and the pages in `docs/` describe behaviour only).
 //!
 //! ```text
-//! AMQP delivery ─► event::RunEvent::from_amqp ─► dispatch::Dispatcher::plan (route::Filters)
+//! AMQP delivery ─► event::RunEvent::from_amqp ─► dispatch::Dispatcher::dispatch (route::Filters)
 //!      │ bad                                             │ per integration: a free slot in its lane?
-//!      ▼                                          yes ◄──┴──► no: its own queue <queue>.<name>
-//! dead-letter queue                                │              (worker::work, at its concurrency)
+//!      ▼                                          yes ◄──┴──► no, or paused: Outcome::Queue, into
+//! dead-letter queue                                │          its own queue <queue>.<name>, whose
+//!                                                  │          parts come back by dispatch_queued
 //!                                 Dispatcher::deliver: ledger claim ─► plan + send ─► record
-//!                                                  ▼  Outcome
+//!                                                  ▼  finished deliveries, enacted by worker::Worker
 //!        Delivered │ RetryIn → TTL retry queue (broker) │ Busy → retry tier │ GiveUp → dead-letter queue
 //! ```
 //!
 //! - [`config`]: typed YAML config, `${VAR}` expansion, validation at load.
 //! - [`secret`], [`duration`]: value types of the config (leaves: they import nothing of ours).
+//! - [`echo`]: producer text bounded and escaped wherever it is echoed.
 //! - [`event`]: the CloudEvent into typed values; field rules; git remotes into [`event::Repo`].
 //! - [`route`]: per-integration filters.
 //! - [`integrations`]: one module per kind behind the [`integrations::Kind`] trait, listed in
 //!   one registry; delivery is plan + send.
-//! - [`failure`]: the one place that classifies failures as transient or permanent.
+//! - [`failure`]: how a failure is described, and the HTTP rules of transient and permanent
+//!   (kinds with their own answers override them in `Kind::classify`).
 //! - [`retry`]: the retry schedule, a pure function.
 //! - [`ledger`]: one row per (run, event type, integration): exactly one effect each.
-//! - [`dispatch`]: per integration a lane (concurrency and circuit breaker), the plan for a
-//!   message, one delivery and its typed [`dispatch::Outcome`]; no AMQP.
+//! - [`dispatch`]: owns the fan-out: per integration a lane (concurrency and circuit
+//!   breaker), the plan for a message (now, queued or paused), one delivery and its typed
+//!   [`dispatch::Outcome`], yielded to the worker as finished deliveries; no AMQP.
 //! - [`control`]: operator commands (cancel a run) broadcast to every worker.
 //! - [`broker`]: lapin connection, topology, headers, publishing with confirms.
 //! - [`app`]: the process assembled (integrations, ledger, admin, pruning, worker).
 //! - [`worker`]: the consumers (event queue, each integration's queue), reconnects, shutdown;
-//!   one `Message` type settles each message by its outcomes; no HTTP.
+//!   enacts each finished delivery (the one place that publishes retries, queued parts and
+//!   dead letters) and settles each message once; no HTTP.
 //! - [`signature`]: Standard Webhooks signing and verification.
 //! - [`protocol`]: names on the wire (AMQP and HTTP headers, user agent), kept in one place.
 //! - [`admin`], [`telemetry`]: health and metrics endpoints; logs, metrics and traces.
@@ -49,6 +54,7 @@ pub mod config;
 pub mod control;
 pub mod dispatch;
 pub mod duration;
+pub mod echo;
 pub mod event;
 pub mod failure;
 pub mod integrations;

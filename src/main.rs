@@ -188,8 +188,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                 &config.integrations,
                 &config.templates_dir,
                 &integrations::http_client(),
-            )
-            .map_err(run_notifier::render::TemplateError::all)?;
+            )?;
             println!("{}: {}", path.config.display(), commands::describe(&config));
             Ok(())
         }
@@ -271,7 +270,13 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                 .read_to_end(&mut body)
                 .context("cannot read the body from stdin")?;
             let now = now.unwrap_or_else(|| chrono::Utc::now().timestamp());
-            commands::verify(&secret, &id, &timestamp, &signature, &body, tolerance, now)?;
+            let received = run_notifier::signature::Received {
+                id: &id,
+                timestamp: &timestamp,
+                header: &signature,
+                body: &body,
+            };
+            commands::verify(&secret, &received, now, tolerance)?;
             println!("valid: the signature matches and the timestamp is within {tolerance} s");
             Ok(())
         }

@@ -18,7 +18,6 @@ use crate::integrations::{
     Integration, Notification, OutgoingRequest, Plan, build_all, http_client,
 };
 use crate::protocol::USER_AGENT;
-use crate::render::TemplateError;
 
 /// Shown instead of a secret: a sensitive header value, the path of a secret webhook URL.
 pub const REDACTED: &str = "***";
@@ -42,8 +41,7 @@ pub async fn preview_file(config: &Config, path: &Path) -> anyhow::Result<String
 /// What each integration would send for `event` now (first attempts, as the worker routes a
 /// new event), or why it would skip it.
 pub async fn preview(config: &Config, event: &RunEvent) -> anyhow::Result<String> {
-    let integrations = build_all(&config.integrations, &config.templates_dir, &http_client())
-        .map_err(TemplateError::all)?;
+    let integrations = build_all(&config.integrations, &config.templates_dir, &http_client())?;
     Ok(render(&integrations, event, Utc::now()).await)
 }
 

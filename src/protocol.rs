@@ -16,6 +16,9 @@ pub const HEADER_RUN_ID: &str = "x-run-notifier-run-id";
 pub const HEADER_DEAD_AT: &str = "x-run-notifier-dead-at";
 /// Unix milliseconds at which a delivery entered its integration's queue.
 pub const HEADER_QUEUED_AT: &str = "x-run-notifier-queued-at";
+/// On a dead letter: the size of the producer's headers, left off because they were too large to
+/// publish again.
+pub const HEADER_HEADERS_DROPPED: &str = "x-run-notifier-headers-dropped";
 /// Dead-letter kind: `invalid` (bad input) or `delivery` (a target gave up).
 pub const HEADER_DEAD_KIND: &str = "x-run-notifier-dead-kind";
 /// HMAC-SHA256 (hex) over the headers above that steer a message (integration, attempt, queued

@@ -2,6 +2,7 @@
 //! mode, and every template rendered against sample events when the config loads, so that a
 //! broken template stops the start instead of a send.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use handlebars::Handlebars;
@@ -16,67 +17,104 @@ mod json_value;
 mod markdown;
 mod samples;
 
+use escape::escape_teams;
 pub use escape::{escape_json, escape_slack, escape_slack_json, escape_teams_json};
 pub use gitlab::{escape_gitlab_markdown, live_markup};
 pub use helpers::{DEFAULT_DATE_FORMAT, truncate};
 pub use markdown::escape_markdown;
 pub use samples::{sample_events, variables};
 
-/// How values are escaped when a template inserts them with `{{value}}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// JSON documents: values become the inside of a JSON string. `{{{raw}}}` is forbidden.
-    Json,
-    /// Slack Block Kit JSON: as [`Format::Json`], and Slack's `&`, `<`, `>` become entities
-    /// first, so a value can never form a link, a mention (`<!channel>`) or a broken card.
-    SlackJson,
-    /// Adaptive Card JSON: as [`Format::Json`], and no value can form a link, even in a
-    /// Markdown `TextBlock` (see [`escape_teams_json`]).
-    TeamsJson,
-    /// GitHub-flavoured Markdown: no markup, HTML, links, mentions or table breaks from values.
-    Markdown,
-    /// GitLab-flavoured Markdown: as [`Format::Markdown`], and no references (`#1`, `!1`,
-    /// `~label`…) or quick actions, without relying on HTML entities.
-    GitlabMarkdown,
-    /// Plain text (a commit status description): values as they are.
-    Text,
+/// A markup: how values are escaped when a template inserts them with `{{value}}`, and what
+/// its templates must produce. A kind names its own ([`Kind::MARKUP`](crate::integrations::Kind::MARKUP));
+/// a new markup is a new value, defined beside the kind that needs it, not a change here.
+#[derive(Debug, Clone, Copy)]
+pub struct Format {
+    /// Names the markup, and its registry: two values of one name share their templates.
+    pub name: &'static str,
+    /// How `{{value}}` is escaped.
+    pub escape: fn(&str) -> String,
+    /// Whether its templates produce JSON documents (checked to parse at load): then
+    /// `{{json value}}` writes raw JSON, else JSON text escaped like any value.
+    pub json: bool,
+    /// How the strings inside a value written by `{{json value}}` are escaped for the
+    /// receiver, in a JSON markup whose `escape` does more than JSON's (Slack's entities).
+    pub json_strings: Option<fn(&str) -> String>,
+    /// Why `{{{…}}}` and `{{&…}}` are refused, or `None` where they are allowed (plain text,
+    /// which has no markup to escape).
+    pub unescaped_refusal: Option<&'static str>,
 }
 
+impl PartialEq for Format {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Format {}
+
+const MARKDOWN_REFUSAL: &str =
+    "skip Markdown escaping: a value could add links, mentions, HTML or break the layout";
+
 impl Format {
+    /// JSON documents: values become the inside of a JSON string.
+    pub const JSON: Format = Format {
+        name: "json",
+        escape: escape_json,
+        json: true,
+        json_strings: None,
+        unescaped_refusal: Some("skip JSON escaping: a quote in a value would break the document"),
+    };
+    /// Slack Block Kit JSON: as [`Format::JSON`], and Slack's `&`, `<`, `>` become entities
+    /// first, so a value can never form a link, a mention (`<!channel>`) or a broken card.
+    pub const SLACK_JSON: Format = Format {
+        name: "slack_json",
+        escape: escape_slack_json,
+        json: true,
+        json_strings: Some(escape_slack),
+        unescaped_refusal: Some(
+            "skip JSON and Slack escaping: a value could break the message, or add links and mentions",
+        ),
+    };
+    /// Adaptive Card JSON: as [`Format::JSON`], and no value can form a link, even in a
+    /// Markdown `TextBlock` (see [`escape_teams_json`]).
+    pub const TEAMS_JSON: Format = Format {
+        name: "teams_json",
+        escape: escape_teams_json,
+        json: true,
+        json_strings: Some(escape_teams),
+        unescaped_refusal: Some(
+            "skip JSON and Teams escaping: a value could break the card, or add links",
+        ),
+    };
+    /// GitHub-flavoured Markdown: no markup, HTML, links, mentions or table breaks from values.
+    pub const MARKDOWN: Format = Format {
+        name: "markdown",
+        escape: escape_markdown,
+        json: false,
+        json_strings: None,
+        unescaped_refusal: Some(MARKDOWN_REFUSAL),
+    };
+    /// GitLab-flavoured Markdown: as [`Format::MARKDOWN`], and no references (`#1`, `!1`,
+    /// `~label`…) or quick actions, without relying on HTML entities.
+    pub const GITLAB_MARKDOWN: Format = Format {
+        name: "gitlab_markdown",
+        escape: escape_gitlab_markdown,
+        json: false,
+        json_strings: None,
+        unescaped_refusal: Some(MARKDOWN_REFUSAL),
+    };
+    /// Plain text (a commit status description): values as they are.
+    pub const TEXT: Format = Format {
+        name: "text",
+        escape: handlebars::no_escape,
+        json: false,
+        json_strings: None,
+        unescaped_refusal: None,
+    };
+
     /// Whether templates of this format produce JSON documents (checked to parse at load).
     pub fn is_json(self) -> bool {
-        matches!(self, Format::Json | Format::SlackJson | Format::TeamsJson)
-    }
-
-    /// How `{{value}}` is escaped.
-    fn escape_fn(self) -> fn(&str) -> String {
-        match self {
-            Format::Json => escape_json,
-            Format::SlackJson => escape_slack_json,
-            Format::TeamsJson => escape_teams_json,
-            Format::Markdown => escape_markdown,
-            Format::GitlabMarkdown => escape_gitlab_markdown,
-            Format::Text => handlebars::no_escape,
-        }
-    }
-
-    /// Why `{{{…}}}` and `{{&…}}` are refused in this format, or `None` where they are allowed
-    /// (plain text, which has no markup to escape).
-    fn unescaped_refusal(self) -> Option<&'static str> {
-        let why = match self {
-            Format::Json => "skip JSON escaping: a quote in a value would break the document",
-            Format::SlackJson => {
-                "skip JSON and Slack escaping: a value could break the message, or add links and mentions"
-            }
-            Format::TeamsJson => {
-                "skip JSON and Teams escaping: a value could break the card, or add links"
-            }
-            Format::Markdown | Format::GitlabMarkdown => {
-                "skip Markdown escaping: a value could add links, mentions, HTML or break the layout"
-            }
-            Format::Text => return None,
-        };
-        Some(why)
+        self.json
     }
 }
 
@@ -84,7 +122,7 @@ impl Format {
 fn registry(format: Format) -> Handlebars<'static> {
     let mut registry = Handlebars::new();
     registry.set_strict_mode(true);
-    registry.register_escape_fn(format.escape_fn());
+    registry.register_escape_fn(format.escape);
     helpers::register(&mut registry, format);
     registry
 }
@@ -107,14 +145,10 @@ impl TemplateError {
     }
 }
 
-/// The registries of all formats, filled once at load.
+/// The registries of the formats in use, one per [`Format::name`], filled once at load.
+#[derive(Default)]
 pub struct Templates {
-    json: Handlebars<'static>,
-    slack_json: Handlebars<'static>,
-    teams_json: Handlebars<'static>,
-    markdown: Handlebars<'static>,
-    gitlab_markdown: Handlebars<'static>,
-    text: Handlebars<'static>,
+    registries: HashMap<&'static str, Handlebars<'static>>,
 }
 
 impl std::fmt::Debug for Templates {
@@ -123,33 +157,9 @@ impl std::fmt::Debug for Templates {
     }
 }
 
-impl Default for Templates {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Templates {
     pub fn new() -> Self {
-        Self {
-            json: registry(Format::Json),
-            slack_json: registry(Format::SlackJson),
-            teams_json: registry(Format::TeamsJson),
-            markdown: registry(Format::Markdown),
-            gitlab_markdown: registry(Format::GitlabMarkdown),
-            text: registry(Format::Text),
-        }
-    }
-
-    fn registry(&self, format: Format) -> &Handlebars<'static> {
-        match format {
-            Format::Json => &self.json,
-            Format::SlackJson => &self.slack_json,
-            Format::TeamsJson => &self.teams_json,
-            Format::Markdown => &self.markdown,
-            Format::GitlabMarkdown => &self.gitlab_markdown,
-            Format::Text => &self.text,
-        }
+        Self::default()
     }
 
     /// Compiles `source` under `name` (`file` names it in errors), then renders it against
@@ -166,7 +176,7 @@ impl Templates {
             line,
             message,
         };
-        if let Some(why) = format.unescaped_refusal()
+        if let Some(why) = format.unescaped_refusal
             && let Some(index) = unescaped_expression(source)
         {
             let line = source[..index].matches('\n').count() + 1;
@@ -177,15 +187,9 @@ impl Templates {
                 ),
             ));
         }
-        let registry = match format {
-            Format::Json => &mut self.json,
-            Format::SlackJson => &mut self.slack_json,
-            Format::TeamsJson => &mut self.teams_json,
-            Format::Markdown => &mut self.markdown,
-            Format::GitlabMarkdown => &mut self.gitlab_markdown,
-            Format::Text => &mut self.text,
-        };
-        registry
+        self.registries
+            .entry(format.name)
+            .or_insert_with(|| registry(format))
             .register_template_string(name, source)
             .map_err(|err| error(err.pos().map(|(line, _)| line), err.reason().to_string()))?;
         for (label, event) in sample_events() {
@@ -274,7 +278,14 @@ impl Templates {
         name: &str,
         variables: &Value,
     ) -> Result<String, TemplateError> {
-        self.registry(format)
+        let Some(registry) = self.registries.get(format.name) else {
+            return Err(TemplateError {
+                file: name.to_owned(),
+                line: None,
+                message: format!("no {} template is registered", format.name),
+            });
+        };
+        registry
             .render(name, variables)
             .map_err(|err| TemplateError {
                 file: err.template_name.clone().unwrap_or_else(|| name.to_owned()),
@@ -308,6 +319,37 @@ mod tests {
         Ok(templates)
     }
 
+    /// A markup is a value: a kind can bring its own without a change here, and its
+    /// templates get a registry of their own.
+    #[test]
+    fn a_markup_defined_elsewhere_escapes_its_own_way() {
+        const SHOUT: Format = Format {
+            name: "shout",
+            escape: |value| value.to_uppercase(),
+            json: false,
+            json_strings: None,
+            unescaped_refusal: Some("skip shouting"),
+        };
+        let mut templates = Templates::new();
+        templates.add(SHOUT, "t", "t.hbs", "by {{actor}}").unwrap();
+        templates
+            .add(Format::TEXT, "t", "t.hbs", "by {{actor}}")
+            .unwrap();
+        let (_, event) = sample_events().remove(0);
+        let actor = event.cancellation().unwrap().actor.clone();
+        let vars = variables(&event);
+        assert_eq!(
+            templates.render(SHOUT, "t", &vars).unwrap(),
+            format!("by {}", actor.to_uppercase())
+        );
+        assert_eq!(
+            templates.render(Format::TEXT, "t", &vars).unwrap(),
+            format!("by {actor}")
+        );
+        let refused = templates_with(SHOUT, "{{{actor}}}").err().unwrap();
+        assert!(refused.message.contains("skip shouting"), "{refused}");
+    }
+
     #[test]
     fn sample_events_parse() {
         assert_eq!(sample_events().len(), 7);
@@ -315,10 +357,10 @@ mod tests {
 
     #[test]
     fn json_values_are_escaped_as_json_strings() {
-        let templates = templates_with(Format::Json, r#"{"branch": "{{commit.branch}}"}"#).unwrap();
+        let templates = templates_with(Format::JSON, r#"{"branch": "{{commit.branch}}"}"#).unwrap();
         for (_, event) in sample_events() {
             let out = templates
-                .render(Format::Json, "t", &variables(&event))
+                .render(Format::JSON, "t", &variables(&event))
                 .unwrap();
             let parsed: Value = serde_json::from_str(&out).unwrap();
             assert_eq!(
@@ -330,29 +372,29 @@ mod tests {
 
     #[test]
     fn unescaped_expressions_are_refused_in_every_format_but_plain_text() {
-        let error = templates_with(Format::Json, "{\n\"a\": \"{{{actor}}}\"}")
+        let error = templates_with(Format::JSON, "{\n\"a\": \"{{{actor}}}\"}")
             .err()
             .unwrap();
         assert_eq!(error.line, Some(2));
         assert!(error.message.contains("skip JSON escaping"));
         for source in ["{\"a\": \"{{& actor}}\"}", "{\"a\": \"{{~&actor}}\"}"] {
-            let error = templates_with(Format::SlackJson, source).err().unwrap();
+            let error = templates_with(Format::SLACK_JSON, source).err().unwrap();
             assert!(error.message.contains("`{{&…}}`"), "{source}: {error}");
         }
-        assert!(templates_with(Format::Json, "{\"a\": \"{{actor}} & co\"}").is_ok());
-        for format in [Format::Markdown, Format::GitlabMarkdown] {
+        assert!(templates_with(Format::JSON, "{\"a\": \"{{actor}} & co\"}").is_ok());
+        for format in [Format::MARKDOWN, Format::GITLAB_MARKDOWN] {
             let error = templates_with(format, "Cancelled by\n\n{{{actor}}}")
                 .err()
                 .unwrap();
             assert_eq!(error.line, Some(3));
             assert!(error.message.contains("skip Markdown escaping"), "{error}");
         }
-        assert!(templates_with(Format::Text, "Cancelled by {{{actor}}} {{&note}}").is_ok());
+        assert!(templates_with(Format::TEXT, "Cancelled by {{{actor}}} {{&note}}").is_ok());
     }
 
     #[test]
     fn unknown_variables_fail_at_load_with_file_and_line() {
-        let error = templates_with(Format::Text, "Cancelled by {{actor}}\n{{nope}}")
+        let error = templates_with(Format::TEXT, "Cancelled by {{actor}}\n{{nope}}")
             .err()
             .unwrap();
         assert_eq!(error.file, "templates/t.hbs");
@@ -362,7 +404,7 @@ mod tests {
 
     #[test]
     fn syntax_errors_fail_at_load_with_the_line() {
-        let error = templates_with(Format::Text, "a\nb {{#if failed}}")
+        let error = templates_with(Format::TEXT, "a\nb {{#if failed}}")
             .err()
             .unwrap();
         assert_eq!(error.file, "templates/t.hbs");
@@ -371,7 +413,7 @@ mod tests {
 
     #[test]
     fn output_that_is_not_json_fails_at_load() {
-        let error = templates_with(Format::Json, r#"{"a": {{results.failures}} "#)
+        let error = templates_with(Format::JSON, r#"{"a": {{results.failures}} "#)
             .err()
             .unwrap();
         assert!(error.message.contains("not valid JSON"), "{error}");
@@ -380,13 +422,13 @@ mod tests {
     #[test]
     fn slack_values_cannot_link_or_mention_and_stay_json() {
         let templates = templates_with(
-            Format::SlackJson,
+            Format::SLACK_JSON,
             r#"{"text": "by {{actor}}", "n": {{json tags}}}"#,
         )
         .unwrap();
         let (_, hostile) = sample_events().remove(3);
         let out = templates
-            .render(Format::SlackJson, "t", &variables(&hostile))
+            .render(Format::SLACK_JSON, "t", &variables(&hostile))
             .unwrap();
         let parsed: Value = serde_json::from_str(&out).unwrap();
         let text = parsed["text"].as_str().unwrap();
@@ -405,10 +447,10 @@ mod tests {
     fn check_json_names_the_file_and_the_sample_event() {
         let mut templates = Templates::new();
         templates
-            .add(Format::Json, "t", "t.hbs", r#"{"a": "{{actor}}"}"#)
+            .add(Format::JSON, "t", "t.hbs", r#"{"a": "{{actor}}"}"#)
             .unwrap();
         let error = templates
-            .check_json(Format::Json, "t", Path::new("t.hbs"), |doc| {
+            .check_json(Format::JSON, "t", Path::new("t.hbs"), |doc| {
                 if doc["a"] == "fail-fast" {
                     Err("no".into())
                 } else {

@@ -3,6 +3,7 @@
 use globset::GlobMatcher;
 use serde::{Deserialize, Deserializer, de};
 
+use crate::echo;
 use crate::event::{EventType, Reason, RunEvent};
 
 /// Routing filters of one integration; an empty list lets everything through.
@@ -51,7 +52,10 @@ impl Filters {
         }
         let run = &event.data;
         if !self.projects.is_empty() && !self.projects.contains(&run.project_id) {
-            return Err(format!("project `{}` is not in `projects`", run.project_id));
+            return Err(format!(
+                "project `{}` is not in `projects`",
+                echo::value(&run.project_id)
+            ));
         }
         if !self.branches.is_empty() {
             let Some(branch) = run.commit.branch.as_deref() else {
@@ -62,7 +66,10 @@ impl Filters {
                 .iter()
                 .any(|glob| glob.matcher.is_match(branch))
             {
-                return Err(format!("branch `{branch}` matches none of `branches`"));
+                return Err(format!(
+                    "branch `{}` matches none of `branches`",
+                    echo::value(branch)
+                ));
             }
         }
         if !self.tags.is_empty() && !run.tags.iter().any(|tag| self.tags.contains(tag)) {
@@ -165,6 +172,27 @@ mod tests {
                 .unwrap_err()
                 .contains("no branch")
         );
+    }
+
+    #[test]
+    fn a_reason_quotes_the_run_bounded_and_escaped() {
+        let filters = Filters {
+            projects: vec!["web".into()],
+            branches: vec![BranchGlob::new("main")],
+            ..Filters::default()
+        };
+        let mut hostile = run();
+        hostile.data.project_id = format!("\u{1b}[2J{}", "p".repeat(10_000));
+        let reason = filters.admit(&hostile, &EventType::ALL).unwrap_err();
+        assert!(reason.starts_with("project `\\u{1b}[2Jppp"), "{reason}");
+        assert!(
+            reason.ends_with("… (10004 bytes)` is not in `projects`"),
+            "{reason}"
+        );
+        hostile.data.project_id = "web".into();
+        hostile.data.commit.branch = Some(format!("{}\r", "b".repeat(10_000)));
+        let reason = filters.admit(&hostile, &EventType::ALL).unwrap_err();
+        assert!(reason.len() < 400, "{reason}");
     }
 
     #[test]

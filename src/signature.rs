@@ -109,17 +109,33 @@ pub enum VerifyError {
     NoMatch,
 }
 
-/// Checks a received webhook the way a receiver should: timestamp within `tolerance_secs` of
-/// `now`, then any `v1` signature in `header` matching (compared in constant time).
+/// A webhook as its receiver got it: the Standard Webhooks headers, as sent, and the body.
+#[derive(Debug, Clone, Copy)]
+pub struct Received<'a> {
+    /// `webhook-id`.
+    pub id: &'a str,
+    /// `webhook-timestamp`: Unix seconds, as text.
+    pub timestamp: &'a str,
+    /// `webhook-signature`: space-separated `v1,<base64>` signatures.
+    pub header: &'a str,
+    pub body: &'a [u8],
+}
+
+/// Checks a received webhook the way a receiver should: its timestamp within `tolerance_secs`
+/// of `now` (Unix seconds), then any `v1` signature in its header matching (compared in
+/// constant time).
 pub fn verify(
     secret: &SigningSecret,
-    id: &str,
-    timestamp: &str,
-    body: &[u8],
-    header: &str,
+    received: &Received<'_>,
     now: i64,
     tolerance_secs: i64,
 ) -> Result<(), VerifyError> {
+    let Received {
+        id,
+        timestamp,
+        header,
+        body,
+    } = *received;
     let sent: i64 = timestamp
         .trim()
         .parse()
@@ -168,6 +184,16 @@ mod tests {
         SigningSecret::parse(SECRET).unwrap()
     }
 
+    /// The test vector's id and timestamp, with `header` and `body`.
+    fn received<'a>(header: &'a str, body: &'a [u8]) -> Received<'a> {
+        Received {
+            id: ID,
+            timestamp: "1649367553",
+            header,
+            body,
+        }
+    }
+
     #[test]
     fn signs_the_specification_test_vector() {
         assert_eq!(sign(&[secret()], ID, TIMESTAMP, BODY), SIGNATURE);
@@ -181,7 +207,7 @@ mod tests {
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0], SIGNATURE);
         assert_eq!(
-            verify(&other, ID, "1649367553", BODY, &header, TIMESTAMP, 300),
+            verify(&other, &received(&header, BODY), TIMESTAMP, 300),
             Ok(())
         );
     }
@@ -189,7 +215,7 @@ mod tests {
     #[test]
     fn verify_accepts_the_vector_and_names_each_failure() {
         let ok = |header: &str, body: &[u8], now: i64| {
-            verify(&secret(), ID, "1649367553", body, header, now, 300)
+            verify(&secret(), &received(header, body), now, 300)
         };
         assert_eq!(ok(SIGNATURE, BODY, TIMESTAMP), Ok(()));
         assert_eq!(
@@ -210,8 +236,12 @@ mod tests {
             ok(SIGNATURE, BODY, TIMESTAMP - 400),
             Err(VerifyError::InFuture(400, 300))
         );
+        let yesterday = Received {
+            timestamp: "yesterday",
+            ..received(SIGNATURE, BODY)
+        };
         assert_eq!(
-            verify(&secret(), ID, "yesterday", BODY, SIGNATURE, TIMESTAMP, 300),
+            verify(&secret(), &yesterday, TIMESTAMP, 300),
             Err(VerifyError::BadTimestamp("yesterday".into()))
         );
     }

@@ -36,7 +36,7 @@ static MR_NOTE: LazyLock<Templates> = LazyLock::new(|| {
     let mut templates = Templates::new();
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates/gitlab/mr_note.md.hbs");
     templates
-        .add_file(Format::GitlabMarkdown, "note", &path)
+        .add_file(Format::GITLAB_MARKDOWN, "note", &path)
         .expect("the shipped MR note template");
     templates
 });
@@ -66,7 +66,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let note = MR_NOTE
-        .render(Format::GitlabMarkdown, "note", &variables(&event))
+        .render(Format::GITLAB_MARKDOWN, "note", &variables(&event))
         .expect("the note renders");
     check_gitlab_note(&note);
     for integration in INTEGRATIONS.iter() {

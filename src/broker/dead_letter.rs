@@ -4,6 +4,7 @@
 use lapin::types::{AMQPValue, FieldTable};
 
 use super::message::{long, number, text};
+use crate::echo;
 use crate::protocol::{
     HEADER_ATTEMPT, HEADER_DEAD_AT, HEADER_DEAD_KIND, HEADER_ERROR, HEADER_INTEGRATION,
     HEADER_RUN_ID,
@@ -73,15 +74,19 @@ impl DeadLetter {
         }
     }
 
+    /// Writes the headers. Every text is bounded and escaped ([`echo`]) whatever its source, as
+    /// a last line of defence: the broker closes a connection whose header frame exceeds its
+    /// frame limit, so one oversized reason would churn every in-flight message.
     pub(super) fn write(&self, headers: &mut FieldTable) {
-        headers.insert(HEADER_ERROR.into(), long(&self.error));
+        let bounded = |text: &str| long(&echo::message(text).to_string());
+        headers.insert(HEADER_ERROR.into(), bounded(&self.error));
         headers.insert(HEADER_DEAD_KIND.into(), long(self.kind.as_str()));
         let dead_at = self
             .dead_at
             .unwrap_or_else(|| chrono::Utc::now().timestamp());
         headers.insert(HEADER_DEAD_AT.into(), AMQPValue::LongLongInt(dead_at));
         if let Some(integration) = &self.integration {
-            headers.insert(HEADER_INTEGRATION.into(), long(integration));
+            headers.insert(HEADER_INTEGRATION.into(), bounded(integration));
         }
         if let Some(attempts) = self.attempts {
             headers.insert(
@@ -90,7 +95,7 @@ impl DeadLetter {
             );
         }
         if let Some(run_id) = &self.run_id {
-            headers.insert(HEADER_RUN_ID.into(), long(run_id));
+            headers.insert(HEADER_RUN_ID.into(), bounded(run_id));
         }
     }
 
@@ -117,5 +122,25 @@ impl DeadLetter {
             run_id: text(headers, HEADER_RUN_ID),
             dead_at: number(headers, HEADER_DEAD_AT),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_oversized_reason_is_cut_and_escaped_in_the_header() {
+        let reason = format!("upstream said: {}\u{1b}[2J", "x".repeat(600_000));
+        let mut headers = FieldTable::default();
+        DeadLetter::invalid(reason).write(&mut headers);
+        let written = text(&headers, HEADER_ERROR).unwrap();
+        assert!(
+            written.len() <= echo::MESSAGE_CHARS + 40,
+            "{}",
+            written.len()
+        );
+        assert!(written.starts_with("upstream said: xxx"), "{written}");
+        assert!(written.ends_with("xxx\\u{1b}[2J"), "{written}");
     }
 }

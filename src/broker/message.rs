@@ -11,12 +11,45 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 pub use super::dead_letter::{DeadKind, DeadLetter};
 use super::seal::{STEERING, Seal};
 use crate::protocol::{
-    HEADER_ATTEMPT, HEADER_DEAD_AT, HEADER_DEAD_KIND, HEADER_ERROR, HEADER_INTEGRATION,
-    HEADER_ORIGINAL_EXCHANGE, HEADER_ORIGINAL_ROUTING_KEY, HEADER_QUEUED_AT, HEADER_RUN_ID,
+    HEADER_ATTEMPT, HEADER_DEAD_AT, HEADER_DEAD_KIND, HEADER_ERROR, HEADER_HEADERS_DROPPED,
+    HEADER_INTEGRATION, HEADER_ORIGINAL_EXCHANGE, HEADER_ORIGINAL_ROUTING_KEY, HEADER_QUEUED_AT,
+    HEADER_RUN_ID,
 };
 
 /// Persistent delivery mode.
 const PERSISTENT: u8 = 2;
+
+/// The most header bytes a consumed message may carry. The worker copies a message's headers
+/// onto its retries, queued parts and dead letters, and a header frame over the broker's frame
+/// limit (128 KiB by default) closes the connection: half of it leaves room for the worker's
+/// own headers and a broker configured lower.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// How many bytes a message's headers take on the wire, if more than [`MAX_HEADER_BYTES`].
+pub fn oversized_headers(properties: &BasicProperties) -> Option<usize> {
+    let size = properties.headers().as_ref().map_or(0, table_len);
+    (size > MAX_HEADER_BYTES).then_some(size)
+}
+
+/// The encoded size of a field table, to within a few bytes per value.
+fn table_len(table: &FieldTable) -> usize {
+    4 + table
+        .inner()
+        .iter()
+        .map(|(name, value)| 1 + name.as_str().len() + value_len(value))
+        .sum::<usize>()
+}
+
+fn value_len(value: &AMQPValue) -> usize {
+    1 + match value {
+        AMQPValue::ShortString(text) => 1 + text.as_str().len(),
+        AMQPValue::LongString(text) => 4 + text.len(),
+        AMQPValue::ByteArray(bytes) => 4 + bytes.as_slice().len(),
+        AMQPValue::FieldArray(array) => 4 + array.as_slice().iter().map(value_len).sum::<usize>(),
+        AMQPValue::FieldTable(table) => table_len(table),
+        _ => 8,
+    }
+}
 
 /// What the worker needs to know of a consumed message besides its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +122,11 @@ impl Inbound {
             HEADER_ATTEMPT.into(),
             AMQPValue::LongLongInt(next_attempt.into()),
         );
-        headers.insert(HEADER_ERROR.into(), long(last_error));
+        // Bounded like a dead letter's reason: an error may quote a receiver's or producer's text.
+        headers.insert(
+            HEADER_ERROR.into(),
+            long(&crate::echo::message(last_error).to_string()),
+        );
         let properties = carried_properties(original, headers);
         match delay {
             Some(delay) => properties.with_expiration(delay.as_millis().to_string().into()),
@@ -128,12 +165,24 @@ impl Inbound {
 
     /// The original headers without the previous attempt's, plus where the event came from.
     fn carried_headers(&self, original: &BasicProperties) -> FieldTable {
-        let mut map = original
-            .headers()
-            .clone()
-            .unwrap_or_default()
-            .inner()
-            .clone();
+        // Headers too large to publish again are not carried (the event is refused as invalid
+        // for them, and its dead letter keeps the body): the size is said instead.
+        let dropped = oversized_headers(original);
+        let mut map = match dropped {
+            Some(_) => Default::default(),
+            None => original
+                .headers()
+                .clone()
+                .unwrap_or_default()
+                .inner()
+                .clone(),
+        };
+        if let Some(size) = dropped {
+            map.insert(
+                HEADER_HEADERS_DROPPED.into(),
+                AMQPValue::LongLongInt(size as i64),
+            );
+        }
         map.remove(HEADER_ATTEMPT);
         map.remove(HEADER_INTEGRATION);
         map.remove(HEADER_ERROR);
@@ -230,4 +279,28 @@ pub fn number(headers: &FieldTable, name: &str) -> Option<i64> {
 
 pub(super) fn long(value: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retrys_last_error_is_bounded_and_escaped_like_a_dead_letters_reason() {
+        let inbound = Inbound {
+            message_id: "m-1".into(),
+            integration: None,
+            attempt: 1,
+            original_exchange: "runs".into(),
+            original_routing_key: "run.canceled".into(),
+            queued_at_ms: None,
+            unsealed: Vec::new(),
+        };
+        let error = format!("HTTP 500: \u{1b}[2J{}", "x".repeat(600_000));
+        let properties = inbound.retry(&BasicProperties::default(), "hook", 2, &error, None);
+        let written = text(properties.headers().as_ref().unwrap(), HEADER_ERROR).unwrap();
+        assert!(written.len() < 2_048, "{} bytes", written.len());
+        assert!(written.starts_with("HTTP 500: \\u{1b}[2J"), "{written}");
+        assert!(!written.contains('\u{1b}'));
+    }
 }

@@ -11,9 +11,13 @@ use serde::Serialize;
 use crate::broker::message::{DeadLetter, replayed, text};
 use crate::broker::{self, Publisher};
 use crate::config::Config;
+use crate::echo;
 use crate::protocol::HEADER_INTEGRATION;
 
-/// One dead letter as an operator reads it.
+/// One dead letter as an operator reads it. Every text in it may come from a producer (the
+/// reason quotes it, and anyone who can publish may have set these headers), so each is bounded
+/// and has its control characters escaped ([`echo`]): listing never lets a message move or
+/// clear the operator's terminal, whether printed or piped from `--json` through `jq -r`.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetterView {
@@ -31,17 +35,21 @@ impl DeadLetterView {
     fn of(message: &BasicGetMessage) -> Self {
         let properties = &message.delivery.properties;
         let dead = DeadLetter::read(&properties.headers().clone().unwrap_or_default());
+        let value = |text: &str| echo::value(text).to_string();
         Self {
             dead_at: dead
                 .dead_at
                 .and_then(|secs| DateTime::from_timestamp(secs, 0))
                 .map(|at| at.to_rfc3339_opts(SecondsFormat::Secs, true)),
             kind: dead.kind.as_str(),
-            integration: dead.integration,
+            integration: dead.integration.as_deref().map(value),
             attempts: dead.attempts,
-            run_id: dead.run_id,
-            message_id: properties.message_id().as_ref().map(|id| id.to_string()),
-            error: dead.error,
+            run_id: dead.run_id.as_deref().map(value),
+            message_id: properties
+                .message_id()
+                .as_ref()
+                .map(|id| value(id.as_str())),
+            error: echo::message(&dead.error).to_string(),
         }
     }
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, SecondsFormat};
 use crate::broker::{self, Publisher};
 use crate::config::Config;
 use crate::control::ControlMessage;
-use crate::event::EventType;
+use crate::event::{EventType, RunId};
 use crate::ledger::{CancelReport, Entry, Ledger};
 
 /// The run's history as a table (or JSON lines when `json`).
@@ -15,7 +15,7 @@ pub async fn history(config: &Config, run_id: &str, json: bool) -> anyhow::Resul
         .await
         .context("cannot open the ledger")?;
     let entries = ledger
-        .history(run_id)
+        .history(&parse_run_id(run_id)?)
         .await
         .context("cannot read the ledger")?;
     ledger.close().await;
@@ -26,6 +26,11 @@ pub async fn history(config: &Config, run_id: &str, json: bool) -> anyhow::Resul
         return Ok(format!("no deliveries recorded for run {run_id}"));
     }
     Ok(table(&entries))
+}
+
+/// The run id given on the command line, or why it cannot be one.
+fn parse_run_id(text: &str) -> anyhow::Result<RunId> {
+    RunId::parse(text).map_err(|err| anyhow::anyhow!("the run id {err}"))
 }
 
 fn table(entries: &[Entry]) -> String {
@@ -99,11 +104,12 @@ pub async fn cancel(
     let ledger = Ledger::open(&config.ledger)
         .await
         .context("cannot open the ledger")?;
+    let run = parse_run_id(run_id)?;
     // Every event type of the run: a start still waiting for a retry is canceled like an end.
     let mut report = CancelReport::default();
     for event_type in EventType::ALL {
         let part = ledger
-            .cancel(run_id, event_type.as_str(), &names)
+            .cancel(&run, event_type.as_str(), &names)
             .await
             .context("cannot update the ledger")?;
         let named = |name: String| match event_type {

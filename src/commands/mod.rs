@@ -15,7 +15,7 @@ use crate::broker::{self, Publisher, Topology};
 use crate::config::Config;
 use crate::event::RunEvent;
 use crate::protocol::CLOUDEVENTS_CONTENT_TYPE;
-use crate::signature::{self, SigningSecret};
+use crate::signature::{self, Received, SigningSecret};
 
 /// A one-paragraph summary of a valid config.
 pub fn describe(config: &Config) -> String {
@@ -77,23 +77,12 @@ pub async fn publish(config: &Config, body: &[u8]) -> anyhow::Result<String> {
 /// what is wrong.
 pub fn verify(
     secret: &str,
-    id: &str,
-    timestamp: &str,
-    signature_header: &str,
-    body: &[u8],
-    tolerance_secs: i64,
+    received: &Received<'_>,
     now: i64,
+    tolerance_secs: i64,
 ) -> anyhow::Result<()> {
     let secret =
         SigningSecret::parse(secret).map_err(|err| anyhow::anyhow!("bad secret: {err}"))?;
-    signature::verify(
-        &secret,
-        id,
-        timestamp,
-        body,
-        signature_header,
-        now,
-        tolerance_secs,
-    )?;
+    signature::verify(&secret, received, now, tolerance_secs)?;
     Ok(())
 }

@@ -133,6 +133,7 @@ async fn renew_before(
 
 #[cfg(test)]
 mod tests {
+    use crate::event::RunId;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -146,7 +147,7 @@ mod tests {
 
     struct Fixture {
         ledger: Ledger,
-        run_id: String,
+        run_id: RunId,
         _dir: tempfile::TempDir,
     }
 
@@ -161,7 +162,7 @@ mod tests {
             .unwrap();
             Self {
                 ledger,
-                run_id: format!("run-{:x}", rand::random::<u64>()),
+                run_id: RunId::parse(&format!("run-{:x}", rand::random::<u64>())).unwrap(),
                 _dir: dir,
             }
         }
@@ -189,7 +190,7 @@ mod tests {
         /// The row's lease as stored, in Unix milliseconds.
         async fn lease_until(&self) -> i64 {
             sqlx::query_scalar("SELECT lease_until FROM deliveries WHERE run_id = $1")
-                .bind(&self.run_id)
+                .bind(self.run_id.as_str())
                 .fetch_one(self.ledger.pool())
                 .await
                 .unwrap()
@@ -249,10 +250,7 @@ mod tests {
                 .record(
                     fixture.key(),
                     &claim,
-                    crate::ledger::State::Delivered,
-                    1,
-                    None,
-                    None
+                    &crate::ledger::Record::new(crate::ledger::State::Delivered, 1)
                 )
                 .await
                 .unwrap(),
@@ -266,7 +264,7 @@ mod tests {
         let claim = fixture.claim(LEASE).await;
         // Another worker owns the row now (as after this one stalled past its lease).
         sqlx::query("UPDATE deliveries SET claim_id = 'another worker' WHERE run_id = $1")
-            .bind(&fixture.run_id)
+            .bind(fixture.run_id.as_str())
             .execute(fixture.ledger.pool())
             .await
             .unwrap();
@@ -279,7 +277,7 @@ mod tests {
         );
         assert_ne!(dropped_ms.load(Ordering::SeqCst), 0, "the delivery goes on");
         let owner: String = sqlx::query_scalar("SELECT claim_id FROM deliveries WHERE run_id = $1")
-            .bind(&fixture.run_id)
+            .bind(fixture.run_id.as_str())
             .fetch_one(fixture.ledger.pool())
             .await
             .unwrap();

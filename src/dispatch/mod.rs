@@ -1,10 +1,13 @@
-//! Decides, for each integration an event reaches, whether it is delivered now or waits in the
-//! integration's own queue, and delivers one (event, integration) pair: claimed in the ledger,
-//! sent, recorded, and turned into an [`Outcome`]. Knows nothing of AMQP: the worker turns
-//! outcomes into acks, retries and dead letters.
+//! Owns the fan-out: decides, for each integration a message reaches, whether it is delivered
+//! now, waits in the integration's own queue, or is paused there, and delivers one (event,
+//! integration) pair: claimed in the ledger, sent, recorded, and turned into an [`Outcome`].
+//! [`Dispatcher::dispatch`] and [`Dispatcher::dispatch_queued`] hand the worker finished
+//! deliveries only. Knows nothing of AMQP: the worker turns outcomes into acks, retries, queued
+//! parts and dead letters.
 
 mod breaker;
 mod budget;
+mod fan_out;
 mod heartbeat;
 mod lane;
 mod order;
@@ -18,9 +21,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 
 pub use breaker::{BreakerState, Signal};
-pub use budget::Held;
+pub use fan_out::QueuedPart;
 pub use lane::{Lane, Slot};
-pub use outcome::{Delivery, Outcome};
+pub use outcome::{Delivery, Outcome, QueueReason};
 
 use crate::event::RunEvent;
 use crate::failure::DeliveryError;
@@ -41,30 +44,12 @@ pub enum Targets<'a> {
     Retry { integration: &'a str, attempt: u32 },
 }
 
-/// What to do now with one integration's part of a message.
-pub enum Step<'a> {
-    /// Deliver now, in a slot of its lane ([`Dispatcher::deliver_direct`]).
-    Direct(Assignment<'a>),
-    /// The integration is paused, or the direct half of the prefetch is taken: its part waits
-    /// in the integration's own queue.
-    Queue(Assignment<'a>),
-    /// Nothing to do; the delivery is already counted and logged.
-    Done(Delivery),
-}
-
-/// The steps of one message, and its share of the direct half of the prefetch when some
-/// parts are delivered now (hold it until they end).
-pub struct Planned<'a> {
-    pub steps: Vec<Step<'a>>,
-    pub held: Option<Held>,
-}
-
 /// One integration's part of a message.
 #[derive(Debug, Clone, Copy)]
-pub struct Assignment<'a> {
-    pub integration: &'a Integration,
-    pub lane: &'a Lane,
-    pub attempt: u32,
+struct Assignment<'a> {
+    integration: &'a Integration,
+    lane: &'a Lane,
+    attempt: u32,
 }
 
 /// The integrations with their lanes, the retry policy and the ledger, built once at start.
@@ -121,7 +106,7 @@ impl Dispatcher {
     }
 
     /// The integration called `name` with its lane.
-    pub fn assignment(&self, name: &str, attempt: u32) -> Option<Assignment<'_>> {
+    fn assignment(&self, name: &str, attempt: u32) -> Option<Assignment<'_>> {
         self.integrations
             .iter()
             .find(|(integration, _)| integration.name() == name)
@@ -141,25 +126,10 @@ impl Dispatcher {
         &self.policy
     }
 
-    /// Delivers a part straight from the event queue in a slot of its lane; `Err` when no slot
-    /// came in time (the part then belongs in the integration's queue).
-    pub async fn deliver_direct<'a>(
-        &self,
-        event: &RunEvent,
-        assignment: Assignment<'a>,
-        stop: &CancellationToken,
-        abort: &CancellationToken,
-    ) -> Result<Delivery, Assignment<'a>> {
-        match assignment.lane.direct_slot().await {
-            Some(slot) => Ok(self.deliver(event, assignment, slot, stop, abort).await),
-            None => Err(assignment),
-        }
-    }
-
     /// Delivers one assignment in its slot: claims it in the ledger, sends, records the
     /// outcome, and tells the lane's breaker what it learned. `stop` keeps the delivery from
     /// starting; `abort` interrupts it under way.
-    pub async fn deliver(
+    async fn deliver(
         &self,
         event: &RunEvent,
         assignment: Assignment<'_>,
@@ -198,7 +168,7 @@ impl Dispatcher {
         let integration = assignment.integration;
         let attempt = assignment.attempt;
         let key = Key {
-            run_id: event.data.run_id.as_str(),
+            run_id: &event.data.run_id,
             event_type: event.event_type().as_str(),
             integration: integration.name(),
         };
@@ -227,8 +197,12 @@ impl Dispatcher {
         // Per run and integration the latest event wins: an older one, or a start after an
         // end, is recorded as skipped and not sent. The turn keeps another event of the run
         // from passing this check before this one is applied.
-        let _turn = self.order.turn(key.run_id, key.integration).await;
-        let progress = match self.ledger.progress(key.run_id, key.integration).await {
+        let _turn = self.order.turn(key.run_id.as_str(), key.integration).await;
+        let progress = match self
+            .ledger
+            .progress(key.run_id.as_str(), key.integration)
+            .await
+        {
             Ok(progress) => progress,
             Err(err) => {
                 let error = DeliveryError::transient(format!(
@@ -243,7 +217,9 @@ impl Dispatcher {
                 .recorded(key, &claim, Outcome::Skipped(reason), attempt, abort)
                 .await;
         }
-        let registration = self.in_flight.register(key.run_id, key.integration, abort);
+        let registration = self
+            .in_flight
+            .register(key.run_id.as_str(), key.integration, abort);
         let notification = Notification {
             event,
             integration: integration.name(),
@@ -306,6 +282,17 @@ impl Dispatcher {
     }
 }
 
+/// A part left to its integration's queue: nothing was tried, so nothing is counted or logged
+/// as a delivery (the queue's consumer does that once it delivers).
+fn queued(assignment: Assignment<'_>, reason: QueueReason) -> Delivery {
+    Delivery {
+        integration: assignment.integration.name().to_owned(),
+        attempt: assignment.attempt,
+        outcome: Outcome::Queue(reason),
+        elapsed: Duration::ZERO,
+    }
+}
+
 /// Counts a finished delivery and wraps it up for the worker.
 fn finished(
     assignment: Assignment<'_>,
@@ -324,7 +311,6 @@ fn finished(
     );
     Delivery {
         integration: integration.name().to_owned(),
-        kind: integration.kind(),
         attempt: assignment.attempt,
         outcome,
         elapsed: started.elapsed(),

@@ -32,14 +32,26 @@ pub enum Outcome {
     Interrupted,
     /// An operator canceled this run's deliveries (`deliveries cancel`): drop it.
     Canceled,
+    /// Not delivered here: the part waits in its integration's own queue, for a slot of its
+    /// lane. Nothing was sent and nothing is recorded.
+    Queue(QueueReason),
+}
+
+/// Why a part waits in its integration's queue instead of being delivered now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueReason {
+    /// The integration's circuit breaker is open: it is paused.
+    Paused,
+    /// The direct half of the prefetch, or the integration's lane, had no room in time.
+    Full,
+    /// Shutdown began before the part got a slot of its lane.
+    Stopping,
 }
 
 /// One integration's part of a message, finished.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub integration: String,
-    /// The integration's `type:`, or `unknown` for one no longer configured.
-    pub kind: &'static str,
     pub attempt: u32,
     pub outcome: Outcome,
     pub elapsed: Duration,
@@ -50,7 +62,11 @@ impl Outcome {
     pub fn of(result: Result<Receipt, DeliveryError>, attempt: u32, policy: &RetryPolicy) -> Self {
         match result {
             Ok(Receipt::Sent(receipt)) => Outcome::Delivered(receipt),
-            Ok(Receipt::Skipped(reason)) => Outcome::Skipped(reason),
+            // A skip reason may quote the event (its repository host): bounded for logs and
+            // the ledger alike.
+            Ok(Receipt::Skipped(reason)) => {
+                Outcome::Skipped(crate::echo::message(&reason).to_string())
+            }
             Err(DeliveryError::Canceled) => Outcome::Interrupted,
             Err(error) => match policy.next_delay(attempt, &error) {
                 Some(delay) => Outcome::RetryIn { delay, error },
@@ -69,6 +85,7 @@ impl Outcome {
             Outcome::Busy { .. } => ("busy", None),
             Outcome::Interrupted => ("interrupted", None),
             Outcome::Canceled => ("canceled", None),
+            Outcome::Queue(_) => ("queued", None),
         }
     }
 
@@ -108,6 +125,8 @@ impl Outcome {
             ),
             Outcome::Interrupted => info!(outcome = "interrupted", "interrupted, handing back"),
             Outcome::Canceled => info!(outcome = "canceled", "canceled by an operator: dropped"),
+            // Nothing was tried: its queue's consumer logs it once it delivers.
+            Outcome::Queue(_) => {}
         }
     }
 
@@ -119,8 +138,9 @@ impl Outcome {
             Outcome::RetryIn { error, .. } => (State::Failed, Some(error.to_string()), None),
             Outcome::GiveUp(error) => (State::Dead, Some(error.to_string()), None),
             Outcome::Interrupted => (State::Failed, Some("interrupted by shutdown".into()), None),
-            // The operator's cancel already wrote the row; a busy row is another attempt's.
-            Outcome::Canceled | Outcome::Busy { .. } => return None,
+            // The operator's cancel already wrote the row; a busy row is another attempt's; a
+            // queued part has not claimed it.
+            Outcome::Canceled | Outcome::Busy { .. } | Outcome::Queue(_) => return None,
         };
         Some(Record {
             state,

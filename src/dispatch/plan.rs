@@ -3,17 +3,34 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Assignment, Delivery, Dispatcher, Outcome, Planned, Step, Targets, finished};
+use super::budget::Held;
+use super::{Assignment, Delivery, Dispatcher, Outcome, QueueReason, Targets, finished, queued};
 use crate::event::RunEvent;
 use crate::failure::DeliveryError;
 use crate::ledger::{Key, State};
 use crate::telemetry::metrics;
 
+/// What to do now with one integration's part of a message.
+pub(super) enum Step<'a> {
+    /// Deliver now, in a slot of its lane if one comes in time.
+    Direct(Assignment<'a>),
+    /// Decided already: filtered out, no longer configured (counted and logged), or queued in
+    /// the integration's own queue (paused, or no room in the direct half).
+    Done(Delivery),
+}
+
+/// The steps of one message, and its share of the direct half of the prefetch when some
+/// parts are delivered now (held until they end).
+pub(super) struct Planned<'a> {
+    pub steps: Vec<Step<'a>>,
+    pub held: Option<Held>,
+}
+
 impl Dispatcher {
     /// What to do for each integration the message is for: filtered ones are done; the others
     /// are delivered now when their breaker is closed and the message gets a share of the
     /// direct half of the prefetch, and queued otherwise.
-    pub async fn plan<'a>(&'a self, event: &RunEvent, targets: Targets<'_>) -> Planned<'a> {
+    pub(super) async fn plan<'a>(&'a self, event: &RunEvent, targets: Targets<'_>) -> Planned<'a> {
         let mut steps = self.steps(event, targets).await;
         let mut held = None;
         if steps.iter().any(|step| matches!(step, Step::Direct(_))) {
@@ -21,7 +38,7 @@ impl Dispatcher {
             if held.is_none() {
                 for step in &mut steps {
                     if let Step::Direct(assignment) = *step {
-                        *step = Step::Queue(assignment);
+                        *step = Step::Done(queued(assignment, QueueReason::Full));
                     }
                 }
             }
@@ -62,7 +79,11 @@ impl Dispatcher {
     /// The assignment done as skipped when its integration's filters exclude the event: for a
     /// new event, and for a part in an integration's queue that no worker sealed (a producer
     /// wrote to that queue, which makes it a new event too).
-    pub fn filtered_out(&self, event: &RunEvent, assignment: Assignment<'_>) -> Option<Delivery> {
+    pub(super) fn filtered_out(
+        &self,
+        event: &RunEvent,
+        assignment: Assignment<'_>,
+    ) -> Option<Delivery> {
         let reason = assignment.integration.admit(event).err()?;
         let outcome = Outcome::Skipped(format!("filtered out: {reason}"));
         Some(finished(assignment, event, outcome, Instant::now()))
@@ -72,7 +93,7 @@ impl Dispatcher {
     /// the run's deliveries, dead-lettered otherwise (it cannot be delivered).
     async fn unconfigured(&self, event: &RunEvent, integration: &str, attempt: u32) -> Delivery {
         let key = Key {
-            run_id: event.data.run_id.as_str(),
+            run_id: &event.data.run_id,
             event_type: event.event_type().as_str(),
             integration,
         };
@@ -84,7 +105,7 @@ impl Dispatcher {
         };
         outcome.log();
         let (label, reason) = outcome.label();
-        // The name came in a message: it is no label value.
+        // The name came in a message: it is no label value, and no kind can be told for it.
         metrics::delivery(
             metrics::UNKNOWN_INTEGRATION,
             "unknown",
@@ -94,7 +115,6 @@ impl Dispatcher {
         );
         Delivery {
             integration: integration.to_owned(),
-            kind: "unknown",
             attempt,
             outcome,
             elapsed: Duration::ZERO,
@@ -107,6 +127,6 @@ fn step(assignment: Assignment<'_>) -> Step<'_> {
     if assignment.lane.open_to_new_work() {
         Step::Direct(assignment)
     } else {
-        Step::Queue(assignment)
+        Step::Done(queued(assignment, QueueReason::Paused))
     }
 }

@@ -7,11 +7,13 @@ use tokio_util::sync::CancellationToken;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use super::{Dispatcher, Outcome, Step, Targets};
+use futures_util::StreamExt as _;
+
+use super::{Dispatcher, Outcome, QueueReason, QueuedPart, Targets};
 use crate::config::{Config, LedgerConfig};
 use crate::event::RunEvent;
 use crate::integrations::{build_all, http_client};
-use crate::ledger::{Claim, Key, Ledger, State};
+use crate::ledger::{Claim, Key, Ledger, Record, State};
 use crate::protocol::EVENT_TYPE;
 use crate::retry::RetryPolicy;
 
@@ -65,22 +67,19 @@ async fn fixture(extra: &str, answer: ResponseTemplate) -> Fixture {
 }
 
 impl Fixture {
-    /// Plans the new event and delivers what is to be delivered now, with these tokens.
+    /// Dispatches the new event with these tokens; the one integration's outcome.
     async fn deliver(&self, stop: &CancellationToken, abort: &CancellationToken) -> Outcome {
-        let planned = self.dispatcher.plan(&self.event, Targets::Routed).await;
-        let (mut steps, _held) = (planned.steps, planned.held);
-        assert_eq!(steps.len(), 1);
-        match steps.remove(0) {
-            Step::Direct(assignment) => {
-                self.dispatcher
-                    .deliver_direct(&self.event, assignment, stop, abort)
-                    .await
-                    .unwrap_or_else(|_| panic!("a free lane has a slot"))
-                    .outcome
-            }
-            Step::Done(delivery) => delivery.outcome,
-            Step::Queue(_) => panic!("a free lane queues nothing"),
-        }
+        let deliveries: Vec<_> = self
+            .dispatcher
+            .dispatch(&self.event, Targets::Routed, stop, abort)
+            .collect()
+            .await;
+        let [delivery] = <[_; 1]>::try_from(deliveries).expect("one integration, one delivery");
+        assert!(
+            !matches!(delivery.outcome, Outcome::Queue(_)),
+            "a free lane queues nothing"
+        );
+        delivery.outcome
     }
 
     async fn deliver_now(&self) -> Outcome {
@@ -90,7 +89,7 @@ impl Fixture {
 
     fn key(&self) -> Key<'_> {
         Key {
-            run_id: self.event.data.run_id.as_str(),
+            run_id: &self.event.data.run_id,
             event_type: EVENT_TYPE,
             integration: "hook",
         }
@@ -154,10 +153,10 @@ async fn a_delivery_another_attempt_holds_is_looked_at_again_later_then_sent_onc
         .record(
             fixture.key(),
             &other,
-            State::Failed,
-            1,
-            Some("HTTP 503"),
-            None,
+            &Record {
+                last_error: Some("HTTP 503".into()),
+                ..Record::new(State::Failed, 1)
+            },
         )
         .await
         .unwrap();
@@ -211,6 +210,63 @@ async fn an_operator_cancel_drops_the_delivery_and_shutdown_hands_it_back() {
         Outcome::Interrupted
     );
     assert_eq!(fixture.requests().await, before);
+}
+
+#[tokio::test]
+async fn a_paused_integrations_part_comes_back_queued_without_a_request() {
+    let extra = "    circuit_breaker:\n      failures: 1\n      cool_down: 1h\n";
+    let fixture = fixture(extra, ResponseTemplate::new(503)).await;
+    assert!(matches!(
+        fixture.deliver_now().await,
+        Outcome::RetryIn { .. }
+    ));
+    // One failure opened the breaker: the dispatcher decides "paused", and sends nothing.
+    let fixture = fixture_with_new_run(fixture).await;
+    let deliveries: Vec<_> = fixture
+        .dispatcher
+        .dispatch(
+            &fixture.event,
+            Targets::Routed,
+            &CancellationToken::new(),
+            &CancellationToken::new(),
+        )
+        .collect()
+        .await;
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].outcome, Outcome::Queue(QueueReason::Paused));
+    assert_eq!(deliveries[0].integration, "hook");
+    assert_eq!(fixture.requests().await, 1);
+    assert_eq!(fixture.ledger.state(fixture.key()).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_queued_part_still_waiting_for_a_slot_at_shutdown_is_handed_back_unstarted() {
+    let fixture = fixture("    concurrency: 1\n", ResponseTemplate::new(200)).await;
+    let (_, lane) = fixture.dispatcher.lanes().next().unwrap();
+    let _busy = lane.direct_slot().await.expect("a free slot");
+    let stop = CancellationToken::new();
+    stop.cancel();
+    let part = QueuedPart {
+        integration: 0,
+        admitted: true,
+        attempt: 2,
+        queued_at_ms: crate::ledger::now_ms(),
+    };
+    let mut started = false;
+    let delivery = fixture
+        .dispatcher
+        .dispatch_queued(
+            &fixture.event,
+            part,
+            &stop,
+            &CancellationToken::new(),
+            || started = true,
+        )
+        .await;
+    assert_eq!(delivery.outcome, Outcome::Queue(QueueReason::Stopping));
+    assert_eq!(delivery.attempt, 2, "handed back at the same attempt");
+    assert!(!started, "it never had a slot");
+    assert_eq!(fixture.requests().await, 0);
 }
 
 /// The same dispatcher and receiver with a fresh run.

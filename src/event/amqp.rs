@@ -18,6 +18,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use serde_json::value::RawValue;
 
 use super::{Attributes, EventError, RunEvent};
+use crate::echo;
 
 /// Header name prefixes of binary-mode attributes, matched without regard to case.
 const PREFIXES: [&str; 3] = ["cloudevents_", "cloudevents:", "ce-"];
@@ -48,7 +49,8 @@ impl RunEvent {
                     "batched CloudEvents (application/cloudevents-batch+json); publish one event per message".into(),
                 )),
                 other => Err(EventError::Unsupported(format!(
-                    "structured mode in the format `{other}`; only application/cloudevents+json is read"
+                    "structured mode in the format `{}`; only application/cloudevents+json is read",
+                    echo::value(other)
                 ))),
             };
         }
@@ -64,7 +66,7 @@ impl RunEvent {
                 } else {
                     format!(
                         "{err} (headers {} look like binary mode, but there is no `specversion` header)",
-                        headers.join(", ")
+                        echo::value(&headers.join(", "))
                     )
                 };
                 EventError::NeitherMode {
@@ -88,8 +90,10 @@ fn binary(
             None => Ok(None),
             Some((key, value)) => string(value).map(Some).ok_or_else(|| {
                 EventError::Binary(format!(
-                    "header `{key}` is {}, but the attribute `{name}` is a string",
-                    type_name(value)
+                    "header `{}` is {}, but the attribute `{}` is a string",
+                    echo::value(key),
+                    type_name(value),
+                    echo::value(name)
                 ))
             }),
         }
@@ -102,15 +106,17 @@ fn binary(
     };
     if let Some(content_type) = content_type.filter(|c| !is_json(c)) {
         return Err(EventError::Binary(format!(
-            "the data content type is `{content_type}`, but the `data` of a run event is JSON (application/json)"
+            "the data content type is `{}`, but the `data` of a run event is JSON (application/json)",
+            echo::value(&content_type)
         )));
     }
     let time = match attributes.get("time") {
         None => None,
         Some((key, value)) => Some(time(value).ok_or_else(|| {
             EventError::Binary(format!(
-                "header `{key}` is {}, but the attribute `time` is a timestamp, an integer of \
+                "header `{}` is {}, but the attribute `time` is a timestamp, an integer of \
                  milliseconds since 1970 or an RFC 3339 string",
+                echo::value(key),
                 type_name(value)
             ))
         })?),
@@ -128,14 +134,20 @@ fn binary(
         ));
     }
     let data: &RawValue = serde_json::from_slice(body).map_err(|err| {
-        EventError::Binary(format!("the body (the event's `data`) is not JSON: {err}"))
+        EventError::Binary(format!(
+            "the body (the event's `data`) is not JSON: {}",
+            echo::message(&err.to_string())
+        ))
     })?;
     RunEvent::from_parts(parsed, Some(data), |name| {
         let key = attributes.get(name).map_or_else(
             || format!("{}{name}", prefix_in_use(attributes)),
             |(key, _)| key.clone(),
         );
-        format!("binary-mode attribute `{name}` (header `{key}`)")
+        format!(
+            "binary-mode attribute `{name}` (header `{}`)",
+            echo::value(&key)
+        )
     })
 }
 
@@ -158,7 +170,10 @@ fn header_attributes(
             && *seen != value
         {
             return Err(EventError::Binary(format!(
-                "the attribute `{name}` is given twice with different values (headers `{earlier}` and `{key}`)"
+                "the attribute `{}` is given twice with different values (headers `{}` and `{}`)",
+                echo::value(name),
+                echo::value(earlier),
+                echo::value(key)
             )));
         }
         attributes.insert(name.to_owned(), (key.to_owned(), value));

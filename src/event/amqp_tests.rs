@@ -244,6 +244,21 @@ fn each_malformed_binary_message_says_what_is_wrong() {
             bad_run_id.to_string().into_bytes(),
             "field `data.runId`: must not be empty",
         ),
+        // A header name or value quoted back has its control characters escaped.
+        (
+            vec![
+                ("ce-specversion".into(), long("1.0")),
+                ("ce-\u{1b}[2Jid".into(), AMQPValue::Boolean(true)),
+                ("cloudEvents_\u{1b}[2Jid".into(), AMQPValue::Boolean(false)),
+            ],
+            data(),
+            "binary-mode CloudEvent: the attribute `\\u{1b}[2jid` is given twice with different values (headers `ce-\\u{1b}[2Jid` and `cloudEvents_\\u{1b}[2Jid`)",
+        ),
+        (
+            with("type", long("\u{1b}]0;owned\u{7}")),
+            data(),
+            "CloudEvent type is `\\u{1b}]0;owned\\u{7}`, but this worker only handles `run.started`, `run.finished`, `run.timed_out`, `run.canceled`",
+        ),
     ];
     for (headers, body, expected) in cases {
         assert_eq!(binary(&headers, &body).unwrap_err(), expected);

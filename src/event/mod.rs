@@ -13,9 +13,12 @@ use url::Url;
 
 pub use ids::{CommitSha, PullRequestNumber, RunId};
 pub use lifecycle::{EventType, Stage, TERMINAL_EVENTS, Timeout};
-pub use repo::{Repo, host_and_path, valid_segment};
+pub use repo::{Repo, host_and_path, valid_segment, without_credentials};
 
-/// Why a message body is not a valid run event; the sentence names the field.
+use crate::echo;
+
+/// Why a message body is not a valid run event; the sentence names the field. Any producer
+/// text it quotes is already bounded and escaped ([`echo`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
     #[error("body is not JSON: {0}")]
@@ -131,7 +134,8 @@ pub struct Commit {
     pub author_name: Option<String>,
     #[serde(default)]
     pub author_email: Option<String>,
-    #[serde(default)]
+    /// Without its credentials ([`without_credentials`]): no output ever sees them.
+    #[serde(default, deserialize_with = "remote_without_credentials")]
     pub remote_origin: Option<String>,
 }
 
@@ -232,10 +236,15 @@ impl RunEvent {
             Ok(envelope) => envelope,
             Err(err) if err.is_data() => {
                 return Err(EventError::NotCloudEvent(format!(
-                    "expected a JSON object: {err}"
+                    "expected a JSON object: {}",
+                    echo::message(&err.to_string())
                 )));
             }
-            Err(err) => return Err(EventError::NotJson(err.to_string())),
+            Err(err) => {
+                return Err(EventError::NotJson(
+                    echo::message(&err.to_string()).to_string(),
+                ));
+            }
         };
         let attributes = Attributes {
             specversion: envelope.specversion,
@@ -262,20 +271,23 @@ impl RunEvent {
         let specversion = required(attributes.specversion, "specversion")?;
         if specversion != "1.0" {
             return Err(EventError::NotCloudEvent(format!(
-                "{} is `{specversion}`, expected `1.0`",
-                describe("specversion")
+                "{} is `{}`, expected `1.0`",
+                describe("specversion"),
+                echo::value(&specversion)
             )));
         }
         let event_id = required(attributes.id, "id")?;
         let source = required(attributes.source, "source")?;
         let kind = required(attributes.kind, "type")?;
-        let event_type = EventType::parse(&kind).ok_or(EventError::WrongType(kind))?;
+        let event_type = EventType::parse(&kind)
+            .ok_or_else(|| EventError::WrongType(echo::value(&kind).to_string()))?;
         let time = match attributes.time.filter(|t| !t.trim().is_empty()) {
             None => None,
             Some(text) => Some(DateTime::parse_from_rfc3339(&text).map_err(|err| {
                 EventError::NotCloudEvent(format!(
-                    "{} is `{text}`, not an RFC 3339 time ({err})",
-                    describe("time")
+                    "{} is `{}`, not an RFC 3339 time ({err})",
+                    describe("time"),
+                    echo::value(&text)
                 ))
             })?),
         };
@@ -315,9 +327,10 @@ fn read_data<'de, T: Deserialize<'de>>(data: &'de RawValue) -> Result<T, EventEr
             field: if path == "." {
                 "data".into()
             } else {
-                format!("data.{path}")
+                format!("data.{}", echo::value(&path))
             },
-            problem: without_position(&err.into_inner()),
+            // serde quotes the value it did not expect, whatever its size.
+            problem: echo::message(&without_position(&err.into_inner())).to_string(),
         }
     })
 }
@@ -393,14 +406,25 @@ fn non_empty<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Er
     }
 }
 
+/// An http or https URL, without user-info: a link in a message never carries credentials.
 fn web_url<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Url, D::Error> {
     let text = String::deserialize(deserializer)?;
-    let url = Url::parse(&text).map_err(|err| de::Error::custom(format!("not a URL ({err})")))?;
-    if matches!(url.scheme(), "http" | "https") {
-        Ok(url)
-    } else {
-        Err(de::Error::custom("must be an http or https URL"))
+    let mut url =
+        Url::parse(&text).map_err(|err| de::Error::custom(format!("not a URL ({err})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(de::Error::custom("must be an http or https URL"));
     }
+    // Cannot fail: an http(s) URL has a host.
+    let _ = url.set_password(None);
+    let _ = url.set_username("");
+    Ok(url)
+}
+
+fn remote_without_credentials<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    let remote = Option::<String>::deserialize(deserializer)?;
+    Ok(remote.map(|remote| without_credentials(&remote).into_owned()))
 }
 
 fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>

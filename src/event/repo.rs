@@ -1,5 +1,7 @@
-//! Repositories named by a git remote: https, scp-like `git@host:owner/repo` and `ssh://`.
+//! Repositories named by a git remote: https, scp-like `git@host:owner/repo` and `ssh://`;
+//! and the remote itself with its credentials taken out.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// A hosted repository, `owner/name` on `host` (lower-cased host, no `.git`).
@@ -62,6 +64,48 @@ pub fn host_and_path(remote: &str) -> Option<(String, &str)> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'));
     host_ok.then(|| (host.to_owned(), path))
+}
+
+/// `remote` without the secret part of its user-info, for every output to see instead:
+/// - with a scheme other than ssh (`https://x-access-token:<token>@host/…`,
+///   `https://gitlab-ci-token:<job token>@host/…`, `https://<token>@host/…`), the whole
+///   user-info goes, since a user name alone may be a token there;
+/// - `ssh://` (and `git+ssh://`, `ssh+git://`) keeps the user name, which only picks the account
+///   (`git`), and loses a password: `ssh://user:pass@host/…` becomes `ssh://user@host/…`;
+/// - scp-like `git@host:owner/repo` has no secret and stays; `user:pass@host:…` loses `:pass`.
+pub fn without_credentials(remote: &str) -> Cow<'_, str> {
+    if let Some((scheme, rest)) = remote.split_once("://") {
+        // RFC 3986: the authority ends at the first `/`, `?` or `#`; user-info ends at its last `@`.
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let Some((user_info, host)) = rest[..authority_end].rsplit_once('@') else {
+            return Cow::Borrowed(remote);
+        };
+        let ssh = matches!(
+            scheme.trim().to_ascii_lowercase().as_str(),
+            "ssh" | "git+ssh" | "ssh+git"
+        );
+        let user = match user_info.split_once(':') {
+            Some((user, _)) if ssh => user,
+            None if ssh => return Cow::Borrowed(remote),
+            _ => "",
+        };
+        let at = if user.is_empty() { "" } else { "@" };
+        let after = &rest[authority_end..];
+        Cow::Owned(format!("{scheme}://{user}{at}{host}{after}"))
+    } else {
+        // scp-like `[user@]host:path`: the user-info ends at the last `@` before the last `:`.
+        let Some((user_info, rest)) = remote
+            .rfind(':')
+            .and_then(|colon| remote[..colon].rfind('@'))
+            .map(|at| (&remote[..at], &remote[at..]))
+        else {
+            return Cow::Borrowed(remote);
+        };
+        match user_info.split_once(':') {
+            Some((user, _)) => Cow::Owned(format!("{user}{rest}")),
+            None => Cow::Borrowed(remote),
+        }
+    }
 }
 
 /// One part of a repository path: letters, digits, `-`, `_`, `.`, and not `.` or `..`.
@@ -140,6 +184,71 @@ mod tests {
         ] {
             assert_eq!(Repo::from_remote(remote), None, "{remote}");
         }
+    }
+
+    #[test]
+    fn credentials_are_taken_out_of_remotes() {
+        for (remote, expected) in [
+            (
+                "https://gitlab-ci-token:glcbt-64_s3cr3t@gitlab.com/acme/web-app.git",
+                "https://gitlab.com/acme/web-app.git",
+            ),
+            (
+                "https://x-access-token:ghs_s3cr3t@github.com/acme/web-app.git",
+                "https://github.com/acme/web-app.git",
+            ),
+            // A token alone as the user name (GitHub accepts it).
+            (
+                "https://ghp_s3cr3t@github.com/acme/web-app",
+                "https://github.com/acme/web-app",
+            ),
+            (
+                "HTTP://oauth2:s3cr3t@Git.Example.com:8443/a/b?x#y",
+                "HTTP://Git.Example.com:8443/a/b?x#y",
+            ),
+            ("https://u:p%40ss@host", "https://host"),
+            ("git://anon:s3cr3t@host/a/b.git", "git://host/a/b.git"),
+            // ssh keeps the account, never a password.
+            (
+                "ssh://deploy:s3cr3t@host:22/a/b.git",
+                "ssh://deploy@host:22/a/b.git",
+            ),
+            ("git+ssh://git:s3cr3t@host/a/b", "git+ssh://git@host/a/b"),
+            ("deploy:s3cr3t@host:a/b.git", "deploy@host:a/b.git"),
+        ] {
+            assert_eq!(without_credentials(remote), expected, "{remote}");
+        }
+    }
+
+    #[test]
+    fn remotes_without_secrets_stay_as_they_are() {
+        for remote in [
+            "https://github.com/acme/web-app.git",
+            "ssh://git@github.com/acme/web-app.git",
+            "ssh://git@github.com:22/acme/web-app",
+            "git@github.com:acme/web-app.git",
+            "github.com:acme/web-app.git",
+            "git@github.com:acme/web-app@v2.git",
+            "https://github.com/acme/web-app@v2",
+            "/home/me/repo",
+            "C:\\src\\repo",
+            "file:///srv/git/repo.git",
+            "",
+        ] {
+            assert!(
+                matches!(without_credentials(remote), Cow::Borrowed(r) if r == remote),
+                "{remote}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_remote_without_credentials_names_the_same_repository() {
+        let remote = "https://x-access-token:ghs_s3cr3t@github.com/acme/web-app.git";
+        assert_eq!(
+            Repo::from_remote(&without_credentials(remote)),
+            Repo::from_remote(remote)
+        );
     }
 
     #[test]

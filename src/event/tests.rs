@@ -346,6 +346,45 @@ fn time_is_required_but_for_a_cancel_which_falls_back_to_canceled_at() {
 }
 
 #[test]
+fn a_huge_attribute_is_quoted_bounded_in_the_error() {
+    let huge = "x".repeat(600_000);
+    let mut wrong_type = example();
+    wrong_type["type"] = json!(huge);
+    let mut wrong_version = example();
+    wrong_version["specversion"] = json!(huge);
+    let mut wrong_reason = example();
+    wrong_reason["data"]["cancellation"]["reason"] = json!(huge);
+    let mut wrong_count = example();
+    wrong_count["data"]["results"]["failures"] = json!(huge);
+    for (event, starts) in [
+        (wrong_type, "CloudEvent type is `xxxx"),
+        (wrong_version, "not a CloudEvent: `specversion` is `xxxx"),
+        (
+            wrong_reason,
+            "field `data.cancellation.reason`: unknown variant `xxxx",
+        ),
+        (
+            wrong_count,
+            "field `data.results.failures`: invalid type: string \"xxxx",
+        ),
+    ] {
+        let error = parse(&event).unwrap_err().to_string();
+        assert!(error.starts_with(starts), "{error}");
+        assert!(error.len() < 1_200, "{} bytes: {starts}", error.len());
+        assert!(error.contains(" bytes"), "{error}");
+    }
+    // What was expected, said after the value, is kept.
+    let mut wrong_count = example();
+    wrong_count["data"]["results"]["failures"] = json!(huge);
+    assert!(
+        parse(&wrong_count)
+            .unwrap_err()
+            .to_string()
+            .ends_with("\", expected u64"),
+    );
+}
+
+#[test]
 fn each_type_says_what_it_misses_or_must_not_carry() {
     let cases = [
         (
@@ -405,4 +444,38 @@ fn each_type_says_what_it_misses_or_must_not_carry() {
         json!({ "cancellation": null, "timeout": null }),
     );
     assert_eq!(parse(&finished).unwrap().stage, Stage::Finished);
+}
+
+#[test]
+fn control_characters_in_a_quoted_value_are_escaped() {
+    let mut event = example();
+    event["type"] = json!("\u{1b}[2J\u{1b}[31mrun.canceled\r\u{7}");
+    assert_eq!(
+        parse(&event).unwrap_err().to_string(),
+        "CloudEvent type is `\\u{1b}[2J\\u{1b}[31mrun.canceled\\r\\u{7}`, but this worker only handles `run.started`, `run.finished`, `run.timed_out`, `run.canceled`"
+    );
+}
+
+#[test]
+fn credentials_in_the_remote_and_the_run_url_are_dropped_at_parse() {
+    let mut event = example();
+    event["data"]["commit"]["remoteOrigin"] =
+        json!("https://gitlab-ci-token:glcbt-64_s3cr3t@gitlab.com/acme/web-app.git");
+    event["data"]["runUrl"] = json!("https://viewer:pa55@dashboard.example.com/runs/1");
+    let data = parse(&event).unwrap().data;
+    assert_eq!(
+        data.commit.remote_origin.as_deref(),
+        Some("https://gitlab.com/acme/web-app.git")
+    );
+    assert_eq!(
+        data.run_url.as_str(),
+        "https://dashboard.example.com/runs/1"
+    );
+    // Nothing the outputs are made from still holds them.
+    let debug = format!("{data:?}");
+    assert!(
+        !debug.contains("s3cr3t") && !debug.contains("pa55"),
+        "{debug}"
+    );
+    assert_eq!(data.commit.repo().unwrap().to_string(), "acme/web-app");
 }

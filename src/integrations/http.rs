@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, redirect};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::failure::{DeliveryError, Dialect, classify, classify_transport};
+use crate::failure::{DeliveryError, classify_transport};
 use crate::protocol::USER_AGENT;
 
 /// Response bodies are read up to this size by default; the rest is not needed to classify an
@@ -36,13 +36,14 @@ pub struct OutgoingRequest {
     pub secret_url: bool,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
-    /// How the receiver's answer is read.
-    pub dialect: Dialect,
     /// The most of the answer's body that is read.
     pub max_answer: usize,
 }
 
-/// A receiver's 2xx answer: its status, headers and (possibly cut) body.
+/// How a kind reads a receiver's answer at `now`: `Ok` when it says yes, else the failure.
+pub type Classifier = fn(&Answer, DateTime<Utc>) -> Result<(), DeliveryError>;
+
+/// A receiver's answer: its status, headers and (possibly cut) body.
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub status: reqwest::StatusCode,
@@ -80,7 +81,6 @@ impl OutgoingRequest {
             secret_url: false,
             headers: HeaderMap::new(),
             body: Vec::new(),
-            dialect: Dialect::Http,
             max_answer: MAX_RESPONSE_BODY,
         }
     }
@@ -94,12 +94,6 @@ impl OutgoingRequest {
     /// Marks the URL as a credential: [`shown_url`](Self::shown_url) keeps only its origin.
     pub fn with_secret_url(mut self) -> Self {
         self.secret_url = true;
-        self
-    }
-
-    /// Reads the receiver's answer in `dialect`.
-    pub fn with_dialect(mut self, dialect: Dialect) -> Self {
-        self.dialect = dialect;
         self
     }
 
@@ -121,15 +115,17 @@ impl OutgoingRequest {
         }
     }
 
-    /// Sends the request exactly as it is and classifies the answer. Returns a 2xx answer.
+    /// Sends the request exactly as it is and reads the answer with `classify` (the kind's
+    /// way of telling success from failure). Returns an answer `classify` took.
     pub async fn send(
         mut self,
         client: &reqwest::Client,
         timeout: Duration,
         cancel: &CancellationToken,
+        classify: Classifier,
     ) -> Result<Answer, DeliveryError> {
         crate::telemetry::otel::inject(&mut self.headers);
-        let (dialect, max_answer) = (self.dialect, self.max_answer);
+        let max_answer = self.max_answer;
         let request = client
             .request(self.method, self.url)
             .headers(self.headers)
@@ -151,13 +147,13 @@ impl OutgoingRequest {
                     Err(err) => return Err(classify_transport(&err.without_url())),
                 }
             }
-            let body = String::from_utf8_lossy(&body).into_owned();
-            classify(dialect, status, &headers, &body, Utc::now())?;
-            Ok(Answer {
+            let answer = Answer {
                 status,
                 headers,
-                body,
-            })
+                body: String::from_utf8_lossy(&body).into_owned(),
+            };
+            classify(&answer, Utc::now())?;
+            Ok(answer)
         };
         tokio::select! {
             biased;
@@ -165,6 +161,14 @@ impl OutgoingRequest {
             result = exchange => result,
         }
     }
+}
+
+/// `route` (starting with `/`, already encoded) under the API root `base`; `api` names the
+/// provider in the error.
+pub fn api_route(base: &Url, route: &str, api: &str) -> Result<Url, DeliveryError> {
+    let base = base.as_str().trim_end_matches('/');
+    Url::parse(&format!("{base}{route}"))
+        .map_err(|err| DeliveryError::permanent(format!("cannot build a {api} URL: {err}")))
 }
 
 /// Parses a webhook URL kept as a secret (Slack, Teams): it must be http(s). The error names

@@ -12,13 +12,14 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
-use super::http::{Answer, OutgoingRequest};
+use super::http::{Answer, Classifier, OutgoingRequest};
 use super::keys::Keys;
 use super::notification::Notification;
+use super::problems::Problems;
 use crate::duration::HumanDuration;
 use crate::event::EventType;
-use crate::failure::DeliveryError;
-use crate::render::{TemplateError, Templates};
+use crate::failure::{DeliveryError, classify_response};
+use crate::render::{Format, TemplateError, Templates};
 use crate::route::Filters;
 
 /// Settings every integration has. Flattened, like [`Filters`], into each integration's own
@@ -39,8 +40,8 @@ pub struct Common {
     #[serde(default)]
     pub circuit_breaker: CircuitBreaker,
     /// Send the delivery span's W3C `traceparent` (and `tracestate`) header on each post, so a
-    /// receiver that traces can join the trace; only while tracing is on. Not for GitHub, whose
-    /// API does not join traces.
+    /// receiver that traces can join the trace; only while tracing is on. Not for kinds whose
+    /// receiver cannot ([`Kind::NO_TRACES`]: GitHub's API).
     #[serde(default)]
     pub send_traceparent: bool,
 }
@@ -109,11 +110,8 @@ pub trait Settings {
     fn filters(&self) -> &Filters;
 }
 
-/// What a kind's config checks at load, beyond what its grammar says.
+/// What a kind's config checks at load besides what [`Kind::build`] finds: its templates.
 pub trait Checks {
-    /// Rules of its own settings the grammar cannot express, as sentences.
-    fn problems(&self) -> Vec<String>;
-
     /// Compiles and checks its templates into `templates` (a template that fails stops the
     /// start, never a send). Kinds without templates keep this default.
     fn register_templates(&self, _: &mut Templates, _: &Path) -> Result<(), TemplateError> {
@@ -142,29 +140,33 @@ macro_rules! settings {
 }
 pub(crate) use settings;
 
-/// What building an integration may use besides its config.
-#[derive(Debug, Clone)]
+/// What building an integration may use besides its config. The default (no templates) is
+/// what the config's checks at load build with: they need the problems, not the integration.
+#[derive(Debug, Clone, Default)]
 pub struct Parts {
     /// Every integration's compiled templates.
     pub templates: Arc<Templates>,
-    /// The process's one HTTP client.
-    pub client: reqwest::Client,
 }
 
 /// What a plan or a send may use: the HTTP client, the integration's timeout, the attempt's
-/// cancellation and its clock (one instant per attempt, so a signature and its timestamp agree).
+/// cancellation and its clock (one instant per attempt, so a signature and its timestamp agree),
+/// and how its kind reads an answer.
 #[derive(Debug, Clone, Copy)]
 pub struct Io<'a> {
     pub client: &'a reqwest::Client,
     pub timeout: Duration,
     pub cancel: &'a CancellationToken,
     pub now: DateTime<Utc>,
+    /// The kind's [`Kind::classify`].
+    pub classify: Classifier,
 }
 
 impl Io<'_> {
-    /// Sends `request` as it is and classifies the answer.
+    /// Sends `request` as it is and classifies the answer the kind's way.
     pub async fn send(&self, request: OutgoingRequest) -> Result<Answer, DeliveryError> {
-        request.send(self.client, self.timeout, self.cancel).await
+        request
+            .send(self.client, self.timeout, self.cancel, self.classify)
+            .await
     }
 }
 
@@ -282,12 +284,22 @@ pub trait Kind: fmt::Debug + Send + Sync + Sized + 'static {
     /// can only post again get the ends of a run.
     const DEFAULT_EVENTS: &'static [EventType] = &EventType::ALL;
 
-    /// Its config: [`Common`] and [`Filters`] flattened, plus its own settings, with the
-    /// checks they need at load.
+    /// How values are escaped in its templates. Kinds without templates keep the default.
+    const MARKUP: Format = Format::TEXT;
+
+    /// Why its receiver cannot join a trace, when it cannot: `send_traceparent` is then
+    /// refused at load with "`send_traceparent` is not available for " and this. `None` (the
+    /// default): the receiver may join the trace.
+    const NO_TRACES: Option<&'static str> = None;
+
+    /// Its config: [`Common`] and [`Filters`] flattened, plus its own settings, with its
+    /// templates' checks and the keys it accepts.
     type Config: fmt::Debug + Clone + DeserializeOwned + Settings + Checks + Keys + Send + Sync;
 
-    /// The ready-to-use integration.
-    fn build(config: Self::Config, parts: &Parts) -> Self;
+    /// The ready-to-use integration, holding what it needs parsed (URLs, credentials), or
+    /// every rule of its own settings that the grammar cannot express and the config breaks.
+    /// Run at load for every integration, so that all problems are reported at once.
+    fn build(config: Self::Config, parts: &Parts) -> Result<Self, Problems>;
 
     /// The config it was built from.
     fn config(&self) -> &Self::Config;
@@ -300,6 +312,13 @@ pub trait Kind: fmt::Debug + Send + Sync + Sized + 'static {
         notification: &Notification<'_>,
         io: &Io<'_>,
     ) -> impl Future<Output = Result<Plan, DeliveryError>> + Send;
+
+    /// Reads the receiver's answer at `now`: `Ok` when it says yes, else the failure, worth
+    /// retrying or not. By default the status code says it all ([`classify_response`]:
+    /// webhooks, Teams); kinds whose API answers in its own way (GitLab, Slack) override this.
+    fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+        classify_response(answer.status, &answer.headers, &answer.body, now)
+    }
 
     /// What a plan that must read first would write, without the reads: `preview` shows it
     /// when a read fails, so a template can be checked offline. Kinds that read nothing

@@ -10,6 +10,7 @@ pub(crate) mod keys;
 mod kind;
 pub mod limit;
 mod notification;
+mod problems;
 mod registry;
 pub mod repositories;
 pub mod slack;
@@ -26,12 +27,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-pub use http::{Answer, OutgoingRequest, http_client};
+pub use http::{Answer, Classifier, OutgoingRequest, http_client};
 pub use keys::Keys;
 pub(crate) use keys::keyed;
 pub(crate) use kind::settings;
 pub use kind::{Checks, Common, Draft, Io, Kind, Parts, Plan, Settings, Step, http_status};
 pub use notification::{Notification, Receipt};
+pub use problems::Problems;
 
 use crate::event::{EventType, RunEvent};
 use crate::failure::DeliveryError;
@@ -80,30 +82,63 @@ impl IntegrationConfig {
         self.filters().events(self.default_events())
     }
 
-    /// Rules the YAML grammar cannot express, as plain sentences.
+    /// Rules the YAML grammar cannot express, as plain sentences: what building it finds
+    /// (its templates are checked by [`build_all`]).
     pub fn problems(&self) -> Vec<String> {
-        let mut problems = self.common().problems();
+        self.built(&Parts::default())
+            .err()
+            .map(Problems::into_vec)
+            .unwrap_or_default()
+    }
+
+    /// Builds its kind, or every problem of its common settings and of its own.
+    fn built(&self, parts: &Parts) -> Result<Built, Problems> {
+        let mut problems = Problems::from(self.common().problems());
         if self.filters().events.as_ref().is_some_and(Vec::is_empty) {
             problems.push(format!(
                 "`events` must name at least one of {} (leave it out for the kind's default)",
                 EventType::listed()
             ));
         }
-        if self.common().send_traceparent && self.kind().starts_with("github") {
-            problems.push("`send_traceparent` is not available for GitHub integrations: GitHub's API does not join traces".to_owned());
+        if let Some(why) = self.no_traces().filter(|_| self.common().send_traceparent) {
+            problems.push(format!("`send_traceparent` is not available for {why}"));
         }
-        problems.extend(self.own_problems());
-        problems
+        let built = problems.take_all(self.build_kind(parts));
+        problems.or_built(built)
     }
 }
 
+/// Why the integrations cannot be built: one line per problem, under a heading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildErrors {
+    heading: &'static str,
+    lines: Vec<String>,
+}
+
+impl std::ops::Deref for BuildErrors {
+    type Target = [String];
+
+    fn deref(&self) -> &[String] {
+        &self.lines
+    }
+}
+
+impl std::fmt::Display for BuildErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:\n{}", self.heading, self.lines.join("\n"))
+    }
+}
+
+impl std::error::Error for BuildErrors {}
+
 /// Builds every configured integration, compiling all templates (under `templates_dir` unless
-/// an integration names its own) first; returns every template problem, not just the first.
+/// an integration names its own) first; returns every template problem, not just the first
+/// (and every config problem, for configs that were not checked at load).
 pub fn build_all(
     configs: &[IntegrationConfig],
     templates_dir: &Path,
     client: &reqwest::Client,
-) -> Result<Vec<Integration>, Vec<TemplateError>> {
+) -> Result<Vec<Integration>, BuildErrors> {
     let mut templates = Templates::new();
     let problems: Vec<TemplateError> = configs
         .iter()
@@ -114,13 +149,38 @@ pub fn build_all(
         })
         .collect();
     if !problems.is_empty() {
-        return Err(problems);
+        return Err(BuildErrors {
+            heading: "templates cannot be used",
+            lines: problems.iter().map(ToString::to_string).collect(),
+        });
     }
     let parts = Parts {
         templates: Arc::new(templates),
-        client: client.clone(),
     };
-    Ok(configs.iter().map(|config| config.build(&parts)).collect())
+    let mut integrations = Vec::with_capacity(configs.len());
+    let mut problems = Vec::new();
+    for (index, config) in configs.iter().enumerate() {
+        match config.built(&parts) {
+            Ok(built) => integrations.push(Integration {
+                built,
+                client: client.clone(),
+            }),
+            Err(found) => problems.extend(
+                found
+                    .into_vec()
+                    .into_iter()
+                    .map(|problem| format!("integrations[{index}] ({}): {problem}", config.name())),
+            ),
+        }
+    }
+    if problems.is_empty() {
+        Ok(integrations)
+    } else {
+        Err(BuildErrors {
+            heading: "integrations cannot be built",
+            lines: problems,
+        })
+    }
 }
 
 /// What a delivery achieved, and the run's object at the provider when the kind keeps one.
@@ -167,6 +227,7 @@ impl Integration {
             timeout: *self.common().timeout,
             cancel,
             now,
+            classify: self.built.classifier(),
         }
     }
 
@@ -256,5 +317,24 @@ mod tests {
                 "`{kind}` is not the serde name of its variant: {error}"
             );
         }
+    }
+
+    /// A config built without the checks at load (made in code, say) cannot give an
+    /// integration that fails at delivery: building it reports every problem, as loading does.
+    #[test]
+    fn an_unchecked_config_does_not_build_and_names_every_problem() {
+        let yaml = "type: slack\nname: chat\nwebhook_url: not a url\nrate_limit: {per_minute: 0}\n";
+        let config: IntegrationConfig = serde_saphyr::from_str(yaml).unwrap();
+        let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        let errors = build_all(std::slice::from_ref(&config), &templates, &http_client())
+            .expect_err("a config with problems must not build");
+        assert_eq!(
+            errors.to_vec(),
+            vec![
+                "integrations[0] (chat): `webhook_url` is not a valid URL (relative URL without a base); it is not shown because it holds a credential",
+                "integrations[0] (chat): `rate_limit.per_minute` must be at least 1",
+            ]
+        );
+        assert_eq!(config.problems().len(), 2, "the same problems as at load");
     }
 }

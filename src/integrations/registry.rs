@@ -38,9 +38,11 @@ macro_rules! registry {
                 }
             }
 
-            fn settings(&self) -> &dyn $crate::integrations::Settings {
+            /// Why its receiver cannot join a trace, if it cannot
+            /// ([`Kind::NO_TRACES`](super::Kind::NO_TRACES)).
+            pub fn no_traces(&self) -> Option<&'static str> {
                 match self {
-                    $(Self::$variant(config) => config,)+
+                    $(Self::$variant(_) => <$kind as $crate::integrations::Kind>::NO_TRACES,)+
                 }
             }
 
@@ -51,11 +53,9 @@ macro_rules! registry {
                 }
             }
 
-            fn own_problems(&self) -> Vec<String> {
+            fn settings(&self) -> &dyn $crate::integrations::Settings {
                 match self {
-                    $(Self::$variant(config) => {
-                        $crate::integrations::Checks::problems(config)
-                    })+
+                    $(Self::$variant(config) => config,)+
                 }
             }
 
@@ -82,16 +82,16 @@ macro_rules! registry {
                 }
             }
 
-            /// The ready-to-use integration.
-            pub fn build(&self, parts: &$crate::integrations::Parts) -> Integration {
-                let built = match self {
-                    $(Self::$variant(config) => Built::$variant(
-                        <$kind as $crate::integrations::Kind>::build(config.clone(), parts),
-                    ),)+
-                };
-                Integration {
-                    built,
-                    client: parts.client.clone(),
+            /// Its kind's [`Kind::build`](super::Kind::build).
+            fn build_kind(
+                &self,
+                parts: &$crate::integrations::Parts,
+            ) -> Result<Built, $crate::integrations::Problems> {
+                match self {
+                    $(Self::$variant(config) => {
+                        <$kind as $crate::integrations::Kind>::build(config.clone(), parts)
+                            .map(Built::$variant)
+                    })+
                 }
             }
         }
@@ -106,6 +106,12 @@ macro_rules! registry {
             fn kind(&self) -> &'static str {
                 match self {
                     $(Self::$variant(_) => <$kind as $crate::integrations::Kind>::TYPE,)+
+                }
+            }
+
+            fn classifier(&self) -> $crate::integrations::Classifier {
+                match self {
+                    $(Self::$variant(_) => <$kind as $crate::integrations::Kind>::classify,)+
                 }
             }
 

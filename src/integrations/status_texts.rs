@@ -33,12 +33,12 @@ impl StatusTexts<'_> {
     ) -> Result<(), TemplateError> {
         let (description_name, context_name) = self.names();
         templates.add_file(
-            Format::Text,
+            Format::TEXT,
             &description_name,
             &template_path(dir, file, default),
         )?;
         let origin = format!("integration `{}`: context", self.integration);
-        templates.add(Format::Text, &context_name, &origin, context)
+        templates.add(Format::TEXT, &context_name, &origin, context)
     }
 
     /// The description and the context for `event`, each on one line.
@@ -50,7 +50,7 @@ impl StatusTexts<'_> {
         let values = variables(event);
         let render = |name: &str| {
             templates
-                .render(Format::Text, name, &values)
+                .render(Format::TEXT, name, &values)
                 .map(|text| one_line(&text))
                 .map_err(|err| DeliveryError::permanent(err.to_string()))
         };

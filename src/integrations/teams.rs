@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
+use url::Url;
 
 use super::http::secret_url;
 use super::{
-    Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, http_status, settings,
+    Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Problems, http_status,
+    settings,
 };
 use crate::event::{EventType, TERMINAL_EVENTS};
 use crate::failure::DeliveryError;
@@ -60,13 +62,6 @@ impl Checks for TeamsConfig {
         self.template.iter_mut().collect()
     }
 
-    fn problems(&self) -> Vec<String> {
-        secret_url("webhook_url", &self.webhook_url)
-            .err()
-            .into_iter()
-            .collect()
-    }
-
     /// Compiles the template and checks that every sample renders a card Teams accepts.
     fn register_templates(
         &self,
@@ -74,8 +69,8 @@ impl Checks for TeamsConfig {
         dir: &Path,
     ) -> Result<(), TemplateError> {
         let path = template_path(dir, self.template.as_deref(), DEFAULT_TEMPLATE);
-        templates.add_file(Format::TeamsJson, &self.common.name, &path)?;
-        templates.check_json(Format::TeamsJson, &self.common.name, &path, check_message)
+        templates.add_file(Teams::MARKUP, &self.common.name, &path)?;
+        templates.check_json(Teams::MARKUP, &self.common.name, &path, check_message)
     }
 }
 
@@ -182,6 +177,8 @@ fn shorten(value: &mut Value, limit: usize) {
 pub struct Teams {
     config: TeamsConfig,
     templates: Arc<Templates>,
+    /// The webhook URL, parsed once; a credential, never shown.
+    url: Url,
 }
 
 impl Teams {
@@ -189,11 +186,7 @@ impl Teams {
     pub fn message(&self, notification: &Notification<'_>) -> Result<Value, DeliveryError> {
         let mut message = self
             .templates
-            .render_json(
-                Format::TeamsJson,
-                &self.config.common.name,
-                notification.event,
-            )
+            .render_json(Self::MARKUP, &self.config.common.name, notification.event)
             .map_err(DeliveryError::permanent)?;
         if fit(&mut message) {
             tracing::debug!("the card was over {MAX_PAYLOAD_BYTES} bytes and was shortened");
@@ -206,13 +199,16 @@ impl Kind for Teams {
     const TYPE: &'static str = "teams";
     // A webhook cannot edit what it posted: a message per start would be noise.
     const DEFAULT_EVENTS: &'static [EventType] = &TERMINAL_EVENTS;
+    const MARKUP: Format = Format::TEAMS_JSON;
     type Config = TeamsConfig;
 
-    fn build(config: TeamsConfig, parts: &Parts) -> Self {
-        Self {
+    fn build(config: TeamsConfig, parts: &Parts) -> Result<Self, Problems> {
+        let url = secret_url("webhook_url", &config.webhook_url)?;
+        Ok(Self {
             config,
             templates: Arc::clone(&parts.templates),
-        }
+            url,
+        })
     }
 
     fn config(&self) -> &TeamsConfig {
@@ -226,9 +222,7 @@ impl Kind for Teams {
     ) -> Result<Plan, DeliveryError> {
         let body =
             serde_json::to_vec(&self.message(notification)?).expect("a JSON value serialises");
-        let url = secret_url("webhook_url", &self.config.webhook_url)
-            .map_err(DeliveryError::permanent)?;
-        let request = OutgoingRequest::post_json(url, body).with_secret_url();
+        let request = OutgoingRequest::post_json(self.url.clone(), body).with_secret_url();
         Ok(Plan::one(request, http_status))
     }
 }

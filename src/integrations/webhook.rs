@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use reqwest::header::HeaderName;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::{
-    Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, http_status, settings,
+    Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Problems, http_status,
+    settings,
 };
 use crate::event::{
     Cancellation, Commit, EventType, RunEvent, RunStatus, TERMINAL_EVENTS, Timeout,
@@ -42,27 +43,27 @@ pub struct WebhookConfig {
 settings!(WebhookConfig);
 
 /// No templates: the body is the fixed shape receivers parse.
-impl Checks for WebhookConfig {
-    fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        if !matches!(self.url.scheme(), "http" | "https") {
-            problems.push("`url` must be an http or https URL".to_owned());
-        }
-        if self.secrets.is_empty() {
-            problems.push(
-                "`secrets` needs at least one `whsec_…` secret: posts are always signed".to_owned(),
-            );
-        }
+impl Checks for WebhookConfig {}
+
+impl WebhookConfig {
+    /// The static extra `headers`, each value marked sensitive, or what is wrong with them.
+    fn header_map(&self, problems: &mut Problems) -> HeaderMap {
+        let mut headers = HeaderMap::new();
         for (name, value) in &self.headers {
-            if HeaderName::try_from(name.as_str()).is_err() {
+            let Ok(name) = HeaderName::try_from(name.as_str()) else {
                 problems.push(format!("`headers`: `{name}` is not a valid header name"));
-            } else if reqwest::header::HeaderValue::from_str(value.expose()).is_err() {
+                continue;
+            };
+            let Ok(mut value) = HeaderValue::from_str(value.expose()) else {
                 problems.push(format!(
                     "`headers`: the value of `{name}` is not a valid header value"
                 ));
-            }
+                continue;
+            };
+            value.set_sensitive(true);
+            headers.insert(name, value);
         }
-        problems
+        headers
     }
 }
 
@@ -133,6 +134,8 @@ impl<'a> WebhookBody<'a> {
 #[derive(Debug)]
 pub struct Webhook {
     config: WebhookConfig,
+    /// The static extra headers, parsed once.
+    headers: HeaderMap,
 }
 
 impl Webhook {
@@ -142,11 +145,7 @@ impl Webhook {
             .expect("the webhook body always serialises");
         let id = notification.delivery_id();
         let mut request = OutgoingRequest::post_json(self.config.url.clone(), body);
-        for (name, value) in &self.config.headers {
-            if let Ok(name) = HeaderName::try_from(name.as_str()) {
-                request.header(name, value.expose(), true);
-            }
-        }
+        request.headers.extend(self.headers.clone());
         let signature = sign(&self.config.secrets, &id, timestamp, &request.body);
         request.header(HeaderName::from_static(WEBHOOK_ID), &id, false);
         request.header(
@@ -173,8 +172,16 @@ impl Kind for Webhook {
     const DEFAULT_EVENTS: &'static [EventType] = &TERMINAL_EVENTS;
     type Config = WebhookConfig;
 
-    fn build(config: WebhookConfig, _: &Parts) -> Self {
-        Self { config }
+    fn build(config: WebhookConfig, _: &Parts) -> Result<Self, Problems> {
+        let mut problems = Problems::new();
+        if !matches!(config.url.scheme(), "http" | "https") {
+            problems.push("`url` must be an http or https URL");
+        }
+        if config.secrets.is_empty() {
+            problems.push("`secrets` needs at least one `whsec_…` secret: posts are always signed");
+        }
+        let headers = config.header_map(&mut problems);
+        problems.or_built(Some(Self { config, headers }))
     }
 
     fn config(&self) -> &WebhookConfig {

@@ -52,7 +52,7 @@ impl Ledger {
     ) -> Result<bool, WriteError> {
         let started = std::time::Instant::now();
         let write = RenewWrite {
-            run_id: key.run_id.to_owned(),
+            run_id: key.run_id.as_str().to_owned(),
             event_type: key.event_type.to_owned(),
             integration: key.integration.to_owned(),
             claim_id: claim.as_str().to_owned(),
@@ -72,7 +72,8 @@ mod tests {
     use std::time::Duration;
 
     use super::super::tests::{postgres_config, sqlite_config};
-    use crate::ledger::{Claim, ClaimId, Key, Ledger, State};
+    use crate::event::RunId;
+    use crate::ledger::{Claim, ClaimId, Key, Ledger, Record, State};
 
     const TYPE: &str = "run.canceled";
     const LONG: Duration = Duration::from_secs(60);
@@ -90,7 +91,7 @@ mod tests {
     }
 
     async fn renewal_rules_hold(ledger: Ledger) {
-        let run = format!("run-{:x}", rand::random::<u64>());
+        let run = RunId::parse(&format!("run-{:x}", rand::random::<u64>())).unwrap();
         let key = |integration| Key {
             run_id: &run,
             event_type: TYPE,
@@ -111,7 +112,14 @@ mod tests {
         );
         assert!(
             ledger
-                .record(a, &ours, State::Delivered, 1, None, Some("HTTP 200"))
+                .record(
+                    a,
+                    &ours,
+                    &Record {
+                        receipt: Some("HTTP 200"),
+                        ..Record::new(State::Delivered, 1)
+                    }
+                )
                 .await
                 .unwrap(),
             "the renewed claim records its outcome"
@@ -129,7 +137,7 @@ mod tests {
         assert!(ledger.renew(b, &new, LONG).await.unwrap());
         assert!(
             ledger
-                .record(b, &new, State::Delivered, 1, None, None)
+                .record(b, &new, &Record::new(State::Delivered, 1))
                 .await
                 .unwrap(),
             "the new owner still holds the row"

@@ -27,15 +27,16 @@ pub use write::WriteError;
 
 pub use patience::{Record, outage_backoff};
 pub use progress::Progress;
-pub use state::{Claim, ClaimId, Entry, State};
+pub use state::{Claim, ClaimId, Entry, State, UnknownState};
 
 use crate::config::LedgerConfig;
+use crate::event::RunId;
 use crate::telemetry::metrics;
 
 /// What identifies one notification.
 #[derive(Debug, Clone, Copy)]
 pub struct Key<'a> {
-    pub run_id: &'a str,
+    pub run_id: &'a RunId,
     pub event_type: &'a str,
     pub integration: &'a str,
 }
@@ -154,7 +155,7 @@ impl Ledger {
         let claim_id = ClaimId::new();
         let written = self
             .claim_write(ClaimWrite {
-                run_id: key.run_id.to_owned(),
+                run_id: key.run_id.as_str().to_owned(),
                 event_type: key.event_type.to_owned(),
                 integration: key.integration.to_owned(),
                 attempt: i64::from(attempt),
@@ -168,7 +169,7 @@ impl Ledger {
             Claimed::Ours { resumed } => {
                 return Ok(Claim::Claimed(claim_id.resuming(resumed)));
             }
-            Claimed::Taken { state, lease_until } => (State::parse(&state), lease_until),
+            Claimed::Taken { state, lease_until } => (State::parse(&state)?, lease_until),
         };
         Ok(match state {
             State::Canceled => Claim::Canceled,
@@ -185,24 +186,11 @@ impl Ledger {
         &self,
         key: Key<'_>,
         claim: &ClaimId,
-        state: State,
-        attempts: u32,
-        last_error: Option<&str>,
-        receipt: Option<&str>,
+        record: &Record<'_>,
     ) -> Result<bool, WriteError> {
         let started = std::time::Instant::now();
         let written = self
-            .record_write(RecordWrite {
-                state: state.as_str(),
-                attempts: i64::from(attempts),
-                last_error: last_error.map(str::to_owned),
-                receipt: receipt.map(str::to_owned),
-                now: now_ms(),
-                run_id: key.run_id.to_owned(),
-                event_type: key.event_type.to_owned(),
-                integration: key.integration.to_owned(),
-                claim_id: claim.as_str().to_owned(),
-            })
+            .record_write(RecordWrite::new(key, claim, record, now_ms()))
             .await;
         metrics::ledger_time("record", started.elapsed());
         Ok(written? == 1)
@@ -225,9 +213,9 @@ impl Ledger {
     }
 
     /// Every delivery of one run, oldest first.
-    pub async fn history(&self, run_id: &str) -> Result<Vec<Entry>, sqlx::Error> {
+    pub async fn history(&self, run_id: &RunId) -> Result<Vec<Entry>, sqlx::Error> {
         let rows = sqlx::query(sql::HISTORY)
-            .bind(run_id)
+            .bind(run_id.as_str())
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(Entry::from_row).collect()
@@ -237,7 +225,7 @@ impl Ledger {
     /// starting. Idempotent: a second call changes nothing and says so.
     pub async fn cancel(
         &self,
-        run_id: &str,
+        run_id: &RunId,
         event_type: &str,
         integrations: &[&str],
     ) -> Result<CancelReport, sqlx::Error> {
@@ -253,7 +241,7 @@ impl Ledger {
             match before {
                 None => {
                     let inserted = sqlx::query(sql::PREVENT)
-                        .bind(key.run_id)
+                        .bind(key.run_id.as_str())
                         .bind(key.event_type)
                         .bind(key.integration)
                         .bind(now)
@@ -267,7 +255,7 @@ impl Ledger {
                 Some(state @ (State::InFlight | State::Failed)) => {
                     let updated = sqlx::query(sql::CANCEL)
                         .bind(now)
-                        .bind(key.run_id)
+                        .bind(key.run_id.as_str())
                         .bind(key.event_type)
                         .bind(key.integration)
                         .execute(&self.pool)

@@ -7,7 +7,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
-use super::{Claim, ClaimId, Key, Ledger, State};
+use super::{Claim, ClaimId, Key, Ledger, State, WriteError};
 
 /// The end of a claimed attempt, as the ledger stores it.
 #[derive(Debug, Clone)]
@@ -16,6 +16,18 @@ pub struct Record<'a> {
     pub attempts: u32,
     pub last_error: Option<String>,
     pub receipt: Option<&'a str>,
+}
+
+impl Record<'_> {
+    /// `state` after `attempts`, with no error or receipt.
+    pub fn new(state: State, attempts: u32) -> Self {
+        Self {
+            state,
+            attempts,
+            last_error: None,
+            receipt: None,
+        }
+    }
 }
 
 impl Ledger {
@@ -35,7 +47,13 @@ impl Ledger {
                 Ok(claim) => return Some(claim),
                 Err(err) => {
                     let wait = backoff.next().unwrap_or(Duration::from_secs(5));
-                    warn!(error = %err, retry_ms = wait.as_millis() as u64, "ledger unreachable: holding the message");
+                    let retry_ms = wait.as_millis() as u64;
+                    if matches!(err, WriteError::UnknownState(_)) {
+                        // No outage: the row says something this version cannot act on.
+                        error!(error = %err, retry_ms, "holding the message: its delivery is in a state this version does not know");
+                    } else {
+                        warn!(error = %err, retry_ms, "ledger unreachable: holding the message");
+                    }
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
                         () = abort.cancelled() => return None,
@@ -56,16 +74,7 @@ impl Ledger {
     ) {
         let mut backoff = outage_backoff();
         loop {
-            let result = self
-                .record(
-                    key,
-                    claim,
-                    record.state,
-                    record.attempts,
-                    record.last_error.as_deref(),
-                    record.receipt,
-                )
-                .await;
+            let result = self.record(key, claim, record).await;
             match result {
                 Ok(true) => return,
                 // The delivery ended before its heartbeat saw the loss: the other attempt owns
@@ -96,14 +105,13 @@ impl Ledger {
 
     /// The stored state of one delivery, if it has a row.
     pub async fn state(&self, key: Key<'_>) -> Result<Option<State>, sqlx::Error> {
-        use sqlx::Row as _;
         sqlx::query(super::sql::CURRENT)
-            .bind(key.run_id)
+            .bind(key.run_id.as_str())
             .bind(key.event_type)
             .bind(key.integration)
             .fetch_optional(&self.pool)
             .await?
-            .map(|row| row.try_get::<String, _>(0).map(|s| State::parse(&s)))
+            .map(|row| State::from_column(&row, 0))
             .transpose()
     }
 }

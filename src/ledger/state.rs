@@ -32,19 +32,31 @@ impl State {
         }
     }
 
-    /// Reads a stored state; an unknown value (a newer version wrote it) counts as in flight,
-    /// the state that never causes a second send.
-    pub fn parse(text: &str) -> Self {
-        match text {
+    /// Reads a stored state. A value this version does not know is an error, not a guess: a
+    /// delivery in an unknown state is neither sent nor settled.
+    pub fn parse(text: &str) -> Result<Self, UnknownState> {
+        Ok(match text {
+            "in_flight" => State::InFlight,
             "delivered" => State::Delivered,
             "skipped" => State::Skipped,
             "failed" => State::Failed,
             "dead" => State::Dead,
             "canceled" => State::Canceled,
-            _ => State::InFlight,
-        }
+            other => return Err(UnknownState(other.to_owned())),
+        })
+    }
+
+    /// Reads the state in a row's column `index`.
+    pub(super) fn from_column(row: &AnyRow, index: usize) -> Result<Self, sqlx::Error> {
+        let text: String = row.try_get(index)?;
+        Self::parse(&text).map_err(|unknown| sqlx::Error::Decode(Box::new(unknown)))
     }
 }
+
+/// A stored state this version does not know (a newer version, or a hand edit, wrote it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the ledger holds the state `{0}`, which this version does not know")]
+pub struct UnknownState(pub String);
 
 /// Identifies one claim, so that only its owner can end it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,7 +130,7 @@ impl Entry {
         Ok(Self {
             integration: row.try_get(0)?,
             event_type: row.try_get(1)?,
-            state: State::parse(&row.try_get::<String, _>(2)?).as_str(),
+            state: State::from_column(row, 2)?.as_str(),
             attempts: row.try_get(3)?,
             last_error: row.try_get(4)?,
             receipt: row.try_get(5)?,

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::config::{HumanDuration, LedgerConfig, Secret};
+use crate::event::RunId;
 
 const TYPE: &str = "run.canceled";
 
@@ -34,9 +35,13 @@ pub(crate) async fn postgres_config() -> LedgerConfig {
     }
 }
 
+fn run_id(text: &str) -> RunId {
+    RunId::parse(text).unwrap()
+}
+
 fn key(run: &str, integration: &'static str) -> Key<'static> {
     Key {
-        run_id: Box::leak(run.to_owned().into_boxed_str()),
+        run_id: Box::leak(Box::new(run_id(run))),
         event_type: TYPE,
         integration,
     }
@@ -59,7 +64,14 @@ async fn rules_hold(ledger: Ledger) {
     // Delivered: never claimed again, by any event of the run.
     assert!(
         ledger
-            .record(a, &id, State::Delivered, 1, None, Some("HTTP 200"))
+            .record(
+                a,
+                &id,
+                &Record {
+                    receipt: Some("HTTP 200"),
+                    ..Record::new(State::Delivered, 1)
+                }
+            )
             .await
             .unwrap()
     );
@@ -71,7 +83,14 @@ async fn rules_hold(ledger: Ledger) {
         panic!()
     };
     ledger
-        .record(b, &first, State::Failed, 1, Some("HTTP 503"), None)
+        .record(
+            b,
+            &first,
+            &Record {
+                last_error: Some("HTTP 503".into()),
+                ..Record::new(State::Failed, 1)
+            },
+        )
         .await
         .unwrap();
     let Claim::Claimed(second) = claim(&ledger, b, long).await else {
@@ -79,13 +98,20 @@ async fn rules_hold(ledger: Ledger) {
     };
     assert!(
         !ledger
-            .record(b, &first, State::Delivered, 1, None, None)
+            .record(b, &first, &Record::new(State::Delivered, 1))
             .await
             .unwrap()
     );
     assert!(
         ledger
-            .record(b, &second, State::Delivered, 2, None, Some("HTTP 200"))
+            .record(
+                b,
+                &second,
+                &Record {
+                    receipt: Some("HTTP 200"),
+                    ..Record::new(State::Delivered, 2)
+                }
+            )
             .await
             .unwrap()
     );
@@ -106,22 +132,28 @@ async fn rules_hold(ledger: Ledger) {
     );
     assert!(
         !ledger
-            .record(c, &dead_worker, State::Delivered, 1, None, None)
+            .record(c, &dead_worker, &Record::new(State::Delivered, 1))
             .await
             .unwrap()
     );
 
     // Cancel: in-flight c is canceled, d is prevented, a stays delivered; twice changes nothing.
-    let report = ledger.cancel(&run, TYPE, &["a", "c", "d"]).await.unwrap();
+    let report = ledger
+        .cancel(&run_id(&run), TYPE, &["a", "c", "d"])
+        .await
+        .unwrap();
     assert_eq!(report.canceled, vec![("c".to_owned(), State::InFlight)]);
     assert_eq!(report.prevented, vec!["d".to_owned()]);
     assert_eq!(report.unchanged, vec![("a".to_owned(), State::Delivered)]);
     assert_eq!(claim(&ledger, key(&run, "d"), long).await, Claim::Canceled);
-    let again = ledger.cancel(&run, TYPE, &["a", "c", "d"]).await.unwrap();
+    let again = ledger
+        .cancel(&run_id(&run), TYPE, &["a", "c", "d"])
+        .await
+        .unwrap();
     assert!(again.canceled.is_empty() && again.prevented.is_empty());
     assert_eq!(again.unchanged.len(), 3);
 
-    let history = ledger.history(&run).await.unwrap();
+    let history = ledger.history(&run_id(&run)).await.unwrap();
     let states: Vec<_> = history
         .iter()
         .map(|e| (e.integration.as_str(), e.state))
@@ -200,7 +232,7 @@ async fn the_sqlite_file_survives_a_reopen_and_pruning_keeps_recent_rows() {
             panic!()
         };
         ledger
-            .record(key(run, "a"), &id, State::Delivered, 1, None, None)
+            .record(key(run, "a"), &id, &Record::new(State::Delivered, 1))
             .await
             .unwrap();
     }
@@ -217,7 +249,7 @@ async fn the_sqlite_file_survives_a_reopen_and_pruning_keeps_recent_rows() {
 
     let reopened = Ledger::open(&config).await.unwrap();
     assert_eq!(
-        reopened.history("old").await.unwrap().len(),
+        reopened.history(&run_id("old")).await.unwrap().len(),
         1,
         "rows survive a restart"
     );
@@ -225,11 +257,37 @@ async fn the_sqlite_file_survives_a_reopen_and_pruning_keeps_recent_rows() {
         reopened.prune(*HumanDuration::secs(1_800)).await.unwrap(),
         1
     );
-    assert!(reopened.history("old").await.unwrap().is_empty());
-    assert_eq!(reopened.history("recent").await.unwrap().len(), 1);
+    assert!(reopened.history(&run_id("old")).await.unwrap().is_empty());
+    assert_eq!(reopened.history(&run_id("recent")).await.unwrap().len(), 1);
     assert_eq!(
-        reopened.history("pending").await.unwrap().len(),
+        reopened.history(&run_id("pending")).await.unwrap().len(),
         1,
         "unfinished rows are never pruned"
     );
+}
+
+/// A state this version does not know (a newer version wrote it) is an error wherever it is
+/// read, never a guess: the delivery is neither claimed again nor settled.
+#[tokio::test]
+async fn an_unknown_stored_state_is_an_error_not_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&sqlite_config(&dir)).await.unwrap();
+    let a = key("future", "a");
+    let Claim::Claimed(_) = claim(&ledger, a, Duration::from_millis(1)).await else {
+        panic!("a fresh row is claimed")
+    };
+    sqlx::query("UPDATE deliveries SET state = 'paused' WHERE run_id = 'future'")
+        .execute(ledger.pool())
+        .await
+        .unwrap();
+    let unknown = "the ledger holds the state `paused`, which this version does not know";
+    let claimed = ledger
+        .claim(a, "evt", 2, Duration::from_secs(60))
+        .await
+        .expect_err("an unknown state is not claimable, nor busy");
+    assert_eq!(claimed.to_string(), unknown);
+    let read = ledger.state(a).await.unwrap_err();
+    assert!(read.to_string().contains(unknown), "{read}");
+    let history = ledger.history(&run_id("future")).await.unwrap_err();
+    assert!(history.to_string().contains(unknown), "{history}");
 }

@@ -3,7 +3,7 @@
 
 use sqlx::{AnyConnection, AnyPool, Row};
 
-use super::sql;
+use super::{ClaimId, Key, Record, sql};
 
 /// Why a claim or record could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +14,8 @@ pub enum WriteError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the SQLite ledger's writer has stopped")]
     Stopped,
+    #[error(transparent)]
+    UnknownState(#[from] super::UnknownState),
 }
 
 /// A claim, owning its values so that it can wait in the queue.
@@ -41,6 +43,23 @@ pub(super) struct RecordWrite {
     pub event_type: String,
     pub integration: String,
     pub claim_id: String,
+}
+
+impl RecordWrite {
+    /// The write of `record` into `key`'s row, if `claim` still holds it, at `now` (Unix ms).
+    pub(super) fn new(key: Key<'_>, claim: &ClaimId, record: &Record<'_>, now: i64) -> Self {
+        Self {
+            state: record.state.as_str(),
+            attempts: i64::from(record.attempts),
+            last_error: record.last_error.clone(),
+            receipt: record.receipt.map(str::to_owned),
+            now,
+            run_id: key.run_id.as_str().to_owned(),
+            event_type: key.event_type.to_owned(),
+            integration: key.integration.to_owned(),
+            claim_id: claim.as_str().to_owned(),
+        }
+    }
 }
 
 /// What a claim found.

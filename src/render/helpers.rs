@@ -257,7 +257,7 @@ mod tests {
         let mut registry = Handlebars::new();
         registry.set_strict_mode(true);
         registry.register_escape_fn(super::super::escape_json);
-        register(&mut registry, Format::Json);
+        register(&mut registry, Format::JSON);
         registry
             .render_template(template, &data)
             .map_err(|err| err.to_string())

@@ -11,7 +11,6 @@ use handlebars::{Context, Handlebars, Helper, HelperDef, HelperResult, Output, R
 use serde_json::Value;
 
 use super::Format;
-use super::escape::{escape_slack, escape_teams};
 use super::helpers::{error, link_address, param};
 
 /// The `json` helper of a registry for `format`.
@@ -29,16 +28,17 @@ impl HelperDef for JsonValue {
         out: &mut dyn Output,
     ) -> HelperResult {
         let value = param(h, 0, "{{json value}}")?;
-        let inert = match self.format {
-            Format::SlackJson => &strings_escaped(value, escape_slack),
-            Format::TeamsJson => &strings_escaped(value, escape_teams),
-            _ => value,
+        let inert = match self.format.json_strings {
+            Some(escape) => &strings_escaped(value, escape),
+            None => value,
         };
         let json = serde_json::to_string(inert).map_err(|err| error("json", err))?;
-        let written = match self.format {
-            // serde_json's output is a complete JSON value: written as it is, JSON stays valid.
-            Format::Json | Format::SlackJson | Format::TeamsJson | Format::Text => json,
-            Format::Markdown | Format::GitlabMarkdown => r.get_escape_fn()(&json),
+        // serde_json's output is a complete JSON value: written as it is, JSON stays valid;
+        // elsewhere it is text, escaped like any value (as it is in plain text).
+        let written = if self.format.is_json() {
+            json
+        } else {
+            r.get_escape_fn()(&json)
         };
         out.write(&written)?;
         Ok(())
@@ -83,7 +83,7 @@ mod tests {
     fn plain_json_writes_the_value_as_it_is() {
         let data = json!({"tags": ["a\"b", "<c>"], "n": 3});
         assert_eq!(
-            render(Format::Json, "{{json tags}} {{json n}}", &data),
+            render(Format::JSON, "{{json tags}} {{json n}}", &data),
             r#"["a\"b","<c>"] 3"#
         );
     }
@@ -92,7 +92,7 @@ mod tests {
     fn slack_strings_lose_links_and_mentions_and_urls_stay_addresses() {
         let data = json!({"v": [HOSTILE, 2], "url": "https://app.example.dev/run/1?a=1&b=(2)"});
         let out = render(
-            Format::SlackJson,
+            Format::SLACK_JSON,
             r#"{"v": {{json v}}, "u": {{json url}}}"#,
             &data,
         );
@@ -108,7 +108,7 @@ mod tests {
     #[test]
     fn teams_strings_lose_links_and_date_functions() {
         let out = render(
-            Format::TeamsJson,
+            Format::TEAMS_JSON,
             r#"{"v": {{json v}}}"#,
             &json!({"v": HOSTILE}),
         );
@@ -123,13 +123,13 @@ mod tests {
     #[test]
     fn markdown_escapes_the_json_text_and_plain_text_keeps_it() {
         let data = json!({"v": ["<b>x</b>", "[x](https://evil.example)"]});
-        let out = render(Format::Markdown, "{{json v}}", &data);
+        let out = render(Format::MARKDOWN, "{{json v}}", &data);
         assert!(
             !out.contains("<b>") && !out.contains("](https://evil"),
             "{out}"
         );
         assert_eq!(
-            render(Format::Text, "{{json v}}", &data),
+            render(Format::TEXT, "{{json v}}", &data),
             r#"["<b>x</b>","[x](https://evil.example)"]"#
         );
     }

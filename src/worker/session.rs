@@ -13,8 +13,10 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use tracing::warn;
 
-use super::Worker;
-use crate::broker::{self, DeclareError, Publisher};
+use crate::admin::Health;
+use crate::broker::{self, DeclareError, Publisher, Topology};
+use crate::config::BrokerConfig;
+use crate::dispatch::Dispatcher;
 
 /// Deliveries of every integration's queue, tagged with the integration's index.
 pub(super) type WorkStream =
@@ -34,21 +36,27 @@ pub(super) struct Session {
     pub consumers: Vec<(lapin::Channel, String)>,
 }
 
-impl Worker {
-    /// Connects, declares the topology and starts consuming.
-    pub(super) async fn open(&self) -> anyhow::Result<Session> {
-        let broker = &self.config.broker;
+impl Session {
+    /// Connects, declares the topology and starts consuming the event queue, the control
+    /// exchange and the queue of each of the dispatcher's integrations. A topology conflict
+    /// is also reported to `health`, where readiness is read.
+    pub async fn open(
+        broker: &BrokerConfig,
+        topology: &Topology,
+        dispatcher: &Dispatcher,
+        health: &Health,
+    ) -> anyhow::Result<Session> {
         let connection = broker::connect_to(broker, "worker")
             .await
             .context("cannot connect to the broker")?;
         let publisher = Publisher::open(&connection)
             .await
             .context("cannot open the publishing channel")?;
-        if let Err(err) = self.topology.declare(publisher.channel()).await {
+        if let Err(err) = topology.declare(publisher.channel()).await {
             // A name taken with other arguments stays taken until an operator acts: say so
             // where readiness is read, not only in the log.
             if let DeclareError::Conflict(sentence) = &err {
-                self.health.set_broker_problem(Some(sentence.clone()));
+                health.set_broker_problem(Some(sentence.clone()));
             }
             return Err(err.into());
         }
@@ -56,18 +64,17 @@ impl Worker {
         let mut consumers = Vec::new();
 
         let tag = format!("run-notifier-{pid}");
-        let (channel, events) = consume(&connection, &self.topology.queue, &tag, broker.prefetch)
+        let (channel, events) = consume(&connection, &topology.queue, &tag, broker.prefetch)
             .await
             .context("cannot consume from the event queue")?;
-        let control = self
-            .control_consumer(&channel)
+        let control = control_consumer(&channel, topology)
             .await
             .context("cannot subscribe to the control exchange")?;
         consumers.push((channel, tag));
 
         let mut work = Vec::new();
-        for (index, (integration, _)) in self.dispatcher.lanes().enumerate() {
-            let queue = self.topology.work_queue(integration.name());
+        for (index, (integration, _)) in dispatcher.lanes().enumerate() {
+            let queue = topology.work_queue(integration.name());
             let tag = format!("run-notifier-{pid}-{}", integration.name());
             // The prefetch is the integration's concurrency: a paused or hung integration holds
             // at most that many of its own messages, and its queue keeps the rest.
@@ -95,46 +102,6 @@ impl Worker {
         })
     }
 
-    /// A private queue on the control fanout exchange: every worker hears every command.
-    async fn control_consumer(
-        &self,
-        channel: &lapin::Channel,
-    ) -> Result<lapin::Consumer, lapin::Error> {
-        let queue = channel
-            .queue_declare(
-                "".into(),
-                QueueDeclareOptions {
-                    exclusive: true,
-                    auto_delete: true,
-                    ..QueueDeclareOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        channel
-            .queue_bind(
-                queue.name().clone(),
-                self.topology.control_exchange.as_str().into(),
-                "".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        channel
-            .basic_consume(
-                queue.name().clone(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-    }
-}
-
-impl Session {
     /// Stops every consumer: the broker sends nothing more; what it sent and was not taken
     /// goes back when the channels close.
     pub async fn stop_consuming(&self) {
@@ -158,6 +125,44 @@ impl Session {
         let _ = self.publisher.channel().close(200, "shutdown".into()).await;
         let _ = self.connection.close(200, "shutdown".into()).await;
     }
+}
+
+/// A private queue on the control fanout exchange: every worker hears every command.
+async fn control_consumer(
+    channel: &lapin::Channel,
+    topology: &Topology,
+) -> Result<lapin::Consumer, lapin::Error> {
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            topology.control_exchange.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .basic_consume(
+            queue.name().clone(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
 }
 
 /// A channel with `prefetch` consuming `queue` as `tag`.

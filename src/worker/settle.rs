@@ -20,23 +20,23 @@ pub struct Message<'a> {
     seal: &'a Seal,
 }
 
-/// What to tell the broker about the message itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What to tell the broker about the message itself. Ordered from least to most cautious: a
+/// message settles as the most cautious of what its parts asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Disposition {
     /// Everything it asked for is done or safely republished.
     Ack,
-    /// Not finished (shutdown) or a republish failed: the broker keeps it for another try, and
-    /// the ledger keeps finished deliveries from repeating.
+    /// A republish failed: the broker keeps it for another try, and the ledger keeps finished
+    /// deliveries from repeating.
     Requeue,
 }
 
 impl Disposition {
-    /// Ack once what the message asked for is done or safely published; requeue otherwise.
-    pub fn after(done: bool) -> Self {
-        if done {
-            Disposition::Ack
-        } else {
-            Disposition::Requeue
+    /// Ack once what was asked for is safely published; requeue otherwise.
+    pub fn after<E>(published: &Result<(), E>) -> Self {
+        match published {
+            Ok(()) => Disposition::Ack,
+            Err(_) => Disposition::Requeue,
         }
     }
 }

@@ -132,6 +132,47 @@ async fn a_producer_writing_into_an_integrations_queue_cannot_pass_its_branch_fi
 }
 
 #[tokio::test]
+async fn an_unsealed_part_its_filter_refuses_leaves_no_message_unsettled() {
+    let app = TestApp::new().await;
+    let main_only = Receiver::ok().await;
+    let stall = Duration::from_millis(500);
+    let worker = app
+        .spawn_process(|config| {
+            config.add(webhook("main-only", &main_only.url("/main")).with("branches", ["main"]));
+            config.worker.stall_timeout = run_notifier::duration::HumanDuration(stall);
+        })
+        .await;
+    let queue = format!("{}.main-only", app.names.queue);
+    let excluded = event_for(&unique("run"));
+    app.channel
+        .basic_publish(
+            "".into(),
+            queue.as_str().into(),
+            Default::default(),
+            excluded.to_string().as_bytes(),
+            posing_as_retry(&excluded, "main-only", 1),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    wait_until("the filter skipped the part", FUSE, || async {
+        let page = worker.metrics().await;
+        let labels = [("integration", "main-only"), ("outcome", "skipped")];
+        sample(&page, "run_notifier_deliveries_total", &labels) == Some(1.0)
+    })
+    .await;
+    assert_eq!(app.ready_count(&queue).await, 0);
+    // Nothing is left to settle, so no stall can show, however long the worker idles: wait
+    // out the stall bound twice (a stall is only visible once that much time has passed).
+    tokio::time::sleep(stall * 2).await;
+    let alive = reqwest::get(worker.admin_url("/healthz")).await.unwrap();
+    let status = alive.status();
+    assert_eq!(status, 200, "{}", alive.text().await.unwrap());
+    assert_eq!(main_only.count(), 0);
+}
+
+#[tokio::test]
 async fn a_forged_attempt_spends_no_retries_and_a_real_retry_goes_through_its_tier() {
     let mut app = TestApp::new().await;
     // Fails once, asking for a second's wait, then succeeds.

@@ -2,65 +2,26 @@
 //! token, the token is used, and a new one is fetched before the old one expires. The App's
 //! comments are its bot's (`<slug>[bot]`, from `GET /app` with the JWT).
 
-use std::sync::Mutex;
-
-use base64::Engine as _;
-use serde_json::{Value, json};
+use serde_json::json;
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::support::fake_github::{self, EXCHANGE, KEY_FILE, STATUS_PATH, Tokens, jwt_claims};
 use crate::support::providers::{build, config_error, deliver, header, requests};
 use crate::support::{event, github_pr_comment, github_status};
 
-const KEY_FILE: &str = "tests/fixtures/github-app-test-key.pem";
-const EXCHANGE: &str = "/app/installations/4242/access_tokens";
-const STATUS_PATH: &str = "/repos/acme/web-app/statuses/5a7edc9a156e417068060d67109021351fc7d9b8";
 const COMMENTS_42: &str = "/repos/acme/web-app/issues/42/comments";
-
-/// Hands out installation tokens: the first one about to expire, the next ones for an hour.
-struct Tokens(Mutex<u32>);
-
-impl Respond for Tokens {
-    fn respond(&self, _: &Request) -> ResponseTemplate {
-        let mut issued = self.0.lock().unwrap();
-        *issued += 1;
-        let lifetime = if *issued == 1 { 10 } else { 3_600 };
-        let expires_at = chrono::Utc::now() + chrono::Duration::seconds(lifetime);
-        ResponseTemplate::new(201).set_body_json(json!({
-            "token": format!("ghs_installation_{issued}"),
-            "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "permissions": {"statuses": "write", "pull_requests": "write"},
-            "repository_selection": "selected",
-        }))
-    }
-}
-
-fn jwt_claims(authorization: &str) -> Value {
-    let jwt = authorization.strip_prefix("Bearer ").expect("a bearer JWT");
-    let claims = jwt.split('.').nth(1).expect("header.claims.signature");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(claims)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
 
 #[tokio::test]
 async fn the_app_jwt_is_exchanged_for_an_installation_token_that_is_used_and_refreshed() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(EXCHANGE))
-        .respond_with(Tokens(Mutex::new(0)))
-        .mount(&server)
-        .await;
+    let server = fake_github::start(Tokens::first_expiring_in(10)).await;
     Mock::given(method("POST"))
         .and(path(STATUS_PATH))
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({"id": 1})))
         .mount(&server)
         .await;
-    let status = build(github_status("gh-app", &server.uri()).with(
-        "auth",
-        json!({"app_id": 123456, "installation_id": 4242, "private_key_file": KEY_FILE}),
-    ));
+    let status =
+        build(github_status("gh-app", &server.uri()).with("auth", fake_github::app_auth()));
 
     for _ in 0..3 {
         deliver(&status, &event()).await.unwrap();
@@ -117,12 +78,7 @@ async fn a_rejected_app_is_a_permanent_failure_naming_the_credential() {
 
 #[tokio::test]
 async fn the_comment_search_of_an_app_matches_its_bots_comment_only() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(EXCHANGE))
-        .respond_with(Tokens(Mutex::new(1)))
-        .mount(&server)
-        .await;
+    let server = fake_github::start(Tokens::lasting_an_hour()).await;
     Mock::given(method("GET"))
         .and(path("/app"))
         .respond_with(
@@ -152,10 +108,8 @@ async fn the_comment_search_of_an_app_matches_its_bots_comment_only() {
         .expect(1)
         .mount(&server)
         .await;
-    let comment = build(github_pr_comment("gh-app", &server.uri()).with(
-        "auth",
-        json!({"app_id": 123456, "installation_id": 4242, "private_key_file": KEY_FILE}),
-    ));
+    let comment =
+        build(github_pr_comment("gh-app", &server.uri()).with("auth", fake_github::app_auth()));
 
     let receipt = deliver(&comment, &run).await.unwrap();
 
@@ -174,7 +128,7 @@ async fn the_comment_search_of_an_app_matches_its_bots_comment_only() {
     let listed = requests(&server, "GET", COMMENTS_42).await;
     assert_eq!(
         header(&listed[0], "authorization"),
-        "Bearer ghs_installation_2",
+        "Bearer ghs_installation_1",
         "the comments are read with the installation token"
     );
 }

@@ -1,35 +1,14 @@
 //! A GitHub App's installation token revoked before it expires: the 401 brings one fresh token
 //! and one more try, as octocrab did when it sent the requests itself.
 
-use std::sync::Mutex;
-
-use crate::support::event;
-use crate::support::github_status;
-use crate::support::providers::{build, deliver, header, requests};
 use serde_json::json;
 use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Mock, Request, Respond, ResponseTemplate};
 
-const KEY_FILE: &str = "tests/fixtures/github-app-test-key.pem";
-const EXCHANGE: &str = "/app/installations/4242/access_tokens";
-const STATUS_PATH: &str = "/repos/acme/web-app/statuses/5a7edc9a156e417068060d67109021351fc7d9b8";
-
-/// Hands out installation tokens valid for an hour, numbered.
-struct Tokens(Mutex<u32>);
-
-impl Respond for Tokens {
-    fn respond(&self, _: &Request) -> ResponseTemplate {
-        let mut issued = self.0.lock().unwrap();
-        *issued += 1;
-        let expires_at = chrono::Utc::now() + chrono::Duration::hours(1);
-        ResponseTemplate::new(201).set_body_json(json!({
-            "token": format!("ghs_installation_{issued}"),
-            "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "permissions": {"statuses": "write"},
-            "repository_selection": "selected",
-        }))
-    }
-}
+use crate::support::event;
+use crate::support::fake_github::{self, EXCHANGE, STATUS_PATH, Tokens};
+use crate::support::github_status;
+use crate::support::providers::{build, deliver, header, requests};
 
 /// Refuses the first token as revoked, takes any other.
 struct RevokedFirst;
@@ -46,21 +25,14 @@ impl Respond for RevokedFirst {
 
 #[tokio::test]
 async fn a_revoked_installation_token_is_replaced_once_and_the_request_repeated() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(EXCHANGE))
-        .respond_with(Tokens(Mutex::new(0)))
-        .mount(&server)
-        .await;
+    let server = fake_github::start(Tokens::lasting_an_hour()).await;
     Mock::given(method("POST"))
         .and(path(STATUS_PATH))
         .respond_with(RevokedFirst)
         .mount(&server)
         .await;
-    let status = build(github_status("gh-app", &server.uri()).with(
-        "auth",
-        json!({"app_id": 123456, "installation_id": 4242, "private_key_file": KEY_FILE}),
-    ));
+    let status =
+        build(github_status("gh-app", &server.uri()).with("auth", fake_github::app_auth()));
 
     deliver(&status, &event()).await.unwrap();
 

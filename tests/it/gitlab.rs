@@ -409,7 +409,7 @@ fn a_broken_name_template_stops_the_start_with_its_place() {
         &run_notifier::integrations::http_client(),
     )
     .unwrap_err();
-    let shown = format!("{}", problems[0]);
+    let shown = problems[0].clone();
     assert!(shown.starts_with("integration `g`: context"), "{shown}");
     assert!(shown.contains("nope"), "{shown}");
 }
@@ -547,7 +547,7 @@ fn the_shipped_note_template_passes_the_fuzz_targets_check_on_hostile_values() {
     let mut templates = Templates::new();
     templates
         .add_file(
-            Format::GitlabMarkdown,
+            Format::GITLAB_MARKDOWN,
             "note",
             std::path::Path::new("templates/gitlab/mr_note.md.hbs"),
         )
@@ -574,7 +574,7 @@ fn the_shipped_note_template_passes_the_fuzz_targets_check_on_hostile_values() {
     }
     for event in events {
         let note = templates
-            .render(Format::GitlabMarkdown, "note", &variables(&event))
+            .render(Format::GITLAB_MARKDOWN, "note", &variables(&event))
             .unwrap();
         for line in note.lines() {
             assert!(!line.trim_start_matches("> ").starts_with('/'), "{line:?}");

@@ -203,3 +203,44 @@ async fn a_retry_for_an_integration_removed_after_a_cancel_is_dropped_without_an
     assert_eq!(errors(&second), Vec::<String>::new());
     assert_eq!(errors(&first), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn producer_text_in_log_fields_and_skip_reasons_is_bounded() {
+    let app = TestApp::new().await;
+    let receiver = Receiver::ok().await;
+    let github = MockServer::start().await;
+    let mut worker = app
+        .spawn_process_with_env(&[("RUST_LOG", "debug")], |config| {
+            config.add(webhook("hook", &receiver.url("/hook")));
+            config.add(github_status("gh-status", &github.uri()));
+        })
+        .await;
+
+    let mut event = event_for(&unique("run"));
+    event["data"]["projectId"] = serde_json::json!("p".repeat(300_000));
+    let host = format!("{}.example", "h".repeat(300_000));
+    event["data"]["commit"]["remoteOrigin"] =
+        serde_json::json!(format!("https://{host}/acme/web-app.git"));
+    app.publish(&event).await;
+    // The whole project id is the event's fact: the receiver gets it as it is.
+    let request = receiver.wait_for(1).await.remove(0);
+    assert_eq!(
+        request.json()["projectId"].as_str().map(str::len),
+        Some(300_000)
+    );
+    wait_until("the skip is logged", Duration::from_secs(10), || async {
+        worker.logs().contains("not on github.com")
+    })
+    .await;
+    worker.stop().await;
+
+    let logs = lines(&worker);
+    let project = format!("{}… (300000 bytes)", "p".repeat(256));
+    assert!(
+        logs.iter().any(|l| l.to_string().contains(&project)),
+        "{logs:#?}"
+    );
+    for line in worker.logs().lines() {
+        assert!(line.len() < 2_048, "a log line of {} bytes", line.len());
+    }
+}

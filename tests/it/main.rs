@@ -14,6 +14,7 @@ mod chat_cli;
 mod chat_delivery;
 mod cli;
 mod config;
+mod credentials;
 mod deploy;
 mod forged_retries;
 mod github_app;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use lapin::BasicProperties;
+use run_notifier::protocol::HEADER_DEAD_KIND;
 use serde_json::json;
 use wiremock::ResponseTemplate;
 
@@ -122,6 +123,62 @@ async fn metrics_count_a_known_run() {
     assert!(!page.contains("run_id"), "no unbounded labels");
 
     worker.stop().await;
+}
+
+#[tokio::test]
+async fn an_invalid_message_in_an_integrations_queue_is_dead_lettered_and_counted_once() {
+    let app = TestApp::new().await;
+    let hook = Receiver::ok().await;
+    let worker = app
+        .spawn_process(|config| {
+            config.add(webhook("hook", &hook.url("/hook")));
+        })
+        .await;
+
+    // Only valid events are queued, so this one was changed in the queue.
+    let queue = format!("{}.hook", app.names.queue);
+    app.channel
+        .basic_publish(
+            "".into(),
+            queue.as_str().into(),
+            Default::default(),
+            b"not json",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let letter = app.wait_for_dead_letters(1).await.remove(0);
+    assert_eq!(letter.body, b"not json");
+    assert_eq!(letter.header(HEADER_DEAD_KIND).as_deref(), Some("invalid"));
+
+    let invalid = |page: &str| {
+        sample(
+            page,
+            "run_notifier_dead_letters_total",
+            &[("kind", "invalid")],
+        )
+    };
+    wait_until(
+        "the dead letter is counted",
+        Duration::from_secs(10),
+        || async { invalid(&worker.metrics().await).is_some() },
+    )
+    .await;
+    let page = worker.metrics().await;
+    assert_eq!(invalid(&page), Some(1.0), "{page}");
+    // It never was an event of the event queue.
+    assert_eq!(
+        sample(
+            &page,
+            "run_notifier_events_total",
+            &[("outcome", "invalid")]
+        ),
+        None,
+        "{page}"
+    );
+    assert_eq!(hook.count(), 0);
 }
 
 #[tokio::test]
@@ -304,4 +361,69 @@ async fn dead_letters_are_listed_without_being_consumed_and_replayed_once_fixed(
     let letters = app.take_dead_letters().await;
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].body, b"{oops");
+}
+
+#[tokio::test]
+async fn dead_letters_list_escapes_terminal_control_characters() {
+    let mut app = TestApp::new().await;
+    let receiver = Receiver::ok().await;
+    // The worker declares the dead-letter queue; anyone who may publish can put a letter there.
+    app.spawn_worker(|config| {
+        config.add(webhook("hook", &receiver.url("/hook")));
+    })
+    .await;
+    let hostile = "\u{1b}[2J\u{1b}[31mall good\r\u{1b}]0;owned\u{7}\u{9b}1m";
+    let escaped = "\\u{1b}[2J\\u{1b}[31mall good\\r\\u{1b}]0;owned\\u{7}\\u{9b}1m";
+    let mut headers = lapin::types::FieldTable::default();
+    for name in [
+        run_notifier::protocol::HEADER_ERROR,
+        run_notifier::protocol::HEADER_INTEGRATION,
+        run_notifier::protocol::HEADER_RUN_ID,
+    ] {
+        headers.insert(
+            name.into(),
+            lapin::types::AMQPValue::LongString(hostile.into()),
+        );
+    }
+    app.channel
+        .basic_publish(
+            "".into(),
+            app.names.dead.as_str().into(),
+            Default::default(),
+            b"{}",
+            BasicProperties::default()
+                .with_headers(headers)
+                .with_message_id(hostile.into()),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    wait_until("the letter is there", Duration::from_secs(10), || async {
+        app.ready_count(&app.names.dead).await == 1
+    })
+    .await;
+
+    let listed = app.cli(&["dead-letters", "list"]);
+    assert!(
+        !listed.chars().any(|c| c.is_control() && c != '\n'),
+        "{listed:?}"
+    );
+    assert!(
+        listed.contains(&format!(
+            "integration={escaped} attempts=- run={escaped} message={escaped}\n  {escaped}"
+        )),
+        "{listed}"
+    );
+    wait_until("the letter is back", Duration::from_secs(5), || async {
+        app.ready_count(&app.names.dead).await == 1
+    })
+    .await;
+    // Piped from JSON through `jq -r`, the text is just as inert.
+    let json: serde_json::Value =
+        serde_json::from_str(&app.cli(&["dead-letters", "list", "--json"])).unwrap();
+    for key in ["error", "integration", "runId", "messageId"] {
+        assert_eq!(json[0][key], escaped, "{key}");
+    }
+    app.stop_worker().await;
 }

@@ -16,7 +16,7 @@ use axum::routing::{get, patch, post, put};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::signature::{self, SigningSecret};
+use crate::signature::{self, Received, SigningSecret};
 
 mod checks;
 mod github;
@@ -200,12 +200,15 @@ async fn webhook(State(trial): Shared, headers: HeaderMap, body: Bytes) -> Respo
             .to_owned()
     };
     let id = header("webhook-id");
+    let received = Received {
+        id: &id,
+        timestamp: &header("webhook-timestamp"),
+        header: &header("webhook-signature"),
+        body: &body,
+    };
     let checked = signature::verify(
         &trial.secret,
-        &id,
-        &header("webhook-timestamp"),
-        &body,
-        &header("webhook-signature"),
+        &received,
         chrono::Utc::now().timestamp(),
         300,
     );

@@ -21,10 +21,12 @@ use crate::integrations::repositories::Repositories;
 use crate::integrations::target::CommitTarget;
 use crate::integrations::text::{cut, one_line};
 use crate::integrations::{
-    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
+    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Problems,
+    settings,
 };
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
 use crate::route::Filters;
+use crate::secret::Secret;
 
 /// Descriptions are kept to one short line.
 pub const MAX_DESCRIPTION: usize = 255;
@@ -92,29 +94,30 @@ impl BitbucketStatusConfig {
     }
 }
 
+impl BitbucketStatusConfig {
+    /// The `Authorization` header's value, or every problem of the settings.
+    fn authorization(&self) -> Result<Secret, Problems> {
+        let mut problems = Problems::new();
+        if !matches!(self.api_url.scheme(), "http" | "https") {
+            problems.push("`api_url` must be an http or https URL");
+        }
+        let authorization = problems.take(self.auth.authorization().and_then(|value| {
+            match reqwest::header::HeaderValue::from_str(&value) {
+                Ok(_) => Ok(Secret::new(value)),
+                Err(_) => {
+                    Err("`auth`: the credential contains characters a header cannot carry".into())
+                }
+            }
+        }));
+        problems.extend(self.rate_limit.problems());
+        problems.extend(self.repositories.problems_for_paths_of(2, "workspace/slug"));
+        problems.or_built(authorization)
+    }
+}
+
 impl Checks for BitbucketStatusConfig {
     fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
         self.description_template.iter_mut().collect()
-    }
-
-    fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        if !matches!(self.api_url.scheme(), "http" | "https") {
-            problems.push("`api_url` must be an http or https URL".to_owned());
-        }
-        if let Err(problem) = self.auth.authorization() {
-            problems.push(problem);
-        } else if reqwest::header::HeaderValue::from_str(
-            &self.auth.authorization().unwrap_or_default(),
-        )
-        .is_err()
-        {
-            problems
-                .push("`auth`: the credential contains characters a header cannot carry".into());
-        }
-        problems.extend(self.rate_limit.problems());
-        problems.extend(self.repositories.problems_for_paths_of(2, "workspace/slug"));
-        problems
     }
 
     /// Compiles the description and name templates (checked against the sample events).
@@ -125,9 +128,9 @@ impl Checks for BitbucketStatusConfig {
     ) -> Result<(), TemplateError> {
         let (description, name) = self.template_names();
         let path = template_path(dir, self.description_template.as_deref(), DEFAULT_TEMPLATE);
-        templates.add_file(Format::Text, &description, &path)?;
+        templates.add_file(Format::TEXT, &description, &path)?;
         let file = format!("integration `{}`: name_template", self.common.name);
-        templates.add(Format::Text, &name, &file, &self.name_template)
+        templates.add(Format::TEXT, &name, &file, &self.name_template)
     }
 }
 
@@ -146,6 +149,8 @@ pub struct BuildStatus {
 pub struct BitbucketStatus {
     config: BitbucketStatusConfig,
     templates: Arc<Templates>,
+    /// The `Authorization` header's value, made once.
+    authorization: Secret,
     limiter: Limiter,
 }
 
@@ -157,7 +162,7 @@ impl BitbucketStatus {
         let (description, name) = self.config.template_names();
         let render = |template: &str| {
             self.templates
-                .render(Format::Text, template, &values)
+                .render(Format::TEXT, template, &values)
                 .map(|text| one_line(&text))
                 .map_err(|err| DeliveryError::permanent(err.to_string()))
         };
@@ -179,17 +184,18 @@ impl Kind for BitbucketStatus {
     const TYPE: &'static str = "bitbucket_status";
     type Config = BitbucketStatusConfig;
 
-    fn build(config: BitbucketStatusConfig, parts: &Parts) -> Self {
-        let authorization = config.auth.authorization().unwrap_or_default();
+    fn build(config: BitbucketStatusConfig, parts: &Parts) -> Result<Self, Problems> {
+        let authorization = config.authorization()?;
         let limiter = Limiter::for_credential(
-            &["bitbucket", config.api_url.as_str(), &authorization],
+            &["bitbucket", config.api_url.as_str(), authorization.expose()],
             config.rate_limit,
         );
-        Self {
+        Ok(Self {
             config,
             templates: Arc::clone(&parts.templates),
+            authorization,
             limiter,
-        }
+        })
     }
 
     fn config(&self) -> &BitbucketStatusConfig {
@@ -230,12 +236,7 @@ impl Kind for BitbucketStatus {
             ]);
         let json = serde_json::to_vec(&body).expect("the build status serialises");
         let mut request = OutgoingRequest::post_json(url, json);
-        let authorization = self
-            .config
-            .auth
-            .authorization()
-            .map_err(DeliveryError::permanent)?;
-        request.header(AUTHORIZATION, &authorization, true);
+        request.header(AUTHORIZATION, self.authorization.expose(), true);
         let path = request.url.path().to_owned();
         Ok(Plan::one(request, move |answer: &Answer| {
             format!("HTTP {} from {path}", answer.status.as_u16())

@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use super::GithubApi;
-use super::client::GithubClient;
+use super::client::{GithubClient, classify_answer};
 use super::pulls::PER_PAGE;
 use crate::event::{RunEvent, RunStatus, Stage};
 use crate::failure::DeliveryError;
@@ -18,8 +18,8 @@ use crate::integrations::status_texts::StatusTexts;
 use crate::integrations::target::CommitTarget;
 use crate::integrations::text::cut;
 use crate::integrations::{
-    Answer, Checks, Common, Draft, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step,
-    settings,
+    Answer, Checks, Common, Draft, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Problems,
+    Step, settings,
 };
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
 use crate::route::Filters;
@@ -96,14 +96,6 @@ impl Checks for GithubCheckRunConfig {
             .collect()
     }
 
-    fn problems(&self) -> Vec<String> {
-        let mut problems = self.api.problems();
-        if self.api.auth.token.is_some() {
-            problems.push(APP_ONLY.to_owned());
-        }
-        problems
-    }
-
     /// Compiles the name, title and summary templates (checked against the sample events).
     fn register_templates(
         &self,
@@ -123,7 +115,7 @@ impl Checks for GithubCheckRunConfig {
             self.summary_template.as_deref(),
             DEFAULT_SUMMARY_TEMPLATE,
         );
-        templates.add_file(Format::Markdown, &self.summary_name(), &path)
+        templates.add_file(GithubCheckRun::MARKUP, &self.summary_name(), &path)
     }
 }
 
@@ -235,11 +227,7 @@ impl GithubCheckRun {
         }
         let summary = self
             .templates
-            .render(
-                Format::Markdown,
-                &self.config.summary_name(),
-                &variables(event),
-            )
+            .render(Self::MARKUP, &self.config.summary_name(), &variables(event))
             .map_err(|err| DeliveryError::permanent(err.to_string()))?;
         let (status, started_at, conclusion, completed_at) = match CheckState::of(event) {
             CheckState::InProgress { since } => ("in_progress", Some(timestamp(since)), None, None),
@@ -351,14 +339,28 @@ fn state_words(body: &CheckRunBody) -> String {
 impl Kind for GithubCheckRun {
     const TYPE: &'static str = "github_check_run";
     type Config = GithubCheckRunConfig;
+    const NO_TRACES: Option<&'static str> = super::NO_TRACES;
+    /// The summary's; the name and the title are plain text.
+    const MARKUP: Format = Format::MARKDOWN;
 
-    fn build(config: GithubCheckRunConfig, parts: &Parts) -> Self {
-        let client = GithubClient::new(&config.api, parts.client.clone());
-        Self {
+    fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+        classify_answer(answer, now)
+    }
+
+    /// Refuses a token (only Apps write check runs) along with every other problem of the
+    /// GitHub settings.
+    fn build(config: GithubCheckRunConfig, parts: &Parts) -> Result<Self, Problems> {
+        let mut problems = Problems::new();
+        if config.api.auth.token.is_some() {
+            problems.push(APP_ONLY);
+        }
+        let client = problems.take_all(GithubClient::new(&config.api));
+        let client = problems.or_built(client)?;
+        Ok(Self {
             config,
             templates: Arc::clone(&parts.templates),
             client,
-        }
+        })
     }
 
     fn config(&self) -> &GithubCheckRunConfig {

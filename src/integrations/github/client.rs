@@ -5,7 +5,7 @@
 
 use std::sync::OnceLock;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use octocrab::Octocrab;
 use reqwest::Method;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderName, LINK};
@@ -13,12 +13,13 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::auth::Credential;
-use super::{ACCEPT_JSON, API_VERSION, GithubApi};
+use super::{ACCEPT_JSON, API_VERSION, GithubApi, api_problems};
 use crate::failure::{
-    DeliveryError, Dialect, FailureKind, classify_response, classify_transport, error_chain,
+    DeliveryError, FailureKind, classify_response, classify_transport, error_chain,
 };
+use crate::integrations::http::api_route;
 use crate::integrations::limit::Limiter;
-use crate::integrations::{Answer, Io, OutgoingRequest};
+use crate::integrations::{Answer, Io, OutgoingRequest, Problems};
 
 /// How much of a page of results is read: 100 comments of up to 65,536 characters each.
 const MAX_PAGE_BYTES: usize = 32 * 1024 * 1024;
@@ -39,43 +40,41 @@ pub struct Page<T> {
 #[derive(Debug)]
 pub struct GithubClient {
     api_url: Url,
-    credential: Result<Credential, String>,
-    http: reqwest::Client,
+    credential: Credential,
     /// For a GitHub App only, built at the first send: octocrab spawns a task, so it needs the
     /// worker's runtime (`check-config` builds integrations without one).
-    app: OnceLock<Result<Octocrab, String>>,
+    app: OnceLock<Result<Octocrab, DeliveryError>>,
     writes: Limiter,
 }
 
 impl GithubClient {
-    pub fn new(api: &GithubApi, http: reqwest::Client) -> Self {
-        let (api_url, auth, rate_limit) = (&api.api_url, &api.auth, api.rate_limit);
-        let credential = auth.credential();
-        let mut parts = vec!["github".to_owned(), api_url.to_string()];
-        if let Ok(credential) = &credential {
-            parts.extend(credential.limiter_parts());
-        }
+    /// The client of `api`: its credential read (a private key parsed) now, or every problem
+    /// of the settings (where the API is, the credential, the rate limit).
+    pub fn new(api: &GithubApi) -> Result<Self, Problems> {
+        let mut problems = Problems::from(api_problems(&api.api_url, &api.host));
+        let credential = problems.take(api.auth.credential());
+        problems.extend(api.rate_limit.problems());
+        problems.extend(api.repositories.problems_for_paths_of(2, "owner/repo"));
+        let credential = problems.or_built(credential)?;
+        let mut parts = vec!["github".to_owned(), api.api_url.to_string()];
+        parts.extend(credential.limiter_parts());
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
-        Self {
-            api_url: api_url.clone(),
+        Ok(Self {
+            api_url: api.api_url.clone(),
+            writes: Limiter::for_credential(&parts, api.rate_limit),
             credential,
-            http,
             app: OnceLock::new(),
-            writes: Limiter::for_credential(&parts, rate_limit),
-        }
+        })
     }
 
-    /// The credential, or the configuration problem (caught at load; kept for safety).
-    pub(super) fn credential(&self) -> Result<&Credential, DeliveryError> {
-        self.credential
-            .as_ref()
-            .map_err(|problem| DeliveryError::permanent(problem.clone()))
+    /// The credential, read at build.
+    pub(super) fn credential(&self) -> &Credential {
+        &self.credential
     }
 
     /// `api_url` joined with an API route such as `/repos/o/r/statuses/sha`.
-    pub fn url(&self, route: &str) -> Url {
-        let base = self.api_url.as_str().trim_end_matches('/');
-        Url::parse(&format!("{base}{route}")).expect("api_url plus a route is a URL")
+    pub fn url(&self, route: &str) -> Result<Url, DeliveryError> {
+        api_route(&self.api_url, route, "GitHub")
     }
 
     /// The complete request for `route`: GitHub's media type and API version, and the
@@ -87,8 +86,7 @@ impl GithubClient {
         route: &str,
         body: Option<Vec<u8>>,
     ) -> Result<OutgoingRequest, DeliveryError> {
-        let credential = self.credential()?;
-        let url = self.url(route);
+        let url = self.url(route)?;
         let mut request = match body {
             Some(body) => OutgoingRequest::post_json(url, body),
             None => OutgoingRequest::get(url).with_max_answer(MAX_PAGE_BYTES),
@@ -100,8 +98,8 @@ impl GithubClient {
             API_VERSION,
             false,
         );
-        request.header(AUTHORIZATION, &credential.authorization(), true);
-        Ok(request.with_dialect(Dialect::Github))
+        request.header(AUTHORIZATION, &self.credential.authorization(), true);
+        Ok(request)
     }
 
     /// Sends a request made by [`request`](Self::request): writes wait for the credential's
@@ -114,7 +112,7 @@ impl GithubClient {
         if request.method != Method::GET {
             self.writes.acquire(io.cancel).await?;
         }
-        if !matches!(self.credential()?, Credential::App { .. }) {
+        if !matches!(self.credential, Credential::App { .. }) {
             return io.send(request).await;
         }
         let token = self.installation_token(io, TOKEN_BUFFER).await?;
@@ -174,12 +172,9 @@ impl GithubClient {
         use secrecy::ExposeSecret as _;
         let app = self
             .app
-            .get_or_init(|| match &self.credential {
-                Ok(credential) => build(&self.api_url, credential, &self.http),
-                Err(problem) => Err(problem.clone()),
-            })
+            .get_or_init(|| build(&self.api_url, &self.credential, io.client))
             .as_ref()
-            .map_err(|problem| DeliveryError::permanent(problem.clone()))?;
+            .map_err(Clone::clone)?;
         let exchange = tokio::time::timeout(io.timeout, app.installation_token_with_buffer(buffer));
         tokio::select! {
             biased;
@@ -207,16 +202,20 @@ fn build(
     api_url: &Url,
     credential: &Credential,
     http: &reqwest::Client,
-) -> Result<Octocrab, String> {
-    let fail =
-        |err: octocrab::Error| format!("cannot set up the GitHub client: {}", error_chain(&err));
+) -> Result<Octocrab, DeliveryError> {
+    let fail = |err: octocrab::Error| {
+        DeliveryError::permanent(format!(
+            "cannot set up the GitHub client: {}",
+            error_chain(&err)
+        ))
+    };
     let Credential::App {
         app_id,
         installation_id,
         key,
     } = credential
     else {
-        return Err("a token needs no exchange".to_owned());
+        return Err(DeliveryError::permanent("a token needs no exchange"));
     };
     Octocrab::builder()
         .base_uri(api_url.as_str())
@@ -231,6 +230,29 @@ fn build(
         .build_with_reqwest(http.clone())
         .and_then(|app| app.installation(*installation_id))
         .map_err(fail)
+}
+
+/// How the GitHub REST API answers: the status code says it, and an error's JSON body carries
+/// a `message` and maybe `errors`, which is what the failure quotes.
+pub fn classify_answer(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+    let body = github_message(&answer.body);
+    classify_response(answer.status, &answer.headers, &body, now)
+}
+
+/// `message: [errors]` from a GitHub error body, or the body itself when it is not that JSON.
+fn github_message(body: &str) -> String {
+    let Ok(serde_json::Value::Object(error)) = serde_json::from_str(body) else {
+        return body.to_owned();
+    };
+    let Some(message) = error.get("message").and_then(|m| m.as_str()) else {
+        return body.to_owned();
+    };
+    match error.get("errors") {
+        Some(serde_json::Value::Array(errors)) if !errors.is_empty() => {
+            format!("{message}: {}", serde_json::Value::from(errors.clone()))
+        }
+        _ => message.to_owned(),
+    }
 }
 
 /// Maps an octocrab error into the one classification: GitHub's answers by status and

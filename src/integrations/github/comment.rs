@@ -5,11 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use super::GithubApi;
-use super::client::GithubClient;
+use super::client::{GithubClient, classify_answer};
 use super::identity::Identity;
 use super::pulls::{find_comment, open_pulls_with_head};
 use crate::event::{Repo, RunId};
@@ -17,8 +18,8 @@ use crate::failure::DeliveryError;
 use crate::integrations::target::repo_on;
 use crate::integrations::text::with_marker;
 use crate::integrations::{
-    Answer, Checks, Common, Draft, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step,
-    settings,
+    Answer, Checks, Common, Draft, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Problems,
+    Step, settings,
 };
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
 use crate::route::Filters;
@@ -61,10 +62,6 @@ impl Checks for GithubPrCommentConfig {
             .collect()
     }
 
-    fn problems(&self) -> Vec<String> {
-        self.api.problems()
-    }
-
     /// Compiles the body template (checked against the sample events).
     fn register_templates(
         &self,
@@ -72,7 +69,7 @@ impl Checks for GithubPrCommentConfig {
         dir: &Path,
     ) -> Result<(), TemplateError> {
         let path = template_path(dir, self.template.as_deref(), DEFAULT_TEMPLATE);
-        templates.add_file(Format::Markdown, &self.template_name(), &path)
+        templates.add_file(GithubPrComment::MARKUP, &self.template_name(), &path)
     }
 }
 
@@ -115,7 +112,7 @@ impl GithubPrComment {
         let rendered = self
             .templates
             .render(
-                Format::Markdown,
+                Self::MARKUP,
                 &self.config.template_name(),
                 &variables(event),
             )
@@ -173,15 +170,21 @@ impl GithubPrComment {
 impl Kind for GithubPrComment {
     const TYPE: &'static str = "github_pr_comment";
     type Config = GithubPrCommentConfig;
+    const NO_TRACES: Option<&'static str> = super::NO_TRACES;
+    const MARKUP: Format = Format::MARKDOWN;
 
-    fn build(config: GithubPrCommentConfig, parts: &Parts) -> Self {
-        let client = GithubClient::new(&config.api, parts.client.clone());
-        Self {
+    fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+        classify_answer(answer, now)
+    }
+
+    fn build(config: GithubPrCommentConfig, parts: &Parts) -> Result<Self, Problems> {
+        let client = GithubClient::new(&config.api)?;
+        Ok(Self {
             config,
             templates: Arc::clone(&parts.templates),
             client,
             identity: Identity::default(),
-        }
+        })
     }
 
     fn config(&self) -> &GithubPrCommentConfig {

@@ -51,7 +51,7 @@ impl Identity {
 }
 
 async fn look_up(client: &GithubClient, io: &Io<'_>) -> Result<String, DeliveryError> {
-    match client.credential()? {
+    match client.credential() {
         Credential::Token(_) => {
             let request = client.request(Method::GET, "/user", None)?;
             let answer = client

@@ -20,6 +20,9 @@ pub const ACCEPT_JSON: &str = "application/vnd.github+json";
 /// The REST API version the requests are written against.
 pub const API_VERSION: &str = "2022-11-28";
 
+/// Why GitHub integrations refuse `send_traceparent` (see [`Kind::NO_TRACES`](super::Kind::NO_TRACES)).
+pub const NO_TRACES: Option<&str> = Some("GitHub integrations: GitHub's API does not join traces");
+
 /// Where the GitHub API lives unless `api_url` says otherwise.
 pub const DEFAULT_API_URL: &str = "https://api.github.com";
 /// Remotes on this host are GitHub's unless `host` says otherwise.
@@ -49,17 +52,6 @@ pub struct GithubApi {
     pub rate_limit: RateLimit,
 }
 
-impl GithubApi {
-    /// Rules the grammar cannot express, as sentences.
-    pub(crate) fn problems(&self) -> Vec<String> {
-        let mut problems = api_problems(&self.api_url, &self.host);
-        problems.extend(self.auth.problems());
-        problems.extend(self.rate_limit.problems());
-        problems.extend(self.repositories.problems_for_paths_of(2, "owner/repo"));
-        problems
-    }
-}
-
 fn default_api_url() -> Url {
     Url::parse(DEFAULT_API_URL).expect("a valid URL")
 }
@@ -73,7 +65,7 @@ fn default_rate_limit() -> RateLimit {
 }
 
 /// Checks of where the API is and which remotes apply.
-fn api_problems(api_url: &Url, host: &str) -> Vec<String> {
+pub(crate) fn api_problems(api_url: &Url, host: &str) -> Vec<String> {
     let mut problems = Vec::new();
     if !matches!(api_url.scheme(), "http" | "https") || api_url.host_str().is_none() {
         problems.push("`api_url` must be an http or https URL".to_owned());

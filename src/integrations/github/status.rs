@@ -4,18 +4,20 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use super::GithubApi;
-use super::client::GithubClient;
+use super::client::{GithubClient, classify_answer};
 use crate::event::{EventType, RunStatus};
 use crate::failure::DeliveryError;
 use crate::integrations::status_texts::StatusTexts;
 use crate::integrations::target::CommitTarget;
 use crate::integrations::text::cut;
 use crate::integrations::{
-    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
+    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Problems,
+    settings,
 };
 use crate::render::{TemplateError, Templates};
 use crate::route::Filters;
@@ -68,10 +70,6 @@ impl Checks for GithubStatusConfig {
             .iter_mut()
             .chain(self.api.auth.private_key_file.iter_mut())
             .collect()
-    }
-
-    fn problems(&self) -> Vec<String> {
-        self.api.problems()
     }
 
     /// Compiles the description and context templates (checked against the sample events).
@@ -132,14 +130,19 @@ impl GithubStatus {
 impl Kind for GithubStatus {
     const TYPE: &'static str = "github_status";
     type Config = GithubStatusConfig;
+    const NO_TRACES: Option<&'static str> = super::NO_TRACES;
 
-    fn build(config: GithubStatusConfig, parts: &Parts) -> Self {
-        let client = GithubClient::new(&config.api, parts.client.clone());
-        Self {
+    fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+        classify_answer(answer, now)
+    }
+
+    fn build(config: GithubStatusConfig, parts: &Parts) -> Result<Self, Problems> {
+        let client = GithubClient::new(&config.api)?;
+        Ok(Self {
             config,
             templates: Arc::clone(&parts.templates),
             client,
-        }
+        })
     }
 
     fn config(&self) -> &GithubStatusConfig {

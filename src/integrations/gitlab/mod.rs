@@ -1,6 +1,7 @@
 //! The GitLab integrations (gitlab.com and self-managed): commit statuses and merge request
 //! notes, over GitLab's REST API v4 with reqwest (no GitLab crate is needed for four routes).
 
+mod answer;
 pub mod auth;
 pub mod identity;
 pub mod note;
@@ -8,16 +9,18 @@ pub mod pages;
 pub mod project;
 pub mod status;
 
+use chrono::{DateTime, Utc};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, HeaderName};
 use serde::Deserialize;
 use url::Url;
 
 use self::auth::GitlabAuth;
+use super::http::api_route;
 use super::limit::{Limiter, RateLimit};
 use super::repositories::Repositories;
-use super::{Answer, Io, OutgoingRequest};
-use crate::failure::{DeliveryError, Dialect};
+use super::{Answer, Io, OutgoingRequest, Problems};
+use crate::failure::DeliveryError;
 use crate::secret::Secret;
 
 /// Where the GitLab API lives unless `api_url` says otherwise.
@@ -63,10 +66,15 @@ fn default_rate_limit() -> RateLimit {
     RateLimit::new(240, 10)
 }
 
+/// How GitLab's REST API answers (both GitLab kinds' [`Kind::classify`](super::Kind::classify)).
+pub fn classify_answer(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+    answer::classify(answer.status, &answer.headers, &answer.body, now)
+}
+
 impl GitlabApi {
-    /// Rules the grammar cannot express, as sentences.
-    pub(crate) fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
+    /// Rules of where the API is and which remotes apply, as sentences.
+    fn problems(&self) -> Problems {
+        let mut problems = Problems::new();
         let url = &self.api_url;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
             problems.push("`api_url` must be an http or https URL".to_owned());
@@ -81,10 +89,6 @@ impl GitlabApi {
         {
             problems.push("`host` must be a host name such as `gitlab.com`".to_owned());
         }
-        if let Err(problem) = self.auth.header() {
-            problems.push(problem);
-        }
-        problems.extend(self.rate_limit.problems());
         problems
     }
 }
@@ -93,38 +97,34 @@ impl GitlabApi {
 #[derive(Debug)]
 pub struct GitlabClient {
     api_url: Url,
-    /// The credential's header, its value a secret (never in `Debug`), or what is wrong.
-    auth: Result<(HeaderName, Secret), String>,
+    /// The credential's header, its value a secret (never in `Debug`).
+    auth: (HeaderName, Secret),
     limiter: Limiter,
 }
 
 impl GitlabClient {
-    pub fn new(api: &GitlabApi) -> Self {
-        let auth = api
-            .auth
-            .header()
-            .map(|(name, value)| (name, Secret::new(value)));
-        let credential = auth.as_ref().map(|(_, v)| v.expose()).unwrap_or_default();
-        let limiter = Limiter::for_credential(
-            &["gitlab", api.api_url.as_str(), credential],
-            api.rate_limit,
-        );
-        Self {
+    /// The client of `api`, or every problem of the settings (where the API is, the
+    /// credential, the rate limit).
+    pub fn new(api: &GitlabApi) -> Result<Self, Problems> {
+        let mut problems = api.problems();
+        let auth = problems.take(api.auth.header());
+        problems.extend(api.rate_limit.problems());
+        let (name, value) = problems.or_built(auth)?;
+        let limiter =
+            Limiter::for_credential(&["gitlab", api.api_url.as_str(), &value], api.rate_limit);
+        Ok(Self {
             api_url: api.api_url.clone(),
-            auth,
+            auth: (name, Secret::new(value)),
             limiter,
-        }
+        })
     }
 
     /// `route` (starting with `/`, already encoded) under `api_url`.
     pub fn url(&self, route: &str) -> Result<Url, DeliveryError> {
-        let base = self.api_url.as_str().trim_end_matches('/');
-        Url::parse(&format!("{base}{route}"))
-            .map_err(|err| DeliveryError::permanent(format!("cannot build a GitLab URL: {err}")))
+        api_route(&self.api_url, route, "GitLab")
     }
 
-    /// A complete request: JSON body if any, the credential (marked sensitive), GitLab's
-    /// dialect.
+    /// A complete request: JSON body if any, the credential (marked sensitive).
     pub fn request(
         &self,
         method: Method,
@@ -138,9 +138,9 @@ impl GitlabClient {
         };
         request.method = method;
         request.header(ACCEPT, "application/json", false);
-        let (name, value) = self.auth.clone().map_err(DeliveryError::permanent)?;
-        request.header(name, value.expose(), true);
-        Ok(request.with_dialect(Dialect::Gitlab))
+        let (name, value) = &self.auth;
+        request.header(name.clone(), value.expose(), true);
+        Ok(request)
     }
 
     /// Sends `request` once a permit of the credential's limiter is free.

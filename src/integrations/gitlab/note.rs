@@ -6,19 +6,20 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use super::identity::Identity;
 use super::pages::{find_note, open_merge_requests_with_head};
 use super::project::ProjectPath;
-use super::{GitlabApi, GitlabClient};
+use super::{GitlabApi, GitlabClient, classify_answer};
 use crate::failure::DeliveryError;
 use crate::integrations::github::comment::marker;
 use crate::integrations::text::with_marker;
 use crate::integrations::{
-    Answer, Checks, Common, Draft, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step,
-    settings,
+    Answer, Checks, Common, Draft, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Problems,
+    Step, settings,
 };
 use crate::render::{Format, TemplateError, Templates, template_path, variables};
 use crate::route::Filters;
@@ -62,10 +63,6 @@ impl Checks for GitlabMrNoteConfig {
         self.template.iter_mut().collect()
     }
 
-    fn problems(&self) -> Vec<String> {
-        self.api.problems()
-    }
-
     /// Compiles the body template (checked against the sample events).
     fn register_templates(
         &self,
@@ -73,7 +70,7 @@ impl Checks for GitlabMrNoteConfig {
         dir: &Path,
     ) -> Result<(), TemplateError> {
         let path = template_path(dir, self.template.as_deref(), DEFAULT_TEMPLATE);
-        templates.add_file(Format::GitlabMarkdown, &self.template_name(), &path)
+        templates.add_file(GitlabMrNote::MARKUP, &self.template_name(), &path)
     }
 }
 
@@ -105,7 +102,7 @@ impl GitlabMrNote {
         let rendered = self
             .templates
             .render(
-                Format::GitlabMarkdown,
+                Self::MARKUP,
                 &self.config.template_name(),
                 &variables(event),
             )
@@ -158,15 +155,20 @@ impl GitlabMrNote {
 impl Kind for GitlabMrNote {
     const TYPE: &'static str = "gitlab_mr_note";
     type Config = GitlabMrNoteConfig;
+    const MARKUP: Format = Format::GITLAB_MARKDOWN;
 
-    fn build(config: GitlabMrNoteConfig, parts: &Parts) -> Self {
-        let client = GitlabClient::new(&config.api);
-        Self {
+    fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+        classify_answer(answer, now)
+    }
+
+    fn build(config: GitlabMrNoteConfig, parts: &Parts) -> Result<Self, Problems> {
+        let client = GitlabClient::new(&config.api)?;
+        Ok(Self {
             config,
             templates: Arc::clone(&parts.templates),
             client,
             identity: Identity::default(),
-        }
+        })
     }
 
     fn config(&self) -> &GitlabMrNoteConfig {

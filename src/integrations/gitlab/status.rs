@@ -4,17 +4,19 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use super::project::ProjectPath;
-use super::{GitlabApi, GitlabClient};
+use super::{GitlabApi, GitlabClient, classify_answer};
 use crate::event::{CommitSha, EventType, RunStatus};
 use crate::failure::DeliveryError;
 use crate::integrations::status_texts::StatusTexts;
 use crate::integrations::text::cut;
 use crate::integrations::{
-    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, settings,
+    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Problems,
+    settings,
 };
 use crate::render::{TemplateError, Templates};
 use crate::route::Filters;
@@ -80,10 +82,6 @@ impl Checks for GitlabStatusConfig {
         self.description_template.iter_mut().collect()
     }
 
-    fn problems(&self) -> Vec<String> {
-        self.api.problems()
-    }
-
     /// Compiles the description and name templates (checked against the sample events).
     fn register_templates(
         &self,
@@ -140,13 +138,17 @@ impl Kind for GitlabStatus {
     const TYPE: &'static str = "gitlab_status";
     type Config = GitlabStatusConfig;
 
-    fn build(config: GitlabStatusConfig, parts: &Parts) -> Self {
-        let client = GitlabClient::new(&config.api);
-        Self {
+    fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+        classify_answer(answer, now)
+    }
+
+    fn build(config: GitlabStatusConfig, parts: &Parts) -> Result<Self, Problems> {
+        let client = GitlabClient::new(&config.api)?;
+        Ok(Self {
             config,
             templates: Arc::clone(&parts.templates),
             client,
-        }
+        })
     }
 
     fn config(&self) -> &GitlabStatusConfig {

@@ -1,6 +1,7 @@
 //! The `slack` integration: a Block Kit message rendered from a template and POSTed to an
 //! incoming webhook, cut to Slack's limits before it is sent.
 
+mod answer;
 mod fit;
 
 pub use fit::{
@@ -11,17 +12,19 @@ pub use fit::{
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
+use url::Url;
 
 use super::http::secret_url;
 use super::limit::{Limiter, RateLimit};
 use super::{
-    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, http_status,
-    settings,
+    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Problems,
+    http_status, settings,
 };
 use crate::event::{EventType, TERMINAL_EVENTS};
-use crate::failure::{DeliveryError, Dialect};
+use crate::failure::DeliveryError;
 use crate::render::{Format, TemplateError, Templates, escape_slack, template_path};
 use crate::route::Filters;
 use crate::secret::Secret;
@@ -61,15 +64,6 @@ impl Checks for SlackConfig {
         self.template.iter_mut().collect()
     }
 
-    fn problems(&self) -> Vec<String> {
-        let mut problems: Vec<String> = secret_url("webhook_url", &self.webhook_url)
-            .err()
-            .into_iter()
-            .collect();
-        problems.extend(self.rate_limit.problems());
-        problems
-    }
-
     /// Compiles the template and checks that every sample renders a message Slack accepts.
     fn register_templates(
         &self,
@@ -77,8 +71,8 @@ impl Checks for SlackConfig {
         dir: &Path,
     ) -> Result<(), TemplateError> {
         let path = template_path(dir, self.template.as_deref(), DEFAULT_TEMPLATE);
-        templates.add_file(Format::SlackJson, &self.common.name, &path)?;
-        templates.check_json(Format::SlackJson, &self.common.name, &path, check_message)
+        templates.add_file(Slack::MARKUP, &self.common.name, &path)?;
+        templates.check_json(Slack::MARKUP, &self.common.name, &path, check_message)
     }
 }
 
@@ -113,6 +107,8 @@ pub fn ensure_text(message: &mut Value, fallback: &str) {
 pub struct Slack {
     config: SlackConfig,
     templates: Arc<Templates>,
+    /// The webhook URL, parsed once; a credential, never shown.
+    url: Url,
     /// Shared by every integration posting to the same webhook.
     limiter: Limiter,
 }
@@ -132,7 +128,7 @@ pub(super) fn render_message(
     notification: &Notification<'_>,
 ) -> Result<Value, DeliveryError> {
     let mut message = templates
-        .render_json(Format::SlackJson, integration, notification.event)
+        .render_json(Slack::MARKUP, integration, notification.event)
         .map_err(DeliveryError::permanent)?;
     // Checked at load against the samples, but a real event can still render an empty
     // `text` (say, from a `null` note), and Slack refuses a message without one.
@@ -155,15 +151,27 @@ impl Kind for Slack {
     // A webhook cannot edit what it posted: a message per start would be noise.
     const DEFAULT_EVENTS: &'static [EventType] = &TERMINAL_EVENTS;
     type Config = SlackConfig;
+    const MARKUP: Format = Format::SLACK_JSON;
 
-    fn build(config: SlackConfig, parts: &Parts) -> Self {
+    /// Slack's incoming webhooks: success is `200` with the body `ok`; an error is a body
+    /// such as `invalid_payload` or `channel_not_found`, on a 4xx or even on a 200.
+    fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+        answer::classify(answer.status, &answer.headers, &answer.body, now)
+    }
+
+    fn build(config: SlackConfig, parts: &Parts) -> Result<Self, Problems> {
+        let mut problems = Problems::new();
+        let url = problems.take(secret_url("webhook_url", &config.webhook_url));
+        problems.extend(config.rate_limit.problems());
+        let url = problems.or_built(url)?;
         let limiter =
             Limiter::for_credential(&["slack", config.webhook_url.expose()], config.rate_limit);
-        Self {
+        Ok(Self {
             config,
             templates: Arc::clone(&parts.templates),
+            url,
             limiter,
-        }
+        })
     }
 
     fn config(&self) -> &SlackConfig {
@@ -177,11 +185,7 @@ impl Kind for Slack {
     ) -> Result<Plan, DeliveryError> {
         let body =
             serde_json::to_vec(&self.message(notification)?).expect("a JSON value serialises");
-        let url = secret_url("webhook_url", &self.config.webhook_url)
-            .map_err(DeliveryError::permanent)?;
-        let request = OutgoingRequest::post_json(url, body)
-            .with_secret_url()
-            .with_dialect(Dialect::Slack);
+        let request = OutgoingRequest::post_json(self.url.clone(), body).with_secret_url();
         Ok(Plan::one(request, http_status))
     }
 

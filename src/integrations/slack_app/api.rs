@@ -1,11 +1,12 @@
 //! Calls to Slack's Web API with a bot token: JSON posts, form-encoded reads, the answer's
-//! envelope checked by the one classifier, and channel names resolved to ids.
+//! envelope checked by the kind's classifier, and channel names resolved to ids.
 
 use reqwest::header::AUTHORIZATION;
 use serde_json::Value;
 use url::Url;
 
-use crate::failure::{DeliveryError, Dialect};
+use crate::failure::DeliveryError;
+use crate::integrations::http::api_route;
 use crate::integrations::{Io, OutgoingRequest};
 use crate::secret::Secret;
 
@@ -27,17 +28,13 @@ impl SlackApi {
     }
 
     fn url(&self, method: &str) -> Result<Url, DeliveryError> {
-        let base = self.api_url.as_str().trim_end_matches('/');
-        Url::parse(&format!("{base}/{method}"))
-            .map_err(|err| DeliveryError::permanent(format!("cannot build a Slack URL: {err}")))
+        api_route(&self.api_url, &format!("/{method}"), "Slack")
     }
 
     fn authorize(&self, mut request: OutgoingRequest) -> OutgoingRequest {
         let bearer = format!("Bearer {}", self.token.expose().trim());
         request.header(AUTHORIZATION, &bearer, true);
-        request
-            .with_dialect(Dialect::SlackApi)
-            .with_max_answer(MAX_ANSWER_BYTES)
+        request.with_max_answer(MAX_ANSWER_BYTES)
     }
 
     /// A JSON `POST {api_url}/{method}`.

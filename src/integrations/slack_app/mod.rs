@@ -4,21 +4,24 @@
 //! answer and the ledger record) finds its message in the channel and edits it with
 //! `chat.update` instead of posting a second one.
 
+mod answer;
 pub mod api;
 pub mod history;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
 
 use self::api::SlackApi;
 use super::limit::{Limiter, RateLimit};
-use super::slack::{check_message, render_message};
+use super::slack::{Slack, check_message, render_message};
 use super::{
-    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Step, settings,
+    Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Problems, Step,
+    settings,
 };
 use crate::failure::DeliveryError;
 use crate::render::{Format, TemplateError, Templates, template_path};
@@ -73,13 +76,10 @@ fn default_rate_limit() -> RateLimit {
 
 settings!(SlackAppConfig);
 
-impl Checks for SlackAppConfig {
-    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
-        self.template.iter_mut().collect()
-    }
-
-    fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
+impl SlackAppConfig {
+    /// Rules the grammar cannot express, as sentences.
+    fn problems(&self) -> Problems {
+        let mut problems = Problems::new();
         let token = self.token.expose().trim();
         if !token.starts_with("xoxb-") {
             problems.push("`token` must be a Slack bot token (`xoxb-…`)".to_owned());
@@ -99,6 +99,12 @@ impl Checks for SlackAppConfig {
         problems.extend(self.rate_limit.problems());
         problems
     }
+}
+
+impl Checks for SlackAppConfig {
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        self.template.iter_mut().collect()
+    }
 
     /// Compiles the template and checks that every sample renders a message Slack accepts.
     fn register_templates(
@@ -107,8 +113,8 @@ impl Checks for SlackAppConfig {
         dir: &Path,
     ) -> Result<(), TemplateError> {
         let path = template_path(dir, self.template.as_deref(), DEFAULT_TEMPLATE);
-        templates.add_file(Format::SlackJson, &self.common.name, &path)?;
-        templates.check_json(Format::SlackJson, &self.common.name, &path, check_message)
+        templates.add_file(SlackApp::MARKUP, &self.common.name, &path)?;
+        templates.check_json(SlackApp::MARKUP, &self.common.name, &path, check_message)
     }
 }
 
@@ -206,19 +212,31 @@ impl std::fmt::Display for MessageRef {
 impl Kind for SlackApp {
     const TYPE: &'static str = "slack_app";
     type Config = SlackAppConfig;
+    /// The same messages as `type: slack`.
+    const MARKUP: Format = Slack::MARKUP;
 
-    fn build(config: SlackAppConfig, parts: &Parts) -> Self {
+    /// Slack's Web API: success is `"ok": true` in a JSON body; an `"ok": false` answer
+    /// (often with HTTP 200) is classified by its `error` code.
+    fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
+        answer::classify(answer.status, &answer.headers, &answer.body, now)
+    }
+
+    fn build(config: SlackAppConfig, parts: &Parts) -> Result<Self, Problems> {
+        let problems = config.problems();
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         let limiter = Limiter::for_credential(
             &["slack_app", config.token.expose(), &config.channel],
             config.rate_limit,
         );
         let api = SlackApi::new(config.api_url.clone(), config.token.clone());
-        Self {
+        Ok(Self {
             config,
             templates: Arc::clone(&parts.templates),
             api,
             limiter,
-        }
+        })
     }
 
     fn config(&self) -> &SlackAppConfig {

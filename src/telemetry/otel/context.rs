@@ -43,7 +43,7 @@ pub fn event_span(message_id: &str, headers: Option<&FieldTable>, body: &[u8]) -
         "event",
         otel.kind = "consumer",
         otel.status_code = field::Empty,
-        message_id = %message_id,
+        message_id = %crate::echo::value(message_id),
         run_id = field::Empty,
         project = field::Empty,
         outcome = field::Empty,

@@ -125,7 +125,8 @@ impl TestApp {
         }
     }
 
-    /// The test's config: its names, its ledger, a free admin port, quick retries (4 attempts,
+    /// The test's config: its names, its ledger, a free admin port (for a process; an
+    /// in-process worker gets a listener bound by the harness), quick retries (4 attempts,
     /// 300 ms doubling to 1 s, no jitter, `Retry-After` honoured up to 10 s), prefetch 16, a
     /// 5 s shutdown grace; then `change`. Written to a file of its own, which [`TestApp::cli`]
     /// uses from then on.
@@ -170,10 +171,19 @@ impl TestApp {
     /// until it is ready. One at a time: [`TestApp::stop_worker`] ends it.
     pub async fn spawn_worker(&mut self, change: impl FnOnce(&mut Setup)) {
         assert!(self.worker.is_none(), "one in-process worker at a time");
-        let (_, config) = self.config(change);
-        let admin = config.admin.listen;
+        // Bound here and handed over: no other test can take the port in between.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = listener.local_addr().unwrap();
+        let (_, config) = self.config(|config| {
+            config.admin.listen = admin;
+            change(config);
+        });
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(run_notifier::app::run(config, shutdown.clone()));
+        let task = tokio::spawn(run_notifier::app::run_with_admin(
+            config,
+            listener,
+            shutdown.clone(),
+        ));
         self.worker = Some(InProcessWorker {
             shutdown,
             task,

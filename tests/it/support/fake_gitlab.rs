@@ -9,8 +9,7 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-/// The project every GitLab test uses: nested groups, as its remote names it.
-pub const PROJECT: &str = "acme/platform/web-app";
+/// The remote of the project every GitLab test uses: nested groups.
 pub const REMOTE: &str = "git@gitlab.com:acme/platform/web-app.git";
 /// `/api/v4` and the project's encoded path.
 pub const PROJECT_ROUTE: &str = "/api/v4/projects/acme%2Fplatform%2Fweb-app";

@@ -12,26 +12,12 @@
 //! - HTTP receivers (`receiver.rs`): [`Receiver`] stands in for webhooks, Slack and Teams.
 //! - One integration without a worker (`providers.rs`): [`providers::build`] and
 //!   [`providers::deliver`] against wiremock.
+//! - GitHub as a GitHub App meets it (`fake_github.rs`): numbered installation tokens.
 //! - Providers that keep state (`fake_gitlab.rs`, `fake_slack.rs`, `fake_checks.rs`): a GitLab
 //!   merge request's notes, a Slack channel and a commit's GitHub check runs, answered by
 //!   wiremock from shared state; `openapi.rs` holds requests against GitHub's description.
 //! - [`proxy::Proxy`]: a TCP proxy a test can cut, to make PostgreSQL unreachable on demand.
 //! - [`process::WorkerProcess`] and [`cli`]: the `run-notifier` binary as a person runs it.
-//!
-//! Moving a test written against the old `tests/common` and `tests/support` helpers in: make
-//! the file a module in `main.rs`, drop `mod common;` / `#[path] mod providers;`, and
-//! - `Names::new()` + `TestBroker::connect` + `InProcessWorker::start(&names, &yaml)` become
-//!   `let mut app = TestApp::new().await; app.spawn_worker(|config| …).await`; `broker.x()`
-//!   becomes `app.x()`; `worker.stop()` becomes `app.stop_worker()`; `broker.cleanup()` goes;
-//! - `WorkerProcess::start(&names, dir, &yaml)` becomes `app.spawn_process(|config| …)`, and
-//!   `wait_exit(timeout)` plus the status check becomes `worker.stop()`;
-//! - a YAML item such as `webhook(name, url)` becomes `config.add(webhook(name, url))`, extra
-//!   keys `.with("key", value)`; `names.config_with(…, retry, worker, prefetch)` becomes
-//!   assignments such as `config.retry.max_attempts = 3`;
-//! - `providers::build(&yaml)` becomes `providers::build(spec)`, `event_for(&unique("run"))`
-//!   and `providers::event()` become `event()`.
-// The harness offers more than today's tests use: tests added later pick from it.
-#![allow(dead_code, unused_imports)]
 
 pub mod app;
 pub mod broker;
@@ -39,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod events;
 pub mod fake_checks;
+pub mod fake_github;
 pub mod fake_gitlab;
 pub mod fake_slack;
 pub mod openapi;
@@ -49,7 +36,7 @@ pub mod proxy;
 pub mod receiver;
 
 pub use app::{Names, TestApp};
-pub use broker::{DeadLetter, ScheduledRetry};
+pub use broker::ScheduledRetry;
 pub use config::{
     Setup, Spec, bitbucket_status, github_pr_comment, github_status, gitlab_mr_note, gitlab_status,
     slack, slack_app, teams, webhook,

@@ -1,4 +1,4 @@
-//! How GitLab's REST API answers: part of the one classifier in [`super`].
+//! How GitLab's REST API answers: read by its kind (see [`crate::integrations::Kind::classify`]).
 
 use std::time::Duration;
 
@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
-use super::{DeliveryError, FailureKind, classify_response, excerpt, header};
+use crate::failure::{DeliveryError, FailureKind, classify_response, excerpt, header};
 
 /// GitLab's answer when a pending or running status with the same name, ref and user is set
 /// again (`Cannot transition status via :enqueue from :pending`): the status is already there.
@@ -68,8 +68,8 @@ fn reset_wait(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
 mod tests {
     use reqwest::header::HeaderValue;
 
-    use super::super::{Dialect, FailureKind};
     use super::*;
+    use crate::failure::FailureKind;
 
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000, 0).unwrap()
@@ -84,13 +84,7 @@ mod tests {
         for (name, value) in headers {
             map.insert(*name, HeaderValue::from_str(value).unwrap());
         }
-        super::super::classify(
-            Dialect::Gitlab,
-            StatusCode::from_u16(status).unwrap(),
-            &map,
-            body,
-            now(),
-        )
+        classify(StatusCode::from_u16(status).unwrap(), &map, body, now())
     }
 
     /// Every status with a plain body: the general table, but 409 transient.

@@ -1,10 +1,10 @@
-//! How Slack's incoming webhooks answer: part of the one classifier in [`super`].
+//! How Slack's incoming webhooks answer: read by its kind (see [`crate::integrations::Kind::classify`]).
 
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
-use super::{DeliveryError, classify_response, excerpt};
+use crate::failure::{DeliveryError, classify_response, excerpt};
 
 /// Slack: `ok` is the only success; a named error is permanent (retrying the same message to
 /// the same webhook cannot help) unless the status itself is transient (429, 5xx).
@@ -66,8 +66,8 @@ mod tests {
 
     use reqwest::header::RETRY_AFTER;
 
-    use super::super::{Dialect, FailureKind};
     use super::*;
+    use crate::failure::FailureKind;
 
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000, 0).unwrap()
@@ -78,8 +78,7 @@ mod tests {
     fn slack_answers_are_classified_by_status_and_body() {
         use FailureKind::*;
         let slack = |status: u16, body: &str| {
-            super::super::classify(
-                Dialect::Slack,
+            classify(
                 StatusCode::from_u16(status).unwrap(),
                 &HeaderMap::new(),
                 body,
@@ -125,8 +124,7 @@ mod tests {
             slack(500, "rollup_error").unwrap_err().kind(),
             Some(Transient)
         );
-        let limited = super::super::classify(
-            Dialect::Slack,
+        let limited = classify(
             StatusCode::TOO_MANY_REQUESTS,
             &[(RETRY_AFTER, "3".parse().unwrap())].into_iter().collect(),
             "rate_limited",

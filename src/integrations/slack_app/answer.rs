@@ -1,12 +1,12 @@
 //! How Slack's Web API answers (`chat.postMessage`, `chat.update`, `conversations.history`):
-//! part of the one classifier in [`super`].
+//! read by its kind (see [`crate::integrations::Kind::classify`]).
 
 use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 
-use super::{DeliveryError, FailureKind, classify_response, excerpt, requested_wait};
+use crate::failure::{DeliveryError, FailureKind, classify_response, excerpt, requested_wait};
 
 /// The envelope of every Web API answer.
 #[derive(Debug, Deserialize)]
@@ -109,8 +109,8 @@ mod tests {
 
     use reqwest::header::{HeaderValue, RETRY_AFTER};
 
-    use super::super::{Dialect, FailureKind};
     use super::*;
+    use crate::failure::FailureKind;
 
     fn now() -> DateTime<Utc> {
         DateTime::from_timestamp(1_800_000_000, 0).unwrap()
@@ -121,13 +121,7 @@ mod tests {
         if let Some(value) = retry_after {
             headers.insert(RETRY_AFTER, HeaderValue::from_str(value).unwrap());
         }
-        super::super::classify(
-            Dialect::SlackApi,
-            StatusCode::from_u16(status).unwrap(),
-            &headers,
-            body,
-            now(),
-        )
+        classify(StatusCode::from_u16(status).unwrap(), &headers, body, now())
     }
 
     fn error(code: &str) -> String {
