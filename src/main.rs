@@ -190,6 +190,9 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                 &integrations::http_client(),
             )
             .map_err(run_notifier::render::TemplateError::all)?;
+            for warning in config.warnings() {
+                eprintln!("warning: {}: {warning}", path.config.display());
+            }
             println!("{}: {}", path.config.display(), commands::describe(&config));
             Ok(())
         }
