@@ -149,7 +149,7 @@ async fn a_cancelled_run_gets_one_check_run_concluded_cancelled_naming_who_cance
     let posted = github.requests("POST", CHECK_RUNS).await;
     assert_eq!(
         posted[0].headers.get("authorization").unwrap(),
-        "Bearer ghs_installation",
+        "Bearer ghs_installation_1",
         "written with the App's installation token"
     );
 }

@@ -12,10 +12,12 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 use super::config::Spec;
 
-/// The App every check-run test authenticates as, and its installation.
+pub use super::fake_github::KEY_FILE;
+use super::fake_github::{EXCHANGE, Tokens, app_auth};
+
+/// The App every check-run test authenticates as (see [`app_auth`]), and its installation.
 pub const APP_ID: u64 = 123_456;
 pub const INSTALLATION_ID: u64 = 4242;
-pub const KEY_FILE: &str = "tests/fixtures/github-app-test-key.pem";
 /// Where new check runs go, and where one is updated (`{CHECK_RUNS}/{id}`).
 pub const CHECK_RUNS: &str = "/repos/acme/web-app/check-runs";
 
@@ -25,7 +27,7 @@ pub fn github_check_run(name: &str, api_url: &str) -> Spec {
         "name": name,
         "type": "github_check_run",
         "api_url": api_url,
-        "auth": {"app_id": APP_ID, "installation_id": INSTALLATION_ID, "private_key_file": KEY_FILE},
+        "auth": app_auth(),
     }))
 }
 
@@ -42,15 +44,8 @@ impl FakeChecks {
         let server = MockServer::start().await;
         let runs = Arc::new(Mutex::new(Vec::new()));
         Mock::given(method("POST"))
-            .and(path(format!(
-                "/app/installations/{INSTALLATION_ID}/access_tokens"
-            )))
-            .respond_with(ResponseTemplate::new(201).set_body_json(json!({
-                "token": "ghs_installation",
-                "expires_at": (chrono::Utc::now() + chrono::Duration::hours(1))
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                "permissions": {"checks": "write"},
-            })))
+            .and(path(EXCHANGE))
+            .respond_with(Tokens::lasting_an_hour())
             .mount(&server)
             .await;
         Mock::given(method("POST"))
