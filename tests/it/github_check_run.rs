@@ -366,4 +366,9 @@ async fn a_restart_between_start_and_finish_patches_the_same_check_run() {
     );
     assert_eq!(runs[0]["conclusion"], "failure");
     assert_eq!(github.requests("POST", CHECK_RUNS).await.len(), 1);
+    assert_eq!(
+        github.requests("GET", CHECKS_OF_SHA).await.len(),
+        1,
+        "only the first event looked for the check run: the second had its id from the ledger"
+    );
 }

@@ -302,6 +302,7 @@ impl GithubCheckRun {
                 Step::new(request, move |_: &Answer| {
                     format!("updated check run {id} ({state})")
                 })
+                .keeping(move |_| Some(id.to_string()))
             }
             None => {
                 body.head_sha = Some(target.sha.as_str().to_owned());
@@ -316,6 +317,7 @@ impl GithubCheckRun {
                         None => format!("created a check run ({state})"),
                     }
                 })
+                .keeping(|answer| created_id(answer).map(|id| id.to_string()))
             }
         })
     }
@@ -367,8 +369,9 @@ impl Kind for GithubCheckRun {
         &self.config
     }
 
-    /// Reads first: the run's check run on the commit, so the plan is the exact PATCH, or the
-    /// POST of a new one.
+    /// Reads first, unless the ledger kept the run's check run id: the run's check run on the
+    /// commit, so the plan is the exact PATCH, or the POST of a new one. Either way the id is
+    /// kept for the run's later events.
     async fn plan(
         &self,
         notification: &Notification<'_>,
@@ -383,9 +386,15 @@ impl Kind for GithubCheckRun {
             Err(reason) => return Ok(Plan::Skip(reason)),
         };
         let body = self.body(event)?;
-        let id = self
-            .find(&target, &body.name, &body.external_id, io)
-            .await?;
+        // The id the ledger kept from the run's earlier event; without it (a fresh ledger,
+        // another replica's event), GitHub is asked.
+        let id = match notification.object_id.and_then(|id| id.parse().ok()) {
+            Some(id) => Some(id),
+            None => {
+                self.find(&target, &body.name, &body.external_id, io)
+                    .await?
+            }
+        };
         Ok(Plan::Send(vec![self.write(&target, id, body)?]))
     }
 
