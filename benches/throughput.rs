@@ -18,9 +18,18 @@
 //! Prints one JSON line per scenario, one line per target, and last
 //! `ratio worker/forwarder = X.XX` and `ratio fanout/forwarder = X.XX`. Exits non-zero when a
 //! scenario fails, or (full run only) when a target is missed.
+//!
+//! `cargo bench --bench throughput -- --callgrind` (or `CALLGRIND=1`) times nothing: it runs the
+//! forwarder, worker, forwarder-fan-out and fan-out children under valgrind's callgrind over
+//! `EVENTS` (default 500) events and over none, and prints instructions per event and their
+//! ratios (see `throughput/callgrind.rs`); without valgrind it says so and measures nothing.
+//! `WORKER_RUNTIME=current_thread` runs the worker child on a single-threaded runtime, in
+//! either mode, to compare.
 
 #[path = "throughput/broker.rs"]
 mod broker;
+#[path = "throughput/callgrind.rs"]
+mod callgrind;
 #[path = "throughput/child.rs"]
 mod child;
 #[path = "throughput/flood.rs"]
@@ -52,14 +61,28 @@ fn main() {
         return;
     }
     let mode = mode::Mode::from_env();
-    let ok = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .unwrap()
-        .block_on(all(&mode));
+        .unwrap();
+    let ok = if mode.callgrind {
+        runtime.block_on(count_instructions(&mode))
+    } else {
+        runtime.block_on(all(&mode))
+    };
     if !ok {
         std::process::exit(1);
     }
+}
+
+/// The callgrind mode: instructions per event of each child; `false` when a scenario failed.
+async fn count_instructions(mode: &mode::Mode) -> bool {
+    let (url, seen) = receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = broker::Broker::connect().await;
+    let ok = callgrind::all(&broker, &seen, &url, dir.path(), mode).await;
+    let _ = broker.connection.close(200, "done".into()).await;
+    ok
 }
 
 /// Runs every scenario (a failed one does not stop the others); `false` when one failed or,

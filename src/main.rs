@@ -189,6 +189,9 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                 &config.templates_dir,
                 &integrations::http_client(),
             )?;
+            for warning in config.warnings() {
+                eprintln!("warning: {}: {warning}", path.config.display());
+            }
             println!("{}: {}", path.config.display(), commands::describe(&config));
             Ok(())
         }

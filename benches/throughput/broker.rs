@@ -116,19 +116,33 @@ impl Broker {
 
     /// How many messages wait in `queue` (0 when it cannot be read).
     pub async fn depth(&self, queue: &str) -> u32 {
-        let Ok(channel) = self.connection.create_channel().await else {
-            return 0;
-        };
+        self.queue_state(queue)
+            .await
+            .map_or(0, |(messages, _)| messages)
+    }
+
+    /// How many consumers `queue` has (0 when it cannot be read): whether a child consumes,
+    /// known without asking the child anything.
+    pub async fn consumers(&self, queue: &str) -> u32 {
+        self.queue_state(queue)
+            .await
+            .map_or(0, |(_, consumers)| consumers)
+    }
+
+    /// The messages waiting in `queue` and its consumers, from a passive declare.
+    async fn queue_state(&self, queue: &str) -> Option<(u32, u32)> {
+        let channel = self.connection.create_channel().await.ok()?;
         let options = lapin::options::QueueDeclareOptions {
             passive: true,
             ..Default::default()
         };
-        let depth = channel
+        let state = channel
             .queue_declare(queue.into(), options, FieldTable::default())
             .await
-            .map_or(0, |queue| queue.message_count());
+            .ok()
+            .map(|queue| (queue.message_count(), queue.consumer_count()));
         let _ = channel.close(200, "done".into()).await;
-        depth
+        state
     }
 
     /// Deletes what a scenario's config declares (best effort): the event, dead-letter and

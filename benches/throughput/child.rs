@@ -2,6 +2,7 @@
 //! bench binary, re-executed), so that its RSS and CPU are its own and not the receiver's or the
 //! publisher's. The worker child does what `run-notifier run` does, through the library API:
 //! JSON logs to stdout (sent to /dev/null), a multi-threaded runtime, `app::run` until SIGTERM.
+//! `WORKER_RUNTIME=current_thread` runs it on a single-threaded runtime instead, to compare.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -14,14 +15,24 @@ use tokio_util::sync::CancellationToken;
 /// Set in the child's environment to the config file it runs.
 pub const CHILD_CONFIG: &str = "THROUGHPUT_CHILD_CONFIG";
 
+/// `current_thread` in the environment: the worker child runs on a single-threaded runtime.
+pub const WORKER_RUNTIME: &str = "WORKER_RUNTIME";
+
+/// The worker child's runtime: multi-threaded as `run-notifier run`'s, or single-threaded when
+/// `WORKER_RUNTIME=current_thread` asks.
+fn runtime() -> tokio::runtime::Runtime {
+    let mut builder = match std::env::var(WORKER_RUNTIME).as_deref() {
+        Ok("current_thread") => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder.enable_all().build().unwrap()
+}
+
 /// In the child: run the worker on the config file until SIGTERM.
 pub fn run_worker(path: &str) {
     let _tracing = run_notifier::telemetry::init().expect("the OTEL_* variables");
     let config = Config::load(Path::new(path)).expect("the benchmark's config");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = runtime();
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let cancel = shutdown.clone();
@@ -44,19 +55,24 @@ pub struct WorkerProcess {
 impl WorkerProcess {
     /// Starts `command`, then waits for its `/readyz` on `admin`; returns the process and how
     /// long it took to become ready.
-    pub async fn start(mut command: Command, admin: &str) -> anyhow::Result<(Self, Duration)> {
+    pub async fn start(command: Command, admin: &str) -> anyhow::Result<(Self, Duration)> {
         let started = Instant::now();
+        let mut process = Self::spawn(command, admin)?;
+        process.wait_ready(started).await?;
+        Ok((process, started.elapsed()))
+    }
+
+    /// Starts `command` (its admin listener on `admin`) without waiting for it to be ready.
+    pub fn spawn(mut command: Command, admin: &str) -> anyhow::Result<Self> {
         let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .context("cannot start the child process")?;
-        let mut process = Self {
+        Ok(Self {
             child,
             admin: admin.to_owned(),
-        };
-        process.wait_ready(started).await?;
-        Ok((process, started.elapsed()))
+        })
     }
 
     /// This bench binary as a worker on `config`.
@@ -134,11 +150,16 @@ impl WorkerProcess {
     }
 
     /// SIGTERM, then waits for the exit.
-    pub fn stop(mut self) {
+    pub fn stop(self) {
+        let _ = self.stop_with_status();
+    }
+
+    /// SIGTERM, then waits for the exit and returns how the process ended.
+    pub fn stop_with_status(mut self) -> std::io::Result<std::process::ExitStatus> {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let _ = self.child.wait();
+        self.child.wait()
     }
 }
 

@@ -76,11 +76,31 @@ pub async fn flood(
             let (rss, hwm) = process.rss_kib();
             process.stop();
             let peak = hwm as f64 / 1024.0;
+            let broker_config = &scenario.config.broker;
+            let (prefetch, max_bytes) = (broker_config.prefetch, broker_config.max_message_bytes);
             println!(
-                "{{\"scenario\":\"flood-{layout}\",\"messages\":{total},\"big_bodies\":{bigs},\"big_body_mib\":2,\"dead_lettered\":{total},\"seconds\":{took:.2},\"peak_rss_mib\":{peak:.1},\"rss_mib_end\":{:.1}}}",
+                "{{\"scenario\":\"flood-{layout}\",\"messages\":{total},\"big_bodies\":{bigs},\"big_body_mib\":2,\"prefetch\":{prefetch},\"max_message_bytes\":{max_bytes},\"dead_lettered\":{total},\"seconds\":{took:.2},\"peak_rss_mib\":{peak:.1},\"rss_mib_end\":{:.1}}}",
                 rss as f64 / 1024.0
             );
+            if clustered {
+                println!("{}", bound(prefetch, max_bytes, bigs));
+            }
             Ok(peak)
         })
         .await
+}
+
+/// What bounds the clustered flood's memory, in words: the prefetched bodies.
+fn bound(prefetch: u16, max_message_bytes: usize, bigs: usize) -> String {
+    let mib = |bytes: f64| bytes / (1024.0 * 1024.0);
+    format!(
+        "memory bound flood-clustered: the worker holds at most broker.prefetch ({prefetch}) \
+         bodies at once, so broker.prefetch × broker.max_message_bytes = {:.0} MiB when the \
+         broker caps bodies at max_message_bytes (`max_message_size = {max_message_bytes}` in \
+         rabbitmq.conf); this broker accepts the {bigs} bodies of {:.0} MiB, so {:.0} MiB of \
+         them are prefetched at once, plus their dead-letter copies",
+        mib(f64::from(prefetch) * max_message_bytes as f64),
+        mib(BIG as f64),
+        mib((bigs.min(usize::from(prefetch)) * BIG) as f64),
+    )
 }

@@ -4,7 +4,8 @@
 //! metrics: what the worker costs on top of this is the price of its guarantees and features.
 //!
 //! It runs in a child process like the worker, and answers `/readyz` once it consumes, so the
-//! benchmark measures both the same way.
+//! benchmark measures both the same way; on SIGTERM it stops consuming, finishes what it holds
+//! and exits, as the worker does (so that callgrind counts a whole run of each).
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use futures_util::StreamExt as _;
 use futures_util::future::join_all;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::FieldTable;
+use tokio_util::task::TaskTracker;
 
 /// Set in the child's environment to the forwarder's spec (see [`Spec`]).
 pub const CHILD_SPEC: &str = "THROUGHPUT_CHILD_FORWARDER";
@@ -64,6 +66,8 @@ pub fn run(spec: &str) {
 }
 
 async fn forward(spec: Spec) {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).unwrap();
     let connection = lapin::Connection::connect(&spec.amqp_url, Default::default())
         .await
         .expect("RabbitMQ");
@@ -84,9 +88,17 @@ async fn forward(spec: Spec) {
     serve_ready(&spec.admin).await;
     let client = reqwest::Client::new();
     let targets: Arc<[String]> = spec.targets.into();
-    while let Some(Ok(mut delivery)) = consumer.next().await {
+    let in_flight = TaskTracker::new();
+    loop {
+        let mut delivery = tokio::select! {
+            next = consumer.next() => match next {
+                Some(Ok(delivery)) => delivery,
+                _ => break,
+            },
+            _ = terminate.recv() => break,
+        };
         let (client, targets) = (client.clone(), Arc::clone(&targets));
-        tokio::spawn(async move {
+        in_flight.spawn(async move {
             let body = Bytes::from(std::mem::take(&mut delivery.data));
             let sent = join_all(targets.iter().map(|url| {
                 client
@@ -110,6 +122,8 @@ async fn forward(spec: Spec) {
             }
         });
     }
+    in_flight.close();
+    in_flight.wait().await;
 }
 
 /// `/readyz` answers 200 from now on, as the worker's does once it consumes.

@@ -1,5 +1,6 @@
 //! How much the benchmark does: the full run (the figures docs/performance.md quotes, targets
-//! enforced) or the smoke run CI makes (a few hundred events, every scenario, no targets).
+//! enforced), the smoke run CI makes (a few hundred events, every scenario, no targets), or the
+//! count of instructions per event under callgrind.
 
 use crate::child::WorkerProcess;
 
@@ -8,6 +9,8 @@ use crate::child::WorkerProcess;
 pub struct Mode {
     /// A smoke run: every scenario must complete; the figures are not held to the targets.
     pub smoke: bool,
+    /// Count instructions per event under callgrind instead of timing (see `callgrind.rs`).
+    pub callgrind: bool,
     /// Events per throughput scenario.
     pub events: usize,
     /// Events per second offered for the latency figures, and for how long.
@@ -30,14 +33,23 @@ fn env_usize(name: &str, default: usize) -> usize {
 }
 
 impl Mode {
-    /// `--smoke` (or `SMOKE=1`) makes a smoke run; `EVENTS`, `LATENCY_RATE`,
-    /// `LATENCY_SECONDS`, `SOAK`, `SOAK_EVENTS` and `ONLY` adjust either kind.
+    /// `--smoke` (or `SMOKE=1`) makes a smoke run, `--callgrind` (or `CALLGRIND=1`) a count of
+    /// instructions; `EVENTS`, `LATENCY_RATE`, `LATENCY_SECONDS`, `SOAK`, `SOAK_EVENTS` and
+    /// `ONLY` adjust each kind.
     pub fn from_env() -> Self {
-        let smoke = std::env::args().any(|a| a == "--smoke")
-            || std::env::var("SMOKE").is_ok_and(|v| v == "1");
+        let flag = |arg: &str, var: &str| {
+            std::env::args().any(|a| a == arg) || std::env::var(var).is_ok_and(|v| v == "1")
+        };
+        let (smoke, callgrind) = (flag("--smoke", "SMOKE"), flag("--callgrind", "CALLGRIND"));
+        let events = match (callgrind, smoke) {
+            (true, _) => 500,
+            (false, true) => 300,
+            (false, false) => 10_000,
+        };
         Self {
             smoke,
-            events: env_usize("EVENTS", if smoke { 300 } else { 10_000 }),
+            callgrind,
+            events: env_usize("EVENTS", events),
             latency_rate: env_usize("LATENCY_RATE", 500).max(1),
             latency_seconds: env_usize("LATENCY_SECONDS", if smoke { 1 } else { 6 }),
             ready_runs: if smoke { 1 } else { 5 },

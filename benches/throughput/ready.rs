@@ -15,7 +15,8 @@ use crate::mode::Mode;
 use crate::scenario::{free_port, panic_text};
 
 /// `run-notifier run` (the binary) on the example config, with its broker names, admin port
-/// and ledger file made unique to this run: spawn to `/readyz` 200.
+/// and ledger file made unique to this run (the retry tiers follow the queue's name):
+/// spawn to `/readyz` 200.
 pub async fn start_to_ready(broker: &Broker, dir: &Path, mode: &Mode) -> anyhow::Result<()> {
     let id = format!("bench-ready-{:08x}", rand::random::<u32>());
     let port = free_port();
@@ -25,7 +26,6 @@ pub async fn start_to_ready(broker: &Broker, dir: &Path, mode: &Mode) -> anyhow:
     for (from, to) in [
         ("exchange: runs", format!("exchange: {id}.runs")),
         ("queue: run-notifier.events", format!("queue: {id}.events")),
-        ("prefix: run-notifier.retry", format!("prefix: {id}.retry")),
         ("queue: run-notifier.dead", format!("queue: {id}.dead")),
         (
             "exchange: run-notifier.control",

@@ -4,11 +4,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use futures_util::FutureExt as _;
+use run_notifier::broker::Topology;
 use run_notifier::config::Config;
 
 use crate::broker::{AMQP_URL, Broker};
@@ -195,6 +197,42 @@ pub enum Subject {
     Forwarder,
 }
 
+impl Subject {
+    /// The scenario's name: `worker`, `fan-out`, `forwarder` or `forwarder-fan-out`.
+    pub fn label(self, shape: Shape) -> &'static str {
+        match (self, shape) {
+            (Subject::Worker, Shape::OneWebhook) => "worker",
+            (Subject::Worker, Shape::FanOut) => "fan-out",
+            (Subject::Forwarder, Shape::OneWebhook) => "forwarder",
+            (Subject::Forwarder, Shape::FanOut) => "forwarder-fan-out",
+        }
+    }
+
+    /// The command that runs this child on `scenario`'s declared `topology`, delivering to the
+    /// receiver at `url`.
+    pub fn command(
+        self,
+        shape: Shape,
+        scenario: &Scenario,
+        topology: &Topology,
+        url: &str,
+    ) -> Command {
+        match self {
+            Subject::Worker => WorkerProcess::library(&scenario.config_path),
+            Subject::Forwarder => WorkerProcess::forwarder(
+                &Spec {
+                    amqp_url: AMQP_URL.to_owned(),
+                    queue: topology.queue.clone(),
+                    prefetch: PREFETCH,
+                    admin: scenario.admin.clone(),
+                    targets: shape.targets(url),
+                }
+                .encode(),
+            ),
+        }
+    }
+}
+
 /// The child in its own process: throughput over pre-published events (timed from ready to
 /// the last request), then latency at a fixed offered rate, then its peak RSS.
 pub async fn measure(
@@ -206,12 +244,7 @@ pub async fn measure(
     dir: &Path,
     mode: &Mode,
 ) -> anyhow::Result<Figures> {
-    let label = match (subject, shape) {
-        (Subject::Worker, Shape::OneWebhook) => "worker",
-        (Subject::Worker, Shape::FanOut) => "fan-out",
-        (Subject::Forwarder, Shape::OneWebhook) => "forwarder",
-        (Subject::Forwarder, Shape::FanOut) => "forwarder-fan-out",
-    };
+    let label = subject.label(shape);
     let scenario = Scenario::new(label, &shape.integrations(url), dir);
     scenario
         .run(
@@ -236,19 +269,7 @@ async fn measure_in(
     let topology = broker.declare(&scenario.config).await;
     broker.prepublish(&topology, &scenario.id, events).await;
     let before = seen.requests();
-    let command = match subject {
-        Subject::Worker => WorkerProcess::library(&scenario.config_path),
-        Subject::Forwarder => WorkerProcess::forwarder(
-            &Spec {
-                amqp_url: AMQP_URL.to_owned(),
-                queue: topology.queue.clone(),
-                prefetch: PREFETCH,
-                admin: scenario.admin.clone(),
-                targets: shape.targets(url),
-            }
-            .encode(),
-        ),
-    };
+    let command = subject.command(shape, scenario, &topology, url);
     let (mut process, _) = WorkerProcess::start(command, &scenario.admin).await?;
     mode.announce_child(label, &process);
     let started = Instant::now();

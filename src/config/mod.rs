@@ -8,6 +8,7 @@ mod lines;
 mod rules;
 mod tls;
 mod tree;
+mod warnings;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

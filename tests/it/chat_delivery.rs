@@ -153,13 +153,20 @@ async fn messages_to_one_slack_webhook_are_paced_one_a_second() {
     }
     let mut times: Vec<_> = receiver.wait_for(4).await.iter().map(|r| r.at).collect();
     times.sort();
+    // Paced when sent; arrivals jitter by the scheduling of two processes on a busy machine
+    // (948 ms was seen), while unpaced sends arrive within milliseconds of each other.
     for pair in times.windows(2) {
         assert!(
-            pair[1] - pair[0] >= Duration::from_millis(950),
+            pair[1] - pair[0] >= Duration::from_millis(800),
             "{:?} apart",
             pair[1] - pair[0]
         );
     }
+    assert!(
+        times[3] - times[0] >= Duration::from_millis(2_900),
+        "4 messages in {:?}",
+        times[3] - times[0]
+    );
     app.stop_worker().await;
     assert_eq!(receiver.count(), 4);
 }

@@ -262,6 +262,57 @@ fn check_config_exits_non_zero_with_the_file_and_reasons() {
     }
 }
 
+/// `check-config` on `yaml` (written to a file): whether it succeeded, its stdout, its stderr
+/// with the file's path written `CONFIG`.
+fn check_config(yaml: &str) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run-notifier.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_run-notifier"))
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let shown = path.display().to_string();
+    (
+        output.status.success(),
+        stdout.replace(&shown, "CONFIG"),
+        stderr.replace(&shown, "CONFIG"),
+    )
+}
+
+/// A prefetch that lets the worker hold more than 64 MiB of bodies is valid, but
+/// `check-config` says so, with the broker-side cap to set; 64 MiB exactly (the defaults) is
+/// quiet.
+#[test]
+fn check_config_warns_when_prefetched_bodies_may_exceed_64_mib() {
+    let (ok, stdout, stderr) = check_config(&format!(
+        "broker:\n  prefetch: 128\n  max_message_bytes: 2097152\n{}",
+        minimal("")
+    ));
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        stderr,
+        "warning: CONFIG: broker.prefetch × broker.max_message_bytes is 256.0 MiB (128 × 2097152 bytes): \
+         the worker may hold that many message bytes at once, more than 64 MiB; lower \
+         broker.prefetch or broker.max_message_bytes, and cap messages at the broker with \
+         `max_message_size = 2097152` in rabbitmq.conf, because the worker cannot refuse a \
+         body it has already received\n"
+    );
+    assert_eq!(
+        stdout,
+        "CONFIG: config is valid: 1 integration(s): hook (webhook)\n"
+    );
+
+    // The defaults (prefetch 64, 1 MiB) hold 64 MiB at most: no warning.
+    let (ok, stdout, stderr) = check_config(&minimal(""));
+    assert!(ok, "{stderr}");
+    assert_eq!(stderr, "");
+    assert!(stdout.contains("config is valid"), "{stdout}");
+}
+
 #[test]
 fn a_missing_config_file_is_named() {
     let output = Command::new(env!("CARGO_BIN_EXE_run-notifier"))
