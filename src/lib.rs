@@ -1,6 +1,7 @@
-//! `run-notifier` consumes **run-canceled** events from RabbitMQ and fans each one out, with
-//! retries, to GitHub, GitLab, Bitbucket, Slack (webhooks and apps), Teams and Standard Webhooks
-//! receivers; each integration works on its own, so one slow receiver never holds up another.
+//! `run-notifier` consumes a test run's lifecycle events (started, finished, timed out,
+//! cancelled) from RabbitMQ and fans each one out, with retries, to GitHub, GitLab, Bitbucket,
+//! Slack (webhooks and apps), Teams and Standard Webhooks receivers; each integration works on
+//! its own, so one slow receiver never holds up another.
 //!
 //! # Layout
 //!
