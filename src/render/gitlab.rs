@@ -12,6 +12,7 @@
 //! everyone), so this escaper never emits one, and escapes the `&` of one a value brings.
 
 use super::escape::break_autolinks;
+use super::markdown::{ordered_list_number, rule_line, starts_entity};
 
 /// Escapes `value` for GitLab Markdown. The value becomes one line (a line break would end a
 /// table row or let the next line start with a quick action) without leading white space. A
@@ -88,27 +89,6 @@ fn heading(chars: &[char]) -> bool {
         .iter()
         .find(|c| **c != '#')
         .is_none_or(|c| c.is_whitespace())
-}
-
-/// Whether the line is only `-`, `=` or `*` and spaces: a thematic break or a heading underline.
-fn rule_line(chars: &[char]) -> bool {
-    chars.iter().all(|c| matches!(c, '-' | '=' | '*' | ' '))
-}
-
-/// Whether `before` is the number of an ordered list item (1 to 9 digits at the line start).
-fn ordered_list_number(before: &[char]) -> bool {
-    (1..=9).contains(&before.len()) && before.iter().all(char::is_ascii_digit)
-}
-
-/// Whether the text after an `&` would be read as an entity (`&lt;`, `&#64;`, `&#x40;`).
-fn starts_entity(after: &[char]) -> bool {
-    let name: Vec<char> = after
-        .iter()
-        .take(33)
-        .take_while(|c| c.is_ascii_alphanumeric() || **c == '#')
-        .copied()
-        .collect();
-    !name.is_empty() && after.get(name.len()) == Some(&';')
 }
 
 /// The first place in GitLab Markdown `text` where GitLab would act on something: a mention,

@@ -78,17 +78,17 @@ pub fn escape_markdown(value: &str) -> String {
 }
 
 /// Whether the line is only `-`, `=` or `*` and spaces: a thematic break or a heading underline.
-fn rule_line(chars: &[char]) -> bool {
+pub(super) fn rule_line(chars: &[char]) -> bool {
     chars.iter().all(|c| matches!(c, '-' | '=' | '*' | ' '))
 }
 
 /// Whether `before` is the number of an ordered list item (1 to 9 digits at the line start).
-fn ordered_list_number(before: &[char]) -> bool {
+pub(super) fn ordered_list_number(before: &[char]) -> bool {
     (1..=9).contains(&before.len()) && before.iter().all(char::is_ascii_digit)
 }
 
-/// Whether the text after an `&` would be read as an entity (`&lt;`, `&#60;`, `&#x3c;`).
-fn starts_entity(after: &[char]) -> bool {
+/// Whether the text after an `&` would be read as an entity (`&lt;`, `&#60;`, `&#x3c;`); GitLab's Markdown reads them the same way.
+pub(super) fn starts_entity(after: &[char]) -> bool {
     let name: Vec<char> = after
         .iter()
         .take(33)
