@@ -11,22 +11,13 @@
 //! escape here: GitLab decodes them before it looks for references (`&#64;all` would notify
 //! everyone), so this escaper never emits one, and escapes the `&` of one a value brings.
 
-use super::escape::break_autolinks;
-use super::markdown::{ordered_list_number, rule_line, starts_entity};
+use super::markdown::{one_line, ordered_list_number, rule_line, starts_entity};
 
 /// Escapes `value` for GitLab Markdown. The value becomes one line (a line break would end a
 /// table row or let the next line start with a quick action) without leading white space. A
 /// value's neighbours in the template are unknown, so at its edges the cautious choice wins.
 pub fn escape_gitlab_markdown(value: &str) -> String {
-    let line: String = value
-        .chars()
-        .filter_map(|c| match c {
-            '\n' | '\r' | '\t' => Some(' '),
-            c if c.is_control() => None,
-            c => Some(c),
-        })
-        .collect();
-    let line = break_autolinks(line.trim_start());
+    let line = one_line(value);
     let chars: Vec<char> = line.chars().collect();
     let dollars = chars.iter().filter(|c| **c == '$').count();
     let mut escaped = String::with_capacity(line.len() + 8);

@@ -9,17 +9,7 @@ use super::escape::break_autolinks;
 /// would end a paragraph or a table row) without leading white space (indentation makes code).
 /// A value's neighbours in the template are unknown, so at its edges the cautious choice wins.
 pub fn escape_markdown(value: &str) -> String {
-    let line: String = value
-        .chars()
-        .filter_map(|c| match c {
-            '\n' | '\r' | '\t' => Some(' '),
-            c if c.is_control() => None,
-            c => Some(c),
-        })
-        .collect();
-    // GitHub links bare `scheme://…` and `www.…` after escapes are resolved; a zero-width
-    // joiner keeps the text as it reads and links nowhere.
-    let line = break_autolinks(line.trim_start());
+    let line = one_line(value);
     let chars: Vec<char> = line.chars().collect();
     let dollars = chars.iter().filter(|c| **c == '$').count();
     let mut escaped = String::with_capacity(line.len() + 8);
@@ -75,6 +65,22 @@ pub fn escape_markdown(value: &str) -> String {
         }
     }
     escaped
+}
+
+/// `value` as one line for a Markdown escaper: line breaks and tabs become spaces, other
+/// control characters go, leading white space goes (indentation makes code), and bare
+/// `scheme://…` and `www.…` get a zero-width joiner (GitHub and GitLab link them after escapes
+/// are resolved; the joiner keeps the text as it reads and links nowhere).
+pub(super) fn one_line(value: &str) -> String {
+    let line: String = value
+        .chars()
+        .filter_map(|c| match c {
+            '\n' | '\r' | '\t' => Some(' '),
+            c if c.is_control() => None,
+            c => Some(c),
+        })
+        .collect();
+    break_autolinks(line.trim_start()).into_owned()
 }
 
 /// Whether the line is only `-`, `=` or `*` and spaces: a thematic break or a heading underline.
