@@ -379,9 +379,7 @@ impl Kind for GithubCheckRun {
     ) -> Result<Plan, DeliveryError> {
         let event = notification.event;
         let api = &self.config.api;
-        let target = match CommitTarget::of(event, &api.host)
-            .and_then(|target| api.repositories.admit(&target.repo).map(|()| target))
-        {
+        let target = match api.commit_target(event) {
             Ok(target) => target,
             Err(reason) => return Ok(Plan::Skip(reason)),
         };

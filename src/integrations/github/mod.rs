@@ -14,6 +14,8 @@ use url::Url;
 use self::auth::GithubAuth;
 use super::limit::RateLimit;
 use super::repositories::Repositories;
+use super::target::CommitTarget;
+use crate::event::RunEvent;
 
 /// The media type GitHub documents for its REST API.
 pub const ACCEPT_JSON: &str = "application/vnd.github+json";
@@ -50,6 +52,16 @@ pub struct GithubApi {
     /// Content-creating requests allowed per credential.
     #[serde(default = "default_rate_limit")]
     pub rate_limit: RateLimit,
+}
+
+impl GithubApi {
+    /// The event's commit on this host, if its repository is one the integration may write to;
+    /// otherwise why it is skipped.
+    pub(crate) fn commit_target(&self, event: &RunEvent) -> Result<CommitTarget, String> {
+        let target = CommitTarget::of(event, &self.host)?;
+        self.repositories.admit(&target.repo)?;
+        Ok(target)
+    }
 }
 
 fn default_api_url() -> Url {

@@ -13,7 +13,6 @@ use super::client::{GithubClient, classify_answer};
 use crate::event::{EventType, RunStatus};
 use crate::failure::DeliveryError;
 use crate::integrations::status_texts::StatusTexts;
-use crate::integrations::target::CommitTarget;
 use crate::integrations::text::cut;
 use crate::integrations::{
     Answer, Checks, Common, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Problems,
@@ -155,9 +154,7 @@ impl Kind for GithubStatus {
         _: &Io<'_>,
     ) -> Result<Plan, DeliveryError> {
         let api = &self.config.api;
-        let target = match CommitTarget::of(notification.event, &api.host)
-            .and_then(|target| api.repositories.admit(&target.repo).map(|()| target))
-        {
+        let target = match api.commit_target(notification.event) {
             Ok(target) => target,
             Err(reason) => return Ok(Plan::Skip(reason)),
         };
