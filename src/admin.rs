@@ -145,6 +145,10 @@ pub fn serve(
     ledger: LedgerSlot,
     shutdown: CancellationToken,
 ) -> JoinHandle<std::io::Result<()>> {
+    // The address actually bound: with port 0 in `admin.listen`, the only place it is told.
+    if let Ok(address) = listener.local_addr() {
+        tracing::info!(listen = %address, "admin listening");
+    }
     let prometheus = metrics::install();
     let state = AdminState {
         health,

@@ -14,8 +14,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use crate::support::app::free_port;
 use crate::support::poll::wait_for_status;
+use crate::support::process::admin_address;
 use crate::support::{AMQP_URL, SECRET, TestApp};
 
 const UID: &str = "10001";
@@ -116,14 +116,14 @@ async fn the_image_starts_with_its_default_command_as_uid_10001_and_becomes_read
 
     let test_app = TestApp::new().await;
     let names = &test_app.names;
-    let admin_port = free_port();
     names
         .integrations
         .lock()
         .unwrap()
         .insert("audit-webhook".to_owned());
     let mut config = config
-        .replace("0.0.0.0:9464", &format!("0.0.0.0:{admin_port}"))
+        // Any free port: the worker logs the one it takes.
+        .replace("0.0.0.0:9464", "0.0.0.0:0")
         .replace(
             "broker:\n",
             &format!(
@@ -150,18 +150,20 @@ async fn the_image_starts_with_its_default_command_as_uid_10001_and_becomes_read
         command
     };
     std::fs::write(&config_path, config).unwrap();
+    let log = own_volume.path().join("worker.log");
     let process = command
         .current_dir(&app)
         .env("RUN_NOTIFIER_CONFIG", &config_path)
         .env_remove("WEBHOOK_URL")
         .env("WEBHOOK_SECRET", SECRET)
         .env("AMQP_URL", AMQP_URL)
-        .stdout(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    wait_for_status(&format!("http://127.0.0.1:{admin_port}/readyz"), 200).await;
+    let admin = admin_address(&log);
+    wait_for_status(&format!("http://127.0.0.1:{}/readyz", admin.port()), 200).await;
     let pid = process.id().unwrap();
     if privileged {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();

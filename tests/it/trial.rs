@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::app::free_port;
 use crate::support::poll::wait_for_status;
+use crate::support::process::admin_address;
 use crate::support::{Names, TestApp, wait_until};
 
 const EXAMPLE: &str = include_str!("../../config/run-notifier.yaml");
@@ -55,8 +55,38 @@ fn example_variables() -> Vec<String> {
         .collect()
 }
 
+/// Starts `run-notifier trial` on any free port (logging to `trial.log` in `dir`), waits until
+/// it listens, and returns it with the port its banner names. `example_env`: without the
+/// environment the example config reads, as a newcomer's shell would be.
+async fn start_trial(dir: &std::path::Path, example_env: bool) -> (tokio::process::Child, u16) {
+    let log = dir.join("trial.log");
+    let mut trial = tokio::process::Command::new(env!("CARGO_BIN_EXE_run-notifier"));
+    if example_env {
+        trial.env_remove("WEBHOOK_SECRET");
+    }
+    let trial = trial
+        .args(["trial", "--listen", "127.0.0.1:0"])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let port = || {
+        let printed = std::fs::read_to_string(&log).unwrap_or_default();
+        let base = printed.strip_prefix("trial receiver on http://127.0.0.1:")?;
+        base.split(' ').next()?.parse::<u16>().ok()
+    };
+    wait_until(
+        "the trial receiver listens",
+        Duration::from_secs(10),
+        || async { port().is_some() },
+    )
+    .await;
+    (trial, port().unwrap())
+}
+
 /// The example config with this test's names; nothing else changed.
-fn example_config(names: &Names, admin_port: u16, ledger: &str, trial_port: u16) -> String {
+fn example_config(names: &Names, ledger: &str, trial_port: u16) -> String {
     EXAMPLE
         .replace("exchange: runs", &format!("exchange: {}", names.exchange))
         .replace(
@@ -75,7 +105,8 @@ fn example_config(names: &Names, admin_port: u16, ledger: &str, trial_port: u16)
             "exchange: run-notifier.control",
             &format!("exchange: {}", names.control),
         )
-        .replace("127.0.0.1:9464", &format!("127.0.0.1:{admin_port}"))
+        // Any free port: the worker logs the one it takes.
+        .replace("127.0.0.1:9464", "127.0.0.1:0")
         .replace("path: run-notifier.db", &format!("path: {ledger}"))
         .replace(
             "templates_dir: ../templates",
@@ -105,29 +136,14 @@ fn state_of<'a>(history: &'a [Value], integration: &str) -> &'a str {
 #[tokio::test]
 async fn the_quick_start_shows_every_integration_succeed_against_the_trial_receiver() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let (mut trial, port) = start_trial(dir.path(), true).await;
     let trial_log = dir.path().join("trial.log");
-    let mut trial = tokio::process::Command::new(env!("CARGO_BIN_EXE_run-notifier"))
-        .args(["trial", "--listen", &format!("127.0.0.1:{port}")])
-        .env_remove("WEBHOOK_SECRET")
-        .stdout(std::fs::File::create(&trial_log).unwrap())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
     let printed = || std::fs::read_to_string(&trial_log).unwrap_or_default();
-    wait_until(
-        "the trial receiver listens",
-        Duration::from_secs(10),
-        || async { printed().contains("trial receiver on") },
-    )
-    .await;
     assert!(printed().contains(&format!("http://127.0.0.1:{port}/hooks/slack")));
 
     let app = TestApp::new().await;
-    let admin_port = free_port();
     let ledger = dir.path().join("ledger.db");
-    let yaml = example_config(&app.names, admin_port, &ledger.display().to_string(), port);
+    let yaml = example_config(&app.names, &ledger.display().to_string(), port);
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, yaml).unwrap();
     // Each integration's own queue is the app's to delete.
@@ -150,7 +166,8 @@ async fn the_quick_start_shows_every_integration_succeed_against_the_trial_recei
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    wait_for_status(&format!("http://127.0.0.1:{admin_port}/readyz"), 200).await;
+    let admin = admin_address(&worker_log);
+    wait_for_status(&format!("http://{admin}/readyz"), 200).await;
     for (event, _) in EVENTS {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_run-notifier"))
             .args(["publish", "--event", event, "--config"])
@@ -233,22 +250,9 @@ async fn the_trial_receiver_keeps_check_runs_so_a_later_event_updates_the_same_o
     use crate::support::providers::{build, deliver};
 
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let (_trial, port) = start_trial(dir.path(), false).await;
     let trial_log = dir.path().join("trial.log");
-    let _trial = tokio::process::Command::new(env!("CARGO_BIN_EXE_run-notifier"))
-        .args(["trial", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(std::fs::File::create(&trial_log).unwrap())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
     let printed = || std::fs::read_to_string(&trial_log).unwrap_or_default();
-    wait_until(
-        "the trial receiver listens",
-        Duration::from_secs(10),
-        || async { printed().contains("trial receiver on") },
-    )
-    .await;
     let api = format!("http://127.0.0.1:{port}/github");
     let run = crate::support::event();
 

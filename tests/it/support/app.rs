@@ -125,7 +125,7 @@ impl TestApp {
         }
     }
 
-    /// The test's config: its names, its ledger, a free admin port (for a process; an
+    /// The test's config: its names, its ledger, admin port 0 (a process takes a free one and logs it; an
     /// in-process worker gets a listener bound by the harness), quick retries (4 attempts,
     /// 300 ms doubling to 1 s, no jitter, `Retry-After` honoured up to 10 s), prefetch 16, a
     /// 5 s shutdown grace; then `change`. Written to a file of its own, which [`TestApp::cli`]
@@ -146,7 +146,8 @@ impl TestApp {
             config.retry.max_delay = HumanDuration::secs(1);
             config.retry.jitter = false;
             config.retry.max_retry_after = HumanDuration::secs(10);
-            config.admin.listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            // Any free port: the process says which (see `WorkerProcess::admin_url`).
+            config.admin.listen = SocketAddr::from(([127, 0, 0, 1], 0));
             // Absolute: a config file's relative paths are relative to its (temporary) folder.
             config.templates_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/templates").into();
             match &self.ledger {
@@ -218,8 +219,8 @@ impl TestApp {
     /// Starts `run-notifier run` as its own process like [`TestApp::spawn_process`], without
     /// waiting until it is ready.
     pub fn launch_process(&self, change: impl FnOnce(&mut Setup)) -> WorkerProcess<'_> {
-        let (path, config) = self.config(change);
-        WorkerProcess::launch(self, &path, config.admin.listen, &[])
+        let (path, _) = self.config(change);
+        WorkerProcess::launch(self, &path, &[])
     }
 
     /// [`TestApp::spawn_process`] with extra environment variables.
@@ -228,8 +229,8 @@ impl TestApp {
         env: &[(&str, &str)],
         change: impl FnOnce(&mut Setup),
     ) -> WorkerProcess<'_> {
-        let (path, config) = self.config(change);
-        WorkerProcess::start(self, &path, config.admin.listen, env).await
+        let (path, _) = self.config(change);
+        WorkerProcess::start(self, &path, env).await
     }
 
     /// The config file written last (by `config`, `spawn_worker` or `spawn_process`).
@@ -280,13 +281,4 @@ impl Drop for TestApp {
             Err(_) => eprintln!("test cleanup of {} panicked", self.names.queue),
         }
     }
-}
-
-/// A free TCP port on 127.0.0.1, for an admin listener.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -3,7 +3,8 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use super::app::TestApp;
 use super::events::unique;
@@ -15,30 +16,21 @@ pub struct WorkerProcess<'app> {
     child: tokio::process::Child,
     log: PathBuf,
     config: PathBuf,
-    admin: SocketAddr,
+    /// Where its admin listener is: bound by the process itself (port 0), read from its log.
+    admin: OnceLock<SocketAddr>,
     _app: &'app TestApp,
 }
 
 impl<'app> WorkerProcess<'app> {
     /// Starts `run-notifier run --config config`, logs in a file, and waits until it is ready.
-    pub(super) async fn start(
-        app: &'app TestApp,
-        config: &Path,
-        admin: SocketAddr,
-        env: &[(&str, &str)],
-    ) -> Self {
-        let worker = Self::launch(app, config, admin, env);
+    pub(super) async fn start(app: &'app TestApp, config: &Path, env: &[(&str, &str)]) -> Self {
+        let worker = Self::launch(app, config, env);
         wait_for_status(&worker.admin_url("/readyz"), 200).await;
         worker
     }
 
     /// Starts `run-notifier run --config config` with its logs in a file, without waiting.
-    pub(super) fn launch(
-        app: &'app TestApp,
-        config: &Path,
-        admin: SocketAddr,
-        env: &[(&str, &str)],
-    ) -> Self {
+    pub(super) fn launch(app: &'app TestApp, config: &Path, env: &[(&str, &str)]) -> Self {
         let log = app.dir().join(format!("{}.log", unique("worker")));
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_run-notifier"))
             .args(["run", "--config"])
@@ -54,7 +46,7 @@ impl<'app> WorkerProcess<'app> {
             child,
             log,
             config: config.to_owned(),
-            admin,
+            admin: OnceLock::new(),
             _app: app,
         }
     }
@@ -99,9 +91,11 @@ impl<'app> WorkerProcess<'app> {
         &self.config
     }
 
-    /// `http://<its admin listener><path>`.
+    /// `http://<its admin listener><path>`; waits (briefly: it is the first thing the process
+    /// does) until the process has said where it listens.
     pub fn admin_url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.admin)
+        let admin = self.admin.get_or_init(|| admin_address(&self.log));
+        format!("http://{admin}{path}")
     }
 
     /// Its `/metrics` page.
@@ -118,6 +112,28 @@ impl<'app> WorkerProcess<'app> {
 impl Drop for WorkerProcess<'_> {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
+    }
+}
+
+/// The address in the `admin listening` line a worker logs once it has bound its admin
+/// listener (`admin.listen` with port 0 lets it take any free port, with no race).
+pub fn admin_address(log: &Path) -> SocketAddr {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let logs = std::fs::read_to_string(log).unwrap_or_default();
+        let listening = logs.lines().find_map(|line| {
+            let line: serde_json::Value = serde_json::from_str(line).ok()?;
+            (line["message"] == "admin listening").then(|| line["listen"].as_str()?.parse().ok())?
+        });
+        if let Some(address) = listening {
+            return address;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker never said where its admin listener is:\n{logs}"
+        );
+        // A blocking wait, but only for the few milliseconds the process takes to bind.
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -9,7 +9,6 @@ use std::process::Command;
 use sqlx::Row;
 
 use super::pki::{Pki, set_mode};
-use crate::support::app::free_port;
 
 /// The role that must log in with a client certificate (`cert` in `pg_hba.conf`); the
 /// certificate's common name is the role's name.
@@ -225,4 +224,14 @@ impl Server {
             assert!(status.success(), "chown -R postgres {}", dir.display());
         }
     }
+}
+
+/// A port free on 127.0.0.1 a moment ago. PostgreSQL cannot be asked to bind port 0 and say
+/// which it took, so the caller tries again when another process took it in between.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
