@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use run_notifier::config::{LedgerConfig, Secret};
 use run_notifier::event::RunId;
+use run_notifier::integrations::IntegrationName;
 use run_notifier::ledger::{Claim, Key, Ledger, Record, State};
 
 const DELIVERIES: usize = 2_000;
@@ -20,12 +21,13 @@ async fn measure(label: &str, ledger: Ledger) {
     for worker in 0..CONCURRENCY {
         let (ledger, record) = (ledger.clone(), record.clone());
         tasks.push(tokio::spawn(async move {
+            let hook = IntegrationName::parse("hook").unwrap();
             for i in (worker..DELIVERIES).step_by(CONCURRENCY) {
                 let run = RunId::parse(&format!("bench-{i}-{}", rand::random::<u64>())).unwrap();
                 let key = Key {
                     run_id: &run,
                     event_type: "run.canceled",
-                    integration: "hook",
+                    integration: &hook,
                 };
                 let Claim::Claimed(claim) = ledger
                     .claim(key, "evt", 1, Duration::from_secs(30))

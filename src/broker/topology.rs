@@ -38,7 +38,7 @@ impl Topology {
         let integrations = config
             .integrations
             .iter()
-            .map(|i| i.name().to_owned())
+            .map(|i| i.name().to_string())
             .collect();
         Self::new(&config.broker, longest, integrations)
     }

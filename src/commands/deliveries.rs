@@ -7,6 +7,7 @@ use crate::broker::{self, Publisher};
 use crate::config::Config;
 use crate::control::ControlMessage;
 use crate::event::{EventType, RunId};
+use crate::integrations::IntegrationName;
 use crate::ledger::{CancelReport, Entry, Ledger};
 
 /// The run's history as a table (or JSON lines when `json`).
@@ -94,11 +95,11 @@ pub async fn cancel(
     run_id: &str,
     integration: Option<&str>,
 ) -> anyhow::Result<String> {
-    let names: Vec<&str> = match integration {
-        Some(name) if config.integration(name).is_none() => {
-            bail!("no integration is named `{name}` in the config")
-        }
-        Some(name) => vec![name],
+    let names: Vec<&IntegrationName> = match integration {
+        Some(name) => match config.integration(name) {
+            Some(integration) => vec![integration.name()],
+            None => bail!("no integration is named `{name}` in the config"),
+        },
         None => config.integrations.iter().map(|i| i.name()).collect(),
     };
     let ledger = Ledger::open(&config.ledger)

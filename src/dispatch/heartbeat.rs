@@ -134,6 +134,7 @@ async fn renew_before(
 #[cfg(test)]
 mod tests {
     use crate::event::RunId;
+    use crate::integrations::IntegrationName;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -171,7 +172,7 @@ mod tests {
             Key {
                 run_id: &self.run_id,
                 event_type: EVENT_TYPE,
-                integration: "hook",
+                integration: IntegrationName::leaked("hook"),
             }
         }
 

@@ -286,7 +286,7 @@ impl Dispatcher {
 /// as a delivery (the queue's consumer does that once it delivers).
 fn queued(assignment: Assignment<'_>, reason: QueueReason) -> Delivery {
     Delivery {
-        integration: assignment.integration.name().to_owned(),
+        integration: assignment.integration.name().to_string(),
         attempt: assignment.attempt,
         outcome: Outcome::Queue(reason),
         elapsed: Duration::ZERO,
@@ -310,7 +310,7 @@ fn finished(
         reason,
     );
     Delivery {
-        integration: integration.name().to_owned(),
+        integration: integration.name().to_string(),
         attempt: assignment.attempt,
         outcome,
         elapsed: started.elapsed(),

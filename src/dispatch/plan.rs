@@ -7,6 +7,7 @@ use super::budget::Held;
 use super::{Assignment, Delivery, Dispatcher, Outcome, QueueReason, Targets, finished, queued};
 use crate::event::RunEvent;
 use crate::failure::DeliveryError;
+use crate::integrations::IntegrationName;
 use crate::ledger::{Key, State};
 use crate::telemetry::metrics;
 
@@ -92,12 +93,20 @@ impl Dispatcher {
     /// A retry for an integration no longer in the config: dropped when an operator canceled
     /// the run's deliveries, dead-lettered otherwise (it cannot be delivered).
     async fn unconfigured(&self, event: &RunEvent, integration: &str, attempt: u32) -> Delivery {
-        let key = Key {
-            run_id: &event.data.run_id,
-            event_type: event.event_type().as_str(),
-            integration,
+        // A name no configured integration has may be no valid name either (an older config's
+        // rule): then no row can hold it.
+        let canceled = match IntegrationName::parse(integration) {
+            Ok(name) => {
+                let key = Key {
+                    run_id: &event.data.run_id,
+                    event_type: event.event_type().as_str(),
+                    integration: &name,
+                };
+                self.ledger.state(key).await
+            }
+            Err(_) => Ok(None),
         };
-        let outcome = match self.ledger.state(key).await {
+        let outcome = match canceled {
             Ok(Some(State::Canceled)) => Outcome::Canceled,
             _ => Outcome::GiveUp(DeliveryError::permanent(format!(
                 "integration `{integration}` is no longer configured"

@@ -12,7 +12,7 @@ use futures_util::StreamExt as _;
 use super::{Dispatcher, Outcome, QueueReason, QueuedPart, Targets};
 use crate::config::{Config, LedgerConfig};
 use crate::event::RunEvent;
-use crate::integrations::{build_all, http_client};
+use crate::integrations::{IntegrationName, build_all, http_client};
 use crate::ledger::{Claim, Key, Ledger, Record, State};
 use crate::protocol::EVENT_TYPE;
 use crate::retry::RetryPolicy;
@@ -91,7 +91,7 @@ impl Fixture {
         Key {
             run_id: &self.event.data.run_id,
             event_type: EVENT_TYPE,
-            integration: "hook",
+            integration: IntegrationName::leaked("hook"),
         }
     }
 

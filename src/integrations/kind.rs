@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
+use super::IntegrationName;
 use super::http::{Answer, Classifier, OutgoingRequest};
 use super::keys::Keys;
 use super::notification::Notification;
@@ -28,7 +29,7 @@ use crate::route::Filters;
 #[derive(Debug, Clone, Deserialize)]
 pub struct Common {
     /// Unique name: retries, dead letters, the ledger and metrics refer to it.
-    pub name: String,
+    pub name: IntegrationName,
     /// Longest wait for one request's answer.
     #[serde(default = "default_timeout")]
     pub timeout: HumanDuration,
@@ -78,17 +79,7 @@ impl Common {
     /// Rules of the common settings the grammar cannot express.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        let name = &self.name;
-        let name_ok = !name.is_empty()
-            && name.len() <= 64
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !name_ok {
-            problems.push(
-                "`name` must be 1 to 64 characters of letters, digits, `-`, `_` and `.`".to_owned(),
-            );
-        }
+        problems.extend(self.name.problem());
         if self.timeout.is_zero() {
             problems.push("`timeout` must be longer than 0ms".to_owned());
         }

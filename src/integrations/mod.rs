@@ -9,6 +9,7 @@ mod http;
 pub(crate) mod keys;
 mod kind;
 pub mod limit;
+mod name;
 mod notification;
 mod problems;
 mod registry;
@@ -32,6 +33,7 @@ pub use keys::Keys;
 pub(crate) use keys::keyed;
 pub(crate) use kind::settings;
 pub use kind::{Checks, Common, Draft, Io, Kind, Parts, Plan, Settings, Step, http_status};
+pub use name::IntegrationName;
 pub use notification::{Notification, Receipt};
 pub use problems::Problems;
 
@@ -73,7 +75,7 @@ impl IntegrationConfig {
         self.settings().filters()
     }
 
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> &IntegrationName {
         &self.common().name
     }
 
@@ -212,7 +214,7 @@ impl Integration {
         self.filters().admit(event, self.built.default_events())
     }
 
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> &IntegrationName {
         &self.common().name
     }
 

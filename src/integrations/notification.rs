@@ -2,13 +2,14 @@
 
 use sha2::{Digest, Sha256};
 
+use super::IntegrationName;
 use crate::event::RunEvent;
 
 /// What an integration is asked to deliver: one event, to one integration, at one attempt.
 #[derive(Debug, Clone, Copy)]
 pub struct Notification<'a> {
     pub event: &'a RunEvent,
-    pub integration: &'a str,
+    pub integration: &'a IntegrationName,
     /// 1 for the first attempt.
     pub attempt: u32,
     /// This attempt took over a ledger row an earlier attempt left (its worker may have died

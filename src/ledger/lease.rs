@@ -54,7 +54,7 @@ impl Ledger {
         let write = RenewWrite {
             run_id: key.run_id.as_str().to_owned(),
             event_type: key.event_type.to_owned(),
-            integration: key.integration.to_owned(),
+            integration: key.integration.to_string(),
             claim_id: claim.as_str().to_owned(),
             lease_until: now_ms() + lease.as_millis() as i64,
         };
@@ -73,6 +73,7 @@ mod tests {
 
     use super::super::tests::{postgres_config, sqlite_config};
     use crate::event::RunId;
+    use crate::integrations::IntegrationName;
     use crate::ledger::{Claim, ClaimId, Key, Ledger, Record, State};
 
     const TYPE: &str = "run.canceled";
@@ -95,7 +96,7 @@ mod tests {
         let key = |integration| Key {
             run_id: &run,
             event_type: TYPE,
-            integration,
+            integration: IntegrationName::leaked(integration),
         };
 
         // Ours: renewed, a claim whose first lease ran out is still busy for everyone else.
@@ -146,7 +147,10 @@ mod tests {
         // Canceled by an operator: not ours any more either.
         let c = key("c");
         let canceled = claimed(&ledger, c, LONG).await;
-        ledger.cancel(&run, TYPE, &["c"]).await.unwrap();
+        ledger
+            .cancel(&run, TYPE, &[IntegrationName::leaked("c")])
+            .await
+            .unwrap();
         assert!(!ledger.renew(c, &canceled, LONG).await.unwrap());
         assert_eq!(ledger.state(c).await.unwrap(), Some(State::Canceled));
     }

@@ -31,6 +31,7 @@ pub use state::{Claim, ClaimId, Entry, State, UnknownState};
 
 use crate::config::LedgerConfig;
 use crate::event::RunId;
+use crate::integrations::IntegrationName;
 use crate::telemetry::metrics;
 
 /// What identifies one notification.
@@ -38,7 +39,7 @@ use crate::telemetry::metrics;
 pub struct Key<'a> {
     pub run_id: &'a RunId,
     pub event_type: &'a str,
-    pub integration: &'a str,
+    pub integration: &'a IntegrationName,
 }
 
 /// Why the ledger cannot be used.
@@ -157,7 +158,7 @@ impl Ledger {
             .claim_write(ClaimWrite {
                 run_id: key.run_id.as_str().to_owned(),
                 event_type: key.event_type.to_owned(),
-                integration: key.integration.to_owned(),
+                integration: key.integration.to_string(),
                 attempt: i64::from(attempt),
                 event_id: event_id.to_owned(),
                 claim_id: claim_id.as_str().to_owned(),
@@ -227,7 +228,7 @@ impl Ledger {
         &self,
         run_id: &RunId,
         event_type: &str,
-        integrations: &[&str],
+        integrations: &[&IntegrationName],
     ) -> Result<CancelReport, sqlx::Error> {
         let now = now_ms();
         let mut report = CancelReport::default();
@@ -243,13 +244,13 @@ impl Ledger {
                     let inserted = sqlx::query(sql::PREVENT)
                         .bind(key.run_id.as_str())
                         .bind(key.event_type)
-                        .bind(key.integration)
+                        .bind(key.integration.as_str())
                         .bind(now)
                         .bind(now)
                         .execute(&self.pool)
                         .await?;
                     if inserted.rows_affected() == 1 {
-                        report.prevented.push(integration.to_owned());
+                        report.prevented.push(integration.to_string());
                     }
                 }
                 Some(state @ (State::InFlight | State::Failed)) => {
@@ -257,14 +258,14 @@ impl Ledger {
                         .bind(now)
                         .bind(key.run_id.as_str())
                         .bind(key.event_type)
-                        .bind(key.integration)
+                        .bind(key.integration.as_str())
                         .execute(&self.pool)
                         .await?;
                     if updated.rows_affected() == 1 {
-                        report.canceled.push((integration.to_owned(), state));
+                        report.canceled.push((integration.to_string(), state));
                     }
                 }
-                Some(state) => report.unchanged.push((integration.to_owned(), state)),
+                Some(state) => report.unchanged.push((integration.to_string(), state)),
             }
         }
         Ok(report)

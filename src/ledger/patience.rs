@@ -108,7 +108,7 @@ impl Ledger {
         sqlx::query(super::sql::CURRENT)
             .bind(key.run_id.as_str())
             .bind(key.event_type)
-            .bind(key.integration)
+            .bind(key.integration.as_str())
             .fetch_optional(&self.pool)
             .await?
             .map(|row| State::from_column(&row, 0))

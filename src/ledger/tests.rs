@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::*;
 use crate::config::{HumanDuration, LedgerConfig, Secret};
 use crate::event::RunId;
+use crate::integrations::IntegrationName;
 
 const TYPE: &str = "run.canceled";
 
@@ -43,7 +44,7 @@ fn key(run: &str, integration: &'static str) -> Key<'static> {
     Key {
         run_id: Box::leak(Box::new(run_id(run))),
         event_type: TYPE,
-        integration,
+        integration: IntegrationName::leaked(integration),
     }
 }
 
@@ -139,7 +140,15 @@ async fn rules_hold(ledger: Ledger) {
 
     // Cancel: in-flight c is canceled, d is prevented, a stays delivered; twice changes nothing.
     let report = ledger
-        .cancel(&run_id(&run), TYPE, &["a", "c", "d"])
+        .cancel(
+            &run_id(&run),
+            TYPE,
+            &[
+                IntegrationName::leaked("a"),
+                IntegrationName::leaked("c"),
+                IntegrationName::leaked("d"),
+            ],
+        )
         .await
         .unwrap();
     assert_eq!(report.canceled, vec![("c".to_owned(), State::InFlight)]);
@@ -147,7 +156,15 @@ async fn rules_hold(ledger: Ledger) {
     assert_eq!(report.unchanged, vec![("a".to_owned(), State::Delivered)]);
     assert_eq!(claim(&ledger, key(&run, "d"), long).await, Claim::Canceled);
     let again = ledger
-        .cancel(&run_id(&run), TYPE, &["a", "c", "d"])
+        .cancel(
+            &run_id(&run),
+            TYPE,
+            &[
+                IntegrationName::leaked("a"),
+                IntegrationName::leaked("c"),
+                IntegrationName::leaked("d"),
+            ],
+        )
         .await
         .unwrap();
     assert!(again.canceled.is_empty() && again.prevented.is_empty());

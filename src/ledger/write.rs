@@ -56,7 +56,7 @@ impl RecordWrite {
             now,
             run_id: key.run_id.as_str().to_owned(),
             event_type: key.event_type.to_owned(),
-            integration: key.integration.to_owned(),
+            integration: key.integration.to_string(),
             claim_id: claim.as_str().to_owned(),
         }
     }

@@ -161,7 +161,7 @@ impl TestApp {
             .integrations
             .lock()
             .unwrap()
-            .extend(config.integrations.iter().map(|i| i.name().to_owned()));
+            .extend(config.integrations.iter().map(|i| i.name().to_string()));
         let path = self.dir.path().join(format!("{}.yaml", unique("config")));
         std::fs::write(&path, text).unwrap();
         *self.config_file.lock().unwrap() = Some(path.clone());
