@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
-use super::Outcome;
+use super::{Holder, Outcome};
 use crate::ledger::{ClaimId, Key, Ledger, outage_backoff};
 
 /// How a delivery under its heartbeat ended.
@@ -39,6 +39,7 @@ impl Lost {
     pub(super) fn outcome(self, lease: Duration) -> Outcome {
         Outcome::Busy {
             until: (lease / 3).max(Duration::from_secs(1)),
+            holder: Holder::Attempt,
         }
     }
 }

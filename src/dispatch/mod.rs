@@ -23,7 +23,7 @@ use tracing::Instrument as _;
 pub use breaker::{BreakerState, Signal};
 pub use fan_out::QueuedPart;
 pub use lane::{Lane, Slot};
-pub use outcome::{Delivery, Outcome, QueueReason};
+pub use outcome::{Delivery, Holder, Outcome, QueueReason};
 
 use crate::event::RunEvent;
 use crate::failure::DeliveryError;
@@ -175,6 +175,11 @@ impl Dispatcher {
         // Long enough for one request; renewed while the delivery runs, so a worker that dies
         // loses its claim at most this long after its last renewal.
         let lease = *integration.common().timeout * 3 + Duration::from_secs(5);
+        // Per run and integration the latest event wins: an older one, or a start after an
+        // end, is recorded as skipped and not sent. The turn keeps another event of the run in
+        // this process waiting (rather than busy) until this one is applied; the claim keeps
+        // out those of other workers.
+        let _turn = self.order.turn(key.run_id.as_str(), key.integration).await;
         let claim = match self
             .ledger
             .claim_patiently(key, &event.event_id, attempt, lease, abort)
@@ -191,13 +196,18 @@ impl Dispatcher {
                 let left = (lease_until_ms - now_ms()).max(1_000) as u64;
                 return Outcome::Busy {
                     until: Duration::from_millis(left),
+                    holder: Holder::Attempt,
+                };
+            }
+            // Another worker delivers another event of the run here: usually done in well
+            // under a second, so looked at again after the shortest wait.
+            Some(Claim::Waiting) => {
+                return Outcome::Busy {
+                    until: Duration::from_secs(1),
+                    holder: Holder::Event,
                 };
             }
         };
-        // Per run and integration the latest event wins: an older one, or a start after an
-        // end, is recorded as skipped and not sent. The turn keeps another event of the run
-        // from passing this check before this one is applied.
-        let _turn = self.order.turn(key.run_id.as_str(), key.integration).await;
         let progress = match self
             .ledger
             .progress(key.run_id.as_str(), key.integration)

@@ -25,9 +25,10 @@ pub enum Outcome {
     },
     /// A permanent failure or the last attempt failed: dead-letter it.
     GiveUp(DeliveryError),
-    /// Another attempt holds this delivery (a worker that died mid-delivery, until its lease
-    /// ends in `until`): look again then, without holding anything meanwhile.
-    Busy { until: Duration },
+    /// Someone else holds this delivery's turn: another attempt (a worker that died
+    /// mid-delivery, until its lease ends), or another event of the run at the integration.
+    /// Look again in `until`, without holding anything meanwhile.
+    Busy { until: Duration, holder: Holder },
     /// Stopped by shutdown before it finished: hand it back unchanged.
     Interrupted,
     /// An operator canceled this run's deliveries (`deliveries cancel`): drop it.
@@ -46,6 +47,25 @@ pub enum QueueReason {
     Full,
     /// Shutdown began before the part got a slot of its lane.
     Stopping,
+}
+
+/// Who holds a busy delivery's turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    /// Another attempt of this delivery, until its lease ends.
+    Attempt,
+    /// Another event of the same run, being delivered to the same integration.
+    Event,
+}
+
+impl Holder {
+    /// What holds it, as the start of a sentence (logs, retry headers).
+    pub fn sentence(self) -> &'static str {
+        match self {
+            Holder::Attempt => "another attempt holds this delivery",
+            Holder::Event => "another event of this run is being delivered to this integration",
+        }
+    }
 }
 
 /// One integration's part of a message, finished.
@@ -118,10 +138,11 @@ impl Outcome {
                 "failed, will retry"
             ),
             Outcome::GiveUp(_) => {}
-            Outcome::Busy { until } => info!(
+            Outcome::Busy { until, holder } => info!(
                 outcome = "busy",
                 retry_ms = until.as_millis() as u64,
-                "another attempt holds this delivery; looking again when its lease ends"
+                "{}; looking again later",
+                holder.sentence()
             ),
             Outcome::Interrupted => info!(outcome = "interrupted", "interrupted, handing back"),
             Outcome::Canceled => info!(outcome = "canceled", "canceled by an operator: dropped"),

@@ -9,7 +9,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use futures_util::StreamExt as _;
 
-use super::{Dispatcher, Outcome, QueueReason, QueuedPart, Targets};
+use super::{Dispatcher, Holder, Outcome, QueueReason, QueuedPart, Targets};
 use crate::config::{Config, LedgerConfig};
 use crate::event::RunEvent;
 use crate::integrations::{IntegrationName, build_all, http_client};
@@ -138,7 +138,11 @@ async fn a_delivery_another_attempt_holds_is_looked_at_again_later_then_sent_onc
         panic!("the row was free");
     };
     let busy = fixture.deliver_now().await;
-    let Outcome::Busy { until } = busy else {
+    let Outcome::Busy {
+        until,
+        holder: Holder::Attempt,
+    } = busy
+    else {
         panic!("{busy:?}");
     };
     assert!(
@@ -158,6 +162,43 @@ async fn a_delivery_another_attempt_holds_is_looked_at_again_later_then_sent_onc
                 ..Record::new(State::Failed, 1)
             },
         )
+        .await
+        .unwrap();
+    assert!(matches!(fixture.deliver_now().await, Outcome::Delivered(_)));
+    assert_eq!(fixture.requests().await, 1);
+}
+
+/// Another worker delivering another event of the same run to the same integration holds
+/// the run's turn there: this event waits (busy, looked at again in a second) and is sent
+/// once that delivery is recorded, so the two never interleave, whichever worker has which.
+#[tokio::test]
+async fn another_event_of_the_run_in_flight_elsewhere_makes_it_wait_its_turn() {
+    let fixture = fixture("", ResponseTemplate::new(200)).await;
+    let started = Key {
+        event_type: "run.started",
+        ..fixture.key()
+    };
+    let Claim::Claimed(other) = fixture
+        .ledger
+        .claim(started, "evt-start", 1, Duration::from_secs(30))
+        .await
+        .unwrap()
+    else {
+        panic!("the row was free");
+    };
+    assert_eq!(
+        fixture.deliver_now().await,
+        Outcome::Busy {
+            until: Duration::from_secs(1),
+            holder: Holder::Event
+        }
+    );
+    assert_eq!(fixture.requests().await, 0, "nothing sent while it waits");
+
+    let delivered = Record::new(State::Delivered, 1);
+    fixture
+        .ledger
+        .record(started, &other, &delivered)
         .await
         .unwrap();
     assert!(matches!(fixture.deliver_now().await, Outcome::Delivered(_)));

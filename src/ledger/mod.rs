@@ -171,6 +171,7 @@ impl Ledger {
                 return Ok(Claim::Claimed(claim_id.resuming(resumed)));
             }
             Claimed::Taken { state, lease_until } => (State::parse(&state)?, lease_until),
+            Claimed::Waiting => return Ok(Claim::Waiting),
         };
         Ok(match state {
             State::Canceled => Claim::Canceled,

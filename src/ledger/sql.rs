@@ -1,12 +1,20 @@
 //! The ledger's SQL, portable between SQLite (3.35+) and PostgreSQL.
 
 /// Inserts an in-flight claim, or takes over a row that may be retried (failed, dead) or whose
-/// lease expired. Returns a row only when this call now owns the claim, with the row's
-/// `created_at`: an earlier value than this call's means an earlier attempt left the row.
+/// lease expired; but only while no other event of the run is in flight to the integration, so
+/// that the order check and the send of one event are never interleaved with another's, in any
+/// worker. Returns a row only when this call now owns the claim, with the row's `created_at`: an
+/// earlier value than this call's means an earlier attempt left the row. (On PostgreSQL two such
+/// statements for different rows do not see each other: the caller serialises them per run and
+/// integration with an advisory lock; SQLite has one writer.)
 pub const CLAIM: &str = "
 INSERT INTO deliveries
     (run_id, event_type, integration, state, attempts, event_id, claim_id, lease_until, created_at, updated_at)
-VALUES ($1, $2, $3, 'in_flight', $4, $5, $6, $7, $8, $9)
+SELECT $1, $2, $3, 'in_flight', $4, $5, $6, $7, $8, $9
+WHERE NOT EXISTS (
+    SELECT 1 FROM deliveries AS other
+    WHERE other.run_id = $1 AND other.integration = $3 AND other.event_type <> $2
+      AND other.state = 'in_flight' AND other.lease_until >= $9)
 ON CONFLICT (run_id, event_type, integration) DO UPDATE SET
     state = 'in_flight',
     attempts = excluded.attempts,
@@ -17,6 +25,10 @@ ON CONFLICT (run_id, event_type, integration) DO UPDATE SET
 WHERE deliveries.state IN ('failed', 'dead')
    OR (deliveries.state = 'in_flight' AND deliveries.lease_until < excluded.updated_at)
 RETURNING claim_id, created_at";
+
+/// Serialises the claims of one run at one integration on PostgreSQL, until the transaction
+/// ends (`$1`: the run id and the integration, joined).
+pub const CLAIM_TURN: &str = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))";
 
 pub const CURRENT: &str = "
 SELECT state, lease_until FROM deliveries

@@ -196,15 +196,14 @@ fn claim(connection: &Connection, write: &ClaimWrite) -> rusqlite::Result<Claime
     if let Some(created_at) = created_at {
         return Ok(write.ours(created_at));
     }
-    connection.prepare_cached(sql::CURRENT)?.query_row(
-        params![write.run_id, write.event_type, write.integration],
-        |row| {
-            Ok(Claimed::Taken {
-                state: row.get(0)?,
-                lease_until: row.get(1)?,
-            })
-        },
-    )
+    let row = connection
+        .prepare_cached(sql::CURRENT)?
+        .query_row(
+            params![write.run_id, write.event_type, write.integration],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    Ok(write.not_ours(row))
 }
 
 fn record(connection: &Connection, write: &RecordWrite) -> rusqlite::Result<u64> {

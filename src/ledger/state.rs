@@ -107,6 +107,9 @@ pub enum Claim {
     Canceled,
     /// Another attempt holds it until this Unix-ms instant.
     Busy { lease_until_ms: i64 },
+    /// Another event of the run is being delivered to the integration (by any worker): its
+    /// turn ends when that delivery does.
+    Waiting,
 }
 
 /// One row of a run's history.

@@ -213,6 +213,66 @@ async fn concurrent_claims_on_sqlite_have_exactly_one_winner() {
     one_winner(Ledger::open(&sqlite_config(&dir)).await.unwrap()).await;
 }
 
+/// Two workers (two pools on one database) claim every event type of a run at once, at two
+/// integrations: at each integration exactly one event gets the turn, the others wait for it,
+/// and an integration's turn does not hold up another's.
+#[tokio::test]
+async fn one_event_of_a_run_at_a_time_per_integration_across_workers_on_postgres() {
+    let config = postgres_config().await;
+    let workers = [
+        Ledger::open(&config).await.unwrap(),
+        Ledger::open(&config).await.unwrap(),
+    ];
+    one_turn(&workers).await;
+}
+
+#[tokio::test]
+async fn one_event_of_a_run_at_a_time_per_integration_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(&sqlite_config(&dir)).await.unwrap();
+    one_turn(&[ledger.clone(), ledger]).await;
+}
+
+async fn one_turn(workers: &[Ledger; 2]) {
+    const TYPES: [&str; 4] = [
+        "run.started",
+        "run.finished",
+        "run.timed_out",
+        "run.canceled",
+    ];
+    for _ in 0..10 {
+        let run = &run_id(&format!("run-{:x}", rand::random::<u64>()));
+        let attempts = TYPES.iter().flat_map(|&event_type| {
+            ["a", "b"].into_iter().flat_map(move |integration| {
+                workers.iter().map(move |ledger| async move {
+                    let key = Key {
+                        run_id: run,
+                        event_type,
+                        integration: IntegrationName::leaked(integration),
+                    };
+                    let claim = ledger.claim(key, "evt", 1, Duration::from_secs(60));
+                    (integration, claim.await.unwrap())
+                })
+            })
+        });
+        let claims = futures_util::future::join_all(attempts).await;
+        for integration in ["a", "b"] {
+            let mine = || claims.iter().filter(move |(i, _)| *i == integration);
+            let winners = mine().filter(|(_, c)| matches!(c, Claim::Claimed(_)));
+            assert_eq!(winners.count(), 1, "{integration}: {claims:?}");
+            let others = mine().filter(|(_, c)| !matches!(c, Claim::Claimed(_)));
+            // The winner's own event lost to it in the other worker is busy; the rest wait.
+            assert!(
+                others
+                    .clone()
+                    .all(|(_, c)| matches!(c, Claim::Waiting | Claim::Busy { .. })),
+                "{integration}: {claims:?}"
+            );
+            assert_eq!(others.filter(|(_, c)| *c == Claim::Waiting).count(), 6);
+        }
+    }
+}
+
 async fn one_winner(ledger: Ledger) {
     let run = format!("run-{:x}", rand::random::<u64>());
     let claims = futures_util::future::join_all((0..16).map(|_| {

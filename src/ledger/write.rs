@@ -72,6 +72,8 @@ pub(super) enum Claimed {
         state: String,
         lease_until: Option<i64>,
     },
+    /// The row could be claimed, but another event of the run is in flight to the integration.
+    Waiting,
 }
 
 impl ClaimWrite {
@@ -82,6 +84,23 @@ impl ClaimWrite {
         Claimed::Ours {
             resumed: created_at != self.now,
         }
+    }
+
+    /// What a claim that wrote nothing found: the row's state and lease, if there is a row.
+    /// A row that could have been claimed (or none) means another event held the turn.
+    pub(super) fn not_ours(&self, row: Option<(String, Option<i64>)>) -> Claimed {
+        match row {
+            Some((state, lease_until)) if !self.claimable(&state, lease_until) => {
+                Claimed::Taken { state, lease_until }
+            }
+            _ => Claimed::Waiting,
+        }
+    }
+
+    /// Whether the claim statement may take over a row in `state` (as its `WHERE` says).
+    fn claimable(&self, state: &str, lease_until: Option<i64>) -> bool {
+        let expired = lease_until.is_some_and(|until| until < self.now);
+        matches!(state, "failed" | "dead") || (state == "in_flight" && expired)
     }
 
     /// Runs the claim on `connection`.
@@ -105,12 +124,12 @@ impl ClaimWrite {
             .bind(self.run_id.as_str())
             .bind(self.event_type.as_str())
             .bind(self.integration.as_str())
-            .fetch_one(&mut *connection)
+            .fetch_optional(&mut *connection)
             .await?;
-        Ok(Claimed::Taken {
-            state: row.try_get(0)?,
-            lease_until: row.try_get(1)?,
-        })
+        let row = row
+            .map(|row| Ok::<_, sqlx::Error>((row.try_get(0)?, row.try_get(1)?)))
+            .transpose()?;
+        Ok(self.not_ours(row))
     }
 }
 
@@ -133,10 +152,17 @@ impl RecordWrite {
     }
 }
 
-/// A claim on PostgreSQL, in its own (implicit) transaction.
+/// A claim on PostgreSQL, in a transaction of its own that holds the run's turn at the
+/// integration: a concurrent claim of another event of the run waits, then sees this one.
 pub(super) async fn claim_alone(pool: &AnyPool, write: &ClaimWrite) -> Result<Claimed, WriteError> {
-    let mut connection = pool.acquire().await?;
-    Ok(write.run(&mut connection).await?)
+    let mut transaction = pool.begin().await?;
+    sqlx::query(sql::CLAIM_TURN)
+        .bind(format!("{}\u{1f}{}", write.run_id, write.integration))
+        .execute(&mut *transaction)
+        .await?;
+    let claimed = write.run(&mut transaction).await?;
+    transaction.commit().await?;
+    Ok(claimed)
 }
 
 /// A record on PostgreSQL, in its own (implicit) transaction.

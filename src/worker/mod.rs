@@ -352,14 +352,9 @@ impl Worker {
                 .await
                 .map(|()| metrics::retry_scheduled(integration)),
             // The same attempt again once the other attempt's lease has run out.
-            Outcome::Busy { until } => {
+            Outcome::Busy { until, holder } => {
                 message
-                    .retry(
-                        integration,
-                        attempt,
-                        *until,
-                        "another attempt holds this delivery",
-                    )
+                    .retry(integration, attempt, *until, holder.sentence())
                     .await
             }
             // Paused, no room now, or stopped by shutdown: its integration's queue keeps it (for
