@@ -6,6 +6,7 @@ pub mod bitbucket;
 pub mod github;
 pub mod gitlab;
 mod http;
+pub(crate) mod kept_comments;
 pub(crate) mod keys;
 mod kind;
 pub mod limit;
