@@ -51,6 +51,16 @@ pub struct Answer {
     pub body: String,
 }
 
+impl Answer {
+    /// The `id` of the object a JSON answer describes (a check run, comment or note just
+    /// created), if it names one.
+    pub fn id(&self) -> Option<u64> {
+        serde_json::from_str::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|value| value["id"].as_u64())
+    }
+}
+
 impl std::fmt::Debug for OutgoingRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutgoingRequest")

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use reqwest::StatusCode;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -192,11 +193,14 @@ impl Plan {
 type ObjectOf = Box<dyn Fn(&Answer) -> Option<String> + Send + Sync>;
 
 /// One request of a plan, what its receipt says once the receiver took it, and, for kinds
-/// that keep one object per run, which object its answer names.
+/// that keep one object per run, which object its answer names and whether it edits the
+/// object the ledger kept.
 pub struct Step {
     pub request: OutgoingRequest,
     receipt: Box<dyn Fn(&Answer) -> String + Send + Sync>,
     object: Option<ObjectOf>,
+    /// The kept object this step edits, as receipts name it (`check run 7`).
+    edits_kept: Option<String>,
 }
 
 impl Step {
@@ -208,17 +212,34 @@ impl Step {
             request,
             receipt: Box::new(receipt),
             object: None,
+            edits_kept: None,
         }
     }
 
     /// The step, whose answer names the run's object by `object` (kept in the ledger for the
-    /// run's later events).
+    /// run's later events). When several steps of a plan keep one (a comment on each of two
+    /// pull requests), the ledger keeps their pieces joined by a space.
     pub fn keeping(
         mut self,
         object: impl Fn(&Answer) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         self.object = Some(Box::new(object));
         self
+    }
+
+    /// The step, which edits the object the ledger kept for the run (`what`, as receipts name
+    /// it) without looking for it first. That object may be gone at the provider (deleted by
+    /// someone, or an id the provider no longer knows): when the answer says so
+    /// ([`Kind::gone`]), the delivery does not fail but plans again as if nothing were kept,
+    /// which finds the object by what names it or makes a new one, and keeps that.
+    pub fn editing_kept(mut self, what: impl Into<String>) -> Self {
+        self.edits_kept = Some(what.into());
+        self
+    }
+
+    /// The kept object the step edits, if it edits one ([`Step::editing_kept`]).
+    pub fn edits_kept(&self) -> Option<&str> {
+        self.edits_kept.as_deref()
     }
 
     /// The receipt of this step for the receiver's `answer`.
@@ -262,6 +283,20 @@ pub struct Draft {
 /// The receipt most receivers get: their status code (`HTTP 204`).
 pub fn http_status(answer: &Answer) -> String {
     format!("HTTP {}", answer.status.as_u16())
+}
+
+/// How a step that edits the kept object reads its answer: as `K` does, except that an answer
+/// saying the object is gone ([`Kind::gone`]) is taken, so that the delivery can see it and
+/// plan again instead of failing.
+pub(super) fn classify_unless_gone<K: Kind>(
+    answer: &Answer,
+    now: DateTime<Utc>,
+) -> Result<(), DeliveryError> {
+    if K::gone(answer) {
+        Ok(())
+    } else {
+        K::classify(answer, now)
+    }
 }
 
 /// Everything one kind of integration is. A new kind implements this in its own module and
@@ -309,6 +344,14 @@ pub trait Kind: fmt::Debug + Send + Sync + Sized + 'static {
     /// webhooks, Teams); kinds whose API answers in its own way (GitLab, Slack) override this.
     fn classify(answer: &Answer, now: DateTime<Utc>) -> Result<(), DeliveryError> {
         classify_response(answer.status, &answer.headers, &answer.body, now)
+    }
+
+    /// Whether `answer` says that the object a step edits does not exist (any more). Asked
+    /// only of a step that edits the object the ledger kept ([`Step::editing_kept`]), whose
+    /// delivery then plans again without it; everywhere else such an answer is whatever
+    /// [`Kind::classify`] makes of it. By default a 404 (GitHub, GitLab); Slack overrides it.
+    fn gone(answer: &Answer) -> bool {
+        answer.status == StatusCode::NOT_FOUND
     }
 
     /// What a plan that must read first would write, without the reads: `preview` shows it

@@ -3,9 +3,11 @@
 //! `preview` prints the plan.
 
 pub mod bitbucket;
+mod delivery;
 pub mod github;
 pub mod gitlab;
 mod http;
+pub(crate) mod kept_comments;
 pub(crate) mod keys;
 mod kind;
 pub mod limit;
@@ -28,6 +30,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
+pub use delivery::Delivered;
 pub use http::{Answer, Classifier, OutgoingRequest, http_client};
 pub use keys::Keys;
 pub(crate) use keys::keyed;
@@ -185,13 +188,6 @@ pub fn build_all(
     }
 }
 
-/// What a delivery achieved, and the run's object at the provider when the kind keeps one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivered {
-    pub receipt: Receipt,
-    pub object_id: Option<String>,
-}
-
 /// A ready-to-use integration, built once from its config.
 #[derive(Debug)]
 pub struct Integration {
@@ -254,53 +250,6 @@ impl Integration {
     /// kinds that read before they write.
     pub fn draft(&self, notification: &Notification<'_>) -> Option<Draft> {
         self.built.draft(notification)
-    }
-
-    /// Plans and sends. Checks `cancel` between steps and returns [`DeliveryError::Canceled`]
-    /// once it fires.
-    pub async fn deliver(
-        &self,
-        notification: &Notification<'_>,
-        cancel: &CancellationToken,
-    ) -> Result<Receipt, DeliveryError> {
-        Ok(self.deliver_keeping(notification, cancel).await?.receipt)
-    }
-
-    /// [`Integration::deliver`], also saying which object of the run the answers named.
-    pub async fn deliver_keeping(
-        &self,
-        notification: &Notification<'_>,
-        cancel: &CancellationToken,
-    ) -> Result<Delivered, DeliveryError> {
-        if cancel.is_cancelled() {
-            return Err(DeliveryError::Canceled);
-        }
-        let io = self.io(cancel, Utc::now());
-        let steps = match self.built.plan(notification, &io).await? {
-            // Logged at debug level by the dispatcher, like every skip.
-            Plan::Skip(reason) => {
-                return Ok(Delivered {
-                    receipt: Receipt::Skipped(reason),
-                    object_id: None,
-                });
-            }
-            Plan::Send(steps) => steps,
-        };
-        let mut done = Vec::with_capacity(steps.len());
-        let mut object_id = None;
-        for step in steps {
-            if cancel.is_cancelled() {
-                return Err(DeliveryError::Canceled);
-            }
-            let (request, receipt, object) = step.into_parts();
-            let answer = self.built.send(request, &io).await?;
-            done.push(receipt(&answer));
-            object_id = object.and_then(|object| object(&answer)).or(object_id);
-        }
-        Ok(Delivered {
-            receipt: Receipt::Sent(done.join("; ")),
-            object_id,
-        })
     }
 }
 

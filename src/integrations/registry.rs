@@ -115,6 +115,19 @@ macro_rules! registry {
                 }
             }
 
+            /// How a step that edits the run's kept object reads its answer: a "gone" is taken.
+            fn classifier_unless_gone(&self) -> $crate::integrations::Classifier {
+                match self {
+                    $(Self::$variant(_) => $crate::integrations::kind::classify_unless_gone::<$kind>,)+
+                }
+            }
+
+            fn gone(&self, answer: &$crate::integrations::Answer) -> bool {
+                match self {
+                    $(Self::$variant(_) => <$kind as $crate::integrations::Kind>::gone(answer),)+
+                }
+            }
+
             fn settings(&self) -> &dyn $crate::integrations::Settings {
                 use $crate::integrations::Kind as _;
                 match self {

@@ -190,7 +190,7 @@ async fn without_a_known_id_the_check_run_is_found_by_name_and_external_id_not_c
 
     assert_eq!(
         receipt,
-        Receipt::Sent("updated check run 1002 (completed: cancelled)".into())
+        Receipt::Sent("updated check run 1000 (completed: cancelled)".into())
     );
     assert_eq!(github.requests("POST", CHECK_RUNS).await.len(), 1);
     let mine: Vec<Value> = github
@@ -217,7 +217,7 @@ async fn without_a_known_id_the_check_run_is_found_by_name_and_external_id_not_c
     assert!(
         untouched
             .iter()
-            .filter(|r| r["id"] != 1002)
+            .filter(|r| r["id"] != 1000)
             .all(|r| r.get("updates").is_none())
     );
 }

@@ -1,14 +1,15 @@
 //! A run's whole life: each event type gives each kind its state and text, and routing hands
 //! each integration the types it takes.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wiremock::matchers::{any, method, path};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use crate::support::fake_github::STATUS_PATH;
 use crate::support::fake_gitlab::{PROJECT_ROUTE, SHA as GITLAB_SHA, gitlab_event};
+use crate::support::fake_pull::fake_pull;
 use crate::support::fake_slack::{CHANNEL_ID, Channel};
 use crate::support::process::sample;
 use crate::support::providers::{build, deliver, json_of, requests};
@@ -17,7 +18,6 @@ use crate::support::{
     lifecycle_event, slack_app, unique, wait_until, webhook,
 };
 
-const GITHUB_STATUS: &str = "/repos/acme/web-app/statuses/5a7edc9a156e417068060d67109021351fc7d9b8";
 const BITBUCKET_STATUS: &str =
     "/2.0/repositories/acme/web-app/commit/5a7edc9a156e417068060d67109021351fc7d9b8/statuses/build";
 
@@ -86,10 +86,10 @@ async fn each_type_gives_each_commit_status_its_state_and_description() {
         "Cancelled by jane.doe",
     ];
 
-    let github = answering(GITHUB_STATUS).await;
+    let github = answering(STATUS_PATH).await;
     let spec = github_status("gh", &github.uri());
     assert_eq!(
-        states(&github, GITHUB_STATUS, &life(&run, |e| e), spec).await,
+        states(&github, STATUS_PATH, &life(&run, |e| e), spec).await,
         pairs([
             ("pending", descriptions[0]),
             ("failure", descriptions[1]),
@@ -146,10 +146,10 @@ async fn a_finished_run_without_failures_succeeds_everywhere() {
         "run.finished",
         "2026-11-21T10:01:00Z",
     ))];
-    let github = answering(GITHUB_STATUS).await;
+    let github = answering(STATUS_PATH).await;
     let sent = states(
         &github,
-        GITHUB_STATUS,
+        STATUS_PATH,
         &finished,
         github_status("gh", &github.uri()),
     )
@@ -211,64 +211,9 @@ async fn webhooks_get_the_ends_of_a_run_by_default_and_what_events_names_otherwi
     assert!(started.get("cancellation").is_none());
 }
 
-const COMMENTS_42: &str = "/repos/acme/web-app/issues/42/comments";
-
-/// A GitHub holding the PR #42 comments the worker writes (as `ci-bot`) and taking statuses.
-struct FakeGithub {
-    comments: Arc<Mutex<Vec<(u64, String)>>>,
-}
-
-impl Respond for FakeGithub {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let mut comments = self.comments.lock().unwrap();
-        let path = request.url.path();
-        let body = || {
-            serde_json::from_slice::<Value>(&request.body).unwrap()["body"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        };
-        match (request.method.as_str(), path) {
-            ("GET", "/user") => ResponseTemplate::new(200).set_body_json(json!({ "login": "ci-bot" })),
-            ("GET", COMMENTS_42) => ResponseTemplate::new(200).set_body_json(
-                comments
-                    .iter()
-                    .map(|(id, body)| json!({ "id": id, "body": body, "user": { "login": "ci-bot" } }))
-                    .collect::<Vec<_>>(),
-            ),
-            ("POST", COMMENTS_42) => {
-                let id = 900 + comments.len() as u64;
-                comments.push((id, body()));
-                ResponseTemplate::new(201).set_body_json(json!({ "id": id }))
-            }
-            ("PATCH", _) => {
-                let id: u64 = path.rsplit('/').next().unwrap().parse().unwrap();
-                let text = body();
-                let comment = comments.iter_mut().find(|(c, _)| *c == id).unwrap();
-                comment.1 = text;
-                ResponseTemplate::new(200).set_body_json(json!({ "id": id }))
-            }
-            ("POST", GITHUB_STATUS) => ResponseTemplate::new(201).set_body_json(json!({ "id": 1 })),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
-async fn fake_github() -> (MockServer, Arc<Mutex<Vec<(u64, String)>>>) {
-    let server = MockServer::start().await;
-    let comments = Arc::new(Mutex::new(Vec::new()));
-    Mock::given(any())
-        .respond_with(FakeGithub {
-            comments: Arc::clone(&comments),
-        })
-        .mount(&server)
-        .await;
-    (server, comments)
-}
-
 /// The states of the commit statuses `server` took, in order.
 async fn status_states(server: &MockServer) -> Vec<String> {
-    requests(server, "POST", GITHUB_STATUS)
+    requests(server, "POST", STATUS_PATH)
         .await
         .iter()
         .map(|request| json_of(request)["state"].as_str().unwrap().to_owned())
@@ -277,7 +222,7 @@ async fn status_states(server: &MockServer) -> Vec<String> {
 
 #[tokio::test]
 async fn a_runs_status_goes_pending_then_failure_with_one_comment_edited() {
-    let (github, comments) = fake_github().await;
+    let (github, comments) = fake_pull().await;
     let mut app = TestApp::new().await;
     app.spawn_worker(|config| {
         config.add(github_status("status", &github.uri()));
@@ -316,7 +261,7 @@ async fn a_runs_status_goes_pending_then_failure_with_one_comment_edited() {
 
 #[tokio::test]
 async fn a_late_start_after_the_end_is_superseded_and_the_status_stays_final() {
-    let (github, _) = fake_github().await;
+    let (github, _) = fake_pull().await;
     let mut app = TestApp::new().await;
     app.spawn_worker(|config| {
         config.add(github_status("late-status", &github.uri()));
@@ -343,13 +288,13 @@ async fn a_late_start_after_the_end_is_superseded_and_the_status_stays_final() {
         "the late start is settled",
         Duration::from_secs(20),
         || async {
-            history(&app, &run)
+            app.delivery_history(&run)
                 .iter()
                 .any(|(kind, _, _)| kind == "run.started")
         },
     )
     .await;
-    let entries = history(&app, &run);
+    let entries = app.delivery_history(&run);
     let start = entries
         .iter()
         .find(|(kind, _, _)| kind == "run.started")
@@ -380,7 +325,7 @@ async fn a_late_start_after_the_end_is_superseded_and_the_status_stays_final() {
 
 #[tokio::test]
 async fn duplicated_lifecycle_events_have_one_effect_each() {
-    let (github, _) = fake_github().await;
+    let (github, _) = fake_pull().await;
     let mut app = TestApp::new().await;
     let hook = Receiver::ok().await;
     app.spawn_worker(|config| {
@@ -399,7 +344,7 @@ async fn duplicated_lifecycle_events_have_one_effect_each() {
         "the start is delivered",
         Duration::from_secs(20),
         || async {
-            history(&app, &run)
+            app.delivery_history(&run)
                 .iter()
                 .any(|(kind, state, _)| kind == "run.started" && state == "delivered")
         },
@@ -412,7 +357,7 @@ async fn duplicated_lifecycle_events_have_one_effect_each() {
         "every type is delivered",
         Duration::from_secs(20),
         || async {
-            history(&app, &run)
+            app.delivery_history(&run)
                 .iter()
                 .filter(|(_, state, _)| state == "delivered")
                 .count()
@@ -435,26 +380,6 @@ async fn duplicated_lifecycle_events_have_one_effect_each() {
         .map(|r| r.json()["event"].clone())
         .collect();
     assert_eq!(hooks, [json!("RUN_TIMED_OUT")]);
-}
-
-/// The run's ledger rows: (event type, state, receipt or error).
-fn history(app: &TestApp, run: &str) -> Vec<(String, String, String)> {
-    let history: Value =
-        serde_json::from_str(&app.cli(&["deliveries", "--run", run, "--json"])).unwrap();
-    history
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|entry| entry["state"] != "in_flight")
-        .map(|entry| {
-            let text = |key: &str| entry[key].as_str().unwrap_or_default().to_owned();
-            (
-                text("eventType"),
-                text("state"),
-                format!("{}{}", text("receipt"), text("lastError")),
-            )
-        })
-        .collect()
 }
 
 /// A `slack_app` posting to the fake channel `#deploys` of `server`.

@@ -28,6 +28,7 @@ mod gitlab;
 mod harness;
 mod image;
 mod isolation;
+mod kept_objects;
 mod leases;
 mod ledger;
 mod lifecycle;

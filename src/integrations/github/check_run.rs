@@ -312,22 +312,15 @@ impl GithubCheckRun {
                 Step::new(request, move |answer: &Answer| {
                     // The write is done: an answer we cannot read must not fail (and so
                     // repeat) it.
-                    match created_id(answer) {
+                    match answer.id() {
                         Some(id) => format!("created check run {id} ({state})"),
                         None => format!("created a check run ({state})"),
                     }
                 })
-                .keeping(|answer| created_id(answer).map(|id| id.to_string()))
+                .keeping(|answer| answer.id().map(|id| id.to_string()))
             }
         })
     }
-}
-
-/// The id GitHub gave a new check run, from its answer.
-pub fn created_id(answer: &Answer) -> Option<u64> {
-    serde_json::from_str::<serde_json::Value>(&answer.body)
-        .ok()
-        .and_then(|value| value["id"].as_u64())
 }
 
 /// `in_progress`, or `completed: cancelled`, for receipts.
@@ -384,15 +377,18 @@ impl Kind for GithubCheckRun {
             Err(reason) => return Ok(Plan::Skip(reason)),
         };
         let body = self.body(event)?;
-        // The id the ledger kept from the run's earlier event; without it (a fresh ledger,
-        // another replica's event), GitHub is asked.
-        let id = match notification.object_id.and_then(|id| id.parse().ok()) {
-            Some(id) => Some(id),
-            None => {
-                self.find(&target, &body.name, &body.external_id, io)
-                    .await?
-            }
-        };
+        // The id the ledger kept from the run's earlier event is patched without a lookup
+        // (should GitHub no longer know it, the delivery plans again without it).
+        if let Some(id) = notification.object_id.and_then(|id| id.parse().ok()) {
+            let step = self.write(&target, Some(id), body)?;
+            return Ok(Plan::Send(vec![
+                step.editing_kept(format!("check run {id}")),
+            ]));
+        }
+        // Without it (a fresh ledger, another replica's event), GitHub is asked.
+        let id = self
+            .find(&target, &body.name, &body.external_id, io)
+            .await?;
         Ok(Plan::Send(vec![self.write(&target, id, body)?]))
     }
 

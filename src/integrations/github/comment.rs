@@ -1,6 +1,7 @@
 //! The `github_pr_comment` integration: one comment per run on the pull request of the run's
-//! commit, found again by a hidden marker in a comment the worker wrote and edited, so a run
-//! never gets two comments even when the ledger has no record of the first.
+//! commit, edited by the id the ledger kept, or found again by a hidden marker in a comment the
+//! worker wrote, so a run never gets two comments even when the ledger has no record of the
+//! first.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use super::identity::Identity;
 use super::pulls::{find_comment, open_pulls_with_head};
 use crate::event::{Repo, RunId};
 use crate::failure::DeliveryError;
+use crate::integrations::kept_comments::{KeptComments, piece};
 use crate::integrations::target::repo_on;
 use crate::integrations::text::with_marker;
 use crate::integrations::{
@@ -124,46 +126,59 @@ impl GithubPrComment {
         ))
     }
 
-    /// The write for pull request `number`: an edit of the run's earlier comment when there is
-    /// one (looked up now), otherwise a new comment.
+    /// The write for pull request `number`: an edit of the run's earlier comment, by the id the
+    /// ledger kept or else found now by its marker, otherwise a new comment.
     async fn comment_on(
         &self,
         repo: &Repo,
         number: u64,
+        kept: Option<u64>,
         json: &[u8],
         marker: &str,
         io: &Io<'_>,
     ) -> Result<Step, DeliveryError> {
-        let body = Some(json.to_vec());
-        Ok(
-            match find_comment(&self.client, repo, number, marker, &self.identity, io).await? {
-                Some(id) => {
-                    let route = format!("/repos/{}/{}/issues/comments/{id}", repo.owner, repo.name);
-                    let request = self.client.request(Method::PATCH, &route, body)?;
-                    Step::new(request, move |_: &Answer| {
-                        format!("updated comment {id} on #{number}")
-                    })
-                }
-                None => {
-                    let route = format!(
-                        "/repos/{}/{}/issues/{number}/comments",
-                        repo.owner, repo.name
-                    );
-                    let request = self.client.request(Method::POST, &route, body)?;
-                    Step::new(request, move |answer: &Answer| {
-                        // The write is done: an answer we cannot read must not fail (and so
-                        // repeat) it.
-                        let id = serde_json::from_str::<serde_json::Value>(&answer.body)
-                            .ok()
-                            .and_then(|value| value["id"].as_u64());
-                        match id {
-                            Some(id) => format!("posted comment {id} on #{number}"),
-                            None => format!("posted a comment on #{number}"),
-                        }
-                    })
-                }
-            },
-        )
+        // A kept id is edited without reading the pull request's comments. The worker made
+        // it (posted it, or found it among its own), so the own-identity rule holds; should
+        // it be gone, the delivery plans again without it and searches.
+        if let Some(id) = kept {
+            let step = self.edit(repo, number, id, json)?;
+            return Ok(step.editing_kept(format!("comment {id} on #{number}")));
+        }
+        match find_comment(&self.client, repo, number, marker, &self.identity, io).await? {
+            Some(id) => self.edit(repo, number, id, json),
+            None => self.post(repo, number, json),
+        }
+    }
+
+    /// `PATCH` of comment `id` on pull request `number`, kept for the run's later events.
+    fn edit(&self, repo: &Repo, number: u64, id: u64, json: &[u8]) -> Result<Step, DeliveryError> {
+        let route = format!("/repos/{}/{}/issues/comments/{id}", repo.owner, repo.name);
+        let request = self
+            .client
+            .request(Method::PATCH, &route, Some(json.to_vec()))?;
+        Ok(Step::new(request, move |_: &Answer| {
+            format!("updated comment {id} on #{number}")
+        })
+        .keeping(move |_| Some(piece(number, id))))
+    }
+
+    /// `POST` of a new comment on pull request `number`, its id kept for the run's later events.
+    fn post(&self, repo: &Repo, number: u64, json: &[u8]) -> Result<Step, DeliveryError> {
+        let route = format!(
+            "/repos/{}/{}/issues/{number}/comments",
+            repo.owner, repo.name
+        );
+        let request = self
+            .client
+            .request(Method::POST, &route, Some(json.to_vec()))?;
+        Ok(Step::new(request, move |answer: &Answer| {
+            // The write is done: an answer we cannot read must not fail (and so repeat) it.
+            match answer.id() {
+                Some(id) => format!("posted comment {id} on #{number}"),
+                None => format!("posted a comment on #{number}"),
+            }
+        })
+        .keeping(move |answer| answer.id().map(|id| piece(number, id))))
     }
 }
 
@@ -191,8 +206,9 @@ impl Kind for GithubPrComment {
         &self.config
     }
 
-    /// Reads first: the commit's open pull requests (unless the event names one) and the run's
-    /// earlier comment on each, so the plan is the exact POST or PATCH per pull request.
+    /// Reads first: the commit's open pull requests (unless the event names one) and, where
+    /// the ledger kept no comment id for one, the run's earlier comment on it, so the plan is
+    /// the exact POST or PATCH per pull request.
     async fn plan(
         &self,
         notification: &Notification<'_>,
@@ -221,9 +237,14 @@ impl Kind for GithubPrComment {
         let json =
             serde_json::to_vec(&CommentBody { body: &body }).expect("the comment body serialises");
         let marker = marker(&event.data.run_id);
+        let kept = KeptComments::parse(notification.object_id);
         let mut steps = Vec::with_capacity(numbers.len());
         for number in numbers {
-            steps.push(self.comment_on(&repo, number, &json, &marker, io).await?);
+            let kept = kept.on(number);
+            steps.push(
+                self.comment_on(&repo, number, kept, &json, &marker, io)
+                    .await?,
+            );
         }
         Ok(Plan::Send(steps))
     }

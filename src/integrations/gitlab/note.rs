@@ -1,7 +1,7 @@
 //! The `gitlab_mr_note` integration: one note per run on the merge request of the run's
-//! commit, found again by a hidden marker in a note the worker wrote (on any page of the
-//! notes) and edited with `PUT`, so a run never gets two notes even when the ledger has no
-//! record of the first.
+//! commit, edited with `PUT` by the id the ledger kept, or found again by a hidden marker in a
+//! note the worker wrote (on any page of the notes), so a run never gets two notes even when
+//! the ledger has no record of the first.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use super::project::ProjectPath;
 use super::{GitlabApi, GitlabClient, classify_answer};
 use crate::failure::DeliveryError;
 use crate::integrations::github::comment::marker;
+use crate::integrations::kept_comments::{KeptComments, piece};
 use crate::integrations::text::with_marker;
 use crate::integrations::{
     Answer, Checks, Common, Draft, Io, Kind, Notification, OutgoingRequest, Parts, Plan, Problems,
@@ -79,12 +80,6 @@ struct NoteBody<'a> {
     body: &'a str,
 }
 
-/// The parts of a created note the receipt names.
-#[derive(Debug, Deserialize)]
-struct Created {
-    id: u64,
-}
-
 /// A `gitlab_mr_note` integration, ready to send.
 #[derive(Debug)]
 pub struct GitlabMrNote {
@@ -114,40 +109,66 @@ impl GitlabMrNote {
         ))
     }
 
-    /// The step for merge request `iid`: a PUT of the run's earlier note when one of the MR's
-    /// notes holds the marker (searched on every page), else a POST.
+    /// The step for merge request `iid`: a PUT of the run's earlier note, by the id the ledger
+    /// kept or else found now by its marker (searched on every page), otherwise a POST.
     async fn note_on(
         &self,
         project: &ProjectPath,
         iid: u64,
+        kept: Option<u64>,
         json: &[u8],
         marker: &str,
         io: &Io<'_>,
     ) -> Result<Step, DeliveryError> {
-        let notes = format!("/projects/{}/merge_requests/{iid}/notes", project.encoded());
+        // A kept id is edited without reading the merge request's notes. The worker made it
+        // (posted it, or found it among its own), so the own-identity rule holds; should it
+        // be gone, the delivery plans again without it and searches.
+        if let Some(id) = kept {
+            let step = self.edit(project, iid, id, json)?;
+            return Ok(step.editing_kept(format!("note {id} on !{iid}")));
+        }
+        match find_note(&self.client, project, iid, marker, &self.identity, io).await? {
+            Some(id) => self.edit(project, iid, id, json),
+            None => self.post(project, iid, json),
+        }
+    }
+
+    /// `…/merge_requests/{iid}/notes` of the project.
+    fn notes(project: &ProjectPath, iid: u64) -> String {
+        format!("/projects/{}/merge_requests/{iid}/notes", project.encoded())
+    }
+
+    /// `PUT` of note `id` on merge request `iid`, kept for the run's later events.
+    fn edit(
+        &self,
+        project: &ProjectPath,
+        iid: u64,
+        id: u64,
+        json: &[u8],
+    ) -> Result<Step, DeliveryError> {
+        let route = format!("{}/{id}", Self::notes(project, iid));
+        let request = self
+            .client
+            .request(Method::PUT, &route, Some(json.to_vec()))?;
+        Ok(Step::new(request, move |_: &Answer| {
+            format!("updated note {id} on !{iid}")
+        })
+        .keeping(move |_| Some(piece(iid, id))))
+    }
+
+    /// `POST` of a new note on merge request `iid`, its id kept for the run's later events.
+    fn post(&self, project: &ProjectPath, iid: u64, json: &[u8]) -> Result<Step, DeliveryError> {
+        let request = self.client.request(
+            Method::POST,
+            &Self::notes(project, iid),
+            Some(json.to_vec()),
+        )?;
         Ok(
-            match find_note(&self.client, project, iid, marker, &self.identity, io).await? {
-                Some(id) => {
-                    let route = format!("{notes}/{id}");
-                    let request = self
-                        .client
-                        .request(Method::PUT, &route, Some(json.to_vec()))?;
-                    Step::new(request, move |_: &Answer| {
-                        format!("updated note {id} on !{iid}")
-                    })
-                }
-                None => {
-                    let request = self
-                        .client
-                        .request(Method::POST, &notes, Some(json.to_vec()))?;
-                    Step::new(request, move |answer: &Answer| {
-                        match serde_json::from_str::<Created>(&answer.body) {
-                            Ok(created) => format!("posted note {} on !{iid}", created.id),
-                            Err(_) => format!("posted a note on !{iid}"),
-                        }
-                    })
-                }
-            },
+            Step::new(request, move |answer: &Answer| match answer.id() {
+                Some(id) => format!("posted note {id} on !{iid}"),
+                None => format!("posted a note on !{iid}"),
+            })
+            .keeping(move |answer| answer.id().map(|id| piece(iid, id))),
         )
     }
 }
@@ -175,8 +196,9 @@ impl Kind for GitlabMrNote {
         &self.config
     }
 
-    /// Reads first: the commit's open merge requests (unless the event names one) and the
-    /// run's earlier note on each, so the plan is the exact POST or PUT per merge request.
+    /// Reads first: the commit's open merge requests (unless the event names one) and, where
+    /// the ledger kept no note id for one, the run's earlier note on it, so the plan is the
+    /// exact POST or PUT per merge request.
     async fn plan(
         &self,
         notification: &Notification<'_>,
@@ -204,9 +226,14 @@ impl Kind for GitlabMrNote {
         };
         let json = serde_json::to_vec(&NoteBody { body: &body }).expect("the note serialises");
         let marker = marker(&event.data.run_id);
+        let kept = KeptComments::parse(notification.object_id);
         let mut steps = Vec::with_capacity(iids.len());
         for iid in iids {
-            steps.push(self.note_on(&project, iid, &json, &marker, io).await?);
+            let kept = kept.on(iid);
+            steps.push(
+                self.note_on(&project, iid, kept, &json, &marker, io)
+                    .await?,
+            );
         }
         Ok(Plan::Send(steps))
     }

@@ -78,6 +78,19 @@ pub(super) fn classify(
     )))
 }
 
+/// The code of `chat.update` for a message that was deleted (or never was): the run's message
+/// is posted anew. `cant_update_message` (a message this token did not post) and
+/// `edit_window_closed` (the workspace allows edits only for a while) stay permanent: that
+/// message still stands in the channel, so a new one would give the run two, and only the
+/// operator can lift the cause (the app's token, the workspace's edit setting).
+const GONE: &str = "message_not_found";
+
+/// Whether `body` is Slack's answer that the message to edit is gone ([`GONE`]).
+pub(super) fn gone(body: &str) -> bool {
+    serde_json::from_str::<Envelope>(body)
+        .is_ok_and(|envelope| !envelope.ok && envelope.error.as_deref() == Some(GONE))
+}
+
 /// What an operator can do about the permanent codes.
 fn hint(code: &str) -> &'static str {
     match code {
@@ -200,5 +213,19 @@ mod tests {
         assert!(invite.to_string().contains("/invite"), "{invite}");
         let html = slack(200, "<html>proxy</html>", None).unwrap_err();
         assert!(html.to_string().contains("not a Web API answer"), "{html}");
+    }
+
+    #[test]
+    fn only_message_not_found_says_the_message_is_gone() {
+        assert!(gone(&error("message_not_found")));
+        for other in [
+            error("cant_update_message"),
+            error("edit_window_closed"),
+            error("channel_not_found"),
+            r#"{"ok":true,"ts":"1.2"}"#.to_owned(),
+            "<html>404</html>".to_owned(),
+        ] {
+            assert!(!gone(&other), "{other}");
+        }
     }
 }

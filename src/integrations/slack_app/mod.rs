@@ -221,6 +221,11 @@ impl Kind for SlackApp {
         answer::classify(answer.status, &answer.headers, &answer.body, now)
     }
 
+    /// The message an update names was deleted: `message_not_found`.
+    fn gone(answer: &Answer) -> bool {
+        answer::gone(&answer.body)
+    }
+
     fn build(config: SlackAppConfig, parts: &Parts) -> Result<Self, Problems> {
         let problems = config.problems();
         if !problems.is_empty() {
@@ -244,7 +249,7 @@ impl Kind for SlackApp {
     }
 
     /// One message per run: the first event posts it, later ones edit it (`chat.update`) by
-    /// the channel and `ts` the ledger kept. When an earlier attempt may have posted without
+    /// the channel and `ts` the ledger kept (or post anew, should it have been deleted). When an earlier attempt may have posted without
     /// the ledger knowing (a retry, a takeover after a crash), the plan reads the channel's
     /// history first. With `thread_replies`, an end of the run that edits the message also
     /// replies in its thread.
@@ -255,6 +260,9 @@ impl Kind for SlackApp {
     ) -> Result<Plan, DeliveryError> {
         let message = self.message(notification)?;
         let mut existing = notification.object_id.and_then(MessageRef::parse);
+        // A message the ledger kept is edited without a look at the channel; should it have
+        // been deleted, the delivery plans again without it (and posts anew).
+        let kept = existing.is_some();
         if existing.is_none() && notification.outcome_unknown() {
             let channel = self.api.channel_id(&self.config.channel, io).await?;
             let since = notification.event.time.to_utc();
@@ -268,17 +276,20 @@ impl Kind for SlackApp {
         let reply = (self.config.thread_replies && notification.event.event_type().is_terminal())
             .then(|| json!({ "channel": channel, "thread_ts": ts, "text": message["text"] }));
         let update = Self::with(message, [("channel", json!(channel)), ("ts", json!(ts))]);
-        let kept = MessageRef {
+        let reference = MessageRef {
             channel: channel.clone(),
             ts: ts.clone(),
         }
         .to_string();
-        let mut steps = vec![
-            Step::new(self.api.post("chat.update", &update)?, move |_: &Answer| {
-                format!("updated message {ts} in {channel}")
-            })
-            .keeping(move |_| Some(kept.clone())),
-        ];
+        let what = format!("message {ts} in {channel}");
+        let mut update = Step::new(self.api.post("chat.update", &update)?, move |_: &Answer| {
+            format!("updated message {ts} in {channel}")
+        })
+        .keeping(move |_| Some(reference.clone()));
+        if kept {
+            update = update.editing_kept(what);
+        }
+        let mut steps = vec![update];
         if let Some(reply) = reply {
             steps.push(Step::new(
                 self.api.post("chat.postMessage", &reply)?,

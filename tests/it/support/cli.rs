@@ -48,4 +48,25 @@ impl TestApp {
             })
             .collect()
     }
+
+    /// The ledger's rows of `run` that are settled, as `(event type, state, receipt or last
+    /// error)`, read with `run-notifier deliveries --run <run> --json`.
+    pub fn delivery_history(&self, run: &str) -> Vec<(String, String, String)> {
+        let history: serde_json::Value =
+            serde_json::from_str(&self.cli(&["deliveries", "--run", run, "--json"])).unwrap();
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|entry| entry["state"] != "in_flight")
+            .map(|entry| {
+                let text = |key: &str| entry[key].as_str().unwrap_or_default().to_owned();
+                (
+                    text("eventType"),
+                    text("state"),
+                    format!("{}{}", text("receipt"), text("lastError")),
+                )
+            })
+            .collect()
+    }
 }

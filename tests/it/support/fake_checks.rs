@@ -3,6 +3,7 @@
 //! state, so a test sees the check runs a commit would show. Every request it gets can be held
 //! against GitHub's OpenAPI description ([`super::openapi`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
@@ -50,7 +51,10 @@ impl FakeChecks {
             .await;
         Mock::given(method("POST"))
             .and(path(CHECK_RUNS))
-            .respond_with(Create(Arc::clone(&runs)))
+            .respond_with(Create {
+                runs: Arc::clone(&runs),
+                created: AtomicU64::new(0),
+            })
             .mount(&server)
             .await;
         Mock::given(method("PATCH"))
@@ -90,6 +94,11 @@ impl FakeChecks {
         runs.push(run);
     }
 
+    /// Check run `id` deleted, as when its check suite goes: GitHub no longer knows it.
+    pub fn delete(&self, id: u64) {
+        self.runs.lock().unwrap().retain(|run| run["id"] != id);
+    }
+
     /// The requests the worker made with this method whose path starts with `prefix`.
     pub async fn requests(&self, verb: &str, prefix: &str) -> Vec<Request> {
         let received = self.server.received_requests().await.unwrap_or_default();
@@ -100,15 +109,19 @@ impl FakeChecks {
     }
 }
 
-struct Create(Arc<Mutex<Vec<Value>>>);
+/// Creates check runs with ids from 1000 on, never one a deleted check run had.
+struct Create {
+    runs: Arc<Mutex<Vec<Value>>>,
+    created: AtomicU64,
+}
 
 impl Respond for Create {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let Ok(mut run) = serde_json::from_slice::<Value>(&request.body) else {
             return ResponseTemplate::new(400);
         };
-        let mut runs = self.0.lock().unwrap();
-        let id = 1_000 + runs.len() as u64;
+        let mut runs = self.runs.lock().unwrap();
+        let id = 1_000 + self.created.fetch_add(1, Ordering::SeqCst);
         run["id"] = json!(id);
         run["app"] = json!({"id": APP_ID});
         run["updates"] = json!(0);

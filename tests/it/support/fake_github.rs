@@ -8,8 +8,13 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-/// The test App's private key (made for the tests; it signs nothing real).
-pub const KEY_FILE: &str = "tests/fixtures/github-app-test-key.pem";
+/// The test App's private key (made for the tests; it signs nothing real). Absolute, so that a
+/// config naming it works from the test's own directory too (the CLI resolves relative paths
+/// against the config file's folder).
+pub const KEY_FILE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/github-app-test-key.pem"
+);
 /// The route that exchanges the App's JWT for a token of installation 4242.
 pub const EXCHANGE: &str = "/app/installations/4242/access_tokens";
 /// The commit status route of the example event's commit.

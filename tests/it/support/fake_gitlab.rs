@@ -3,6 +3,7 @@
 //! who writes every note the worker posts, so a test sees what a project's merge request would
 //! show.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
@@ -44,6 +45,8 @@ pub struct Note {
 #[derive(Clone)]
 pub struct Notes {
     pub notes: Arc<Mutex<Vec<Note>>>,
+    /// Notes ever added (filler included): the next id, never one a deleted note had.
+    added: Arc<AtomicU64>,
     page_size: usize,
     paging: Paging,
 }
@@ -62,6 +65,7 @@ impl Notes {
             .collect();
         Self {
             notes: Arc::new(Mutex::new(notes)),
+            added: Arc::new(AtomicU64::new(filler as u64)),
             page_size,
             paging,
         }
@@ -77,10 +81,20 @@ impl Notes {
             .collect()
     }
 
+    /// The id of the next note added.
+    fn next_id(&self) -> u64 {
+        5_000 + self.added.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Note `id` deleted (by someone on the merge request): GitLab no longer knows it.
+    pub fn delete(&self, id: u64) {
+        self.notes.lock().unwrap().retain(|n| n.id != id);
+    }
+
     /// Adds a note written by `author`; returns its id.
     pub fn add(&self, author: u64, body: &str) -> u64 {
         let mut notes = self.notes.lock().unwrap();
-        let id = 5_000 + notes.len() as u64;
+        let id = self.next_id();
         notes.push(Note {
             id,
             body: body.to_owned(),
@@ -158,7 +172,7 @@ impl Respond for Notes {
             }
             "POST" => {
                 let body: Value = serde_json::from_slice(&request.body).unwrap();
-                let id = 5_000 + notes.len() as u64;
+                let id = self.next_id();
                 notes.push(Note {
                     id,
                     body: body["body"].as_str().unwrap().to_owned(),

@@ -2,6 +2,7 @@
 //! methods from shared state (post, update, history in pages with metadata only when asked),
 //! so a test sees what the channel would show.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
@@ -26,6 +27,8 @@ pub type Hook = Arc<dyn Fn() + Send + Sync>;
 #[derive(Clone)]
 pub struct Channel {
     pub messages: Arc<Mutex<Vec<Message>>>,
+    /// Messages ever posted (filler included): the next `ts`, never one a deleted message had.
+    posted: Arc<AtomicUsize>,
     page_size: usize,
     on_post: Option<Hook>,
 }
@@ -46,6 +49,7 @@ impl Channel {
             .collect();
         Self {
             messages: Arc::new(Mutex::new(messages)),
+            posted: Arc::new(AtomicUsize::new(filler)),
             page_size,
             on_post: None,
         }
@@ -66,11 +70,22 @@ impl Channel {
             .collect()
     }
 
+    /// The `ts` of the next message posted.
+    fn next_ts(&self) -> String {
+        let posted = self.posted.fetch_add(1, Ordering::SeqCst);
+        format!("1800000000.{posted:06}")
+    }
+
+    /// Message `ts` deleted (by someone in the channel): Slack no longer knows it.
+    pub fn delete(&self, ts: &str) {
+        self.messages.lock().unwrap().retain(|m| m.ts != ts);
+    }
+
     /// `n` messages by others after what is there (newer, so they come first in history).
     pub fn add_chatter(&self, n: usize) {
         let mut messages = self.messages.lock().unwrap();
         for i in 0..n {
-            let ts = format!("1800000000.{:06}", messages.len());
+            let ts = self.next_ts();
             messages.push(Message {
                 ts,
                 body: json!({"text": format!("later chatter {i}")}),
@@ -117,7 +132,7 @@ impl Respond for Channel {
                 }
                 let body: Value = serde_json::from_slice(&request.body).unwrap();
                 let mut messages = self.messages.lock().unwrap();
-                let ts = format!("1800000000.{:06}", messages.len());
+                let ts = self.next_ts();
                 messages.push(Message {
                     ts: ts.clone(),
                     body,

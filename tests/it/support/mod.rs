@@ -13,9 +13,9 @@
 //! - One integration without a worker (`providers.rs`): [`providers::build`] and
 //!   [`providers::deliver`] against wiremock.
 //! - GitHub as a GitHub App meets it (`fake_github.rs`): numbered installation tokens.
-//! - Providers that keep state (`fake_gitlab.rs`, `fake_slack.rs`, `fake_checks.rs`): a GitLab
-//!   merge request's notes, a Slack channel and a commit's GitHub check runs, answered by
-//!   wiremock from shared state; `openapi.rs` holds requests against GitHub's description.
+//! - Providers that keep state (`fake_gitlab.rs`, `fake_slack.rs`, `fake_checks.rs`,
+//!   `fake_pull.rs`): a GitLab merge request's notes, a Slack channel, a commit's GitHub check
+//!   runs and a GitHub pull request's comments, answered by wiremock from shared state; `openapi.rs` holds requests against GitHub's description.
 //! - [`proxy::Proxy`]: a TCP proxy a test can cut, to make PostgreSQL unreachable on demand.
 //! - [`process::WorkerProcess`] and [`cli`]: the `run-notifier` binary as a person runs it.
 
@@ -27,6 +27,7 @@ pub mod events;
 pub mod fake_checks;
 pub mod fake_github;
 pub mod fake_gitlab;
+pub mod fake_pull;
 pub mod fake_slack;
 pub mod openapi;
 pub mod poll;

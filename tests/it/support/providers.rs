@@ -4,7 +4,9 @@
 use run_notifier::config::Config;
 use run_notifier::event::RunEvent;
 use run_notifier::failure::DeliveryError;
-use run_notifier::integrations::{Integration, Notification, Receipt, build_all, http_client};
+use run_notifier::integrations::{
+    Delivered, Integration, Notification, Receipt, build_all, http_client,
+};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -57,6 +59,23 @@ pub async fn deliver_at(
     };
     integration
         .deliver(&notification, &CancellationToken::new())
+        .await
+}
+
+/// Delivers `event` to `integration` (attempt 1) as the worker does after an earlier event of
+/// the run whose object the ledger kept as `kept`; returns what the ledger would keep now.
+pub async fn deliver_kept(
+    integration: &Integration,
+    event: &Value,
+    kept: &str,
+) -> Result<Delivered, DeliveryError> {
+    let event = parse(event);
+    let notification = Notification {
+        object_id: Some(kept),
+        ..notification(integration, &event)
+    };
+    integration
+        .deliver_keeping(&notification, &CancellationToken::new())
         .await
 }
 
