@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tracing::{debug, info};
+use tracing::{debug, warn};
 
 use super::breaker::Signal;
 use crate::failure::{DeliveryError, FailureKind};
@@ -124,13 +124,14 @@ impl Outcome {
         }
     }
 
-    /// Successes and scheduled retries at INFO; give-ups are logged as ERROR by the worker once
-    /// the dead letter is safely published.
+    /// One delivery's outcome at DEBUG (the worker logs one INFO line per message, naming each
+    /// part's outcome), except a failure to be retried, at WARN; give-ups are logged as ERROR
+    /// by the worker once the dead letter is safely published.
     pub fn log(&self) {
         match self {
-            Outcome::Delivered(receipt) => info!(outcome = "delivered", receipt, "delivered"),
+            Outcome::Delivered(receipt) => debug!(outcome = "delivered", receipt, "delivered"),
             Outcome::Skipped(reason) => debug!(outcome = "skipped", reason, "skipped"),
-            Outcome::RetryIn { delay, error } => info!(
+            Outcome::RetryIn { delay, error } => warn!(
                 outcome = "retry",
                 reason = error.kind().map(|k| k.as_str()),
                 error = %error,
@@ -138,14 +139,14 @@ impl Outcome {
                 "failed, will retry"
             ),
             Outcome::GiveUp(_) => {}
-            Outcome::Busy { until, holder } => info!(
+            Outcome::Busy { until, holder } => debug!(
                 outcome = "busy",
                 retry_ms = until.as_millis() as u64,
                 "{}; looking again later",
                 holder.sentence()
             ),
-            Outcome::Interrupted => info!(outcome = "interrupted", "interrupted, handing back"),
-            Outcome::Canceled => info!(outcome = "canceled", "canceled by an operator: dropped"),
+            Outcome::Interrupted => debug!(outcome = "interrupted", "interrupted, handing back"),
+            Outcome::Canceled => debug!(outcome = "canceled", "canceled by an operator: dropped"),
             // Nothing was tried: its queue's consumer logs it once it delivers.
             Outcome::Queue(_) => {}
         }

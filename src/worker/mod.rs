@@ -8,6 +8,7 @@ mod gauges;
 mod session;
 mod settle;
 
+use std::fmt::Write as _;
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -329,10 +330,21 @@ impl Worker {
     ) -> (EventOutcome, Disposition) {
         let mut deliveries = pin!(deliveries);
         let (mut label, mut disposition) = (EventOutcome::Skipped, Disposition::Ack);
+        // The one INFO line of the message: each part's outcome (details are at DEBUG, and
+        // failures at WARN, one line each).
+        let mut parts = String::new();
         while let Some(delivery) = deliveries.next().await {
             label = label.max(EventOutcome::of(&delivery.outcome));
             disposition = disposition.max(self.enact(message, event, &delivery).await);
+            let separator = if parts.is_empty() { "" } else { " " };
+            let outcome = delivery.outcome.label().0;
+            let _ = write!(parts, "{separator}{}={outcome}", delivery.integration);
         }
+        info!(
+            outcome = label.as_str(),
+            deliveries = parts,
+            "event handled"
+        );
         (label, disposition)
     }
 

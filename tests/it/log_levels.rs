@@ -244,3 +244,66 @@ async fn producer_text_in_log_fields_and_skip_reasons_is_bounded() {
         assert!(line.len() < 2_048, "a log line of {} bytes", line.len());
     }
 }
+
+/// At INFO a message is one line, naming each part's outcome; the deliveries' own lines are at
+/// DEBUG, except a failure that will be retried, at WARN with the receiver's answer.
+#[tokio::test]
+async fn an_event_fanned_out_to_three_receivers_is_one_info_line_and_a_warn_per_failure() {
+    let app = TestApp::new().await;
+    let ok = Receiver::ok().await;
+    let failing = Receiver::scripted(vec![], ResponseTemplate::new(503)).await;
+    let mut worker = app
+        .spawn_process(|config| {
+            config.add(webhook("first-hook", &ok.url("/first")));
+            config.add(webhook("second-hook", &ok.url("/second")));
+            config.add(webhook("failing-hook", &failing.url("/failing")));
+        })
+        .await;
+    let run = unique("run");
+    app.publish(&event_for(&run)).await;
+    ok.wait_for(2).await;
+    let handled = |worker: &WorkerProcess| {
+        lines(worker)
+            .into_iter()
+            .filter(|line| line["message"] == "event handled")
+            .filter(|line| line.to_string().contains(&run))
+            .collect::<Vec<_>>()
+    };
+    wait_until(
+        "the message is handled",
+        Duration::from_secs(20),
+        || async { !handled(&worker).is_empty() },
+    )
+    .await;
+    worker.stop().await;
+
+    let handled = handled(&worker);
+    let first = &handled[0];
+    assert_eq!(first["level"], "INFO", "{first}");
+    let deliveries = first["deliveries"].as_str().unwrap();
+    let mut parts: Vec<_> = deliveries.split(' ').collect();
+    parts.sort_unstable();
+    assert_eq!(
+        parts,
+        [
+            "failing-hook=retry",
+            "first-hook=delivered",
+            "second-hook=delivered"
+        ],
+        "{first}"
+    );
+    let logs = lines(&worker);
+    let info_about_run = logs
+        .iter()
+        .filter(|l| l["level"] == "INFO" && l.to_string().contains(&run))
+        .count();
+    // The first attempt's message, then each retry of the failing part.
+    assert_eq!(info_about_run, handled.len(), "{logs:#?}");
+    let retries = logs
+        .iter()
+        .filter(|l| l["level"] == "WARN" && l["message"] == "failed, will retry");
+    assert!(
+        retries.clone().count() >= 1 && retries.clone().all(|l| l.to_string().contains("503")),
+        "{logs:#?}"
+    );
+}
