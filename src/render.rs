@@ -101,7 +101,7 @@ impl Templates {
             .map_err(|err| error(err.pos().map(|(line, _)| line), err.reason().to_string()))?;
         for (label, event) in sample_events() {
             let rendered = self
-                .render(format, name, &variables(&event))
+                .render(format, name, variables(&event))
                 .map_err(|err| {
                     error(
                         err.line,
@@ -148,7 +148,7 @@ impl Templates {
     ) -> Result<(), TemplateError> {
         for (label, event) in sample_events() {
             let problem = self
-                .render(format, name, &variables(&event))
+                .render(format, name, variables(&event))
                 .map_err(|err| err.message)
                 .and_then(|out| serde_json::from_str::<Value>(&out).map_err(|e| e.to_string()))
                 .and_then(|document| check(&document));
@@ -172,7 +172,7 @@ impl Templates {
         event: &RunEvent,
     ) -> Result<Value, String> {
         let rendered = self
-            .render(format, name, &variables(event))
+            .render(format, name, variables(event))
             .map_err(|err| format!("the template failed: {err}"))?;
         serde_json::from_str(&rendered)
             .map_err(|err| format!("the template rendered invalid JSON: {err}"))
@@ -246,11 +246,11 @@ mod tests {
         let actor = event.cancellation().unwrap().actor.clone();
         let vars = variables(&event);
         assert_eq!(
-            templates.render(SHOUT, "t", &vars).unwrap(),
+            templates.render(SHOUT, "t", vars).unwrap(),
             format!("by {}", actor.to_uppercase())
         );
         assert_eq!(
-            templates.render(Format::TEXT, "t", &vars).unwrap(),
+            templates.render(Format::TEXT, "t", vars).unwrap(),
             format!("by {actor}")
         );
         let refused = templates_with(SHOUT, "{{{actor}}}").err().unwrap();
@@ -267,7 +267,7 @@ mod tests {
         let templates = templates_with(Format::JSON, r#"{"branch": "{{commit.branch}}"}"#).unwrap();
         for (_, event) in sample_events() {
             let out = templates
-                .render(Format::JSON, "t", &variables(&event))
+                .render(Format::JSON, "t", variables(&event))
                 .unwrap();
             let parsed: Value = serde_json::from_str(&out).unwrap();
             assert_eq!(
@@ -335,7 +335,7 @@ mod tests {
         .unwrap();
         let (_, hostile) = sample_events().remove(3);
         let out = templates
-            .render(Format::SLACK_JSON, "t", &variables(&hostile))
+            .render(Format::SLACK_JSON, "t", variables(&hostile))
             .unwrap();
         let parsed: Value = serde_json::from_str(&out).unwrap();
         let text = parsed["text"].as_str().unwrap();

@@ -50,7 +50,7 @@ impl StatusTexts<'_> {
         let values = variables(event);
         let render = |name: &str| {
             templates
-                .render(Format::TEXT, name, &values)
+                .render(Format::TEXT, name, values)
                 .map(|text| one_line(&text))
                 .map_err(|err| DeliveryError::permanent(err.to_string()))
         };

@@ -12,8 +12,13 @@ fn rfc3339(time: &DateTime<FixedOffset>) -> String {
 }
 
 /// The variables every template can use. Every key is always present (null when unknown), so
-/// strict mode only rejects names that do not exist.
-pub fn variables(event: &RunEvent) -> Value {
+/// strict mode only rejects names that do not exist. Built once per event: a fan-out renders
+/// several templates of one event.
+pub fn variables(event: &RunEvent) -> &Value {
+    event.variables.get_or_init(|| build(event))
+}
+
+fn build(event: &RunEvent) -> Value {
     let data = &event.data;
     let commit = &data.commit;
     let cancellation = event.cancellation();

@@ -574,7 +574,7 @@ fn the_shipped_note_template_passes_the_fuzz_targets_check_on_hostile_values() {
     }
     for event in events {
         let note = templates
-            .render(Format::GITLAB_MARKDOWN, "note", &variables(&event))
+            .render(Format::GITLAB_MARKDOWN, "note", variables(&event))
             .unwrap();
         for line in note.lines() {
             assert!(!line.trim_start_matches("> ").starts_with('/'), "{line:?}");

@@ -162,7 +162,7 @@ impl BitbucketStatus {
         let (description, name) = self.config.template_names();
         let render = |template: &str| {
             self.templates
-                .render(Format::TEXT, template, &values)
+                .render(Format::TEXT, template, values)
                 .map(|text| one_line(&text))
                 .map_err(|err| DeliveryError::permanent(err.to_string()))
         };

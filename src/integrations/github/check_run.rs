@@ -227,7 +227,7 @@ impl GithubCheckRun {
         }
         let summary = self
             .templates
-            .render(Self::MARKUP, &self.config.summary_name(), &variables(event))
+            .render(Self::MARKUP, &self.config.summary_name(), variables(event))
             .map_err(|err| DeliveryError::permanent(err.to_string()))?;
         let (status, started_at, conclusion, completed_at) = match CheckState::of(event) {
             CheckState::InProgress { since } => ("in_progress", Some(timestamp(since)), None, None),

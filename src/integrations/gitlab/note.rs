@@ -96,11 +96,7 @@ impl GitlabMrNote {
         let event = notification.event;
         let rendered = self
             .templates
-            .render(
-                Self::MARKUP,
-                &self.config.template_name(),
-                &variables(event),
-            )
+            .render(Self::MARKUP, &self.config.template_name(), variables(event))
             .map_err(|err| DeliveryError::permanent(err.to_string()))?;
         Ok(with_marker(
             &rendered,
