@@ -20,7 +20,7 @@ use crate::events::Load;
 use crate::forwarder::Spec;
 use crate::mode::Mode;
 use crate::receiver::Seen;
-use crate::window::{Window, check_deliveries, delivery_outcomes, describe};
+use crate::window::{Window, check_deliveries, delivery_outcomes, describe, settled_metrics};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 /// The example config's prefetch, used by the worker, the forwarder and the consumer alike.
@@ -332,7 +332,7 @@ async fn measure_in(
     let (_, throughput_hwm) = process.rss_kib();
     let queued = match subject {
         Subject::Worker => {
-            let metrics = process.metrics().await?;
+            let metrics = settled_metrics(&process, events * per_event).await?;
             check_deliveries(&metrics, events * per_event)?;
             queued_deliveries(&metrics)
         }

@@ -78,6 +78,29 @@ impl Window {
     }
 }
 
+/// How long a worker may take, after the receiver has counted the last request, to record the
+/// delivery (it does once the answer is back).
+const SETTLE: Duration = Duration::from_secs(10);
+
+/// The worker's `/metrics` once it has recorded as many finished deliveries (made, skipped,
+/// failed) as `expected`, or after [`SETTLE`]: the receiver counts a request before the worker
+/// has its answer.
+pub async fn settled_metrics(process: &WorkerProcess, expected: usize) -> anyhow::Result<String> {
+    let started = Instant::now();
+    loop {
+        let metrics = process.metrics().await?;
+        let finished: usize = delivery_outcomes(&metrics)
+            .iter()
+            .filter(|(outcome, _)| !matches!(outcome.as_str(), "queued" | "busy"))
+            .map(|(_, count)| count)
+            .sum();
+        if finished >= expected || started.elapsed() > SETTLE {
+            return Ok(metrics);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Checks the worker's `run_notifier_deliveries_total` after a window: exactly `expected`
 /// deliveries made, and none skipped (a lifecycle event superseded or filtered out), retried,
 /// dead-lettered or cancelled. Deliveries handed to an integration's queue (`queued`) or left
