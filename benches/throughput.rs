@@ -9,18 +9,24 @@
 //! - `LATENCY_SECONDS` (default 6, smoke 1): how long events are offered at `LATENCY_RATE`
 //!   (default 500/s) for the latency figures;
 //! - `ONLY=worker,fan-out`: only these scenarios (bare-consumer, forwarder, worker,
-//!   forwarder-fan-out, fan-out, start-to-ready, flood-spread, flood-clustered, soak), to
-//!   profile one;
+//!   forwarder-fan-out, fan-out, lifecycle, start-to-ready, flood-spread, flood-clustered,
+//!   soak), to profile one;
 //! - `SOAK=1`: also push `SOAK_EVENTS` (default 1000000; a smoke run pushes 20000 without
 //!   being asked) through the fan-out worker, report its RSS ten times, and fail when it grew
 //!   by more than 5 % after the first report.
 //!
-//! Prints one JSON line per scenario, one line per target, and last
-//! `ratio worker/forwarder = X.XX` and `ratio fanout/forwarder = X.XX`. Exits non-zero when a
-//! scenario fails, or (full run only) when a target is missed.
+//! The lifecycle scenario sends each run's four events (started, finished, timed out,
+//! canceled) to the fan-out's five integrations, all taking the four types; `EVENTS` counts its
+//! messages, so it is held against the fan-out forwarder over as many.
+//!
+//! Prints one JSON line per scenario, one line per target, a table of events/s and CPU per
+//! event with each worker's ratios to its forwarder, and last `ratio worker/forwarder = X.XX`,
+//! `ratio fanout/forwarder = X.XX` and `ratio lifecycle/forwarder = X.XX`. Exits non-zero when
+//! a scenario fails (a measurement window that saw no CPU time or another number of requests
+//! than its events make is a failure), or (full run only) when a target is missed.
 //!
 //! `cargo bench --bench throughput -- --callgrind` (or `CALLGRIND=1`) times nothing: it runs the
-//! forwarder, worker, forwarder-fan-out and fan-out children under valgrind's callgrind over
+//! forwarder, worker, forwarder-fan-out, fan-out and lifecycle children under valgrind's callgrind over
 //! `EVENTS` (default 500) events and over none, and prints instructions per event and their
 //! ratios (see `throughput/callgrind.rs`); without valgrind it says so and measures nothing.
 //! `WORKER_RUNTIME=current_thread` runs the worker child on a single-threaded runtime, in
@@ -32,6 +38,8 @@ mod broker;
 mod callgrind;
 #[path = "throughput/child.rs"]
 mod child;
+#[path = "throughput/events.rs"]
+mod events;
 #[path = "throughput/flood.rs"]
 mod flood;
 #[path = "throughput/forwarder.rs"]
@@ -46,10 +54,20 @@ mod receiver;
 mod scenario;
 #[path = "throughput/soak.rs"]
 mod soak;
+#[path = "throughput/window.rs"]
+mod window;
 
 use std::collections::HashMap;
 
 use scenario::{Figures, Shape, Subject};
+
+/// Each worker scenario and the bare forwarder doing the same number of messages with as many
+/// targets: the ratios printed last (the lifecycle's four events per run are four messages).
+const RATIOS: [(&str, &str); 3] = [
+    ("worker", "forwarder"),
+    ("fan-out", "forwarder-fan-out"),
+    ("lifecycle", "forwarder-fan-out"),
+];
 
 fn main() {
     if let Ok(config) = std::env::var(child::CHILD_CONFIG) {
@@ -117,6 +135,7 @@ async fn all(mode: &mode::Mode) -> bool {
         ("worker", Subject::Worker, Shape::OneWebhook),
         ("forwarder-fan-out", Subject::Forwarder, Shape::FanOut),
         ("fan-out", Subject::Worker, Shape::FanOut),
+        ("lifecycle", Subject::Worker, Shape::Lifecycle),
     ] {
         if mode.runs(label) {
             let result =
@@ -154,7 +173,7 @@ async fn all(mode: &mode::Mode) -> bool {
         (Some(a), Some(b)) => format!("{:.2}", a.events_per_s / b.events_per_s),
         _ => "n/a".into(),
     };
-    for (worker, forwarder) in [("worker", "forwarder"), ("fan-out", "forwarder-fan-out")] {
+    for (worker, forwarder) in RATIOS {
         if let (Some(w), Some(f)) = (figures.get(worker), figures.get(forwarder)) {
             println!(
                 "cpu per event {worker}/{forwarder} = {:.2} ({:.0} / {:.0} us)",
@@ -164,6 +183,7 @@ async fn all(mode: &mode::Mode) -> bool {
             );
         }
     }
+    print_table(&figures);
     if !failed.is_empty() {
         println!("failed scenarios: {}", failed.join(", "));
     }
@@ -172,7 +192,48 @@ async fn all(mode: &mode::Mode) -> bool {
         "ratio fanout/forwarder = {}",
         ratio("fan-out", "forwarder-fan-out")
     );
+    println!(
+        "ratio lifecycle/forwarder = {}",
+        ratio("lifecycle", "forwarder-fan-out")
+    );
     failed.is_empty() && (mode.smoke || missed == 0)
+}
+
+/// One line per measured child: events/s, CPU per event, and for a worker both against the
+/// bare forwarder doing the same number of messages to as many targets.
+fn print_table(figures: &HashMap<&str, Figures>) {
+    println!(
+        "{:<18} {:>9} {:>12} {:>18}  against",
+        "scenario", "events/s", "cpu us/event", "events/s, cpu ×"
+    );
+    let forwarders = ["forwarder", "forwarder-fan-out"];
+    for label in forwarders
+        .into_iter()
+        .chain(RATIOS.map(|(worker, _)| worker))
+    {
+        let Some(f) = figures.get(label) else {
+            continue;
+        };
+        let against = RATIOS
+            .iter()
+            .find(|(worker, _)| *worker == label)
+            .and_then(|(_, forwarder)| Some((*forwarder, figures.get(forwarder)?)));
+        let (ratios, name) = match against {
+            Some((name, b)) => (
+                format!(
+                    "{:.2}, {:.2}",
+                    f.events_per_s / b.events_per_s,
+                    f.cpu_us_per_event / b.cpu_us_per_event
+                ),
+                name,
+            ),
+            None => (String::new(), ""),
+        };
+        println!(
+            "{label:<18} {:>9.0} {:>12.0} {ratios:>18}  {name}",
+            f.events_per_s, f.cpu_us_per_event
+        );
+    }
 }
 
 /// Prints each target with the figure it is held to; returns how many were missed.
@@ -205,15 +266,12 @@ fn targets(figures: &HashMap<&str, Figures>) -> usize {
         true,
     );
     for (label, p99_limit) in [("worker", 5.0), ("fan-out", 10.0)] {
-        if let Some(f) = figures.get(label) {
-            target(format!("{label} p99 ms"), Some(f.p99_ms), p99_limit, false);
-            target(
-                format!("{label} peak RSS MiB"),
-                Some(f.peak_rss_mib),
-                40.0,
-                false,
-            );
-        }
+        let p99 = figures.get(label).and_then(|f| f.p99_ms);
+        target(format!("{label} p99 ms"), p99, p99_limit, false);
+    }
+    for label in ["worker", "fan-out", "lifecycle"] {
+        let peak = figures.get(label).map(|f| f.peak_rss_mib);
+        target(format!("{label} peak RSS MiB"), peak, 40.0, false);
     }
     missed
 }

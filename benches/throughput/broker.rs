@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+use anyhow::{Context as _, bail};
+
 use futures_util::StreamExt;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
@@ -12,10 +14,10 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection};
 use run_notifier::broker::{self, Topology};
 use run_notifier::config::Config;
-use serde_json::{Value, json};
+
+use crate::events::{self, Load, Message};
 
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-const EXAMPLE_EVENT: &str = include_str!("../../config/example-event.json");
 
 /// Publishes at most this many events before waiting for their confirms.
 const CONFIRM_WINDOW: usize = 2_000;
@@ -49,20 +51,36 @@ impl Broker {
         topology
     }
 
-    /// Publishes one event with this run id, persistent, as the dashboard does.
+    /// Publishes one `run.canceled` event with this run id, persistent, as the dashboard does.
     pub async fn publish(&self, topology: &Topology, run_id: &str) -> lapin::PublisherConfirm {
-        self.publish_body(topology, event(run_id).as_bytes()).await
+        self.publish_message(topology, &events::canceled(run_id))
+            .await
     }
 
-    /// Publishes `body` as an event would be, persistent.
-    pub async fn publish_body(&self, topology: &Topology, body: &[u8]) -> lapin::PublisherConfirm {
+    /// Publishes `message` with its type as routing key, persistent.
+    pub async fn publish_message(
+        &self,
+        topology: &Topology,
+        message: &Message,
+    ) -> lapin::PublisherConfirm {
+        self.publish_body(topology, message.routing_key, message.body.as_bytes())
+            .await
+    }
+
+    /// Publishes `body` as an event would be, persistent, with `routing_key`.
+    pub async fn publish_body(
+        &self,
+        topology: &Topology,
+        routing_key: &str,
+        body: &[u8],
+    ) -> lapin::PublisherConfirm {
         let properties = BasicProperties::default()
             .with_content_type("application/cloudevents+json".into())
             .with_delivery_mode(2);
         self.channel
             .basic_publish(
                 topology.exchange.as_str().into(),
-                topology.routing_keys[0].as_str().into(),
+                routing_key.into(),
                 BasicPublishOptions::default(),
                 body,
                 properties,
@@ -71,20 +89,32 @@ impl Broker {
             .unwrap()
     }
 
-    /// Publishes `count` events and waits for every confirm.
-    pub async fn prepublish(&self, topology: &Topology, prefix: &str, count: usize) {
+    /// Publishes `count` `run.canceled` events and waits for every confirm.
+    pub async fn prepublish(
+        &self,
+        topology: &Topology,
+        prefix: &str,
+        count: usize,
+    ) -> anyhow::Result<()> {
+        self.publish_all(topology, &Load::CancelOnly.messages(prefix, count))
+            .await
+    }
+
+    /// Publishes `messages` in order, at most [`CONFIRM_WINDOW`] unconfirmed at once, and
+    /// waits for every confirm.
+    pub async fn publish_all(
+        &self,
+        topology: &Topology,
+        messages: &[Message],
+    ) -> anyhow::Result<()> {
         let mut pending = Vec::with_capacity(CONFIRM_WINDOW);
-        for n in 0..count {
-            pending.push(self.publish(topology, &format!("{prefix}-{n}")).await);
+        for message in messages {
+            pending.push(self.publish_message(topology, message).await);
             if pending.len() == CONFIRM_WINDOW {
-                for confirm in pending.drain(..) {
-                    assert!(confirm.await.unwrap().is_ack());
-                }
+                confirmed(pending.drain(..)).await?;
             }
         }
-        for confirm in pending {
-            assert!(confirm.await.unwrap().is_ack());
-        }
+        confirmed(pending).await
     }
 
     /// The baseline: a bare consumer with the same prefetch that only acks, one ack per
@@ -175,10 +205,14 @@ impl Broker {
     }
 }
 
-/// The documented example event (about 1.1 KB) with this run id and a fresh event id.
-pub fn event(run_id: &str) -> String {
-    let mut event: Value = serde_json::from_str(EXAMPLE_EVENT).unwrap();
-    event["id"] = json!(format!("evt-{run_id}"));
-    event["data"]["runId"] = json!(run_id);
-    event.to_string()
+/// Waits for each confirm; an error when the broker refused one (every event must be there).
+async fn confirmed(
+    pending: impl IntoIterator<Item = lapin::PublisherConfirm>,
+) -> anyhow::Result<()> {
+    for confirm in pending {
+        if !confirm.await.context("publish confirm")?.is_ack() {
+            bail!("the broker refused a published event");
+        }
+    }
+    Ok(())
 }

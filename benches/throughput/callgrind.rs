@@ -33,9 +33,10 @@ const PROFILES: &str = "target/callgrind";
 /// delivery is made straight from the event queue, as in the timed runs.
 const WINDOW: usize = 3;
 
-/// Under callgrind a child runs some 50 times slower: generous limits for start and drain.
+/// Under callgrind a child runs some 50 times slower: generous limits for start, and for a
+/// window's requests to stop coming (an event skipped never makes its request).
 const START_TIMEOUT: Duration = Duration::from_secs(600);
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(3600);
+const STALL: Duration = Duration::from_secs(300);
 
 /// `valgrind --version`, or `None` when valgrind cannot be run.
 pub fn valgrind_version() -> Option<String> {
@@ -79,6 +80,7 @@ pub async fn all(broker: &Broker, seen: &Arc<Seen>, url: &str, dir: &Path, mode:
         (Subject::Worker, Shape::OneWebhook),
         (Subject::Forwarder, Shape::FanOut),
         (Subject::Worker, Shape::FanOut),
+        (Subject::Worker, Shape::Lifecycle),
     ] {
         let label = subject.label(shape);
         if !mode.runs(label) {
@@ -119,7 +121,7 @@ pub async fn all(broker: &Broker, seen: &Arc<Seen>, url: &str, dir: &Path, mode:
             }
         }
     }
-    for (worker, forwarder) in [("worker", "forwarder"), ("fan-out", "forwarder-fan-out")] {
+    for (worker, forwarder) in crate::RATIOS {
         if let (Some(w), Some(f)) = (counts.get(worker), counts.get(forwarder)) {
             println!(
                 "instructions per event {worker}/{forwarder} = {:.2} ({:.0} / {:.0})",
@@ -168,7 +170,8 @@ async fn count(
                 &log,
             );
             let _ = std::fs::remove_file(&profile);
-            let mut process = WorkerProcess::spawn(command, &scenario.admin)?;
+            let messages = shape.load().messages(&scenario.id, events);
+            let mut process = WorkerProcess::spawn(command)?;
             let started = Instant::now();
             while broker.consumers(&topology.queue).await == 0 {
                 process.check_alive().with_context(|| log_hint(&log))?;
@@ -178,13 +181,19 @@ async fn count(
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             // A few events at a time, each window delivered before the next is published.
-            for (window, start) in (0..events).step_by(WINDOW).enumerate() {
-                let count = WINDOW.min(events - start);
-                let prefix = format!("{}-w{window}", scenario.id);
-                broker.prepublish(&topology, &prefix, count).await;
-                let expected = before + ((start + count) * shape.per_event()) as u64;
-                wait_for(seen, expected, DRAIN_TIMEOUT, &mut process).await?;
+            let mut sent = 0;
+            for window in messages.chunks(WINDOW) {
+                broker.publish_all(&topology, window).await?;
+                sent += window.len();
+                let expected = before + (sent * shape.per_event()) as u64;
+                wait_for(seen, expected, STALL, &mut process).await?;
             }
+            let arrived = seen.requests() - before;
+            anyhow::ensure!(
+                arrived == (events * shape.per_event()) as u64,
+                "{arrived} requests arrived for {events} events ({} per event): duplicates or strays, so no count is given",
+                shape.per_event()
+            );
             let status = process.stop_with_status()?;
             let text = std::fs::read_to_string(&profile)
                 .with_context(|| format!("no profile after the child ended ({status})"))

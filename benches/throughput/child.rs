@@ -3,8 +3,11 @@
 //! publisher's. The worker child does what `run-notifier run` does, through the library API:
 //! JSON logs to stdout (sent to /dev/null), a multi-threaded runtime, `app::run` until SIGTERM.
 //! `WORKER_RUNTIME=current_thread` runs it on a single-threaded runtime instead, to compare.
+//!
+//! A child binds its admin listener on port 0 and writes the address it got to a file the
+//! benchmark names: no port is picked, released and hoped to be free still.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,6 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Set in the child's environment to the config file it runs.
 pub const CHILD_CONFIG: &str = "THROUGHPUT_CHILD_CONFIG";
+
+/// Set in the child's environment to the file it writes its admin address to.
+const ADMIN_FILE: &str = "THROUGHPUT_CHILD_ADMIN_FILE";
 
 /// `current_thread` in the environment: the worker child runs on a single-threaded runtime.
 pub const WORKER_RUNTIME: &str = "WORKER_RUNTIME";
@@ -42,36 +48,71 @@ pub fn run_worker(path: &str) {
             term.recv().await;
             cancel.cancel();
         });
-        run_notifier::app::run(config, shutdown).await.unwrap();
+        let admin = bind_admin().await;
+        run_notifier::app::run_with_admin(config, admin, shutdown)
+            .await
+            .unwrap();
     });
+}
+
+/// In the child: binds the admin listener on a port of the system's choosing and tells the
+/// benchmark which (written whole, then renamed, so the benchmark never reads half of it).
+pub async fn bind_admin() -> tokio::net::TcpListener {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let file = std::path::PathBuf::from(std::env::var(ADMIN_FILE).expect("the admin file"));
+    let part = file.with_extension("part");
+    std::fs::write(&part, address).unwrap();
+    std::fs::rename(&part, &file).unwrap();
+    listener
 }
 
 /// A worker process started by the benchmark.
 pub struct WorkerProcess {
     child: Child,
-    admin: String,
+    /// The admin listener's address, once known.
+    admin: Option<String>,
+    /// Where a child of this bench binary writes its admin address (in a directory of its own,
+    /// removed with the process).
+    admin_file: PathBuf,
+    _dir: tempfile::TempDir,
 }
 
 impl WorkerProcess {
-    /// Starts `command`, then waits for its `/readyz` on `admin`; returns the process and how
-    /// long it took to become ready.
-    pub async fn start(command: Command, admin: &str) -> anyhow::Result<(Self, Duration)> {
+    /// Starts a child of this bench binary, learns its admin address from it, then waits for
+    /// its `/readyz`; returns the process and how long it took to become ready.
+    pub async fn start(command: Command) -> anyhow::Result<(Self, Duration)> {
+        Self::start_at(command, None).await
+    }
+
+    /// As [`start`](Self::start), for a process whose admin listener is at `admin` (given in
+    /// its config) or, with `None`, a child that says where it is.
+    pub async fn start_at(
+        command: Command,
+        admin: Option<&str>,
+    ) -> anyhow::Result<(Self, Duration)> {
         let started = Instant::now();
-        let mut process = Self::spawn(command, admin)?;
+        let mut process = Self::spawn(command)?;
+        process.admin = admin.map(str::to_owned);
         process.wait_ready(started).await?;
         Ok((process, started.elapsed()))
     }
 
-    /// Starts `command` (its admin listener on `admin`) without waiting for it to be ready.
-    pub fn spawn(mut command: Command, admin: &str) -> anyhow::Result<Self> {
+    /// Starts `command` without waiting for it to be ready.
+    pub fn spawn(mut command: Command) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("a directory for the child's admin address")?;
+        let admin_file = dir.path().join("admin");
         let child = command
+            .env(ADMIN_FILE, &admin_file)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .context("cannot start the child process")?;
         Ok(Self {
             child,
-            admin: admin.to_owned(),
+            admin: None,
+            admin_file,
+            _dir: dir,
         })
     }
 
@@ -91,9 +132,12 @@ impl WorkerProcess {
 
     async fn wait_ready(&mut self, started: Instant) -> anyhow::Result<()> {
         let client = reqwest::Client::new();
-        let url = format!("http://{}/readyz", self.admin);
         loop {
-            if let Ok(response) = client.get(&url).send().await
+            if self.admin.is_none() {
+                self.admin = std::fs::read_to_string(&self.admin_file).ok();
+            }
+            if let Some(admin) = &self.admin
+                && let Ok(response) = client.get(format!("http://{admin}/readyz")).send().await
                 && response.status() == 200
             {
                 return Ok(());
@@ -116,7 +160,11 @@ impl WorkerProcess {
 
     /// The child's `/metrics` page (the worker's Prometheus exposition).
     pub async fn metrics(&self) -> anyhow::Result<String> {
-        let url = format!("http://{}/metrics", self.admin);
+        let admin = self
+            .admin
+            .as_ref()
+            .context("the child's admin address is not known")?;
+        let url = format!("http://{admin}/metrics");
         Ok(reqwest::get(&url).await?.error_for_status()?.text().await?)
     }
 

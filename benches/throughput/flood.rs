@@ -51,18 +51,19 @@ pub async fn flood(
             let mut confirms = Vec::new();
             for n in 0..total {
                 let big = if clustered { n < bigs } else { n % every == every - 1 };
-                confirms.push(broker.publish_body(&topology, &message(n, big)).await);
+                confirms.push(
+                    broker
+                        .publish_body(&topology, "run.canceled", &message(n, big))
+                        .await,
+                );
             }
             for confirm in confirms {
                 if !confirm.await?.is_ack() {
                     bail!("the broker refused a flood message");
                 }
             }
-            let (mut process, _) = WorkerProcess::start(
-                WorkerProcess::library(&scenario.config_path),
-                &scenario.admin,
-            )
-            .await?;
+            let (mut process, _) =
+                WorkerProcess::start(WorkerProcess::library(&scenario.config_path)).await?;
             let started = Instant::now();
             let dead = &topology.dead_letter_queue;
             while broker.depth(dead).await < total as u32 {

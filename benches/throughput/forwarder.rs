@@ -19,13 +19,12 @@ use tokio_util::task::TaskTracker;
 /// Set in the child's environment to the forwarder's spec (see [`Spec`]).
 pub const CHILD_SPEC: &str = "THROUGHPUT_CHILD_FORWARDER";
 
-/// What the forwarder does, written as lines: AMQP URL, queue, prefetch, admin address, then
-/// one target URL per line.
+/// What the forwarder does, written as lines: AMQP URL, queue, prefetch, then one target URL
+/// per line.
 pub struct Spec {
     pub amqp_url: String,
     pub queue: String,
     pub prefetch: u16,
-    pub admin: String,
     pub targets: Vec<String>,
 }
 
@@ -35,7 +34,6 @@ impl Spec {
             self.amqp_url.clone(),
             self.queue.clone(),
             self.prefetch.to_string(),
-            self.admin.clone(),
         ];
         lines.extend(self.targets.iter().cloned());
         lines.join("\n")
@@ -44,12 +42,11 @@ impl Spec {
     fn decode(text: &str) -> Self {
         let mut lines = text.lines().map(str::to_owned);
         let mut next = || lines.next().expect("a complete forwarder spec");
-        let (amqp_url, queue, prefetch, admin) = (next(), next(), next(), next());
+        let (amqp_url, queue, prefetch) = (next(), next(), next());
         Self {
             amqp_url,
             queue,
             prefetch: prefetch.parse().expect("a prefetch"),
-            admin,
             targets: lines.collect(),
         }
     }
@@ -85,7 +82,7 @@ async fn forward(spec: Spec) {
         )
         .await
         .unwrap();
-    serve_ready(&spec.admin).await;
+    serve_ready().await;
     let client = reqwest::Client::new();
     let targets: Arc<[String]> = spec.targets.into();
     let in_flight = TaskTracker::new();
@@ -126,9 +123,10 @@ async fn forward(spec: Spec) {
     in_flight.wait().await;
 }
 
-/// `/readyz` answers 200 from now on, as the worker's does once it consumes.
-async fn serve_ready(admin: &str) {
+/// `/readyz` answers 200 from now on, as the worker's does once it consumes (on the admin
+/// address the child reports, as the worker child does).
+async fn serve_ready() {
     let app = axum::Router::new().route("/readyz", axum::routing::get(|| async { "ready" }));
-    let listener = tokio::net::TcpListener::bind(admin).await.unwrap();
+    let listener = crate::child::bind_admin().await;
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 }

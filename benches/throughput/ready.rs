@@ -59,8 +59,8 @@ pub async fn start_to_ready(broker: &Broker, dir: &Path, mode: &Mode) -> anyhow:
                 .args(["run", "--config"])
                 .arg(&path)
                 .current_dir(env!("CARGO_MANIFEST_DIR"));
-            let (process, ready) =
-                WorkerProcess::start(command, &format!("127.0.0.1:{port}")).await?;
+            let admin = format!("127.0.0.1:{port}");
+            let (process, ready) = WorkerProcess::start_at(command, Some(&admin)).await?;
             process.stop();
             times.push(ready.as_secs_f64() * 1000.0);
         }

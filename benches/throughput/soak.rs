@@ -34,11 +34,8 @@ pub async fn soak(
         .run(broker, async {
             let topology = broker.declare(&scenario.config).await;
             let before = seen.requests();
-            let (mut process, _) = WorkerProcess::start(
-                WorkerProcess::library(&scenario.config_path),
-                &scenario.admin,
-            )
-            .await?;
+            let (mut process, _) =
+                WorkerProcess::start(WorkerProcess::library(&scenario.config_path)).await?;
             let started = Instant::now();
             let delivered = |seen: &Seen| ((seen.requests() - before) / 5) as usize;
             let mut published = 0;
@@ -51,7 +48,7 @@ pub async fn soak(
                     let chunk = 1_000.min(total - published);
                     broker
                         .prepublish(&topology, &format!("{}-{published}", scenario.id), chunk)
-                        .await;
+                        .await?;
                     published += chunk;
                 }
                 if delivered(seen) >= checkpoint {
