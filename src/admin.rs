@@ -186,7 +186,12 @@ async fn live(State(state): State<AdminState>) -> (StatusCode, String) {
 
 async fn ready(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
     let consuming = state.health.is_consuming();
-    let ledger_up = state.ledger_up.get(|| answers(&state.ledger)).await;
+    let ledger_up = match state.ledger.get() {
+        // Not opened yet: nothing to save by remembering it, and the answer changes the moment
+        // it is (a remembered "down" would hold back the start by up to a refresh).
+        None => false,
+        Some(ledger) => state.ledger_up.get(|| answers(ledger)).await,
+    };
     let ready = consuming && ledger_up;
     let status = if ready {
         StatusCode::OK
@@ -211,10 +216,7 @@ async fn ready(State(state): State<AdminState>) -> (StatusCode, Json<Value>) {
 }
 
 /// Whether the ledger is open and answers a ping within a second (timed as operation `ping`).
-async fn answers(ledger: &LedgerSlot) -> bool {
-    let Some(ledger) = ledger.get() else {
-        return false;
-    };
+async fn answers(ledger: &Ledger) -> bool {
     let started = Instant::now();
     let answered = matches!(
         tokio::time::timeout(Duration::from_secs(1), ledger.ping()).await,

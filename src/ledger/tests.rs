@@ -139,34 +139,13 @@ async fn rules_hold(ledger: Ledger) {
     );
 
     // Cancel: in-flight c is canceled, d is prevented, a stays delivered; twice changes nothing.
-    let report = ledger
-        .cancel(
-            &run_id(&run),
-            TYPE,
-            &[
-                IntegrationName::leaked("a"),
-                IntegrationName::leaked("c"),
-                IntegrationName::leaked("d"),
-            ],
-        )
-        .await
-        .unwrap();
+    let acd = ["a", "c", "d"].map(IntegrationName::leaked);
+    let report = ledger.cancel(&run_id(&run), TYPE, &acd).await.unwrap();
     assert_eq!(report.canceled, vec![("c".to_owned(), State::InFlight)]);
     assert_eq!(report.prevented, vec!["d".to_owned()]);
     assert_eq!(report.unchanged, vec![("a".to_owned(), State::Delivered)]);
     assert_eq!(claim(&ledger, key(&run, "d"), long).await, Claim::Canceled);
-    let again = ledger
-        .cancel(
-            &run_id(&run),
-            TYPE,
-            &[
-                IntegrationName::leaked("a"),
-                IntegrationName::leaked("c"),
-                IntegrationName::leaked("d"),
-            ],
-        )
-        .await
-        .unwrap();
+    let again = ledger.cancel(&run_id(&run), TYPE, &acd).await.unwrap();
     assert!(again.canceled.is_empty() && again.prevented.is_empty());
     assert_eq!(again.unchanged.len(), 3);
 

@@ -90,3 +90,32 @@ async fn readyz_asks_the_ledger_at_most_once_a_second_however_often_it_is_probed
     )
     .await;
 }
+
+/// Probes from the moment the listener is up (as a kubelet's would be) do not hold back the
+/// start: the first probe once the worker consumes finds it ready. (A "ledger down" answer
+/// remembered from before the ledger was opened kept `/readyz` at 503 for up to a second.)
+#[tokio::test]
+async fn probes_before_the_ledger_opens_do_not_delay_readiness() {
+    // PostgreSQL: opening it (connecting, migrating) leaves probes time to come first.
+    let app = TestApp::with_postgres().await;
+    let receiver = Receiver::ok().await;
+    let worker = app.launch_process(|config| {
+        config.add(webhook("hook", &receiver.url("/hook")));
+    });
+    let readyz = worker.admin_url("/readyz");
+    let client = reqwest::Client::new();
+    let mut early = 0;
+    loop {
+        // Read before the probe: the worker says it consumes only once it does.
+        let consuming = worker.logs().contains("\"consuming\"");
+        let Ok(answer) = client.get(&readyz).send().await else {
+            continue;
+        };
+        if consuming {
+            assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+            break;
+        }
+        early += usize::from(answer.status() == 503);
+    }
+    assert!(early > 0, "no probe came before the worker consumed");
+}

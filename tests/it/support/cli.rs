@@ -34,11 +34,7 @@ impl TestApp {
     /// The ledger's state of each integration's delivery of `run` (`delivered`, `in_flight`…),
     /// read with `run-notifier deliveries --run <run> --json` as an operator would.
     pub fn delivery_states(&self, run: &str) -> HashMap<String, String> {
-        let history: serde_json::Value =
-            serde_json::from_str(&self.cli(&["deliveries", "--run", run, "--json"])).unwrap();
-        history
-            .as_array()
-            .unwrap()
+        self.deliveries(run)
             .iter()
             .map(|entry| {
                 (
@@ -49,14 +45,15 @@ impl TestApp {
             .collect()
     }
 
+    /// `run-notifier deliveries --run <run> --json`, as an operator would read it.
+    fn deliveries(&self, run: &str) -> Vec<serde_json::Value> {
+        serde_json::from_str(&self.cli(&["deliveries", "--run", run, "--json"])).unwrap()
+    }
+
     /// The ledger's rows of `run` that are settled, as `(event type, state, receipt or last
     /// error)`, read with `run-notifier deliveries --run <run> --json`.
     pub fn delivery_history(&self, run: &str) -> Vec<(String, String, String)> {
-        let history: serde_json::Value =
-            serde_json::from_str(&self.cli(&["deliveries", "--run", run, "--json"])).unwrap();
-        history
-            .as_array()
-            .unwrap()
+        self.deliveries(run)
             .iter()
             .filter(|entry| entry["state"] != "in_flight")
             .map(|entry| {
