@@ -148,7 +148,9 @@ impl Dispatcher {
                 // No step starts after shutdown began.
                 Outcome::Interrupted
             } else {
-                self.claim_and_deliver(event, assignment, abort).await
+                // Boxed, so that the futures carrying a delivery (one per part of a message)
+                // stay small to move: this one holds the send and the ledger's writes.
+                Box::pin(self.claim_and_deliver(event, assignment, abort)).await
             };
             outcome.log();
             slot.finish(&outcome);

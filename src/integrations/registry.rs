@@ -147,8 +147,11 @@ macro_rules! registry {
                 io: &$crate::integrations::Io<'_>,
             ) -> Result<$crate::integrations::Plan, $crate::failure::DeliveryError> {
                 use $crate::integrations::Kind as _;
+                // Boxed: the enum's future is as large as its largest kind's (tens of KiB with
+                // the HTTP client's), and every future awaiting it, up to the spawned task,
+                // would carry and copy that much for every delivery.
                 match self {
-                    $(Self::$variant(built) => built.plan(notification, io).await,)+
+                    $(Self::$variant(built) => Box::pin(built.plan(notification, io)).await,)+
                 }
             }
 
@@ -168,8 +171,9 @@ macro_rules! registry {
                 io: &$crate::integrations::Io<'_>,
             ) -> Result<$crate::integrations::Answer, $crate::failure::DeliveryError> {
                 use $crate::integrations::Kind as _;
+                // Boxed, as `plan` is.
                 match self {
-                    $(Self::$variant(built) => built.send(request, io).await,)+
+                    $(Self::$variant(built) => Box::pin(built.send(request, io)).await,)+
                 }
             }
         }

@@ -232,8 +232,8 @@ impl Worker {
                     let project = display(echo::value(&event.data.project_id));
                     Span::current().record("project", project);
                     let started = || taken = Some(self.health.take());
-                    self.deliver(&message, &event, source, stop, abort, started)
-                        .await
+                    // Boxed: the spawned task that handles a message then moves a small future.
+                    Box::pin(self.deliver(&message, &event, source, stop, abort, started)).await
                 }
             };
             if let Source::Events = source {
