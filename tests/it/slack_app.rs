@@ -14,6 +14,7 @@ use wiremock::matchers::path;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::fake_slack::{CHANNEL_ID, Channel, TOKEN};
+use crate::support::process::sample;
 use crate::support::providers::{build, deliver_at, parse, requests};
 use crate::support::{Spec, event, slack_app};
 
@@ -334,7 +335,14 @@ async fn a_worker_killed_between_slacks_answer_and_the_record_leaves_one_message
     wait_until(
         "the delivery is recorded",
         Duration::from_secs(20),
-        || async { second.logs().contains("updated message") },
+        || async {
+            let page = second.metrics().await;
+            sample(
+                &page,
+                "run_notifier_deliveries_total",
+                &[("outcome", "delivered")],
+            ) == Some(1.0)
+        },
     )
     .await;
     second.stop().await;

@@ -25,7 +25,8 @@ async fn the_start_banner_says_what_runs_against_what_without_credentials() {
         })
         .await;
     worker.stop().await;
-    let admin = worker.admin_url("");
+    // As configured: the port the listener took is in its own line, `admin listening`.
+    let admin = "http://127.0.0.1:0";
     let logs = worker.logs();
     let banner: Value = logs
         .lines()
