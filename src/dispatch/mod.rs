@@ -28,7 +28,7 @@ pub use outcome::{Delivery, Holder, Outcome, QueueReason};
 use crate::event::RunEvent;
 use crate::failure::DeliveryError;
 use crate::integrations::{Integration, Notification};
-use crate::ledger::{Claim, Key, Ledger, now_ms};
+use crate::ledger::{Applied, Claim, Key, Ledger, now_ms};
 use crate::retry::RetryPolicy;
 use crate::telemetry::{metrics, otel};
 use heartbeat::Renewed;
@@ -210,23 +210,10 @@ impl Dispatcher {
                 };
             }
         };
-        let progress = match self
-            .ledger
-            .progress(key.run_id.as_str(), key.integration)
-            .await
-        {
-            Ok(progress) => progress,
-            Err(err) => {
-                let error = DeliveryError::transient(format!(
-                    "cannot read the run's progress in the ledger: {err}"
-                ));
-                let outcome = Outcome::of(Err(error), attempt, &self.policy);
-                return self.recorded(key, &claim, outcome, attempt, abort).await;
-            }
-        };
+        let progress = claim.progress().cloned();
         if let Some(reason) = progress.as_ref().and_then(|p| p.supersedes(event)) {
             return self
-                .recorded(key, &claim, Outcome::Skipped(reason), attempt, abort)
+                .recorded(key, &claim, Outcome::Skipped(reason), attempt, None, abort)
                 .await;
         }
         let registration = self
@@ -264,28 +251,28 @@ impl Dispatcher {
             }
         };
         drop(registration);
-        if matches!(outcome, Outcome::Delivered(_))
-            && let Err(err) = self
-                .ledger
-                .advance(event, key.integration, object_id.as_deref())
-                .await
-        {
-            // The effect happened; only the order check of a later, older event is weaker.
-            tracing::warn!(error = %err, "cannot note the run's progress in the ledger");
-        }
-        self.recorded(key, &claim, outcome, attempt, abort).await
+        // Delivered: the run's progress moves on in the record's own write.
+        let applied = matches!(outcome, Outcome::Delivered(_)).then(|| Applied {
+            event,
+            object_id: object_id.as_deref(),
+        });
+        self.recorded(key, &claim, outcome, attempt, applied, abort)
+            .await
     }
 
-    /// Records the outcome of a claimed attempt and hands it on.
+    /// Records the outcome of a claimed attempt (with the event `applied`, when it was) and
+    /// hands it on.
     async fn recorded(
         &self,
         key: Key<'_>,
         claim: &crate::ledger::ClaimId,
         outcome: Outcome,
         attempt: u32,
+        applied: Option<Applied<'_>>,
         abort: &CancellationToken,
     ) -> Outcome {
-        if let Some(record) = outcome.record(attempt) {
+        if let Some(mut record) = outcome.record(attempt) {
+            record.applied = applied;
             self.ledger
                 .record_patiently(key, claim, &record, abort)
                 .await;

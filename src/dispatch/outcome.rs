@@ -169,6 +169,7 @@ impl Outcome {
             attempts: attempt,
             last_error,
             receipt,
+            applied: None,
         })
     }
 }

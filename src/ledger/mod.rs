@@ -26,7 +26,7 @@ use write::{ClaimWrite, Claimed, RecordWrite};
 pub use write::WriteError;
 
 pub use patience::{Record, outage_backoff};
-pub use progress::Progress;
+pub use progress::{Applied, Progress};
 pub use state::{Claim, ClaimId, Entry, State, UnknownState};
 
 use crate::config::LedgerConfig;
@@ -167,8 +167,8 @@ impl Ledger {
             })
             .await?;
         let (state, lease_until) = match written {
-            Claimed::Ours { resumed } => {
-                return Ok(Claim::Claimed(claim_id.resuming(resumed)));
+            Claimed::Ours { resumed, progress } => {
+                return Ok(Claim::Claimed(claim_id.resuming(resumed, progress)));
             }
             Claimed::Taken { state, lease_until } => (State::parse(&state)?, lease_until),
             Claimed::Waiting => return Ok(Claim::Waiting),

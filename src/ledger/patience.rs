@@ -7,6 +7,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
+use super::progress::Applied;
 use super::{Claim, ClaimId, Key, Ledger, State, WriteError};
 
 /// The end of a claimed attempt, as the ledger stores it.
@@ -16,6 +17,9 @@ pub struct Record<'a> {
     pub attempts: u32,
     pub last_error: Option<String>,
     pub receipt: Option<&'a str>,
+    /// The event was applied at the integration: the run's progress moves on in the same
+    /// write as the record.
+    pub applied: Option<Applied<'a>>,
 }
 
 impl Record<'_> {
@@ -26,6 +30,7 @@ impl Record<'_> {
             attempts,
             last_error: None,
             receipt: None,
+            applied: None,
         }
     }
 }

@@ -1,18 +1,16 @@
 //! How far each run got at each integration: the latest event applied (an older one is then
 //! superseded, and a start never follows an end) and the provider's object for the run.
 
-use sqlx::Row as _;
-
-use super::{Ledger, now_ms};
+use super::Ledger;
 use crate::event::{EventType, RunEvent};
 
-const READ: &str = "
+pub(super) const READ: &str = "
 SELECT event_time, event_rank, event_type, object_id FROM run_progress
 WHERE run_id = $1 AND integration = $2";
 
 /// Moves the row forward only: a later event, or an end after a start at the same time. An
 /// object id, once known, is kept when a later write has none.
-const ADVANCE: &str = "
+pub(super) const ADVANCE: &str = "
 INSERT INTO run_progress (run_id, integration, event_time, event_rank, event_type, object_id, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (run_id, integration) DO UPDATE SET
@@ -29,6 +27,45 @@ ON CONFLICT (run_id, integration) DO UPDATE SET
 
 const PRUNE: &str = "DELETE FROM run_progress WHERE updated_at < $1";
 
+/// That an event was applied at an integration, with the provider's object when the delivery
+/// made or found one: written with the delivery's record.
+#[derive(Debug, Clone, Copy)]
+pub struct Applied<'a> {
+    pub event: &'a RunEvent,
+    pub object_id: Option<&'a str>,
+}
+
+/// [`Applied`] as the ledger writes it, owning its values so that it can wait in the queue.
+#[derive(Debug)]
+pub(super) struct AdvanceWrite {
+    pub run_id: String,
+    pub integration: String,
+    pub event_time: i64,
+    pub event_rank: i64,
+    pub event_type: &'static str,
+    pub object_id: Option<String>,
+    pub now: i64,
+}
+
+impl AdvanceWrite {
+    pub(super) fn new(
+        event: &RunEvent,
+        integration: &str,
+        object_id: Option<&str>,
+        now: i64,
+    ) -> Self {
+        Self {
+            run_id: event.data.run_id.as_str().to_owned(),
+            integration: integration.to_owned(),
+            event_time: event.time.timestamp_millis(),
+            event_rank: i64::from(event.event_type().is_terminal()),
+            event_type: event.event_type().as_str(),
+            object_id: object_id.map(str::to_owned),
+            now,
+        }
+    }
+}
+
 /// The latest event applied for a run at an integration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Progress {
@@ -43,6 +80,21 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// The row as READ returns it: event time, rank, type, object id.
+    pub(super) fn from_columns(
+        event_time_ms: i64,
+        event_rank: i64,
+        event_type: String,
+        object_id: Option<String>,
+    ) -> Self {
+        Self {
+            event_time_ms,
+            ended: event_rank > 0,
+            event_type,
+            object_id,
+        }
+    }
+
     /// Why `event` must not be applied after this, if it must not: it is older than the
     /// event applied, or a start after an end.
     pub fn supersedes(&self, event: &RunEvent) -> Option<String> {
@@ -58,49 +110,6 @@ impl Progress {
 }
 
 impl Ledger {
-    /// How far the run got at `integration`, if anything was applied.
-    pub async fn progress(
-        &self,
-        run_id: &str,
-        integration: &str,
-    ) -> Result<Option<Progress>, sqlx::Error> {
-        let row = sqlx::query(READ)
-            .bind(run_id)
-            .bind(integration)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| {
-            Ok(Progress {
-                event_time_ms: row.try_get("event_time")?,
-                ended: row.try_get::<i64, _>("event_rank")? > 0,
-                event_type: row.try_get("event_type")?,
-                object_id: row.try_get("object_id")?,
-            })
-        })
-        .transpose()
-    }
-
-    /// Notes that `event` was applied at `integration` (with the provider's object, when the
-    /// delivery made or found one); never moves the run back.
-    pub async fn advance(
-        &self,
-        event: &RunEvent,
-        integration: &str,
-        object_id: Option<&str>,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(ADVANCE)
-            .bind(event.data.run_id.as_str())
-            .bind(integration)
-            .bind(event.time.timestamp_millis())
-            .bind(i64::from(event.event_type().is_terminal()))
-            .bind(event.event_type().as_str())
-            .bind(object_id)
-            .bind(now_ms())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     /// Forgets progress not moved since `before_ms`, with the deliveries of the same age.
     pub(super) async fn prune_progress(&self, before_ms: i64) -> Result<u64, sqlx::Error> {
         let result = sqlx::query(PRUNE)
@@ -114,9 +123,61 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use serde_json::{Value, json};
+    use sqlx::Row as _;
 
     use super::*;
+    use crate::ledger::now_ms;
     use crate::ledger::tests::{postgres_config, sqlite_config};
+
+    /// The progress a delivery reads with its claim, and the advance it writes with its record,
+    /// on their own.
+    impl Ledger {
+        /// How far the run got at `integration`, if anything was applied. (A delivery reads it
+        /// with its claim: [`crate::ledger::ClaimId::progress`].)
+        pub async fn progress(
+            &self,
+            run_id: &str,
+            integration: &str,
+        ) -> Result<Option<Progress>, sqlx::Error> {
+            let row = sqlx::query(READ)
+                .bind(run_id)
+                .bind(integration)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.map(|row| {
+                Ok(Progress::from_columns(
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                ))
+            })
+            .transpose()
+        }
+
+        /// Notes that `event` was applied at `integration` (with the provider's object, when the
+        /// delivery made or found one); never moves the run back. (A delivery notes it with its
+        /// record: [`crate::ledger::Record::applied`].)
+        pub async fn advance(
+            &self,
+            event: &RunEvent,
+            integration: &str,
+            object_id: Option<&str>,
+        ) -> Result<(), sqlx::Error> {
+            let write = AdvanceWrite::new(event, integration, object_id, now_ms());
+            sqlx::query(ADVANCE)
+                .bind(write.run_id.as_str())
+                .bind(write.integration.as_str())
+                .bind(write.event_time)
+                .bind(write.event_rank)
+                .bind(write.event_type)
+                .bind(write.object_id.as_deref())
+                .bind(write.now)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        }
+    }
 
     /// An event of `run` of type `kind` at `time`.
     fn event(run: &str, kind: &str, time: &str) -> RunEvent {

@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 use super::lease::RenewWrite;
 use super::write::{ClaimWrite, Claimed, RecordWrite, WriteError};
-use super::{LedgerError, sql};
+use super::{LedgerError, Progress, progress, sql};
 
 /// At most this many writes share a transaction (twice the default prefetch's worth of claims).
 const MAX_BATCH: usize = 128;
@@ -194,7 +194,18 @@ fn claim(connection: &Connection, write: &ClaimWrite) -> rusqlite::Result<Claime
         )
         .optional()?;
     if let Some(created_at) = created_at {
-        return Ok(write.ours(created_at));
+        let progress = connection
+            .prepare_cached(progress::READ)?
+            .query_row(params![write.run_id, write.integration], |row| {
+                Ok(Progress::from_columns(
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                ))
+            })
+            .optional()?;
+        return Ok(write.ours(created_at, progress));
     }
     let row = connection
         .prepare_cached(sql::CURRENT)?
@@ -207,6 +218,20 @@ fn claim(connection: &Connection, write: &ClaimWrite) -> rusqlite::Result<Claime
 }
 
 fn record(connection: &Connection, write: &RecordWrite) -> rusqlite::Result<u64> {
+    // The effect happened: the run's progress moves on even if the claim was lost.
+    if let Some(advance) = &write.advance {
+        connection
+            .prepare_cached(progress::ADVANCE)?
+            .execute(params![
+                advance.run_id,
+                advance.integration,
+                advance.event_time,
+                advance.event_rank,
+                advance.event_type,
+                advance.object_id,
+                advance.now,
+            ])?;
+    }
     let changed = connection.prepare_cached(sql::RECORD)?.execute(params![
         write.state,
         write.attempts,
@@ -282,8 +307,14 @@ mod tests {
             .into_iter()
             .map(|mut answer| answer.try_recv().unwrap())
             .collect();
-        assert!(matches!(answers[0], Ok(Claimed::Ours { resumed: false })));
-        assert!(matches!(answers[2], Ok(Claimed::Ours { resumed: false })));
+        assert!(matches!(
+            answers[0],
+            Ok(Claimed::Ours { resumed: false, .. })
+        ));
+        assert!(matches!(
+            answers[2],
+            Ok(Claimed::Ours { resumed: false, .. })
+        ));
         let error = answers[1].as_ref().unwrap_err().to_string();
         assert!(error.contains("poisoned row"), "{error}");
 

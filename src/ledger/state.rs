@@ -3,6 +3,8 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::Progress;
+
 /// Where one notification stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -63,6 +65,8 @@ pub struct UnknownState(pub String);
 pub struct ClaimId {
     id: String,
     resumed: bool,
+    /// How far the run got at the integration, read with the claim.
+    progress: Option<Progress>,
 }
 
 impl ClaimId {
@@ -70,6 +74,7 @@ impl ClaimId {
         Self {
             id: format!("{:032x}", rand::random::<u128>()),
             resumed: false,
+            progress: None,
         }
     }
 
@@ -77,9 +82,16 @@ impl ClaimId {
         &self.id
     }
 
-    pub(super) fn resuming(mut self, resumed: bool) -> Self {
+    pub(super) fn resuming(mut self, resumed: bool, progress: Option<Progress>) -> Self {
         self.resumed = resumed;
+        self.progress = progress;
         self
+    }
+
+    /// How far the run got at the integration when this claim was taken: read in the same
+    /// write, and no other event of the run can move it while the claim is held.
+    pub fn progress(&self) -> Option<&Progress> {
+        self.progress.as_ref()
     }
 
     /// Whether this claim took over a row an earlier attempt left (failed, dead, or in flight

@@ -3,7 +3,8 @@
 
 use sqlx::{AnyConnection, AnyPool, Row};
 
-use super::{ClaimId, Key, Record, sql};
+use super::progress::{self, AdvanceWrite};
+use super::{ClaimId, Key, Progress, Record, sql};
 
 /// Why a claim or record could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,8 @@ pub(super) struct RecordWrite {
     pub event_type: String,
     pub integration: String,
     pub claim_id: String,
+    /// The run's progress to move on first, when the delivery applied its event.
+    pub advance: Option<AdvanceWrite>,
 }
 
 impl RecordWrite {
@@ -58,6 +61,9 @@ impl RecordWrite {
             event_type: key.event_type.to_owned(),
             integration: key.integration.to_string(),
             claim_id: claim.as_str().to_owned(),
+            advance: record
+                .applied
+                .map(|a| AdvanceWrite::new(a.event, key.integration, a.object_id, now)),
         }
     }
 }
@@ -65,8 +71,12 @@ impl RecordWrite {
 /// What a claim found.
 #[derive(Debug)]
 pub(super) enum Claimed {
-    /// The claim is ours; `resumed` when it took over a row an earlier attempt left.
-    Ours { resumed: bool },
+    /// The claim is ours; `resumed` when it took over a row an earlier attempt left; with the
+    /// run's progress at the integration.
+    Ours {
+        resumed: bool,
+        progress: Option<Progress>,
+    },
     /// Someone else's row: its state and lease.
     Taken {
         state: String,
@@ -78,11 +88,12 @@ pub(super) enum Claimed {
 
 impl ClaimWrite {
     /// The claim is ours; `created_at` is its row's.
-    pub(super) fn ours(&self, created_at: i64) -> Claimed {
+    pub(super) fn ours(&self, created_at: i64, progress: Option<Progress>) -> Claimed {
         // A fresh row carries this call's `now`; a row taken over keeps its own.
         // (A row created in the same millisecond reads as fresh.)
         Claimed::Ours {
             resumed: created_at != self.now,
+            progress,
         }
     }
 
@@ -118,7 +129,22 @@ impl ClaimWrite {
             .fetch_optional(&mut *connection)
             .await?;
         if let Some(row) = claimed {
-            return Ok(self.ours(row.try_get(1)?));
+            let created_at = row.try_get(1)?;
+            let progress = sqlx::query(progress::READ)
+                .bind(self.run_id.as_str())
+                .bind(self.integration.as_str())
+                .fetch_optional(&mut *connection)
+                .await?
+                .map(|row| {
+                    Ok::<_, sqlx::Error>(Progress::from_columns(
+                        row.try_get(0)?,
+                        row.try_get(1)?,
+                        row.try_get(2)?,
+                        row.try_get(3)?,
+                    ))
+                })
+                .transpose()?;
+            return Ok(self.ours(created_at, progress));
         }
         let row = sqlx::query(sql::CURRENT)
             .bind(self.run_id.as_str())
@@ -136,6 +162,19 @@ impl ClaimWrite {
 impl RecordWrite {
     /// Runs the record on `connection`; the rows it changed (0: the claim was lost).
     async fn run(&self, connection: &mut AnyConnection) -> Result<u64, sqlx::Error> {
+        // The effect happened: the run's progress moves on even if the claim was lost.
+        if let Some(advance) = &self.advance {
+            sqlx::query(progress::ADVANCE)
+                .bind(advance.run_id.as_str())
+                .bind(advance.integration.as_str())
+                .bind(advance.event_time)
+                .bind(advance.event_rank)
+                .bind(advance.event_type)
+                .bind(advance.object_id.as_deref())
+                .bind(advance.now)
+                .execute(&mut *connection)
+                .await?;
+        }
         let result = sqlx::query(sql::RECORD)
             .bind(self.state)
             .bind(self.attempts)
