@@ -354,6 +354,11 @@ impl RunEvent {
 
 /// Reads `data` as `T`, an error naming the member's path within the event.
 fn read_data<'de, T: Deserialize<'de>>(data: &'de RawValue) -> Result<T, EventError> {
+    // Valid events, nearly all of them, are read once without the path tracking (which adds a
+    // wrapper to every value read); only a bad one is read again to say where it is bad.
+    if let Ok(read) = serde_json::from_str(data.get()) {
+        return Ok(read);
+    }
     let mut reader = serde_json::Deserializer::from_str(data.get());
     serde_path_to_error::deserialize(&mut reader).map_err(|err| {
         let path = err.path().to_string();
