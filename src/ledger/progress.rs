@@ -64,6 +64,25 @@ impl AdvanceWrite {
             now,
         }
     }
+
+    /// Runs it on `connection` (PostgreSQL, or SQLite through sqlx; the SQLite writer binds
+    /// the same values itself).
+    pub(super) async fn run(
+        &self,
+        connection: &mut sqlx::AnyConnection,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(ADVANCE)
+            .bind(self.run_id.as_str())
+            .bind(self.integration.as_str())
+            .bind(self.event_time)
+            .bind(self.event_rank)
+            .bind(self.event_type)
+            .bind(self.object_id.as_deref())
+            .bind(self.now)
+            .execute(connection)
+            .await?;
+        Ok(())
+    }
 }
 
 /// The latest event applied for a run at an integration.
@@ -164,16 +183,9 @@ mod tests {
             integration: &str,
             object_id: Option<&str>,
         ) -> Result<(), sqlx::Error> {
-            let write = AdvanceWrite::new(event, integration, object_id, now_ms());
-            sqlx::query(ADVANCE)
-                .bind(write.run_id.as_str())
-                .bind(write.integration.as_str())
-                .bind(write.event_time)
-                .bind(write.event_rank)
-                .bind(write.event_type)
-                .bind(write.object_id.as_deref())
-                .bind(write.now)
-                .execute(&self.pool)
+            let mut connection = self.pool.acquire().await?;
+            AdvanceWrite::new(event, integration, object_id, now_ms())
+                .run(&mut connection)
                 .await?;
             Ok(())
         }

@@ -164,16 +164,7 @@ impl RecordWrite {
     async fn run(&self, connection: &mut AnyConnection) -> Result<u64, sqlx::Error> {
         // The effect happened: the run's progress moves on even if the claim was lost.
         if let Some(advance) = &self.advance {
-            sqlx::query(progress::ADVANCE)
-                .bind(advance.run_id.as_str())
-                .bind(advance.integration.as_str())
-                .bind(advance.event_time)
-                .bind(advance.event_rank)
-                .bind(advance.event_type)
-                .bind(advance.object_id.as_deref())
-                .bind(advance.now)
-                .execute(&mut *connection)
-                .await?;
+            advance.run(&mut *connection).await?;
         }
         let result = sqlx::query(sql::RECORD)
             .bind(self.state)
