@@ -210,8 +210,9 @@ impl Dispatcher {
                 };
             }
         };
-        let progress = claim.progress().cloned();
-        if let Some(reason) = progress.as_ref().and_then(|p| p.supersedes(event)) {
+        // As the claim read it: no other event of the run can move it while the claim is held.
+        let progress = claim.progress();
+        if let Some(reason) = progress.and_then(|p| p.supersedes(event)) {
             return self
                 .recorded(key, &claim, Outcome::Skipped(reason), attempt, None, abort)
                 .await;
@@ -224,7 +225,7 @@ impl Dispatcher {
             integration: integration.name(),
             attempt,
             resumed: claim.resumed(),
-            object_id: progress.as_ref().and_then(|p| p.object_id.as_deref()),
+            object_id: progress.and_then(|p| p.object_id.as_deref()),
         };
         let in_flight = metrics::in_flight();
         let started = Instant::now();
