@@ -4,6 +4,7 @@
 mod amqp;
 mod ids;
 mod lifecycle;
+mod memo;
 mod repo;
 
 use chrono::{DateTime, FixedOffset, SecondsFormat};
@@ -16,6 +17,7 @@ pub use lifecycle::{EventType, Stage, TERMINAL_EVENTS, Timeout};
 pub use repo::{Repo, host_and_path, valid_segment, without_credentials};
 
 use crate::echo;
+use memo::Memo;
 
 /// Why a message body is not a valid run event; the sentence names the field. Any producer
 /// text it quotes is already bounded and escaped ([`echo`]).
@@ -60,36 +62,6 @@ pub struct RunEvent {
     /// What templates see, built once however many integrations render the event
     /// ([`crate::render::variables`]).
     pub(crate) variables: Memo<serde_json::Value>,
-}
-
-/// A value worked out from the rest of its struct the first time it is asked for. Not part of
-/// the struct's identity: two events are equal whether or not either has worked it out, and a
-/// clone (which may then be changed) works it out afresh.
-#[derive(Default)]
-pub(crate) struct Memo<T>(std::sync::OnceLock<T>);
-
-impl<T> Clone for Memo<T> {
-    fn clone(&self) -> Self {
-        Self(std::sync::OnceLock::new())
-    }
-}
-
-impl<T> Memo<T> {
-    pub(crate) fn get_or_init(&self, make: impl FnOnce() -> T) -> &T {
-        self.0.get_or_init(make)
-    }
-}
-
-impl<T> PartialEq for Memo<T> {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl<T> std::fmt::Debug for Memo<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Memo")
-    }
 }
 
 impl RunEvent {

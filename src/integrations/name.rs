@@ -2,7 +2,6 @@
 //! use to refer to an integration, as a type of its own so it is not mixed up with the run id,
 //! the event type or a name read off the wire.
 
-use std::borrow::Borrow;
 use std::fmt;
 use std::ops::Deref;
 
@@ -57,12 +56,6 @@ impl Deref for IntegrationName {
     }
 }
 
-impl Borrow<str> for IntegrationName {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
 impl fmt::Display for IntegrationName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -72,12 +65,6 @@ impl fmt::Display for IntegrationName {
 impl PartialEq<str> for IntegrationName {
     fn eq(&self, other: &str) -> bool {
         self.0 == other
-    }
-}
-
-impl PartialEq<&str> for IntegrationName {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
     }
 }
 
