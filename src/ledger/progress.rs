@@ -1,6 +1,8 @@
 //! How far each run got at each integration: the latest event applied (an older one is then
 //! superseded, and a start never follows an end) and the provider's object for the run.
 
+use sqlx::Row as _;
+
 use super::Ledger;
 use crate::event::{EventType, RunEvent};
 
@@ -114,6 +116,29 @@ impl Progress {
         }
     }
 
+    /// The run's progress at `integration` on `connection` (PostgreSQL, or SQLite through sqlx;
+    /// the SQLite writer reads it itself).
+    pub(super) async fn read(
+        connection: &mut sqlx::AnyConnection,
+        run_id: &str,
+        integration: &str,
+    ) -> Result<Option<Self>, sqlx::Error> {
+        let row = sqlx::query(READ)
+            .bind(run_id)
+            .bind(integration)
+            .fetch_optional(connection)
+            .await?;
+        row.map(|row| {
+            Ok(Self::from_columns(
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+            ))
+        })
+        .transpose()
+    }
+
     /// Why `event` must not be applied after this, if it must not: it is older than the
     /// event applied, or a start after an end.
     pub fn supersedes(&self, event: &RunEvent) -> Option<String> {
@@ -141,12 +166,10 @@ impl Ledger {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::{Value, json};
-    use sqlx::Row as _;
-
     use super::*;
     use crate::ledger::now_ms;
     use crate::ledger::tests::{postgres_config, sqlite_config};
+    use serde_json::{Value, json};
 
     /// The progress a delivery reads with its claim, and the advance it writes with its record,
     /// on their own.
@@ -158,20 +181,8 @@ mod tests {
             run_id: &str,
             integration: &str,
         ) -> Result<Option<Progress>, sqlx::Error> {
-            let row = sqlx::query(READ)
-                .bind(run_id)
-                .bind(integration)
-                .fetch_optional(&self.pool)
-                .await?;
-            row.map(|row| {
-                Ok(Progress::from_columns(
-                    row.try_get(0)?,
-                    row.try_get(1)?,
-                    row.try_get(2)?,
-                    row.try_get(3)?,
-                ))
-            })
-            .transpose()
+            let mut connection = self.pool.acquire().await?;
+            Progress::read(&mut connection, run_id, integration).await
         }
 
         /// Notes that `event` was applied at `integration` (with the provider's object, when the

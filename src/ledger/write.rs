@@ -3,7 +3,7 @@
 
 use sqlx::{AnyConnection, AnyPool, Row};
 
-use super::progress::{self, AdvanceWrite};
+use super::progress::AdvanceWrite;
 use super::{ClaimId, Key, Progress, Record, sql};
 
 /// Why a claim or record could not be written.
@@ -130,20 +130,7 @@ impl ClaimWrite {
             .await?;
         if let Some(row) = claimed {
             let created_at = row.try_get(1)?;
-            let progress = sqlx::query(progress::READ)
-                .bind(self.run_id.as_str())
-                .bind(self.integration.as_str())
-                .fetch_optional(&mut *connection)
-                .await?
-                .map(|row| {
-                    Ok::<_, sqlx::Error>(Progress::from_columns(
-                        row.try_get(0)?,
-                        row.try_get(1)?,
-                        row.try_get(2)?,
-                        row.try_get(3)?,
-                    ))
-                })
-                .transpose()?;
+            let progress = Progress::read(connection, &self.run_id, &self.integration).await?;
             return Ok(self.ours(created_at, progress));
         }
         let row = sqlx::query(sql::CURRENT)
