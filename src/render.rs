@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use handlebars::Handlebars;
+use handlebars::{Context, Handlebars};
 
 use crate::event::RunEvent;
 use serde_json::Value;
@@ -183,7 +183,7 @@ impl Templates {
         &self,
         format: Format,
         name: &str,
-        variables: &Value,
+        variables: &Context,
     ) -> Result<String, TemplateError> {
         let Some(registry) = self.registries.get(format.name) else {
             return Err(TemplateError {
@@ -193,7 +193,7 @@ impl Templates {
             });
         };
         registry
-            .render(name, variables)
+            .render_with_context(name, variables)
             .map_err(|err| TemplateError {
                 file: err.template_name.clone().unwrap_or_else(|| name.to_owned()),
                 line: err.line_no,

@@ -3,12 +3,17 @@
 /// A value worked out from the rest of its struct the first time it is asked for. Not part of
 /// the struct's identity: two are equal whether or not either has worked it out, and a
 /// clone (which may then be changed) works it out afresh.
-#[derive(Default)]
 pub struct Memo<T>(std::sync::OnceLock<T>);
+
+impl<T> Default for Memo<T> {
+    fn default() -> Self {
+        Self(std::sync::OnceLock::new())
+    }
+}
 
 impl<T> Clone for Memo<T> {
     fn clone(&self) -> Self {
-        Self(std::sync::OnceLock::new())
+        Self::default()
     }
 }
 

@@ -61,7 +61,7 @@ pub struct RunEvent {
     pub data: RunData,
     /// What templates see, built once however many integrations render the event
     /// ([`crate::render::variables`]).
-    pub(crate) variables: Memo<serde_json::Value>,
+    pub(crate) variables: Memo<handlebars::Context>,
 }
 
 impl RunEvent {

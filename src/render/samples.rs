@@ -1,6 +1,7 @@
 //! What templates see: the variables of an event, and the sample events every template must
 //! render when the config loads.
 
+use handlebars::Context;
 use serde_json::{Value, json};
 
 use chrono::{DateTime, FixedOffset, SecondsFormat};
@@ -12,10 +13,11 @@ fn rfc3339(time: &DateTime<FixedOffset>) -> String {
 }
 
 /// The variables every template can use. Every key is always present (null when unknown), so
-/// strict mode only rejects names that do not exist. Built once per event: a fan-out renders
-/// several templates of one event.
-pub fn variables(event: &RunEvent) -> &Value {
-    event.variables.get_or_init(|| build(event))
+/// strict mode only rejects names that do not exist. Built once per event, as the context
+/// templates render against: a fan-out renders several templates of one event, and handlebars
+/// would otherwise copy the variables into a context of its own for each.
+pub fn variables(event: &RunEvent) -> &Context {
+    event.variables.get_or_init(|| Context::from(build(event)))
 }
 
 fn build(event: &RunEvent) -> Value {
