@@ -2,7 +2,8 @@
 //! has one effect even when the broker delivers an event twice or the dashboard cancels a run
 //! twice. Embedded SQLite by default; PostgreSQL when several workers share the work. Both run
 //! the same portable SQL: through sqlx's `Any` driver, except SQLite's claims and records,
-//! which its writer thread group-commits through rusqlite ([`sqlite`]). A claim's lease is
+//! which its writer thread group-commits through rusqlite ([`sqlite`]) and where a claim is
+//! decided in Rust inside the writer's transaction. A claim's lease is
 //! renewed while its delivery runs ([`Ledger::renew`]).
 
 mod lease;

@@ -3,14 +3,14 @@
 //! hears back only once it has committed. "Claim before send" and "record before ack" hold as
 //! before; what changes is one commit, and one wake-up of this thread, for many writes (through
 //! sqlx, each statement of a batch, its `BEGIN` and its `COMMIT` was a round trip to sqlx's
-//! SQLite thread). A batch that fails is rolled back and its writes run again one by one, so
-//! that one bad write cannot fail its neighbours.
+//! SQLite thread). A batch that fails is rolled back and its writes run again one by one, each
+//! in a transaction of its own, so that one bad write cannot fail its neighbours.
 
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension as _, params};
 use tokio::sync::oneshot;
 
 use super::lease::RenewWrite;
@@ -147,18 +147,21 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// Takes whatever has queued up (at most [`MAX_BATCH`]) and commits it as one transaction.
-fn writer(mut connection: Connection, queue: mpsc::Receiver<Job>) {
+fn writer(connection: Connection, queue: mpsc::Receiver<Job>) {
     while let Ok(first) = queue.recv() {
         let mut batch: Vec<Job> = std::iter::once(first)
             .chain(queue.try_iter().take(MAX_BATCH - 1))
             .collect();
-        match together(&mut connection, &mut batch) {
+        match together(&connection, &mut batch) {
             Ok(()) => batch.into_iter().for_each(|job| job.finish(Ok(()))),
-            // Rolled back: nothing of it happened. Each write again on its own (its own
-            // implicit transaction), so that each caller gets its own answer.
+            // Rolled back: nothing of it happened. Each write again in a transaction of its
+            // own (a claim and a record are each more than one statement), so that each
+            // caller gets its own answer.
             Err(_) => {
-                for mut job in batch {
-                    let result = job.run(&connection);
+                for job in batch {
+                    let mut alone = [job];
+                    let result = together(&connection, &mut alone);
+                    let [job] = alone;
                     job.finish(result);
                 }
             }
@@ -166,55 +169,104 @@ fn writer(mut connection: Connection, queue: mpsc::Receiver<Job>) {
     }
 }
 
-/// Runs every write of `batch` in one transaction and commits it.
-fn together(connection: &mut Connection, batch: &mut [Job]) -> rusqlite::Result<()> {
-    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    for job in batch.iter_mut() {
-        job.run(&transaction)?;
+/// Runs every write of `batch` in one transaction and commits it, or rolls it all back. The
+/// transaction's statements are prepared once (rusqlite's `Transaction` parses them anew each
+/// time, which cost as much as a claim when batches are small). `IMMEDIATE` takes the file's
+/// write lock at the start, so that what a write reads stays true until it commits.
+fn together(connection: &Connection, batch: &mut [Job]) -> rusqlite::Result<()> {
+    let run = |sql: &str| connection.prepare_cached(sql)?.execute([]).map(drop);
+    run("BEGIN IMMEDIATE")?;
+    let written = batch
+        .iter_mut()
+        .try_for_each(|job| job.run(connection))
+        .and_then(|()| run("COMMIT"));
+    if written.is_err() {
+        // Still open after a failed write, or a commit refused (say, busy).
+        let _ = run("ROLLBACK");
     }
-    transaction.commit()
+    written
 }
 
+/// The run's rows at the integration, one per event type: what a claim decides from.
+const RUN_AT_INTEGRATION: &str = "
+SELECT event_type, state, lease_until, created_at FROM deliveries
+WHERE run_id = ?1 AND integration = ?2";
+
+/// A new row, claimed.
+const INSERT_CLAIM: &str = "
+INSERT INTO deliveries
+    (run_id, event_type, integration, state, attempts, event_id, claim_id, lease_until, created_at, updated_at)
+VALUES (?1, ?2, ?3, 'in_flight', ?4, ?5, ?6, ?7, ?8, ?8)";
+
+/// A row an earlier attempt left (failed, dead, or its lease expired), taken over. (`?N`, not
+/// `$N`: SQLite numbers `$` parameters in the order they first appear.)
+const TAKE_OVER: &str = "
+UPDATE deliveries SET
+    state = 'in_flight', attempts = ?4, event_id = ?5, claim_id = ?6, lease_until = ?7, updated_at = ?8
+WHERE run_id = ?1 AND event_type = ?2 AND integration = ?3";
+
+/// The claim as [`sql::CLAIM`] states it, decided here from the run's rows at the integration:
+/// the transaction holds the file's write lock from its start (`BEGIN IMMEDIATE`), so nothing
+/// comes between the look and the write. SQLite runs `sql::CLAIM`'s `INSERT … SELECT` from the
+/// table it inserts into, and its `RETURNING`, through temporary tables that cost more than
+/// the claim itself.
 fn claim(connection: &Connection, write: &ClaimWrite) -> rusqlite::Result<Claimed> {
-    let created_at = connection
-        .prepare_cached(sql::CLAIM)?
-        .query_row(
-            params![
-                write.run_id,
-                write.event_type,
-                write.integration,
-                write.attempt,
-                write.event_id,
-                write.claim_id,
-                write.lease_until,
-                write.now,
-                write.now,
-            ],
-            |row| row.get::<_, i64>(1),
-        )
-        .optional()?;
-    if let Some(created_at) = created_at {
-        let progress = connection
-            .prepare_cached(progress::READ)?
-            .query_row(params![write.run_id, write.integration], |row| {
-                Ok(Progress::from_columns(
-                    row.get(0)?,
-                    row.get(1)?,
-                    row.get(2)?,
-                    row.get(3)?,
-                ))
-            })
-            .optional()?;
-        return Ok(write.ours(created_at, progress));
+    let mut own = None;
+    let mut other_in_flight = false;
+    let mut statement = connection.prepare_cached(RUN_AT_INTEGRATION)?;
+    let mut rows = statement.query(params![write.run_id, write.integration])?;
+    while let Some(row) = rows.next()? {
+        let (state, lease_until): (String, Option<i64>) = (row.get(1)?, row.get(2)?);
+        if row.get_ref(0)?.as_str()? == write.event_type {
+            own = Some((state, lease_until, row.get::<_, i64>(3)?));
+        } else if state == "in_flight" && lease_until.is_some_and(|until| until >= write.now) {
+            other_in_flight = true;
+        }
     }
-    let row = connection
-        .prepare_cached(sql::CURRENT)?
-        .query_row(
-            params![write.run_id, write.event_type, write.integration],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
+    let created_at = match own {
+        Some((state, lease_until, _)) if !write.claimable(&state, lease_until) => {
+            return Ok(Claimed::Taken { state, lease_until });
+        }
+        _ if other_in_flight => return Ok(Claimed::Waiting),
+        None => {
+            connection
+                .prepare_cached(INSERT_CLAIM)?
+                .execute(claim_values(write))?;
+            write.now
+        }
+        Some((_, _, created_at)) => {
+            connection
+                .prepare_cached(TAKE_OVER)?
+                .execute(claim_values(write))?;
+            created_at
+        }
+    };
+    let progress = connection
+        .prepare_cached(progress::READ)?
+        .query_row(params![write.run_id, write.integration], |row| {
+            Ok(Progress::from_columns(
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+            ))
+        })
         .optional()?;
-    Ok(write.not_ours(row))
+    Ok(write.ours(created_at, progress))
+}
+
+/// `$1` to `$8` of [`INSERT_CLAIM`] and [`TAKE_OVER`].
+fn claim_values(write: &ClaimWrite) -> [&dyn rusqlite::ToSql; 8] {
+    [
+        &write.run_id,
+        &write.event_type,
+        &write.integration,
+        &write.attempt,
+        &write.event_id,
+        &write.claim_id,
+        &write.lease_until,
+        &write.now,
+    ]
 }
 
 fn record(connection: &Connection, write: &RecordWrite) -> rusqlite::Result<u64> {

@@ -109,7 +109,7 @@ impl ClaimWrite {
     }
 
     /// Whether the claim statement may take over a row in `state` (as its `WHERE` says).
-    fn claimable(&self, state: &str, lease_until: Option<i64>) -> bool {
+    pub(super) fn claimable(&self, state: &str, lease_until: Option<i64>) -> bool {
         let expired = lease_until.is_some_and(|until| until < self.now);
         matches!(state, "failed" | "dead") || (state == "in_flight" && expired)
     }
