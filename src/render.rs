@@ -178,6 +178,24 @@ impl Templates {
             .map_err(|err| format!("the template rendered invalid JSON: {err}"))
     }
 
+    /// Renders a registered JSON template for `event` as compact JSON text, for integrations
+    /// whose only limit is the size of what they send: the JSON is checked, but not built into
+    /// a value and written out again (the template's whitespace between tokens is dropped,
+    /// everything else is sent as rendered). The error is a sentence.
+    pub fn render_compact(
+        &self,
+        format: Format,
+        name: &str,
+        event: &RunEvent,
+    ) -> Result<String, String> {
+        let rendered = self
+            .render(format, name, variables(event))
+            .map_err(|err| format!("the template failed: {err}"))?;
+        serde_json::from_str::<serde::de::IgnoredAny>(&rendered)
+            .map_err(|err| format!("the template rendered invalid JSON: {err}"))?;
+        Ok(compact(&rendered))
+    }
+
     /// Renders a registered template.
     pub fn render(
         &self,
@@ -200,6 +218,27 @@ impl Templates {
                 message: err.reason().to_string(),
             })
     }
+}
+
+/// Valid JSON `text` without the whitespace between its tokens.
+fn compact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_string = false,
+                _ => {}
+            }
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            in_string = c == '"';
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Where `source` has an expression that skips escaping: `{{{x}}}` (or a `{{{{raw}}}}` block),
@@ -348,6 +387,32 @@ mod tests {
             "`json` escapes for Slack too: {tag}"
         );
         assert_eq!(escape_slack("a & <!channel>"), "a &amp; &lt;!channel&gt;");
+    }
+
+    /// The compact text is what a JSON value parsed from the rendering and written out again
+    /// would be, for every sample event, hostile strings included.
+    #[test]
+    fn compact_json_is_the_rendering_without_its_whitespace() {
+        let source = "{\n  \"text\": \"by {{actor}} \\n { } [ ]\",\n  \"tags\": {{json tags}},\n  \"n\": [ 1 , 2 ]\n}";
+        let templates = templates_with(Format::TEAMS_JSON, source).unwrap();
+        for (label, event) in sample_events() {
+            let compact = templates
+                .render_compact(Format::TEAMS_JSON, "t", &event)
+                .unwrap();
+            let value = templates
+                .render_json(Format::TEAMS_JSON, "t", &event)
+                .unwrap();
+            assert_eq!(compact, value.to_string(), "{label}");
+        }
+        let broken = templates_with(Format::TEXT, "{\"a\": {{actor}}").unwrap();
+        let (_, event) = sample_events().remove(0);
+        let error = broken
+            .render_compact(Format::TEXT, "t", &event)
+            .unwrap_err();
+        assert!(
+            error.starts_with("the template rendered invalid JSON"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -182,16 +182,21 @@ pub struct Teams {
 }
 
 impl Teams {
-    /// The message for this event, rendered and fitted to Teams' size limit.
-    pub fn message(&self, notification: &Notification<'_>) -> Result<Value, DeliveryError> {
-        let mut message = self
+    /// The message for this event as sent: rendered as compact JSON, and fitted to Teams' size
+    /// limit when it is over it (only then built into a value).
+    pub fn body(&self, notification: &Notification<'_>) -> Result<Vec<u8>, DeliveryError> {
+        let rendered = self
             .templates
-            .render_json(Self::MARKUP, &self.config.common.name, notification.event)
+            .render_compact(Self::MARKUP, &self.config.common.name, notification.event)
             .map_err(DeliveryError::permanent)?;
-        if fit(&mut message) {
-            tracing::debug!("the card was over {MAX_PAYLOAD_BYTES} bytes and was shortened");
+        if rendered.len() <= MAX_PAYLOAD_BYTES {
+            return Ok(rendered.into_bytes());
         }
-        Ok(message)
+        let mut message: Value =
+            serde_json::from_str(&rendered).expect("the rendering was checked to be JSON");
+        fit(&mut message);
+        tracing::debug!("the card was over {MAX_PAYLOAD_BYTES} bytes and was shortened");
+        Ok(serde_json::to_vec(&message).expect("a JSON value serialises"))
     }
 }
 
@@ -220,9 +225,8 @@ impl Kind for Teams {
         notification: &Notification<'_>,
         _: &Io<'_>,
     ) -> Result<Plan, DeliveryError> {
-        let body =
-            serde_json::to_vec(&self.message(notification)?).expect("a JSON value serialises");
-        let request = OutgoingRequest::post_json(self.url.clone(), body).with_secret_url();
+        let request = OutgoingRequest::post_json(self.url.clone(), self.body(notification)?)
+            .with_secret_url();
         Ok(Plan::one(request, http_status))
     }
 }
