@@ -10,7 +10,7 @@ use run_notifier::config::{self, Config};
 use run_notifier::{app, commands, integrations, preview, telemetry};
 use tokio_util::sync::CancellationToken;
 
-/// Fans run-canceled events out to GitHub, Bitbucket, Slack, Teams and signed webhooks.
+/// Fans a test run's events out to GitHub, GitLab, Bitbucket, Slack, Teams and signed webhooks.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
