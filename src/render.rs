@@ -171,11 +171,7 @@ impl Templates {
         name: &str,
         event: &RunEvent,
     ) -> Result<Value, String> {
-        let rendered = self
-            .render(format, name, variables(event))
-            .map_err(|err| format!("the template failed: {err}"))?;
-        serde_json::from_str(&rendered)
-            .map_err(|err| format!("the template rendered invalid JSON: {err}"))
+        serde_json::from_str(&self.render_event(format, name, event)?).map_err(invalid_json)
     }
 
     /// Renders a registered JSON template for `event` as compact JSON text, for integrations
@@ -188,12 +184,15 @@ impl Templates {
         name: &str,
         event: &RunEvent,
     ) -> Result<String, String> {
-        let rendered = self
-            .render(format, name, variables(event))
-            .map_err(|err| format!("the template failed: {err}"))?;
-        serde_json::from_str::<serde::de::IgnoredAny>(&rendered)
-            .map_err(|err| format!("the template rendered invalid JSON: {err}"))?;
+        let rendered = self.render_event(format, name, event)?;
+        serde_json::from_str::<serde::de::IgnoredAny>(&rendered).map_err(invalid_json)?;
         Ok(compact(&rendered))
+    }
+
+    /// Renders a registered template for `event`; the error is a sentence.
+    fn render_event(&self, format: Format, name: &str, event: &RunEvent) -> Result<String, String> {
+        self.render(format, name, variables(event))
+            .map_err(|err| format!("the template failed: {err}"))
     }
 
     /// Renders a registered template.
@@ -218,6 +217,10 @@ impl Templates {
                 message: err.reason().to_string(),
             })
     }
+}
+
+fn invalid_json(err: serde_json::Error) -> String {
+    format!("the template rendered invalid JSON: {err}")
 }
 
 /// Valid JSON `text` without the whitespace between its tokens.
