@@ -211,16 +211,17 @@ WHERE run_id = ?1 AND event_type = ?2 AND integration = ?3";
 /// table it inserts into, and its `RETURNING`, through temporary tables that cost more than
 /// the claim itself.
 fn claim(connection: &Connection, write: &ClaimWrite) -> rusqlite::Result<Claimed> {
-    let mut own = None;
-    let mut other_in_flight = false;
-    let mut statement = connection.prepare_cached(RUN_AT_INTEGRATION)?;
-    let mut rows = statement.query(params![write.run_id, write.integration])?;
-    while let Some(row) = rows.next()? {
-        let (state, lease_until): (String, Option<i64>) = (row.get(1)?, row.get(2)?);
-        if row.get_ref(0)?.as_str()? == write.event_type {
-            own = Some((state, lease_until, row.get::<_, i64>(3)?));
-        } else if state == "in_flight" && lease_until.is_some_and(|until| until >= write.now) {
-            other_in_flight = true;
+    let (mut own, mut other_in_flight) = (None, false);
+    {
+        let mut statement = connection.prepare_cached(RUN_AT_INTEGRATION)?;
+        let mut rows = statement.query(params![write.run_id, write.integration])?;
+        while let Some(row) = rows.next()? {
+            let (state, lease_until): (String, Option<i64>) = (row.get(1)?, row.get(2)?);
+            if row.get_ref(0)?.as_str()? == write.event_type {
+                own = Some((state, lease_until, row.get::<_, i64>(3)?));
+            } else if state == "in_flight" && lease_until.is_some_and(|until| until >= write.now) {
+                other_in_flight = true;
+            }
         }
     }
     let created_at = match own {
