@@ -194,8 +194,9 @@ impl Teams {
         }
         let mut message: Value =
             serde_json::from_str(&rendered).expect("the rendering was checked to be JSON");
-        fit(&mut message);
-        tracing::debug!("the card was over {MAX_PAYLOAD_BYTES} bytes and was shortened");
+        if fit(&mut message) {
+            tracing::debug!("the card was over {MAX_PAYLOAD_BYTES} bytes and was shortened");
+        }
         Ok(serde_json::to_vec(&message).expect("a JSON value serialises"))
     }
 }
