@@ -356,6 +356,8 @@ async fn measure_in(
     };
     let (rss, hwm) = process.rss_kib();
     process.stop();
+    // No samples (`LATENCY_SECONDS=0`): no latency figures, rather than NaN in the JSON line.
+    let latencies = latencies.filter(|latencies| !latencies.is_empty());
 
     let figures = Figures {
         events_per_s: measured.events_per_s(),
