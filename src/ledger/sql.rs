@@ -6,7 +6,8 @@
 /// worker. Returns a row only when this call now owns the claim, with the row's `created_at`: an
 /// earlier value than this call's means an earlier attempt left the row. (On PostgreSQL two such
 /// statements for different rows do not see each other: the caller serialises them per run and
-/// integration with an advisory lock; SQLite has one writer.)
+/// integration with an advisory lock. SQLite's writer decides the same in Rust, inside its
+/// `BEGIN IMMEDIATE` transaction, by [`super::write::ClaimWrite`]'s rules.)
 pub const CLAIM: &str = "
 INSERT INTO deliveries
     (run_id, event_type, integration, state, attempts, event_id, claim_id, lease_until, created_at, updated_at)

@@ -219,7 +219,7 @@ fn claim(connection: &Connection, write: &ClaimWrite) -> rusqlite::Result<Claime
             let (state, lease_until): (String, Option<i64>) = (row.get(1)?, row.get(2)?);
             if row.get_ref(0)?.as_str()? == write.event_type {
                 own = Some((state, lease_until, row.get::<_, i64>(3)?));
-            } else if state == "in_flight" && lease_until.is_some_and(|until| until >= write.now) {
+            } else if write.kept_waiting_by(&state, lease_until) {
                 other_in_flight = true;
             }
         }

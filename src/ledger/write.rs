@@ -114,6 +114,12 @@ impl ClaimWrite {
         matches!(state, "failed" | "dead") || (state == "in_flight" && expired)
     }
 
+    /// Whether another event's row in `state` keeps this claim waiting: it is in flight and its
+    /// lease has not run out (as the claim statement's `NOT EXISTS` says).
+    pub(super) fn kept_waiting_by(&self, state: &str, lease_until: Option<i64>) -> bool {
+        state == "in_flight" && lease_until.is_some_and(|until| until >= self.now)
+    }
+
     /// Runs the claim on `connection`.
     async fn run(&self, connection: &mut AnyConnection) -> Result<Claimed, sqlx::Error> {
         let claimed = sqlx::query(sql::CLAIM)
