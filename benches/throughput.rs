@@ -262,31 +262,25 @@ fn targets(figures: &HashMap<&str, Figures>, ready_ms: Option<f64>) -> usize {
     };
     let rate = |label: &str| figures.get(label).map(|f| f.events_per_s);
     let over = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
-    target(
-        "worker/forwarder events/s".into(),
-        over(rate("worker"), rate("forwarder")),
-        0.8,
-        true,
-    );
-    target(
-        "fan-out/forwarder-fan-out events/s".into(),
-        over(rate("fan-out"), rate("forwarder-fan-out")),
-        0.8,
-        true,
-    );
     let cpu = |label: &str| figures.get(label).map(|f| f.cpu_us_per_event);
-    target(
-        "worker/forwarder CPU per event".into(),
-        over(cpu("worker"), cpu("forwarder")),
-        2.0,
-        false,
-    );
-    target(
-        "fan-out/forwarder-fan-out CPU per event".into(),
-        over(cpu("fan-out"), cpu("forwarder-fan-out")),
-        2.5,
-        false,
-    );
+    for (worker, forwarder, cpu_limit) in [
+        ("worker", "forwarder", 2.0),
+        ("fan-out", "forwarder-fan-out", 2.5),
+    ] {
+        let pair = format!("{worker}/{forwarder}");
+        target(
+            format!("{pair} events/s"),
+            over(rate(worker), rate(forwarder)),
+            0.8,
+            true,
+        );
+        target(
+            format!("{pair} CPU per event"),
+            over(cpu(worker), cpu(forwarder)),
+            cpu_limit,
+            false,
+        );
+    }
     target("start-to-ready median ms".into(), ready_ms, 100.0, false);
     for (label, p99_limit) in [("worker", 5.0), ("fan-out", 10.0)] {
         let p99 = figures.get(label).and_then(|f| f.p99_ms);
